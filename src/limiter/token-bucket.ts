@@ -1,0 +1,94 @@
+// In-process token buckets, one per window of the plan (second, minute, day), shared by all of an
+// account's keys. All-or-nothing: a refused request takes from no bucket. Pure: the caller
+// passes the time, so tests drive it with a fake clock.
+import type { Plan } from '../config.ts';
+
+export interface WindowSpec {
+  name: 'second' | 'minute' | 'day';
+  limit: number;
+  windowMs: number;
+  capacity: number;
+  perMs: number;
+}
+
+export interface BucketShape {
+  windows: WindowSpec[];
+  /** The constant RateLimit-Policy header value of the plan (IETF draft-ietf-httpapi-ratelimit-headers). */
+  policy: string;
+}
+
+const WINDOWS = [
+  ['second', 'perSecond', 1_000],
+  ['minute', 'perMinute', 60_000],
+  ['day', 'perDay', 86_400_000],
+] as const;
+
+export function bucketShape(plan: Plan): BucketShape {
+  const windows: WindowSpec[] = [];
+  for (const [name, field, windowMs] of WINDOWS) {
+    const limit = plan.limits[field];
+    if (limit === undefined) continue;
+    const capacity = name === 'second' && plan.burst !== undefined ? plan.burst : limit;
+    windows.push({ name, limit, windowMs, capacity, perMs: limit / windowMs });
+  }
+  const policy = windows.map((w) => `"${w.name}";q=${w.limit};w=${w.windowMs / 1000}`).join(', ');
+  return { windows, policy };
+}
+
+export class Buckets {
+  readonly tokens: Float64Array;
+  private last: number;
+  /** After take(): the window with the fewest tokens left, for the RateLimit header. */
+  tightest = 0;
+  /** After take(): 0, or how many ms until every window has a token again. */
+  waitMs = 0;
+
+  constructor(readonly shape: BucketShape, now: number) {
+    this.tokens = Float64Array.from(shape.windows, (w) => w.capacity);
+    this.last = now;
+  }
+
+  /** Takes one token from every window; returns 0, or how many ms until all of them have one. */
+  take(now: number): number {
+    const { windows } = this.shape;
+    const elapsed = Math.max(0, now - this.last);
+    this.last = now;
+    let waitMs = 0;
+    for (let i = 0; i < windows.length; i++) {
+      const w = windows[i];
+      const t = Math.min(w.capacity, this.tokens[i] + elapsed * w.perMs);
+      this.tokens[i] = t;
+      if (t < 1) waitMs = Math.max(waitMs, (1 - t) / w.perMs);
+    }
+    if (waitMs === 0) for (let i = 0; i < windows.length; i++) this.tokens[i] -= 1;
+    let tightest = 0;
+    for (let i = 1; i < windows.length; i++) if (this.tokens[i] < this.tokens[tightest]) tightest = i;
+    this.tightest = tightest;
+    return (this.waitMs = Math.ceil(waitMs));
+  }
+
+  /** The RateLimit header value for the tightest window: requests left and seconds until full. */
+  header(): string {
+    const i = this.tightest;
+    const w = this.shape.windows[i];
+    const left = this.tokens[i];
+    return `"${w.name}";r=${Math.floor(left)};t=${Math.ceil((w.capacity - left) / w.perMs / 1000)}`;
+  }
+}
+
+/** One Buckets per account; rebuilt when the account's plan changes. */
+export class RateLimiter {
+  private readonly accounts = new Map<string, Buckets>();
+  private readonly shapes = new WeakMap<Plan, BucketShape>();
+
+  /** The account's buckets after a take(): their `waitMs` is 0 when the request may pass. */
+  take(accountId: string, plan: Plan, now: number): Buckets | undefined {
+    let shape = this.shapes.get(plan);
+    if (!shape) this.shapes.set(plan, (shape = bucketShape(plan)));
+    if (shape.windows.length === 0) return undefined;
+    let b = this.accounts.get(accountId);
+    if (!b || b.shape !== shape) this.accounts.set(accountId, (b = new Buckets(shape, now)));
+    b.take(now);
+    return b;
+  }
+}

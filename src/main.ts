@@ -1,0 +1,53 @@
+// Boot: config → database (migrated) → server → listen; a clean stop on SIGTERM and SIGINT.
+import type { Server } from 'node:http';
+import { ConfigError, demoRoute, loadConfig, type Config } from './config.ts';
+import { openDb } from './db/open.ts';
+import { createSqliteStore } from './db/sqlite-store.ts';
+import { startEchoUpstream } from './demo-echo.ts';
+import { createLogger } from './log.ts';
+import { createGateway } from './server.ts';
+
+export async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`tollgate: ${err.message}\n`);
+    process.exit(78); // EX_CONFIG
+  }
+  const log = createLogger(config.logLevel);
+  const db = openDb(config.databasePath);
+  const store = createSqliteStore(db);
+
+  let demo: Server | undefined;
+  if (config.demo) {
+    const echo = await startEchoUpstream();
+    demo = echo.server;
+    config = { ...config, routes: [demoRoute(echo.url, config.upstreamTimeoutMs)] };
+  }
+
+  const gateway = createGateway({ config, store, log });
+  const port = await gateway.listen(config.port, config.host);
+  log.info('listening', {
+    url: `http://${config.host}:${port}`,
+    database: config.databasePath,
+    routes: config.routes.map((r) => `${r.path} → ${r.upstream.href}`),
+    plans: Object.keys(config.plans),
+    source: config.source,
+  });
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('stopping', { signal });
+    await gateway.close();
+    demo?.close();
+    store.close();
+    log.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}

@@ -1,0 +1,38 @@
+// Stage 3: quota, then credits. A metered request counts against the monthly quota; beyond it the
+// plan's overage policy decides: block (402) or pay the route's price from prepaid credits.
+// Whatever is taken here is given back by meter() when the request turns out not billable.
+import type { Store } from '../db/store.ts';
+import { GatewayError } from '../errors.ts';
+import type { RequestContext } from './context.ts';
+
+export function admit(ctx: RequestContext, store: Store, period: string): void {
+  const account = ctx.account!;
+  const plan = ctx.plan!;
+  if (store.takeQuota(account.id, period, plan.monthlyQuota)) {
+    ctx.quotaPeriod = period;
+    return;
+  }
+  if (plan.overage === 'block') throw new GatewayError('QUOTA_EXCEEDED');
+  const price = ctx.route!.priceMicros;
+  if (!store.debit(account.id, price, 'request', ctx.requestId)) throw new GatewayError('INSUFFICIENT_CREDITS');
+  ctx.chargedMicros = price;
+}
+
+/** Calendar months in UTC, as "2026-11". The current one is cached until it ends. */
+export class MonthlyPeriods {
+  private name = '';
+  private endsAt = -Infinity;
+  private startsAt = Infinity;
+
+  at(now: number): string {
+    if (now >= this.endsAt || now < this.startsAt) {
+      const d = new Date(now);
+      const y = d.getUTCFullYear();
+      const m = d.getUTCMonth();
+      this.startsAt = Date.UTC(y, m, 1);
+      this.endsAt = Date.UTC(y, m + 1, 1);
+      this.name = `${y}-${String(m + 1).padStart(2, '0')}`;
+    }
+    return this.name;
+  }
+}

@@ -1,0 +1,68 @@
+// Stage 1: who is calling. Shape and checksum are checked before any lookup; lookups go through
+// an in-memory cache that is dropped whenever another process changes keys or accounts, so the
+// hot path does not touch the database and a key revoked from the CLI stops within a second.
+import type { Config } from '../config.ts';
+import type { AccountRecord, KeyRecord, Store } from '../db/store.ts';
+import { GatewayError } from '../errors.ts';
+import { hashKey, isWellFormedKey } from '../keys.ts';
+import type { RequestContext } from './context.ts';
+
+type Found = { key: KeyRecord; account: AccountRecord } | null;
+
+/** Past this many entries the cache starts over, so a flood of random keys cannot grow it. */
+const MAX_ENTRIES = 50_000;
+
+export class KeyCache {
+  private readonly entries = new Map<string, Found>();
+
+  constructor(private readonly store: Store) {
+    store.onExternalChange(() => this.clear());
+  }
+
+  get(hash: string): Found {
+    let found = this.entries.get(hash);
+    if (found === undefined) {
+      found = this.store.findKey(hash) ?? null;
+      if (this.entries.size >= MAX_ENTRIES) this.entries.clear();
+      this.entries.set(hash, found);
+    }
+    return found;
+  }
+
+  /** For changes this process makes itself (they do not show up as external changes). */
+  clear(): void {
+    this.entries.clear();
+  }
+}
+
+const BEARER = /^Bearer +(\S+) *$/i;
+
+export function authenticate(ctx: RequestContext, cache: KeyCache, config: Config, now: number): void {
+  const { headers } = ctx.req;
+  let presented: string | undefined;
+  const auth = headers.authorization;
+  if (auth !== undefined) {
+    presented = BEARER.exec(auth)?.[1];
+    if (presented === undefined) throw new GatewayError('MALFORMED_KEY', { detail: 'Authorization must be "Bearer <key>".' });
+    ctx.keyHeader = 'authorization';
+  } else {
+    const x = headers['x-api-key'];
+    if (typeof x === 'string') {
+      presented = x.trim();
+      ctx.keyHeader = 'x-api-key';
+    }
+  }
+  if (!presented) throw new GatewayError('MISSING_KEY');
+  if (!isWellFormedKey(presented)) throw new GatewayError('MALFORMED_KEY');
+
+  const found = cache.get(hashKey(presented));
+  if (!found) throw new GatewayError('INVALID_KEY');
+  const { key, account } = found;
+  if (key.revokedAt !== null && key.revokedAt <= now) throw new GatewayError('INVALID_KEY', { detail: 'This key was revoked.' });
+  if (key.expiresAt !== null && key.expiresAt <= now) throw new GatewayError('INVALID_KEY', { detail: 'This key has expired.' });
+  if (account.status !== 'active') throw new GatewayError('ACCOUNT_SUSPENDED');
+  ctx.key = key;
+  ctx.account = account;
+  // A plan removed from the config falls back to the default rather than locking the account out.
+  ctx.plan = config.plans[account.plan] ?? config.plans[config.defaultPlan];
+}

@@ -1,0 +1,34 @@
+// What one request carries through the stages. One object per request, fields set as stages run.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Plan, Route } from '../config.ts';
+import type { AccountRecord, KeyRecord } from '../db/store.ts';
+
+export class RequestContext {
+  route: Route | undefined = undefined;
+  key: KeyRecord | undefined = undefined;
+  account: AccountRecord | undefined = undefined;
+  plan: Plan | undefined = undefined;
+  /** Which request header carried the key, so forward() removes exactly that one. */
+  keyHeader: 'authorization' | 'x-api-key' | undefined = undefined;
+  /** Flat [name, value, …] headers the gateway adds to its response (RateLimit, …). */
+  readonly responseHeaders: string[];
+  /** What admit() reserved; meter() gives it back when the request is not billable. */
+  quotaPeriod: string | undefined = undefined;
+  chargedMicros = 0;
+  status = 0;
+  requestBytes = 0;
+  responseBytes = 0;
+  /** Billable: the upstream answered below 500 (see meter()). */
+  billable = false;
+  /** The client closed its connection before the response was complete. */
+  clientGone = false;
+
+  constructor(
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly requestId: string,
+    readonly startedAt: number,
+  ) {
+    this.responseHeaders = ['x-request-id', requestId];
+  }
+}

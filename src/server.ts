@@ -1,0 +1,157 @@
+// The node:http server. A request is either the gateway's own (/_tollgate/…) or goes down the
+// pipeline: route → authenticate → rate limit → quota/credits → forward → meter.
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Config } from './config.ts';
+import type { Store } from './db/store.ts';
+import { GatewayError, toGatewayError, writeError } from './errors.ts';
+import { RateLimiter } from './limiter/token-bucket.ts';
+import type { Logger } from './log.ts';
+import { admit, MonthlyPeriods } from './pipeline/admit.ts';
+import { authenticate, KeyCache } from './pipeline/authenticate.ts';
+import { RequestContext } from './pipeline/context.ts';
+import { forward, upstreamFailure, Upstreams } from './pipeline/forward.ts';
+import { meter } from './pipeline/meter.ts';
+import { rateLimit } from './pipeline/rate-limit.ts';
+import { Router } from './pipeline/route.ts';
+
+export interface GatewayDeps {
+  config: Config;
+  store: Store;
+  log: Logger;
+  /** Milliseconds since the epoch; tests pass a fake clock. */
+  now?: () => number;
+}
+
+export interface Gateway {
+  server: Server;
+  /** Resolves with the port actually bound (PORT=0 picks a free one). */
+  listen(port: number, host: string): Promise<number>;
+  /** Stops accepting, lets in-flight requests finish (up to shutdownTimeoutMs), flushes. */
+  close(): Promise<void>;
+}
+
+const OWN_PREFIX = '/_tollgate/';
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+const JSON_HEADERS = ['content-type', 'application/json'];
+
+export function createGateway({ config, store, log, now = Date.now }: GatewayDeps): Gateway {
+  const router = new Router(config.routes);
+  const upstreams = new Upstreams(config.routes);
+  const keys = new KeyCache(store);
+  const limiter = new RateLimiter();
+  const periods = new MonthlyPeriods();
+  let draining = false;
+  let inFlight = 0;
+  let idle: (() => void) | undefined;
+
+  function handle(req: IncomingMessage, res: ServerResponse): void {
+    const clientId = req.headers['x-request-id'];
+    const requestId = typeof clientId === 'string' && REQUEST_ID.test(clientId) ? clientId : randomUUID();
+    const ctx = new RequestContext(req, res, requestId, performance.now());
+    if (draining) ctx.responseHeaders.push('connection', 'close');
+    const url = req.url!;
+    try {
+      if (url.startsWith(OWN_PREFIX)) return ownEndpoint(ctx, url);
+      const route = router.match(url);
+      if (!route) throw new GatewayError('NOT_FOUND');
+      ctx.route = route;
+      // Cheap checks first, money last.
+      const length = req.headers['content-length'];
+      if (length !== undefined && Number(length) > config.maxBodyBytes) throw new GatewayError('PAYLOAD_TOO_LARGE');
+      if (route.auth) {
+        const t = now();
+        authenticate(ctx, keys, config, t);
+        rateLimit(ctx, limiter, t);
+        if (route.metered) admit(ctx, store, periods.at(t));
+      }
+    } catch (err) {
+      return refuse(ctx, err);
+    }
+    inFlight++;
+    try {
+      forward(ctx, upstreams.get(ctx.route), config.maxBodyBytes, (err) => settle(ctx, err));
+    } catch (err) {
+      settle(ctx, err as Error); // undici refuses some requests synchronously (invalid header values)
+    }
+  }
+
+  function settle(ctx: RequestContext, err: Error | null): void {
+    try {
+      if (err === null) ctx.billable = ctx.status < 500;
+      else {
+        // A client gone after the upstream answered still owes for the work; anything else failed.
+        ctx.billable = ctx.clientGone && ctx.status > 0 && ctx.status < 500;
+        if (ctx.clientGone) {
+          if (ctx.status === 0) ctx.status = 499; // nginx's "client closed request"
+        } else {
+          const failure = ctx.requestBytes > config.maxBodyBytes ? new GatewayError('PAYLOAD_TOO_LARGE') : upstreamFailure(err);
+          if (ctx.status === 0) ctx.status = failure.status;
+          if (failure.code !== 'PAYLOAD_TOO_LARGE') log.warn('upstream failed', { requestId: ctx.requestId, route: ctx.route!.path, error: err.message });
+          writeError(ctx.res, failure, ctx.requestId, ctx.responseHeaders);
+        }
+      }
+      meter(ctx, store, now());
+    } catch (e) {
+      log.error('settling a request failed', { requestId: ctx.requestId, error: (e as Error).message });
+    } finally {
+      if (--inFlight === 0) idle?.();
+    }
+  }
+
+  function refuse(ctx: RequestContext, err: unknown): void {
+    const e = toGatewayError(err);
+    if (e.code === 'INTERNAL') log.error('request failed', { requestId: ctx.requestId, error: (err as Error).message, stack: (err as Error).stack });
+    // A refused request body is not read: close the connection rather than drain an upload.
+    if (e.code === 'PAYLOAD_TOO_LARGE') ctx.responseHeaders.push('connection', 'close');
+    writeError(ctx.res, e, ctx.requestId, ctx.responseHeaders);
+  }
+
+  function ownEndpoint(ctx: RequestContext, url: string): void {
+    const path = url.split('?', 1)[0];
+    if (path === '/_tollgate/health') return json(ctx, 200, { status: 'ok' });
+    if (path === '/_tollgate/ready') {
+      const ready = !draining && store.isReady();
+      return json(ctx, ready ? 200 : 503, { status: ready ? 'ready' : draining ? 'draining' : 'not ready' });
+    }
+    refuse(ctx, new GatewayError('NOT_FOUND', { detail: `No gateway endpoint at ${path}.` }));
+  }
+
+  function json(ctx: RequestContext, status: number, body: unknown): void {
+    const text = JSON.stringify(body);
+    ctx.res.writeHead(status, [...ctx.responseHeaders, ...JSON_HEADERS, 'content-length', String(Buffer.byteLength(text))]);
+    ctx.res.end(text);
+  }
+
+  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, handle);
+  server.on('clientError', (err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    else socket.destroy(err);
+  });
+
+  return {
+    server,
+    listen(port, host) {
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
+      });
+    },
+    async close() {
+      draining = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      if (inFlight > 0) {
+        const drained = new Promise<void>((resolve) => (idle = resolve));
+        const timer = setTimeout(() => server.closeAllConnections(), config.shutdownTimeoutMs);
+        await drained;
+        clearTimeout(timer);
+      }
+      server.closeAllConnections();
+      await closed;
+      await upstreams.close();
+      store.flush();
+    },
+  };
+}

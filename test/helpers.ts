@@ -1,0 +1,115 @@
+// Real pieces for end-to-end tests: a temp SQLite file, a gateway on 127.0.0.1:0 and upstreams
+// that are real node:http servers recording what reached them.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, type Config } from '../src/config.ts';
+import { Admin } from '../src/db/admin.ts';
+import { openDb, type Db } from '../src/db/open.ts';
+import { createSqliteStore } from '../src/db/sqlite-store.ts';
+import type { Store } from '../src/db/store.ts';
+import { createLogger } from '../src/log.ts';
+import { createGateway, type Gateway } from '../src/server.ts';
+
+export function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), 'tollgate-test-'));
+}
+
+export interface Received { method: string; url: string; headers: IncomingHttpHeaders; body: string }
+
+export interface Upstream {
+  url: string;
+  server: Server;
+  received: Received[];
+  close(): Promise<void>;
+}
+
+/** A real HTTP server; the default handler answers 200 with a small JSON body after reading the request. */
+export async function startUpstream(
+  handler: (req: IncomingMessage, res: ServerResponse, body: string) => void = (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end('{"ok":true}');
+  },
+): Promise<Upstream> {
+  const received: Received[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      received.push({ method: req.method!, url: req.url!, headers: req.headers, body });
+      handler(req, res, body);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    server,
+    received,
+    close: () => new Promise<void>((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    }),
+  };
+}
+
+export interface TestGateway {
+  url: string;
+  config: Config;
+  db: Db;
+  store: Store;
+  admin: Admin;
+  gateway: Gateway;
+  dbPath: string;
+  close(): Promise<void>;
+}
+
+export interface GatewayOptions {
+  /** The config file's contents (routes, plans, defaultPlan). */
+  file?: unknown;
+  env?: Record<string, string>;
+  now?: () => number;
+}
+
+export async function startGateway({ file, env = {}, now = Date.now }: GatewayOptions = {}): Promise<TestGateway> {
+  const dir = tempDir();
+  const dbPath = join(dir, 'tollgate.db');
+  const fullEnv: Record<string, string> = { DATABASE_PATH: dbPath, LOG_LEVEL: 'silent', ...env };
+  if (file !== undefined) {
+    fullEnv.TOLLGATE_CONFIG = join(dir, 'tollgate.config.json');
+    writeFileSync(fullEnv.TOLLGATE_CONFIG, JSON.stringify(file));
+  }
+  const config = loadConfig(fullEnv);
+  const db = openDb(dbPath);
+  const store = createSqliteStore(db, now);
+  const gateway = createGateway({ config, store, log: createLogger(config.logLevel), now });
+  const port = await gateway.listen(0, '127.0.0.1');
+  return {
+    url: `http://127.0.0.1:${port}`,
+    config, db, store, gateway, dbPath,
+    admin: new Admin(db, store, now),
+    async close() {
+      await gateway.close();
+      store.close();
+    },
+  };
+}
+
+/** An account on `plan` with one key. */
+export function seedAccount(admin: Admin, plan = 'default', email = `a${Math.random().toString(36).slice(2)}@example.com`) {
+  const account = admin.createAccount({ email, plan });
+  const { key, id: keyId } = admin.createKey({ accountId: account.id });
+  return { account, key, keyId };
+}
+
+/** Sum of the ledger and the stored balance: equal, always. */
+export function ledgerCheck(db: Db, accountId: string): { balance: number; ledgerSum: number } {
+  const balance = db.prepare('SELECT balance_micros FROM accounts WHERE id = ?').pluck().get(accountId) as number;
+  const ledgerSum = db.prepare('SELECT coalesce(sum(amount_micros), 0) FROM ledger WHERE account_id = ?').pluck().get(accountId) as number;
+  return { balance, ledgerSum };
+}
+
+export const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
