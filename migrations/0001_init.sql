@@ -7,8 +7,9 @@ CREATE TABLE accounts (
   name            TEXT,
   plan            TEXT NOT NULL,
   status          TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'suspended')),
-  -- Always equals the sum of this account's ledger rows; never negative.
-  balance_micros  INTEGER NOT NULL DEFAULT 0 CHECK (balance_micros >= 0),
+  -- Always equals the sum of this account's ledger rows; never negative, and never past 2^53 - 1
+  -- so JavaScript reads it exactly.
+  balance_micros  INTEGER NOT NULL DEFAULT 0 CHECK (balance_micros BETWEEN 0 AND 9007199254740991),
   created_at      INTEGER NOT NULL,
   -- Room for Stripe state: filled by the billing module.
   stripe_customer_id     TEXT UNIQUE,

@@ -1,12 +1,15 @@
 // Denials are codes; only the edge speaks HTTP. Stages throw GatewayError(code); writeError turns
-// it into a status and a body in the route's dialect (RFC 9457 problem+json for plain routes).
+// it into a status and a body in the route's dialect: RFC 9457 problem+json for plain routes,
+// OpenAI's and Anthropic's own error shapes on AI routes so their SDKs raise the right class.
 import type { ServerResponse } from 'node:http';
+import type { ProviderName } from './meters/provider.ts';
 
 export type ErrorCode =
   | 'MISSING_KEY' | 'MALFORMED_KEY' | 'INVALID_KEY'
   | 'RATE_LIMITED' | 'QUOTA_EXCEEDED' | 'INSUFFICIENT_CREDITS' | 'ACCOUNT_SUSPENDED'
   | 'NOT_FOUND' | 'PAYLOAD_TOO_LARGE' | 'BAD_REQUEST'
-  | 'UPSTREAM_UNREACHABLE' | 'UPSTREAM_TIMEOUT' | 'SHUTTING_DOWN' | 'INTERNAL';
+  | 'UNKNOWN_MODEL' | 'MODEL_NOT_ALLOWED' | 'PROVIDER_NOT_CONFIGURED'
+  | 'UPSTREAM_UNREACHABLE' | 'UPSTREAM_TIMEOUT' | 'INTERNAL';
 
 interface ErrorSpec { status: number; title: string; detail: string }
 
@@ -23,7 +26,9 @@ const SPECS: Record<ErrorCode, ErrorSpec> = {
   BAD_REQUEST: { status: 400, title: 'Bad request', detail: 'The request could not be understood.' },
   UPSTREAM_UNREACHABLE: { status: 502, title: 'Bad gateway', detail: 'The upstream service could not be reached.' },
   UPSTREAM_TIMEOUT: { status: 504, title: 'Gateway timeout', detail: 'The upstream service did not answer in time.' },
-  SHUTTING_DOWN: { status: 503, title: 'Shutting down', detail: 'The gateway is restarting; retry shortly.' },
+  UNKNOWN_MODEL: { status: 400, title: 'Unknown model', detail: 'This model has no price on this gateway.' },
+  MODEL_NOT_ALLOWED: { status: 403, title: 'Model not allowed', detail: 'Your plan does not include this model.' },
+  PROVIDER_NOT_CONFIGURED: { status: 503, title: 'Provider not configured', detail: 'The gateway has no key for this provider.' },
   INTERNAL: { status: 500, title: 'Internal error', detail: 'The gateway failed to handle this request.' },
 };
 
@@ -50,25 +55,52 @@ export function toGatewayError(err: unknown): GatewayError {
 // A URN rather than a URL: the gateway does not assume a host that documents its errors.
 const PROBLEM_TYPE = 'urn:tollgate:error:';
 
-/** Writes the error as application/problem+json (RFC 9457) with the request id. */
-export function writeError(res: ServerResponse, err: GatewayError, requestId: string, headers: string[] = []): void {
+export type Dialect = 'problem' | ProviderName;
+
+// Error types the providers use for each status; their SDKs pick the exception class by status.
+const OPENAI_TYPES: Record<number, string> = {
+  400: 'invalid_request_error', 401: 'invalid_request_error', 402: 'insufficient_quota', 403: 'permission_denied',
+  404: 'not_found', 413: 'invalid_request_error', 429: 'rate_limit_exceeded',
+};
+const ANTHROPIC_TYPES: Record<number, string> = {
+  400: 'invalid_request_error', 401: 'authentication_error', 402: 'billing_error', 403: 'permission_error',
+  404: 'not_found_error', 413: 'request_too_large', 429: 'rate_limit_error', 504: 'timeout_error',
+};
+
+function errorBody(err: GatewayError, requestId: string, dialect: Dialect): [contentType: string, body: string] {
+  const code = err.code.toLowerCase();
+  if (dialect === 'openai') {
+    const type = OPENAI_TYPES[err.status] ?? 'server_error';
+    return ['application/json', JSON.stringify({ error: { message: err.message, type, param: null, code } })];
+  }
+  if (dialect === 'anthropic') {
+    const type = ANTHROPIC_TYPES[err.status] ?? 'api_error';
+    return ['application/json', JSON.stringify({ type: 'error', error: { type, message: err.message }, request_id: requestId })];
+  }
+  return ['application/problem+json', JSON.stringify({
+    type: PROBLEM_TYPE + code.replaceAll('_', '-'),
+    title: err.title,
+    status: err.status,
+    detail: err.message,
+    requestId,
+  })];
+}
+
+/**
+ * Writes the error in the route's dialect. `headers` are the flat response headers gathered so
+ * far; they carry X-Request-Id already (RequestContext starts with it).
+ */
+export function writeError(res: ServerResponse, err: GatewayError, requestId: string, headers: readonly string[], dialect: Dialect = 'problem'): void {
   if (res.headersSent) {
     // The status line is gone; all that is left is to cut the stream so the client sees a failure.
     res.destroy();
     return;
   }
-  const body = JSON.stringify({
-    type: PROBLEM_TYPE + err.code.toLowerCase().replaceAll('_', '-'),
-    title: err.title,
-    status: err.status,
-    detail: err.message,
-    requestId,
-  });
+  const [contentType, body] = errorBody(err, requestId, dialect);
   const out = [
     ...headers,
-    'content-type', 'application/problem+json',
+    'content-type', contentType,
     'content-length', String(Buffer.byteLength(body)),
-    'x-request-id', requestId,
   ];
   if (err.status === 401) out.push('www-authenticate', 'Bearer realm="tollgate"');
   if (err.extra.retryAfterS !== undefined) out.push('retry-after', String(err.extra.retryAfterS));

@@ -18,7 +18,9 @@ export async function main(): Promise<void> {
   }
   const log = createLogger(config.logLevel);
   const db = openDb(config.databasePath);
-  const store = createSqliteStore(db);
+  const store = createSqliteStore(db, {
+    onFlushError: (err) => log.error('writing usage failed; retrying', { error: err.message }),
+  });
 
   let demo: Server | undefined;
   if (config.demo) {

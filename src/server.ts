@@ -34,6 +34,10 @@ export interface Gateway {
 
 const OWN_PREFIX = '/_tollgate/';
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
+// Dot segments, encoded slashes and backslashes: an upstream that normalises them would serve a
+// path outside the route that matched (say /public/../admin past an auth-free /public/ route).
+// Only the path is checked (before any "?"): a query may carry an encoded URL.
+const UNSAFE_PATH = /^[^?]*(?:\/(?:\.|%2e){1,2}(?:[/?]|$)|%2f|%5c|\\)/i;
 const JSON_HEADERS = ['content-type', 'application/json'];
 
 export function createGateway({ config, store, log, now = Date.now }: GatewayDeps): Gateway {
@@ -43,8 +47,6 @@ export function createGateway({ config, store, log, now = Date.now }: GatewayDep
   const limiter = new RateLimiter();
   const periods = new MonthlyPeriods();
   let draining = false;
-  let inFlight = 0;
-  let idle: (() => void) | undefined;
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
     const clientId = req.headers['x-request-id'];
@@ -54,6 +56,9 @@ export function createGateway({ config, store, log, now = Date.now }: GatewayDep
     const url = req.url!;
     try {
       if (url.startsWith(OWN_PREFIX)) return ownEndpoint(ctx, url);
+      if (UNSAFE_PATH.test(url)) {
+        throw new GatewayError('BAD_REQUEST', { detail: 'Paths with dot segments, encoded slashes or backslashes are refused.' });
+      }
       const route = router.match(url);
       if (!route) throw new GatewayError('NOT_FOUND');
       ctx.route = route;
@@ -69,7 +74,6 @@ export function createGateway({ config, store, log, now = Date.now }: GatewayDep
     } catch (err) {
       return refuse(ctx, err);
     }
-    inFlight++;
     try {
       forward(ctx, upstreams.get(ctx.route), config.maxBodyBytes, (err) => settle(ctx, err));
     } catch (err) {
@@ -95,8 +99,6 @@ export function createGateway({ config, store, log, now = Date.now }: GatewayDep
       meter(ctx, store, now());
     } catch (e) {
       log.error('settling a request failed', { requestId: ctx.requestId, error: (e as Error).message });
-    } finally {
-      if (--inFlight === 0) idle?.();
     }
   }
 
@@ -141,15 +143,13 @@ export function createGateway({ config, store, log, now = Date.now }: GatewayDep
     async close() {
       draining = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      if (inFlight > 0) {
-        const drained = new Promise<void>((resolve) => (idle = resolve));
-        const timer = setTimeout(() => server.closeAllConnections(), config.shutdownTimeoutMs);
-        await drained;
-        clearTimeout(timer);
-      }
-      server.closeAllConnections();
+      // Keep-alive connections close as soon as their last response is written; whatever is
+      // still open after shutdownTimeoutMs is cut.
+      const sweep = setInterval(() => server.closeIdleConnections(), 50);
+      const deadline = setTimeout(() => server.closeAllConnections(), config.shutdownTimeoutMs);
       await closed;
+      clearInterval(sweep);
+      clearTimeout(deadline);
       await upstreams.close();
       store.flush();
     },

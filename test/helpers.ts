@@ -1,10 +1,11 @@
 // Real pieces for end-to-end tests: a temp SQLite file, a gateway on 127.0.0.1:0 and upstreams
 // that are real node:http servers recording what reached them.
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'vitest';
 import { loadConfig, type Config } from '../src/config.ts';
 import { Admin } from '../src/db/admin.ts';
 import { openDb, type Db } from '../src/db/open.ts';
@@ -84,7 +85,7 @@ export async function startGateway({ file, env = {}, now = Date.now }: GatewayOp
   }
   const config = loadConfig(fullEnv);
   const db = openDb(dbPath);
-  const store = createSqliteStore(db, now);
+  const store = createSqliteStore(db, { now });
   const gateway = createGateway({ config, store, log: createLogger(config.logLevel), now });
   const port = await gateway.listen(0, '127.0.0.1');
   return {
@@ -113,3 +114,87 @@ export function ledgerCheck(db: Db, accountId: string): { balance: number; ledge
 }
 
 export const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
+
+// ---- Shared by refusals, credits and forwarding tests ----
+
+/** A clock the test moves by hand: pass `clock.now` to startGateway. */
+export function fakeClock(start: number | string) {
+  let t = typeof start === 'string' ? Date.parse(start) : start;
+  return {
+    now: () => t,
+    set(at: number | string) {
+      t = typeof at === 'string' ? Date.parse(at) : at;
+    },
+    advance(ms: number) {
+      t += ms;
+    },
+  };
+}
+
+/** A port that was free a moment ago and has nothing listening on it now. */
+export async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((r) => server.close(() => r()));
+  return port;
+}
+
+export interface RawResponse { status: number; headers: IncomingHttpHeaders; rawHeaders: string[]; body: string }
+
+/** A node:http request with exactly the headers given (fetch forbids some of them), on a fresh connection. */
+export function rawRequest(
+  url: string,
+  { method = 'GET', headers = {}, body }: { method?: string; headers?: Record<string, string | string[]>; body?: string | Buffer } = {},
+): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({
+        status: res.statusCode!, headers: res.headers, rawHeaders: res.rawHeaders,
+        body: Buffer.concat(chunks).toString('utf8'),
+      }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+export interface Problem { type: string; title: string; status: number; detail: string; requestId: string }
+
+/**
+ * Checks an RFC 9457 problem response: status, content type, exactly the documented members,
+ * the request id matching the X-Request-Id header, no stack trace and none of `secrets`.
+ */
+export function checkProblem(
+  res: { status: number; headers: IncomingHttpHeaders | Headers; body: string },
+  status: number,
+  code: string,
+  secrets: string[] = [],
+): Problem {
+  const header = (n: string) => (res.headers instanceof Headers ? res.headers.get(n) ?? undefined : res.headers[n] as string | undefined);
+  expect(res.status).toBe(status);
+  expect(header('content-type')).toBe('application/problem+json');
+  const body = JSON.parse(res.body) as Problem;
+  expect(Object.keys(body).sort()).toEqual(['detail', 'requestId', 'status', 'title', 'type']);
+  expect(body.type).toBe(`urn:tollgate:error:${code}`);
+  expect(body.status).toBe(status);
+  expect(body.title.length).toBeGreaterThan(0);
+  expect(body.detail.length).toBeGreaterThan(0);
+  expect(body.requestId).toBe(header('x-request-id'));
+  expect(res.body).not.toMatch(/\n\s+at |\bat [\w.<>]+ \(|node:internal|\.ts:\d+/);
+  for (const s of secrets) {
+    expect(res.body).not.toContain(s);
+    const all = res.headers instanceof Headers ? [...res.headers.values()].join('\n') : JSON.stringify(res.headers);
+    expect(all).not.toContain(s);
+  }
+  return body;
+}
+
+/** fetch, then read the body as text so checkProblem can look at it. */
+export async function fetchText(url: string, init?: RequestInit): Promise<{ status: number; headers: Headers; body: string }> {
+  const res = await fetch(url, init);
+  return { status: res.status, headers: res.headers, body: await res.text() };
+}

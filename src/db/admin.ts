@@ -121,10 +121,11 @@ export class Admin {
     return this.db.transaction(() => {
       const old = this.key(id);
       if (old.revokedAt !== null) throw new Error(`key ${id} is revoked; create a new key instead`);
+      if (old.expiresAt !== null && old.expiresAt <= this.now()) throw new Error(`key ${id} has expired; create a new key instead`);
       const fresh = this.createKey({ accountId: old.accountId, name: old.name ?? undefined, expiresAt: old.expiresAt });
       const until = this.now() + graceMs;
-      this.db.prepare(`UPDATE api_keys SET expires_at = min(coalesce(expires_at, ?1), ?1), replaced_by = ?2 WHERE id = ?3`)
-        .run(until, fresh.id, id);
+      this.db.prepare('UPDATE api_keys SET expires_at = min(coalesce(expires_at, @until), @until), replaced_by = @fresh WHERE id = @id')
+        .run({ until, fresh: fresh.id, id });
       return { old: this.key(id), new: fresh };
     }).immediate();
   }

@@ -2,27 +2,39 @@
 // written in one transaction per event-loop turn; money moves in a transaction with its ledger row.
 import type { Db } from './open.ts';
 import { isMigrated } from './migrate.ts';
-import type { AccountRecord, KeyRecord, Store, UsageRecord } from './store.ts';
+import type { AccountRecord, KeyRecord, RecentUsage, Store, UsageRecord } from './store.ts';
 
 /** Past this many queued rows a flush happens at once rather than at the end of the turn. */
 const MAX_BATCH = 2000;
 
-export function createSqliteStore(db: Db, now: () => number = Date.now): Store {
+export interface SqliteStoreOptions {
+  now?: () => number;
+  /** Told when a batch could not be written; the batch is kept and retried. */
+  onFlushError?: (err: Error) => void;
+}
+
+export function createSqliteStore(db: Db, { now = Date.now, onFlushError }: SqliteStoreOptions = {}): Store {
   const q = {
     findKey: db.prepare(`SELECT k.id, k.account_id, k.expires_at, k.revoked_at, a.plan, a.status
       FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.hash = ?`),
     quotaUsed: db.prepare('SELECT used FROM quota_usage WHERE account_id = ? AND period = ?').pluck(),
     addQuota: db.prepare(`INSERT INTO quota_usage (account_id, period, used) VALUES (?, ?, max(?, 0))
       ON CONFLICT (account_id, period) DO UPDATE SET used = max(used + excluded.used, 0)`),
-    debit: db.prepare(`UPDATE accounts SET balance_micros = balance_micros - ?1
-      WHERE id = ?2 AND balance_micros >= ?1 RETURNING balance_micros`).pluck(),
-    credit: db.prepare(`UPDATE accounts SET balance_micros = balance_micros + ?1
-      WHERE id = ?2 RETURNING balance_micros`).pluck(),
+    debit: db.prepare(`UPDATE accounts SET balance_micros = balance_micros - @micros
+      WHERE id = @accountId AND balance_micros >= @micros RETURNING balance_micros`).pluck(),
+    credit: db.prepare(`UPDATE accounts SET balance_micros = balance_micros + @micros
+      WHERE id = @accountId RETURNING balance_micros`).pluck(),
     ledger: db.prepare(`INSERT INTO ledger (account_id, amount_micros, balance_after_micros, kind, reference, created_at)
       VALUES (?, ?, ?, ?, ?, ?)`),
     usage: db.prepare(`INSERT INTO usage (ts, request_id, account_id, key_id, route, method, path, status,
-      request_bytes, response_bytes, latency_us, price_micros, billable)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      request_bytes, response_bytes, latency_us, price_micros, billable,
+      model, input_tokens, cached_tokens, cache_write_tokens, output_tokens, estimated)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    balance: db.prepare('SELECT balance_micros FROM accounts WHERE id = ?').pluck(),
+    // No index on account_id (see 0001): walk back from the newest row; bounded to a week.
+    recent: db.prepare(`SELECT ts, request_id AS requestId, method, path, status, price_micros AS priceMicros, model,
+      input_tokens AS inputTokens, output_tokens AS outputTokens, estimated
+      FROM usage WHERE ts >= ? AND account_id = ? ORDER BY id DESC LIMIT ?`),
     seenEvent: db.prepare('SELECT 1 FROM webhook_events WHERE id = ?'),
     recordEvent: db.prepare('INSERT INTO webhook_events (id, source, type, received_at) VALUES (?, ?, ?, ?)'),
     dataVersion: db.prepare('PRAGMA data_version').pluck(),
@@ -33,11 +45,15 @@ export function createSqliteStore(db: Db, now: () => number = Date.now): Store {
   const quota = new Map<string, { accountId: string; period: string; used: number; pending: number }>();
   const rows: UsageRecord[] = [];
   let flushScheduled = false;
+  let retrying = false;
 
   const flushTx = db.transaction(() => {
     for (const r of rows) {
+      const ai = r.ai;
       q.usage.run(r.ts, r.requestId, r.accountId, r.keyId, r.route, r.method, r.path, r.status,
-        r.requestBytes, r.responseBytes, r.latencyUs, r.priceMicros, r.billable ? 1 : 0);
+        r.requestBytes, r.responseBytes, r.latencyUs, r.priceMicros, r.billable ? 1 : 0,
+        ai?.model ?? null, ai?.inputTokens ?? null, ai?.cachedTokens ?? null, ai?.cacheWriteTokens ?? null,
+        ai?.outputTokens ?? null, ai?.estimated ? 1 : 0);
     }
     for (const c of quota.values()) {
       if (c.pending !== 0) q.addQuota.run(c.accountId, c.period, c.pending);
@@ -47,7 +63,19 @@ export function createSqliteStore(db: Db, now: () => number = Date.now): Store {
   function flush(): void {
     flushScheduled = false;
     if (rows.length === 0 && !hasPendingQuota()) return;
-    flushTx();
+    try {
+      flushTx();
+    } catch (err) {
+      // SQLITE_BUSY past busy_timeout or a full disk: keep the batch and try again shortly.
+      onFlushError?.(err as Error);
+      if (!db.open) throw err;
+      flushScheduled = retrying = true;
+      setTimeout(() => {
+        retrying = false;
+        flush();
+      }, 100).unref();
+      return;
+    }
     rows.length = 0;
     for (const c of quota.values()) c.pending = 0;
   }
@@ -58,7 +86,7 @@ export function createSqliteStore(db: Db, now: () => number = Date.now): Store {
   }
 
   function schedule(): void {
-    if (rows.length >= MAX_BATCH) flush();
+    if (rows.length >= MAX_BATCH && !retrying) flush();
     else if (!flushScheduled) {
       flushScheduled = true;
       // setImmediate runs after this turn's I/O callbacks: every response finished in this turn
@@ -78,7 +106,7 @@ export function createSqliteStore(db: Db, now: () => number = Date.now): Store {
   }
 
   const moveMoney = (sign: 1 | -1) => db.transaction((accountId: string, micros: number, kind: string, reference: string) => {
-    const balance = (sign < 0 ? q.debit : q.credit).get(micros, accountId) as number | undefined;
+    const balance = (sign < 0 ? q.debit : q.credit).get({ micros, accountId }) as number | undefined;
     if (balance === undefined) return undefined;
     q.ledger.run(accountId, sign * micros, balance, kind, reference, now());
     return balance;
@@ -119,6 +147,16 @@ export function createSqliteStore(db: Db, now: () => number = Date.now): Store {
 
     quotaUsed(accountId, period) {
       return counter(accountId, period).used;
+    },
+
+    balance(accountId) {
+      return (q.balance.get(accountId) as number | undefined) ?? 0;
+    },
+
+    recentUsage(accountId, limit) {
+      flush();
+      const rows = q.recent.all(now() - 7 * 86_400_000, accountId, limit) as (Omit<RecentUsage, 'estimated'> & { estimated: number })[];
+      return rows.map((r) => ({ ...r, estimated: r.estimated === 1 }));
     },
 
     debit(accountId, micros, kind, reference) {

@@ -30,6 +30,29 @@ export interface UsageRecord {
   latencyUs: number;
   priceMicros: number;
   billable: boolean;
+  /** AI routes only: the model and the tokens reported (or estimated, then `estimated`). */
+  ai?: {
+    model: string;
+    inputTokens: number;
+    cachedTokens: number;
+    cacheWriteTokens: number;
+    outputTokens: number;
+    estimated: boolean;
+  };
+}
+
+/** What a customer sees of its own recent requests. */
+export interface RecentUsage {
+  ts: number;
+  requestId: string;
+  method: string;
+  path: string;
+  status: number;
+  priceMicros: number;
+  model: string | null;
+  inputTokens: number | null;
+  outputTokens: number | null;
+  estimated: boolean;
 }
 
 export interface Store {
@@ -43,6 +66,9 @@ export interface Store {
   /** Gives back what takeQuota took (the request turned out not to be billable). */
   returnQuota(accountId: string, period: string): void;
   quotaUsed(accountId: string, period: string): number;
+  balance(accountId: string): number;
+  /** The account's latest usage rows, newest first (queued rows are written first). */
+  recentUsage(accountId: string, limit: number): RecentUsage[];
   /** Takes `micros` from the balance with a ledger row; false, and no change, when it cannot pay. */
   debit(accountId: string, micros: number, kind: string, reference: string): boolean;
   /** Adds `micros` to the balance with a ledger row; returns the new balance. */

@@ -2,6 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Plan, Route } from '../config.ts';
 import type { AccountRecord, KeyRecord } from '../db/store.ts';
+import type { AiExchange } from '../meters/token-meter.ts';
 
 export class RequestContext {
   route: Route | undefined = undefined;
@@ -22,6 +23,10 @@ export class RequestContext {
   billable = false;
   /** The client closed its connection before the response was complete. */
   clientGone = false;
+  /** AI routes: the key sent to the provider in place of the client's Tollgate key. */
+  providerKey: string | undefined = undefined;
+  /** AI routes priced by tokens: the request, its reservation and the usage seen. */
+  ai: AiExchange | undefined = undefined;
 
   constructor(
     readonly req: IncomingMessage,

@@ -5,16 +5,21 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import type { Route } from '../config.ts';
 import { GatewayError } from '../errors.ts';
+import { PROVIDERS } from '../meters/providers.ts';
 import type { RequestContext } from './context.ts';
 
-// RFC 9110 §7.6.1 hop-by-hop fields (plus Host, which belongs to the upstream's URL). Fields
-// named in Connection are dropped too, per request.
+// RFC 9110 §7.6.1 hop-by-hop fields, plus Host (it belongs to the upstream's URL) and Expect
+// (node:http already answered 100-continue; undici refuses the field). Fields named in
+// Connection are dropped too, per request.
 const HOP_BY_HOP = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
-  'proxy-authorization', 'proxy-authenticate', 'host',
+  'proxy-authorization', 'proxy-authenticate', 'host', 'expect',
 ]);
 // Set by the gateway alone: whatever a client sends under these names is dropped.
 const OWN_REQUEST_HEADERS = new Set(['x-request-id', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
+// On AI routes: the provider key replaces the client's; a read (maybe rewritten) body has a new
+// length; usage is read from the response, so it must come uncompressed.
+const AI_REPLACED = new Set(['x-provider-key', 'content-length', 'accept-encoding']);
 const CLIENT_GONE = new Error('client disconnected');
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
 
@@ -47,6 +52,11 @@ export class Upstreams {
 export function upstreamPath(route: Route, basePath: string, url: string): string {
   if (!route.stripPrefix) return basePath + url;
   const rest = url.slice(route.path.length);
+  // Nothing left but maybe a query: the route's own trailing slash decides ("/v1/models" on
+  // https://api.openai.com/v1/models stays without one, "/docs/" on http://h/v1 gives /v1/).
+  if (rest === '' || rest.charCodeAt(0) === 63 /* ? */) {
+    return (route.path.endsWith('/') || basePath === '' ? `${basePath}/` : basePath) + rest;
+  }
   return `${basePath}/${rest.charCodeAt(0) === 47 ? rest.slice(1) : rest}`;
 }
 
@@ -67,7 +77,10 @@ export function forward(ctx: RequestContext, upstream: Upstream, maxBodyBytes: n
 
   let body: Dispatcher.DispatchOptions['body'] = null;
   const length = req.headers['content-length'];
-  if (length !== undefined && length !== '0') {
+  if (ctx.ai) {
+    body = ctx.ai.body; // already read, possibly rewritten
+    ctx.requestBytes = body.length;
+  } else if (length !== undefined && length !== '0') {
     ctx.requestBytes = Number(length);
     body = req;
   } else if (req.headers['transfer-encoding'] !== undefined) {
@@ -92,14 +105,29 @@ function requestHeaders(ctx: RequestContext, route: Route): string[] {
   const dropNamed = named !== undefined && named !== 'keep-alive' && named !== 'close'
     ? new Set(named.toLowerCase().split(',').map((s) => s.trim())) : undefined;
   const out: string[] = [];
+  const ai = route.meter !== undefined;
   for (const name in headers) {
     if (HOP_BY_HOP.has(name) || OWN_REQUEST_HEADERS.has(name) || name.startsWith('x-tollgate-')) continue;
-    if (name === ctx.keyHeader || dropNamed?.has(name) || name in route.headers) continue;
+    // The key may ride in both headers; no copy of it goes upstream.
+    if (ctx.keyHeader !== undefined && (name === 'authorization' || name === 'x-api-key')) continue;
+    if (dropNamed?.has(name) || name in route.headers) continue;
+    if (ai && AI_REPLACED.has(name)) continue;
     const v = headers[name]!;
     if (typeof v === 'string') out.push(name, v);
     else for (const one of v) out.push(name, one);
   }
   for (const name in route.headers) out.push(name, route.headers[name]);
+  if (ai) {
+    // The provider gets its own key and nothing that names the customer or its address.
+    out.push(...PROVIDERS[route.meter!].auth(ctx.providerKey!), 'x-request-id', ctx.requestId);
+    if (ctx.ai) out.push('content-length', String(ctx.ai.body.length), 'accept-encoding', 'identity');
+    else {
+      // Free endpoints (model lists, token counts) stream as sent.
+      if (headers['content-length'] !== undefined) out.push('content-length', headers['content-length']);
+      if (headers['accept-encoding'] !== undefined) out.push('accept-encoding', headers['accept-encoding']);
+    }
+    return out;
+  }
   if (ctx.account) {
     out.push('x-tollgate-account', ctx.account.id, 'x-tollgate-plan', ctx.plan!.name, 'x-tollgate-key-id', ctx.key!.id);
   }
@@ -136,31 +164,54 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
     if (statusCode < 200) return; // 1xx: the final status follows
     const { ctx } = this;
+    const ai = ctx.ai;
     ctx.status = statusCode;
+    ai?.start(statusCode, headers['content-type'] as string | undefined);
+    // A body the gateway parses may change length (a hidden usage chunk): Node re-frames it.
+    const dropLength = ai !== undefined && ai.mode !== 'raw';
     const named = headers.connection;
     const dropNamed = typeof named === 'string' && named !== 'keep-alive' && named !== 'close'
       ? new Set(named.toLowerCase().split(',').map((s) => s.trim())) : undefined;
     const out = ctx.responseHeaders;
     for (const name in headers) {
       if (HOP_BY_HOP.has(name) || name === 'x-request-id' || dropNamed?.has(name)) continue;
+      if (dropLength && name === 'content-length') continue;
       const v = headers[name]!;
       if (typeof v === 'string') out.push(name, v);
       else for (const one of v) out.push(name, one);
     }
-    ctx.res.writeHead(statusCode, out);
+    // A JSON body is held until its usage is read, so the cost can go out in a header.
+    if (ai?.mode !== 'buffer') ctx.res.writeHead(statusCode, out);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    const out = this.ctx.ai ? this.ctx.ai.data(chunk) : chunk;
+    if (out.length === 0) return;
     const { res } = this.ctx;
-    this.ctx.responseBytes += chunk.length;
-    if (!res.write(chunk)) {
+    this.ctx.responseBytes += typeof out === 'string' ? Buffer.byteLength(out) : out.length;
+    if (!res.write(out)) {
       controller.pause();
       res.once('drain', () => controller.resume());
     }
   }
 
   onResponseEnd(): void {
-    this.ctx.res.end();
+    const { ctx } = this;
+    const ai = ctx.ai;
+    if (!ai) {
+      ctx.res.end();
+      return this.finish(null);
+    }
+    const rest = ai.end();
+    const bytes = typeof rest === 'string' ? Buffer.byteLength(rest) : rest.length;
+    ctx.responseBytes += bytes;
+    if (!ctx.res.headersSent) {
+      const out = ctx.responseHeaders;
+      if (ai.costKnown) out.push('x-tollgate-cost-micros', String(ai.settle().costMicros));
+      out.push('content-length', String(bytes));
+      ctx.res.writeHead(ctx.status, out);
+    }
+    ctx.res.end(rest);
     this.finish(null);
   }
 

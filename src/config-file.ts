@@ -1,0 +1,193 @@
+// The config file: routes, plans, prices and defaultPlan, validated field by field. Every problem
+// is collected (with the field's path) so config.ts can refuse to start with one message.
+import type { OveragePolicy, Plan, RateLimits, Route } from './config.ts';
+import type { ModelPrice } from './meters/prices.ts';
+import type { ProviderName } from './meters/provider.ts';
+
+const OVERAGE: readonly OveragePolicy[] = ['block', 'credits'];
+const METERS: readonly ProviderName[] = ['openai', 'anthropic'];
+const ROUTE_KEYS = ['path', 'upstream', 'priceMicros', 'metered', 'auth', 'stripPrefix', 'headers', 'timeoutMs', 'meter'];
+const PLAN_KEYS = ['limits', 'burst', 'monthlyQuota', 'overage', 'models', 'byok'];
+const LIMIT_KEYS = ['perSecond', 'perMinute', 'perDay'];
+const PRICE_KEYS = ['input', 'cachedInput', 'cacheWrite5m', 'cacheWrite1h', 'output', 'maxOutput'];
+const FILE_KEYS = ['routes', 'plans', 'defaultPlan', 'prices'];
+// A header name as RFC 9110 §5.1 allows it (a token).
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+export interface ParsedFile { routes: Route[]; plans?: Record<string, Plan>; defaultPlan?: string; prices: Record<string, ModelPrice> }
+
+export function parseConfigFile(raw: unknown, timeoutMs: number, problems: string[]): ParsedFile {
+  const out: ParsedFile = { routes: [], prices: {} };
+  if (!isObject(raw)) {
+    problems.push('config file: expected a JSON object with "routes" and "plans"');
+    return out;
+  }
+  unknownKeys(raw, FILE_KEYS, '', problems);
+
+  if (raw.routes !== undefined) {
+    if (!Array.isArray(raw.routes)) problems.push('routes: expected an array');
+    else raw.routes.forEach((r, i) => {
+      const parsed = parseRoute(r, `routes[${i}]`, timeoutMs, problems);
+      if (parsed) out.routes.push(parsed);
+    });
+    const seen = new Set<string>();
+    for (const r of out.routes) {
+      if (seen.has(r.path)) problems.push(`routes: path "${r.path}" is declared twice`);
+      seen.add(r.path);
+    }
+  }
+
+  if (raw.plans !== undefined) {
+    if (!isObject(raw.plans)) problems.push('plans: expected an object of plan name → plan');
+    else {
+      out.plans = {};
+      for (const [name, p] of Object.entries(raw.plans)) {
+        const plan = parsePlan(name, p, `plans.${name}`, problems);
+        if (plan) out.plans[name] = plan;
+      }
+      if (Object.keys(raw.plans).length === 0) problems.push('plans: declare at least one plan');
+    }
+  }
+
+  if (raw.prices !== undefined) {
+    if (!isObject(raw.prices)) problems.push('prices: expected an object of model → price');
+    else for (const [model, p] of Object.entries(raw.prices)) {
+      const price = parsePrice(p, `prices.${model}`, problems);
+      if (price) out.prices[model] = price;
+    }
+  }
+
+  if (raw.defaultPlan !== undefined) {
+    if (typeof raw.defaultPlan !== 'string') problems.push('defaultPlan: expected a plan name');
+    else out.defaultPlan = raw.defaultPlan;
+  }
+  return out;
+}
+
+function parseRoute(raw: unknown, at: string, timeoutMs: number, problems: string[]): Route | undefined {
+  if (!isObject(raw)) {
+    problems.push(`${at}: expected an object`);
+    return undefined;
+  }
+  unknownKeys(raw, ROUTE_KEYS, at, problems);
+  const before = problems.length;
+  if (typeof raw.path !== 'string' || !raw.path.startsWith('/')) problems.push(`${at}.path: expected a path starting with "/"`);
+  else if (raw.path.startsWith('/_tollgate')) problems.push(`${at}.path: /_tollgate/ belongs to the gateway`);
+  const upstream = typeof raw.upstream === 'string'
+    ? parseUrl(raw.upstream, `${at}.upstream`, problems)
+    : void problems.push(`${at}.upstream: expected an http(s) URL`);
+  const priceMicros = optInt(raw.priceMicros, `${at}.priceMicros`, 0, problems) ?? 0;
+  let meter: ProviderName | undefined;
+  if (raw.meter !== undefined) {
+    if (!(METERS as unknown[]).includes(raw.meter)) problems.push(`${at}.meter: expected one of ${METERS.join(', ')}`);
+    else meter = raw.meter as ProviderName;
+    if (raw.priceMicros !== undefined) problems.push(`${at}: a route is priced by "meter" or by "priceMicros", not both`);
+  }
+  const timeout = optInt(raw.timeoutMs, `${at}.timeoutMs`, 1, problems) ?? timeoutMs;
+  const flags: Record<string, boolean> = {};
+  for (const [flag, fallback] of [['metered', true], ['auth', true], ['stripPrefix', false]] as const) {
+    const v = raw[flag];
+    if (v !== undefined && typeof v !== 'boolean') problems.push(`${at}.${flag}: expected true or false`);
+    flags[flag] = typeof v === 'boolean' ? v : fallback;
+  }
+  const headers: Record<string, string> = {};
+  if (raw.headers !== undefined) {
+    if (!isObject(raw.headers)) problems.push(`${at}.headers: expected an object of header → value`);
+    else for (const [k, v] of Object.entries(raw.headers)) {
+      if (!HEADER_NAME.test(k) || typeof v !== 'string' || /[\r\n\0]/.test(v)) {
+        problems.push(`${at}.headers.${k}: expected a valid header name with a string value`);
+      } else headers[k.toLowerCase()] = v;
+    }
+  }
+  if (problems.length > before || !upstream) return undefined;
+  return {
+    path: raw.path as string, upstream, priceMicros, timeoutMs: timeout, headers,
+    metered: flags.metered, auth: flags.auth, stripPrefix: flags.stripPrefix, ...(meter && { meter }),
+  };
+}
+
+function parsePlan(name: string, raw: unknown, at: string, problems: string[]): Plan | undefined {
+  if (!/^[a-z0-9][a-z0-9_-]{0,63}$/i.test(name)) problems.push(`${at}: plan names are letters, digits, - and _`);
+  if (!isObject(raw)) {
+    problems.push(`${at}: expected an object`);
+    return undefined;
+  }
+  unknownKeys(raw, PLAN_KEYS, at, problems);
+  const before = problems.length;
+  const limits: RateLimits = {};
+  if (raw.limits !== undefined) {
+    if (!isObject(raw.limits)) problems.push(`${at}.limits: expected an object`);
+    else {
+      unknownKeys(raw.limits, LIMIT_KEYS, `${at}.limits`, problems);
+      for (const k of LIMIT_KEYS as (keyof RateLimits)[]) {
+        const v = optInt(raw.limits[k], `${at}.limits.${k}`, 1, problems);
+        if (v !== undefined) limits[k] = v;
+      }
+    }
+  }
+  const burst = optInt(raw.burst, `${at}.burst`, 1, problems);
+  const monthlyQuota = raw.monthlyQuota === null ? null : optInt(raw.monthlyQuota, `${at}.monthlyQuota`, 0, problems) ?? null;
+  let overage: OveragePolicy = 'block';
+  if (raw.overage !== undefined) {
+    if ((OVERAGE as unknown[]).includes(raw.overage)) overage = raw.overage as OveragePolicy;
+    else problems.push(`${at}.overage: expected one of ${OVERAGE.join(', ')}`);
+  }
+  let models: string[] | undefined;
+  if (raw.models !== undefined) {
+    if (!Array.isArray(raw.models) || !raw.models.every((m) => typeof m === 'string' && m !== '')) {
+      problems.push(`${at}.models: expected an array of model names`);
+    } else models = raw.models as string[];
+  }
+  if (raw.byok !== undefined && typeof raw.byok !== 'boolean') problems.push(`${at}.byok: expected true or false`);
+  if (problems.length > before) return undefined;
+  return { name, limits, burst, monthlyQuota, overage, byok: raw.byok === true, ...(models && { models }) };
+}
+
+function parsePrice(raw: unknown, at: string, problems: string[]): ModelPrice | undefined {
+  if (!isObject(raw)) {
+    problems.push(`${at}: expected an object of micro-dollars per million tokens`);
+    return undefined;
+  }
+  unknownKeys(raw, PRICE_KEYS, at, problems);
+  const before = problems.length;
+  const price: Record<string, number> = {};
+  for (const k of PRICE_KEYS) {
+    const v = optInt(raw[k], `${at}.${k}`, 0, problems);
+    if (v !== undefined) price[k] = v;
+    else if ((k === 'input' || k === 'output' || k === 'maxOutput') && raw[k] === undefined) problems.push(`${at}.${k}: required`);
+  }
+  return problems.length > before ? undefined : (price as unknown as ModelPrice);
+}
+
+export function parseUrl(raw: string, at: string, problems: string[]): URL | undefined {
+  try {
+    const url = new URL(raw);
+    if (url.protocol === 'http:' || url.protocol === 'https:') {
+      if (url.search || url.hash || url.username) problems.push(`${at}: no query, fragment or credentials in "${raw}"`);
+      else return url;
+    } else problems.push(`${at}: expected an http(s) URL, got "${raw}"`);
+  } catch {
+    problems.push(`${at}: not a URL: "${raw}"`);
+  }
+  return undefined;
+}
+
+function optInt(v: unknown, at: string, min: number, problems: string[]): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
+    problems.push(`${at}: expected an integer ≥ ${min}, got ${JSON.stringify(v)}`);
+    return undefined;
+  }
+  return v;
+}
+
+function unknownKeys(obj: Record<string, unknown>, allowed: string[], at: string, problems: string[]): void {
+  for (const k of Object.keys(obj)) {
+    if (!allowed.includes(k)) problems.push(`${at ? `${at}.` : ''}${k}: unknown field (allowed: ${allowed.join(', ')})`);
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+

@@ -1,0 +1,63 @@
+// What the gateway needs to know of an AI provider's API: what a request asks for, and where its
+// responses report the tokens used. openai.ts and anthropic.ts implement it.
+import type { TokenUsage } from './prices.ts';
+import type { SseEvent } from './sse.ts';
+
+export type ProviderName = 'openai' | 'anthropic';
+
+export interface ParsedCall {
+  /** Undefined for endpoints that cost nothing (model lists, token counting). */
+  model: string | undefined;
+  stream: boolean;
+  /** max_tokens / max_completion_tokens / max_output_tokens, when the request names one. */
+  maxOutputTokens: number | undefined;
+  /** The body to send instead of the client's (OpenAI streams: ask for the usage chunk). */
+  rewritten: Record<string, unknown> | undefined;
+  /** The client did not ask for the usage chunk the gateway added: it must not see it. */
+  hideUsageChunk: boolean;
+}
+
+export interface UsageTracker {
+  /** Latest usage reported so far (cumulative figures are assigned, never added). */
+  readonly usage: TokenUsage;
+  /** Some usage was reported. */
+  seen: boolean;
+  /** The final usage was reported: the figures are the provider's, not partial. */
+  complete: boolean;
+  /** The provider reported an error after the response started. */
+  failed: boolean;
+  /** Reads one stream event; false when the client must not see it. */
+  event(ev: SseEvent): boolean;
+  /** Reads a whole (non-streaming) JSON response. */
+  body(json: unknown): void;
+}
+
+export interface Provider {
+  name: ProviderName;
+  /** Throws GatewayError('BAD_REQUEST') when the body is not a request this endpoint takes. */
+  parse(path: string, body: Record<string, unknown>): ParsedCall;
+  /** The header carrying the provider's key: [name, value]. */
+  auth(key: string): [string, string];
+  tracker(call: ParsedCall): UsageTracker;
+}
+
+export function freshUsage(): TokenUsage {
+  return { input: 0, cachedInput: 0, cacheWrite5m: 0, cacheWrite1h: 0, output: 0 };
+}
+
+/** A non-negative integer token count, or 0 for anything else a provider might send. */
+export function tokens(v: unknown): number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? v : 0;
+}
+
+export function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A positive integer limit from the request, or undefined; anything else is the client's error. */
+export function limitField(body: Record<string, unknown>, name: string): number | undefined {
+  const v = body[name];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw new TypeError(`${name} must be a positive integer`);
+  return v;
+}

@@ -1,0 +1,123 @@
+// Pricing an AI request by its tokens: reserve the worst case before forwarding, watch the
+// response for the provider's usage report, settle to the actual cost afterwards. When the
+// report never comes (client gone, stream cut, timeout) the cost is estimated from the usage seen
+// so far and the bytes streamed: never zero, never more than the reservation.
+import { costMicros, type ModelPrice, type TokenUsage } from './prices.ts';
+import type { ParsedCall, Provider, UsageTracker } from './provider.ts';
+import { SseSplitter } from './sse.ts';
+
+/** Roughly four bytes of text make a token; used only where the provider's count is missing. */
+const BYTES_PER_TOKEN = 4;
+/** A non-streaming response larger than this is passed through unparsed (and estimated). */
+const MAX_BUFFERED = 16 * 1024 * 1024;
+
+/**
+ * The most a request can cost: every byte of its body an input token at the dearest input rate
+ * (a cache write can cost more than plain input), plus its output limit at the output rate.
+ */
+export function reservationMicros(price: ModelPrice, bodyBytes: number, maxOutputTokens: number): number {
+  const dearestInput = Math.max(price.input, price.cachedInput ?? 0, price.cacheWrite5m ?? 0, price.cacheWrite1h ?? 0);
+  return costMicros({ ...price, input: dearestInput }, { input: bodyBytes, cachedInput: 0, cacheWrite5m: 0, cacheWrite1h: 0, output: maxOutputTokens });
+}
+
+export interface Settlement {
+  costMicros: number;
+  usage: TokenUsage;
+  /** The provider's own figures were missing: the cost is an estimate. */
+  estimated: boolean;
+}
+
+/** One AI request: what it asked for, what was reserved, and what the response reported. */
+export class AiExchange {
+  readonly tracker: UsageTracker;
+  /** 'stream' parses server-sent events; 'buffer' holds a JSON body to read its usage; 'raw' passes through. */
+  mode: 'stream' | 'buffer' | 'raw' = 'raw';
+  private splitter: SseSplitter | undefined;
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+  /** Response bytes that reached the client. */
+  streamedBytes = 0;
+  /** The response was 2xx: the provider did (some of) the work. */
+  succeeded = false;
+
+  constructor(
+    readonly provider: Provider,
+    readonly call: ParsedCall,
+    /** Undefined when the request costs the account nothing (free endpoint, own provider key). */
+    readonly price: ModelPrice | undefined,
+    readonly reservedMicros: number,
+    /** The body sent upstream. */
+    readonly body: Buffer,
+  ) {
+    this.tracker = provider.tracker(call);
+  }
+
+  /** Called with the upstream status and content type; decides how the body is handled. */
+  start(status: number, contentType: string | undefined): void {
+    this.succeeded = status >= 200 && status < 300;
+    if (!this.succeeded) this.mode = 'raw'; // provider errors pass through unchanged
+    else if (contentType?.startsWith('text/event-stream')) {
+      this.mode = 'stream';
+      this.splitter = new SseSplitter();
+    } else this.mode = 'buffer';
+  }
+
+  /** What to send the client for this chunk ('' when nothing yet). */
+  data(chunk: Buffer): Buffer | string {
+    if (this.mode === 'stream') {
+      let out = '';
+      for (const ev of this.splitter!.push(chunk)) if (this.tracker.event(ev)) out += ev.raw;
+      this.streamedBytes += Buffer.byteLength(out);
+      return out;
+    }
+    if (this.mode === 'buffer') {
+      this.held.push(chunk);
+      this.heldBytes += chunk.length;
+      if (this.heldBytes <= MAX_BUFFERED) return '';
+      this.mode = 'raw';
+      const all = Buffer.concat(this.held);
+      this.held = [];
+      this.streamedBytes += all.length;
+      return all;
+    }
+    this.streamedBytes += chunk.length;
+    return chunk;
+  }
+
+  /** The rest to send once the upstream finished (a held JSON body, a cut-off event). */
+  end(): Buffer | string {
+    if (this.mode === 'stream') {
+      const rest = this.splitter!.rest();
+      this.streamedBytes += Buffer.byteLength(rest);
+      return rest;
+    }
+    if (this.mode !== 'buffer') return '';
+    const body = Buffer.concat(this.held);
+    this.held = [];
+    try {
+      this.tracker.body(JSON.parse(body.toString('utf8')));
+    } catch {
+      // Not JSON: settled as an estimate.
+    }
+    this.streamedBytes += body.length;
+    return body;
+  }
+
+  /** Whether settle() knows the exact cost now (before the response headers go out). */
+  get costKnown(): boolean {
+    return this.price === undefined || this.tracker.complete;
+  }
+
+  settle(): Settlement {
+    const { usage, complete, seen } = this.tracker;
+    if (this.price === undefined || !this.succeeded) return { costMicros: 0, usage, estimated: false };
+    if (complete) return { costMicros: Math.min(this.reservedMicros, costMicros(this.price, usage)), usage, estimated: false };
+    const estimate: TokenUsage = {
+      ...usage,
+      input: seen ? usage.input : Math.ceil(this.body.length / BYTES_PER_TOKEN),
+      output: Math.max(usage.output, Math.ceil(this.streamedBytes / BYTES_PER_TOKEN)),
+    };
+    const cost = Math.min(this.reservedMicros, Math.max(1, costMicros(this.price, estimate)));
+    return { costMicros: cost, usage: estimate, estimated: true };
+  }
+}

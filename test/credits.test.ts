@@ -1,0 +1,209 @@
+// Prepaid credits beyond the monthly quota: what is charged, what is refused, what is given back,
+// and that the balance always equals its ledger, also under concurrent requests.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  bearer, checkProblem, closedPort, fakeClock, fetchText, ledgerCheck, seedAccount, startGateway, startUpstream,
+  type TestGateway, type Upstream,
+} from './helpers.ts';
+
+const PERIOD = '2026-05';
+const PRICE = 1000;
+
+interface UsageRow {
+  request_id: string; account_id: string; key_id: string; route: string; method: string; path: string;
+  status: number; request_bytes: number; response_bytes: number; latency_us: number; price_micros: number; billable: number;
+}
+
+describe('prepaid credits', () => {
+  const clock = fakeClock('2026-05-15T10:00:00.000Z');
+  let ok: Upstream;
+  let boom: Upstream;
+  let hang: Server;
+  let gw: TestGateway;
+
+  beforeAll(async () => {
+    ok = await startUpstream();
+    boom = await startUpstream((_req, res) => {
+      res.writeHead(503, { 'content-type': 'application/json' });
+      res.end('{"error":"down"}');
+    });
+    hang = createServer(() => {});
+    await new Promise<void>((r) => hang.listen(0, '127.0.0.1', r));
+    gw = await startGateway({
+      now: clock.now,
+      env: { SHUTDOWN_TIMEOUT_MS: '500' },
+      file: {
+        routes: [
+          { path: '/api/', upstream: ok.url, priceMicros: PRICE },
+          { path: '/cheap/', upstream: ok.url, priceMicros: 250 },
+          { path: '/free/', upstream: ok.url, priceMicros: PRICE, metered: false },
+          { path: '/boom/', upstream: boom.url, priceMicros: PRICE },
+          { path: '/dead/', upstream: `http://127.0.0.1:${await closedPort()}`, priceMicros: PRICE },
+          { path: '/slow/', upstream: `http://127.0.0.1:${(hang.address() as AddressInfo).port}`, priceMicros: PRICE, timeoutMs: 100 },
+        ],
+        plans: {
+          prepaid: { monthlyQuota: 0, overage: 'credits' },
+          starter: { monthlyQuota: 2, overage: 'credits' },
+        },
+        defaultPlan: 'prepaid',
+      },
+    });
+  });
+  afterAll(async () => {
+    await gw.close();
+    hang.closeAllConnections();
+    await new Promise<void>((r) => hang.close(() => r()));
+    await ok.close();
+    await boom.close();
+  });
+
+  const get = (key: string, path: string) => fetchText(`${gw.url}${path}`, { headers: bearer(key) });
+  const balance = (accountId: string) => gw.admin.account(accountId).balanceMicros;
+  const kinds = (accountId: string) => gw.admin.ledger(accountId).map((e) => [e.kind, e.amountMicros]);
+  function expectBalanced(accountId: string): void {
+    const { balance: b, ledgerSum } = ledgerCheck(gw.db, accountId);
+    expect(b).toBe(ledgerSum);
+    expect(b).toBeGreaterThanOrEqual(0);
+    for (const e of gw.admin.ledger(accountId)) expect(e.balanceAfterMicros).toBeGreaterThanOrEqual(0);
+  }
+
+  it('requests inside the quota cost nothing; beyond it each costs the route\'s price', async () => {
+    const { account, key } = seedAccount(gw.admin, 'starter');
+    gw.admin.grantCredits(account.id, 5000, 'test');
+    expect((await get(key, '/api/a')).status).toBe(200);
+    expect((await get(key, '/api/b')).status).toBe(200);
+    expect(balance(account.id)).toBe(5000);
+    expect((await get(key, '/api/c')).status).toBe(200);
+    expect(balance(account.id)).toBe(4000);
+    expect((await get(key, '/cheap/d')).status).toBe(200);
+    expect(balance(account.id)).toBe(3750);
+    expect(gw.store.quotaUsed(account.id, PERIOD)).toBe(2);
+    expect(kinds(account.id)).toEqual([['grant', 5000], ['request', -PRICE], ['request', -250]]);
+    expectBalanced(account.id);
+  });
+
+  it('a request the balance cannot pay gets 402 and changes nothing', async () => {
+    const { account, key } = seedAccount(gw.admin, 'prepaid');
+    const before = ok.received.length;
+    const none = await get(key, '/api/x');
+    const p = checkProblem(none, 402, 'insufficient-credits', [key]);
+    expect(p.title).toBe('Insufficient credits');
+    expect(ok.received.length).toBe(before);
+
+    gw.admin.grantCredits(account.id, 1500, 'test');
+    expect((await get(key, '/api/x')).status).toBe(200);
+    expect(balance(account.id)).toBe(500);
+    checkProblem(await get(key, '/api/x'), 402, 'insufficient-credits', [key]);
+    expect(balance(account.id)).toBe(500);
+    // A cheaper route still fits in what is left.
+    expect((await get(key, '/cheap/x')).status).toBe(200);
+    expect(balance(account.id)).toBe(250);
+    expect(ok.received.length).toBe(before + 2);
+    expectBalanced(account.id);
+  });
+
+  it('an unmetered route never charges, even with an empty balance', async () => {
+    const { account, key } = seedAccount(gw.admin, 'prepaid');
+    for (let i = 0; i < 3; i++) expect((await get(key, '/free/x')).status).toBe(200);
+    expect(balance(account.id)).toBe(0);
+    expect(gw.admin.ledger(account.id)).toEqual([]);
+    expect(gw.store.quotaUsed(account.id, PERIOD)).toBe(0);
+  });
+
+  it('30 parallel requests against a balance that pays for 7: exactly 7 succeed, the rest get 402, never an overdraft', async () => {
+    const { account, key } = seedAccount(gw.admin, 'prepaid');
+    gw.admin.grantCredits(account.id, 7 * PRICE, 'test');
+    const results = await Promise.all(Array.from({ length: 30 }, (_, i) => get(key, `/api/par${i}`)));
+    const statuses = results.map((r) => r.status);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(7);
+    expect(statuses.filter((s) => s === 402)).toHaveLength(23);
+    for (const r of results.filter((x) => x.status === 402)) checkProblem(r, 402, 'insufficient-credits', [key]);
+    expect(balance(account.id)).toBe(0);
+    expectBalanced(account.id);
+    const ledger = gw.admin.ledger(account.id);
+    expect(ledger.filter((e) => e.kind === 'request')).toHaveLength(7);
+    expect(ledger.filter((e) => e.kind === 'refund')).toHaveLength(0);
+  });
+
+  it('an upstream 5xx is not billed: the quota it took is given back', async () => {
+    const { account, key } = seedAccount(gw.admin, 'starter');
+    const res = await get(key, '/boom/x');
+    // The upstream's own answer passes through unchanged.
+    expect(res.status).toBe(503);
+    expect(JSON.parse(res.body)).toEqual({ error: 'down' });
+    expect(gw.store.quotaUsed(account.id, PERIOD)).toBe(0);
+    expect(gw.admin.usage(account.id, PERIOD).quotaUsed).toBe(0);
+    // Both quota requests are still there.
+    expect((await get(key, '/api/x')).status).toBe(200);
+    expect((await get(key, '/api/y')).status).toBe(200);
+    expect(gw.store.quotaUsed(account.id, PERIOD)).toBe(2);
+  });
+
+  it('an upstream 5xx is not billed: the credits are refunded with a ledger row and the ledger still balances', async () => {
+    const { account, key } = seedAccount(gw.admin, 'prepaid');
+    gw.admin.grantCredits(account.id, 3000, 'test');
+    expect((await get(key, '/boom/x')).status).toBe(503);
+    expect(balance(account.id)).toBe(3000);
+    expect(kinds(account.id)).toEqual([['grant', 3000], ['request', -PRICE], ['refund', PRICE]]);
+    const [, debit, refund] = gw.admin.ledger(account.id);
+    expect(refund.reference).toBe(debit.reference);
+    expectBalanced(account.id);
+  });
+
+  for (const [path, status, code] of [['/dead/x', 502, 'upstream-unreachable'], ['/slow/x', 504, 'upstream-timeout']] as const) {
+    it(`a ${status} (${code}) is not billed: credits are refunded and the quota comes back`, async () => {
+      const { account, key } = seedAccount(gw.admin, 'prepaid');
+      gw.admin.grantCredits(account.id, 2000, 'test');
+      const quotaAccount = seedAccount(gw.admin, 'starter');
+      // In parallel: a timeout takes up to a second (undici's coarse timer).
+      const [paid, counted] = await Promise.all([get(key, path), get(quotaAccount.key, path)]);
+      checkProblem(paid, status, code, [key]);
+      checkProblem(counted, status, code, [quotaAccount.key]);
+      expect(balance(account.id)).toBe(2000);
+      expect(kinds(account.id)).toEqual([['grant', 2000], ['request', -PRICE], ['refund', PRICE]]);
+      expectBalanced(account.id);
+      expect(gw.store.quotaUsed(quotaAccount.account.id, PERIOD)).toBe(0);
+    });
+  }
+
+  it('every proxied request leaves one usage row with its status, bytes, price and billability', async () => {
+    const { account, key, keyId } = seedAccount(gw.admin, 'starter');
+    gw.admin.grantCredits(account.id, PRICE, 'test');
+    const ids: string[] = [];
+    const call = async (path: string, init: RequestInit = {}) => {
+      const res = await fetchText(`${gw.url}${path}`, { ...init, headers: { ...bearer(key), ...init.headers as Record<string, string> } });
+      ids.push(res.headers.get('x-request-id')!);
+      return res.status;
+    };
+    expect(await call('/boom/1')).toBe(503); // quota taken, given back
+    expect(await call('/api/2')).toBe(200); // quota 1
+    expect(await call('/api/3', { method: 'POST', body: 'hello', headers: { 'content-type': 'text/plain' } })).toBe(200); // quota 2
+    expect(await call('/api/4')).toBe(200); // paid from credits
+    expect(await call('/api/5')).toBe(402); // refused: no usage row
+    gw.store.flush();
+
+    const rows = gw.db.prepare('SELECT * FROM usage WHERE account_id = ? ORDER BY id').all(account.id) as UsageRow[];
+    expect(rows.map((r) => r.request_id)).toEqual(ids.slice(0, 4));
+    expect(rows.map((r) => [r.path, r.status, r.price_micros, r.billable])).toEqual([
+      ['/boom/1', 503, 0, 0],
+      ['/api/2', 200, 0, 1],
+      ['/api/3', 200, 0, 1],
+      ['/api/4', 200, PRICE, 1],
+    ]);
+    for (const r of rows) {
+      expect(r.key_id).toBe(keyId);
+      expect(r.latency_us).toBeGreaterThan(0);
+    }
+    expect(rows.map((r) => r.route)).toEqual(['/boom/', '/api/', '/api/', '/api/']);
+    expect(rows.map((r) => r.method)).toEqual(['GET', 'GET', 'POST', 'GET']);
+    expect(rows.map((r) => r.request_bytes)).toEqual([0, 0, 5, 0]);
+    expect(rows.map((r) => r.response_bytes)).toEqual([16, 11, 11, 11]);
+
+    const summary = gw.admin.usage(account.id, PERIOD);
+    expect(summary).toMatchObject({ quotaUsed: 2, requests: 4, billable: 3, chargedMicros: PRICE });
+    expect(summary.byStatus).toEqual({ 200: 3, 503: 1 });
+    expectBalanced(account.id);
+  });
+});
