@@ -78,9 +78,17 @@ CREATE TABLE usage (
 CREATE INDEX usage_ts ON usage (ts);
 
 -- Webhook events applied exactly once: the id is recorded in the transaction of its effect.
+-- A failed event is kept (status 'failed', its payload) so an operator can see and replay it;
+-- it is tried again when the sender retries.
 CREATE TABLE webhook_events (
   id           TEXT PRIMARY KEY,
   source       TEXT NOT NULL,
   type         TEXT NOT NULL,
-  received_at  INTEGER NOT NULL
+  status       TEXT NOT NULL CHECK (status IN ('applied', 'ignored', 'failed')),
+  -- What 'ignored' and 'failed' mean for this event.
+  note         TEXT,
+  attempts     INTEGER NOT NULL DEFAULT 1,
+  payload      TEXT NOT NULL,
+  received_at  INTEGER NOT NULL,
+  applied_at   INTEGER
 );

@@ -3,18 +3,25 @@
 import type { OveragePolicy, Plan, RateLimits, Route } from './config.ts';
 import type { ModelPrice } from './meters/prices.ts';
 import type { ProviderName } from './meters/provider.ts';
+import { parseDollars } from './money.ts';
 
-const OVERAGE: readonly OveragePolicy[] = ['block', 'credits'];
+const OVERAGE: readonly OveragePolicy[] = ['block', 'credits', 'stripe'];
 const METERS: readonly ProviderName[] = ['openai', 'anthropic'];
 const ROUTE_KEYS = ['path', 'upstream', 'priceMicros', 'metered', 'auth', 'stripPrefix', 'headers', 'timeoutMs', 'meter'];
-const PLAN_KEYS = ['limits', 'burst', 'monthlyQuota', 'overage', 'models', 'byok'];
+const PLAN_KEYS = ['limits', 'burst', 'monthlyQuota', 'overage', 'models', 'byok', 'stripePrice', 'stripeMeter'];
 const LIMIT_KEYS = ['perSecond', 'perMinute', 'perDay'];
 const PRICE_KEYS = ['input', 'cachedInput', 'cacheWrite5m', 'cacheWrite1h', 'output', 'maxOutput'];
-const FILE_KEYS = ['routes', 'plans', 'defaultPlan', 'prices'];
+const FILE_KEYS = ['routes', 'plans', 'defaultPlan', 'prices', 'credits'];
 // A header name as RFC 9110 §5.1 allows it (a token).
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
-export interface ParsedFile { routes: Route[]; plans?: Record<string, Plan>; defaultPlan?: string; prices: Record<string, ModelPrice> }
+export interface ParsedFile {
+  routes: Route[];
+  plans?: Record<string, Plan>;
+  defaultPlan?: string;
+  prices: Record<string, ModelPrice>;
+  creditPacks?: number[];
+}
 
 export function parseConfigFile(raw: unknown, timeoutMs: number, problems: string[]): ParsedFile {
   const out: ParsedFile = { routes: [], prices: {} };
@@ -57,6 +64,24 @@ export function parseConfigFile(raw: unknown, timeoutMs: number, problems: strin
     }
   }
 
+  if (raw.credits !== undefined) {
+    if (!isObject(raw.credits)) problems.push('credits: expected an object with "packs"');
+    else {
+      unknownKeys(raw.credits, ['packs'], 'credits', problems);
+      const packs = raw.credits.packs;
+      if (!Array.isArray(packs) || packs.length === 0) problems.push('credits.packs: expected a non-empty array of dollar strings such as "25.00"');
+      else {
+        out.creditPacks = [];
+        packs.forEach((p, i) => {
+          // Whole cents: Stripe charges in cents.
+          if (typeof p !== 'string' || !/^\d{1,7}(\.\d{1,2})?$/.test(p) || /^0*(\.0*)?$/.test(p)) {
+            problems.push(`credits.packs[${i}]: expected a positive dollar amount in whole cents, got ${JSON.stringify(p)}`);
+          } else out.creditPacks!.push(parseDollars(p));
+        });
+      }
+    }
+  }
+
   if (raw.defaultPlan !== undefined) {
     if (typeof raw.defaultPlan !== 'string') problems.push('defaultPlan: expected a plan name');
     else out.defaultPlan = raw.defaultPlan;
@@ -82,6 +107,7 @@ function parseRoute(raw: unknown, at: string, timeoutMs: number, problems: strin
     if (!(METERS as unknown[]).includes(raw.meter)) problems.push(`${at}.meter: expected one of ${METERS.join(', ')}`);
     else meter = raw.meter as ProviderName;
     if (raw.priceMicros !== undefined) problems.push(`${at}: a route is priced by "meter" or by "priceMicros", not both`);
+    if (raw.auth === false) problems.push(`${at}: a "meter" route spends the gateway's provider key, so it needs "auth"`);
   }
   const timeout = optInt(raw.timeoutMs, `${at}.timeoutMs`, 1, problems) ?? timeoutMs;
   const flags: Record<string, boolean> = {};
@@ -139,8 +165,15 @@ function parsePlan(name: string, raw: unknown, at: string, problems: string[]): 
     } else models = raw.models as string[];
   }
   if (raw.byok !== undefined && typeof raw.byok !== 'boolean') problems.push(`${at}.byok: expected true or false`);
+  const stripe: Pick<Plan, 'stripePrice' | 'stripeMeter'> = {};
+  for (const k of ['stripePrice', 'stripeMeter'] as const) {
+    if (raw[k] === undefined) continue;
+    if (typeof raw[k] !== 'string' || raw[k] === '') problems.push(`${at}.${k}: expected a Stripe id`);
+    else stripe[k] = raw[k] as string;
+  }
+  if (overage === 'stripe' && !stripe.stripeMeter) problems.push(`${at}.stripeMeter: required with "overage": "stripe"`);
   if (problems.length > before) return undefined;
-  return { name, limits, burst, monthlyQuota, overage, byok: raw.byok === true, ...(models && { models }) };
+  return { name, limits, burst, monthlyQuota, overage, byok: raw.byok === true, ...(models && { models }), ...stripe };
 }
 
 function parsePrice(raw: unknown, at: string, problems: string[]): ModelPrice | undefined {

@@ -7,8 +7,11 @@ import { DEFAULT_PRICES, type ModelPrice } from './meters/prices.ts';
 import type { ProviderName } from './meters/provider.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
-/** What happens when the monthly quota is used up. `stripe` (metered overage) comes later. */
-export type OveragePolicy = 'block' | 'credits';
+/**
+ * What happens when the monthly quota is used up: refuse (402), pay from prepaid credits, or allow
+ * and report the overage to Stripe as a billing meter event.
+ */
+export type OveragePolicy = 'block' | 'credits' | 'stripe';
 
 export interface RateLimits {
   perSecond?: number;
@@ -28,6 +31,27 @@ export interface Plan {
   models?: readonly string[];
   /** AI routes: a client may send its own provider key in X-Provider-Key and pay nothing. */
   byok: boolean;
+  /** The Stripe price a subscription to this plan uses (subscriptions map back to plans by it). */
+  stripePrice?: string;
+  /** The Stripe billing meter's event name that overage is reported under (overage "stripe"). */
+  stripeMeter?: string;
+}
+
+export interface StripeConfig {
+  secretKey: string;
+  /** Several during a rotation: a signature made with any of them is accepted. */
+  webhookSecrets: readonly string[];
+  successUrl: string;
+  cancelUrl: string;
+  portalReturnUrl: string;
+  /** Where the stripe client connects; tests point it at a local fake. */
+  apiBase: URL | undefined;
+  /** How long a past_due subscription keeps access. */
+  pastDueGraceMs: number;
+  /** Overage is summed per account over intervals of this length, one meter event each. */
+  meterIntervalMs: number;
+  /** Top-up amounts a customer may buy, in micro-dollars (whole cents). */
+  creditPacks: readonly number[];
 }
 
 export interface Route {
@@ -62,6 +86,8 @@ export interface Config {
   prices: Readonly<Record<string, ModelPrice>>;
   /** The keys the gateway puts on AI requests in place of the client's Tollgate key. */
   providerKeys: Readonly<Partial<Record<ProviderName, string>>>;
+  /** Undefined without STRIPE_SECRET_KEY: the billing endpoints then answer 503. */
+  stripe: StripeConfig | undefined;
 }
 
 export class ConfigError extends Error {
@@ -129,6 +155,7 @@ export function loadConfig(env: Env = process.env): Config {
   let defaultPlan = 'default';
   let source = 'demo';
   let prices: Record<string, ModelPrice> = { ...DEFAULT_PRICES };
+  let creditPacks = DEFAULT_PACKS;
 
   const explicitPath = env.TOLLGATE_CONFIG;
   const configPath = explicitPath || './tollgate.config.json';
@@ -147,6 +174,7 @@ export function loadConfig(env: Env = process.env): Config {
       routes = file.routes;
       if (file.plans) plans = file.plans;
       prices = { ...prices, ...file.prices };
+      creditPacks = file.creditPacks ?? creditPacks;
       defaultPlan = file.defaultPlan ?? (file.plans ? Object.keys(file.plans)[0] ?? 'default' : 'default');
       if (!plans[defaultPlan]) problems.push(`defaultPlan: no plan named "${defaultPlan}"`);
     }
@@ -189,12 +217,43 @@ export function loadConfig(env: Env = process.env): Config {
     }
   }
 
+  const stripe = stripeConfig(env, int, creditPacks, problems);
+  for (const plan of Object.values(plans)) {
+    if ((plan.overage === 'stripe' || plan.stripePrice) && !stripe) {
+      problems.push(`plans.${plan.name}: uses Stripe, which needs STRIPE_SECRET_KEY`);
+    }
+  }
+
   if (problems.length > 0) throw new ConfigError(problems);
   const demo = routes.length === 0 && source === 'demo';
   return deepFreeze({
     port, host, databasePath, logLevel, upstreamTimeoutMs, maxBodyBytes, shutdownTimeoutMs,
-    source, routes, plans, defaultPlan, demo, prices, providerKeys,
+    source, routes, plans, defaultPlan, demo, prices, providerKeys, stripe,
   });
+}
+
+const DEFAULT_PACKS = [10_000_000, 25_000_000, 50_000_000, 100_000_000];
+
+function stripeConfig(env: Env, int: (name: string, fallback: number, min: number) => number, creditPacks: number[], problems: string[]): StripeConfig | undefined {
+  const secretKey = env.STRIPE_SECRET_KEY;
+  if (!secretKey) return undefined;
+  const url = (name: string): string => {
+    const raw = env[name];
+    if (!raw) problems.push(`${name}: required with STRIPE_SECRET_KEY`);
+    else if (!/^https?:\/\//.test(raw)) problems.push(`${name}: expected an http(s) URL, got "${raw}"`);
+    return raw ?? '';
+  };
+  return {
+    secretKey,
+    webhookSecrets: (env.STRIPE_WEBHOOK_SECRET ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+    successUrl: url('CHECKOUT_SUCCESS_URL'),
+    cancelUrl: url('CHECKOUT_CANCEL_URL'),
+    portalReturnUrl: url('PORTAL_RETURN_URL'),
+    apiBase: env.STRIPE_API_BASE ? parseUrl(env.STRIPE_API_BASE, 'STRIPE_API_BASE', problems) : undefined,
+    pastDueGraceMs: int('PAST_DUE_GRACE_HOURS', 72, 0) * 3_600_000,
+    meterIntervalMs: int('METER_INTERVAL_SECONDS', 60, 1) * 1000,
+    creditPacks,
+  };
 }
 
 /** The route main.ts puts in front of the built-in echo upstream once it knows its port. */

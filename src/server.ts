@@ -2,17 +2,20 @@
 // pipeline: route → authenticate → rate limit → quota/credits → forward → meter.
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Config } from './config.ts';
 import type { Store } from './db/store.ts';
 import { GatewayError, toGatewayError, writeError } from './errors.ts';
 import { RateLimiter } from './limiter/token-bucket.ts';
 import type { Logger } from './log.ts';
+import { formatMicros } from './money.ts';
 import { admit, MonthlyPeriods } from './pipeline/admit.ts';
+import { admitTokens, chooseProviderKey } from './pipeline/admit-tokens.ts';
+import { readBody } from './pipeline/read-body.ts';
 import { authenticate, KeyCache } from './pipeline/authenticate.ts';
 import { RequestContext } from './pipeline/context.ts';
-import { forward, upstreamFailure, Upstreams } from './pipeline/forward.ts';
-import { meter } from './pipeline/meter.ts';
+import { forward, upstreamFailure, Upstreams, type ForwardEvents } from './pipeline/forward.ts';
+import { commitPrevious, meter } from './pipeline/meter.ts';
 import { rateLimit } from './pipeline/rate-limit.ts';
 import { Router } from './pipeline/route.ts';
 
@@ -54,6 +57,7 @@ export function createGateway({ config, store, log, now = Date.now }: GatewayDep
     const ctx = new RequestContext(req, res, requestId, performance.now());
     if (draining) ctx.responseHeaders.push('connection', 'close');
     const url = req.url!;
+    let byok = false;
     try {
       if (url.startsWith(OWN_PREFIX)) return ownEndpoint(ctx, url);
       if (UNSAFE_PATH.test(url)) {
@@ -69,17 +73,35 @@ export function createGateway({ config, store, log, now = Date.now }: GatewayDep
         const t = now();
         authenticate(ctx, keys, config, t);
         rateLimit(ctx, limiter, t);
-        if (route.metered) admit(ctx, store, periods.at(t));
+        if (route.meter) byok = chooseProviderKey(ctx, config);
+        else if (route.metered) admit(ctx, store, periods.at(t));
       }
     } catch (err) {
       return refuse(ctx, err);
     }
+    if (ctx.route.meter && ctx.route.metered) {
+      // Priced by tokens: the body names the model and the output limit, so it is read first.
+      readBody(req, config.maxBodyBytes).then((body) => {
+        admitTokens(ctx, body, byok, config, store);
+        send(ctx);
+      }).catch((err: unknown) => refuse(ctx, err));
+      return;
+    }
+    send(ctx);
+  }
+
+  function send(ctx: RequestContext): void {
     try {
-      forward(ctx, upstreams.get(ctx.route), config.maxBodyBytes, (err) => settle(ctx, err));
+      forward(ctx, upstreams.get(ctx.route!), config.maxBodyBytes, forwardEvents);
     } catch (err) {
       settle(ctx, err as Error); // undici refuses some requests synchronously (invalid header values)
     }
   }
+
+  const forwardEvents: ForwardEvents = {
+    responding: (ctx) => commitPrevious(ctx.socket, store),
+    done: settle,
+  };
 
   function settle(ctx: RequestContext, err: Error | null): void {
     try {
@@ -93,12 +115,15 @@ export function createGateway({ config, store, log, now = Date.now }: GatewayDep
           const failure = ctx.requestBytes > config.maxBodyBytes ? new GatewayError('PAYLOAD_TOO_LARGE') : upstreamFailure(err);
           if (ctx.status === 0) ctx.status = failure.status;
           if (failure.code !== 'PAYLOAD_TOO_LARGE') log.warn('upstream failed', { requestId: ctx.requestId, route: ctx.route!.path, error: err.message });
-          writeError(ctx.res, failure, ctx.requestId, ctx.responseHeaders);
+          commitPrevious(ctx.socket, store);
+          writeError(ctx.res, failure, ctx.requestId, ctx.responseHeaders, ctx.route!.meter);
         }
       }
       meter(ctx, store, now());
     } catch (e) {
-      log.error('settling a request failed', { requestId: ctx.requestId, error: (e as Error).message });
+      log.error('settling a request failed', { requestId: ctx.requestId, error: (e as Error).message, stack: (e as Error).stack });
+      // Whatever went wrong, the client must not wait for an answer that will never come.
+      if (!ctx.res.writableEnded) ctx.res.destroy();
     }
   }
 
@@ -107,7 +132,8 @@ export function createGateway({ config, store, log, now = Date.now }: GatewayDep
     if (e.code === 'INTERNAL') log.error('request failed', { requestId: ctx.requestId, error: (err as Error).message, stack: (err as Error).stack });
     // A refused request body is not read: close the connection rather than drain an upload.
     if (e.code === 'PAYLOAD_TOO_LARGE') ctx.responseHeaders.push('connection', 'close');
-    writeError(ctx.res, e, ctx.requestId, ctx.responseHeaders);
+    commitPrevious(ctx.socket, store);
+    writeError(ctx.res, e, ctx.requestId, ctx.responseHeaders, ctx.route?.meter);
   }
 
   function ownEndpoint(ctx: RequestContext, url: string): void {
@@ -117,16 +143,48 @@ export function createGateway({ config, store, log, now = Date.now }: GatewayDep
       const ready = !draining && store.isReady();
       return json(ctx, ready ? 200 : 503, { status: ready ? 'ready' : draining ? 'draining' : 'not ready' });
     }
+    if (path === '/_tollgate/usage') return usage(ctx);
     refuse(ctx, new GatewayError('NOT_FOUND', { detail: `No gateway endpoint at ${path}.` }));
+  }
+
+  /** The customer's own view, with its own key: balance, plan, quota and its latest requests. */
+  function usage(ctx: RequestContext): void {
+    const t = now();
+    authenticate(ctx, keys, config, t);
+    rateLimit(ctx, limiter, t);
+    const account = ctx.account!;
+    const plan = ctx.plan!;
+    const period = periods.at(t);
+    const balanceMicros = store.balance(account.id);
+    json(ctx, 200, {
+      accountId: account.id,
+      plan: plan.name,
+      balanceMicros,
+      balance: formatMicros(balanceMicros),
+      quota: { period, used: store.quotaUsed(account.id, period), limit: plan.monthlyQuota },
+      recent: store.recentUsage(account.id, 20).map(({ ts, ...r }) => ({
+        time: new Date(ts).toISOString(), ...r, cost: formatMicros(r.priceMicros),
+      })),
+    });
   }
 
   function json(ctx: RequestContext, status: number, body: unknown): void {
     const text = JSON.stringify(body);
+    commitPrevious(ctx.socket, store);
     ctx.res.writeHead(status, [...ctx.responseHeaders, ...JSON_HEADERS, 'content-length', String(Buffer.byteLength(text))]);
     ctx.res.end(text);
   }
 
   const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, handle);
+  // A client that closes its connection has seen its last response: write that row now.
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => {
+      sockets.delete(socket);
+      commitPrevious(socket, store);
+    });
+  });
   server.on('clientError', (err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
     else socket.destroy(err);
@@ -145,7 +203,11 @@ export function createGateway({ config, store, log, now = Date.now }: GatewayDep
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // Keep-alive connections close as soon as their last response is written; whatever is
       // still open after shutdownTimeoutMs is cut.
-      const sweep = setInterval(() => server.closeIdleConnections(), 50);
+      const sweep = setInterval(() => {
+        server.closeIdleConnections();
+        // A connection that never sent a byte (a client's spare) holds no request to finish.
+        for (const socket of sockets) if (socket.bytesRead === 0) socket.destroy();
+      }, 50);
       const deadline = setTimeout(() => server.closeAllConnections(), config.shutdownTimeoutMs);
       await closed;
       clearInterval(sweep);

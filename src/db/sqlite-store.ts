@@ -2,10 +2,15 @@
 // written in one transaction per event-loop turn; money moves in a transaction with its ledger row.
 import type { Db } from './open.ts';
 import { isMigrated } from './migrate.ts';
-import type { AccountRecord, KeyRecord, RecentUsage, Store, UsageRecord } from './store.ts';
+import type { AccountRecord, ApplyOutcome, KeyRecord, RecentUsage, Store, UsageRecord } from './store.ts';
 
-/** Past this many queued rows a flush happens at once rather than at the end of the turn. */
+/** Past this many queued rows a batch is written at once. */
 const MAX_BATCH = 2000;
+/** A batch is written at the latest this long after its first row. */
+const MAX_DELAY_MS = 10;
+
+interface QuotaCounter { accountId: string; period: string; used: number; pending: number }
+interface OverageCounter { key: string; accountId: string; eventName: string; intervalStart: number; pending: number; identifier: string }
 
 export interface SqliteStoreOptions {
   now?: () => number;
@@ -15,7 +20,8 @@ export interface SqliteStoreOptions {
 
 export function createSqliteStore(db: Db, { now = Date.now, onFlushError }: SqliteStoreOptions = {}): Store {
   const q = {
-    findKey: db.prepare(`SELECT k.id, k.account_id, k.expires_at, k.revoked_at, a.plan, a.status
+    findKey: db.prepare(`SELECT k.id, k.account_id, k.expires_at, k.revoked_at, a.plan, a.status,
+      a.status_reason, a.past_due_since, a.period_start, a.period_end
       FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.hash = ?`),
     quotaUsed: db.prepare('SELECT used FROM quota_usage WHERE account_id = ? AND period = ?').pluck(),
     addQuota: db.prepare(`INSERT INTO quota_usage (account_id, period, used) VALUES (?, ?, max(?, 0))
@@ -35,17 +41,30 @@ export function createSqliteStore(db: Db, { now = Date.now, onFlushError }: Sqli
     recent: db.prepare(`SELECT ts, request_id AS requestId, method, path, status, price_micros AS priceMicros, model,
       input_tokens AS inputTokens, output_tokens AS outputTokens, estimated
       FROM usage WHERE ts >= ? AND account_id = ? ORDER BY id DESC LIMIT ?`),
-    seenEvent: db.prepare('SELECT 1 FROM webhook_events WHERE id = ?'),
-    recordEvent: db.prepare('INSERT INTO webhook_events (id, source, type, received_at) VALUES (?, ?, ?, ?)'),
+    eventStatus: db.prepare('SELECT status FROM webhook_events WHERE id = ?').pluck(),
+    recordEvent: db.prepare(`INSERT INTO webhook_events (id, source, type, status, note, payload, received_at, applied_at)
+      VALUES (@id, @source, @type, @status, @note, @payload, @now, @appliedAt)
+      ON CONFLICT (id) DO UPDATE SET status = excluded.status, note = excluded.note, attempts = attempts + 1,
+        applied_at = excluded.applied_at`),
+    overage: db.prepare(`INSERT INTO meter_outbox (account_id, event_name, interval_start, value, identifier)
+      VALUES (@accountId, @eventName, @intervalStart, max(@delta, 0), @identifier)
+      ON CONFLICT (account_id, event_name, interval_start) DO UPDATE SET value = max(value + @delta, 0)
+      WHERE status = 'pending'`),
     dataVersion: db.prepare('PRAGMA data_version').pluck(),
   };
 
   // Quota counts live in memory (this process is the only server on the file) and are persisted
-  // as deltas with the usage batch; the map is keyed by account and period.
-  const quota = new Map<string, { accountId: string; period: string; used: number; pending: number }>();
+  // as deltas with the usage batch; so is metered overage waiting for Stripe. Only the counters
+  // changed since the last batch are visited.
+  const quota = new Map<string, Map<string, QuotaCounter>>();
+  const overage = new Map<string, OverageCounter>();
+  const dirtyQuota = new Set<QuotaCounter>();
+  const dirtyOverage = new Set<OverageCounter>();
   const rows: UsageRecord[] = [];
   let flushScheduled = false;
   let retrying = false;
+  /** Numbers the batches: rows appended now join batch `batch`, written by the next flush. */
+  let batch = 1;
 
   const flushTx = db.transaction(() => {
     for (const r of rows) {
@@ -55,14 +74,15 @@ export function createSqliteStore(db: Db, { now = Date.now, onFlushError }: Sqli
         ai?.model ?? null, ai?.inputTokens ?? null, ai?.cachedTokens ?? null, ai?.cacheWriteTokens ?? null,
         ai?.outputTokens ?? null, ai?.estimated ? 1 : 0);
     }
-    for (const c of quota.values()) {
-      if (c.pending !== 0) q.addQuota.run(c.accountId, c.period, c.pending);
+    for (const c of dirtyQuota) if (c.pending !== 0) q.addQuota.run(c.accountId, c.period, c.pending);
+    for (const o of dirtyOverage) {
+      if (o.pending !== 0) q.overage.run({ accountId: o.accountId, eventName: o.eventName, intervalStart: o.intervalStart, delta: o.pending, identifier: o.identifier });
     }
   });
 
   function flush(): void {
     flushScheduled = false;
-    if (rows.length === 0 && !hasPendingQuota()) return;
+    if (rows.length === 0 && dirtyQuota.size === 0 && dirtyOverage.size === 0) return;
     try {
       flushTx();
     } catch (err) {
@@ -77,32 +97,38 @@ export function createSqliteStore(db: Db, { now = Date.now, onFlushError }: Sqli
       return;
     }
     rows.length = 0;
-    for (const c of quota.values()) c.pending = 0;
-  }
-
-  function hasPendingQuota(): boolean {
-    for (const c of quota.values()) if (c.pending !== 0) return true;
-    return false;
+    batch++;
+    for (const c of dirtyQuota) c.pending = 0;
+    dirtyQuota.clear();
+    // An interval's counter is done with once written; a new one starts from the table.
+    for (const o of dirtyOverage) overage.delete(o.key);
+    dirtyOverage.clear();
   }
 
   function schedule(): void {
     if (rows.length >= MAX_BATCH && !retrying) flush();
     else if (!flushScheduled) {
       flushScheduled = true;
-      // setImmediate runs after this turn's I/O callbacks: every response finished in this turn
-      // is committed before the same connection can complete another request.
-      setImmediate(flush);
+      setTimeout(flush, MAX_DELAY_MS).unref();
     }
   }
 
-  function counter(accountId: string, period: string) {
-    const id = `${accountId}\u0000${period}`;
-    let c = quota.get(id);
+  function counter(accountId: string, period: string): QuotaCounter {
+    let periods = quota.get(accountId);
+    if (!periods) quota.set(accountId, (periods = new Map()));
+    let c = periods.get(period);
     if (!c) {
       c = { accountId, period, used: (q.quotaUsed.get(accountId, period) as number | undefined) ?? 0, pending: 0 };
-      quota.set(id, c);
+      periods.set(period, c);
     }
     return c;
+  }
+
+  function count(c: QuotaCounter, delta: number): void {
+    c.used += delta;
+    c.pending += delta;
+    dirtyQuota.add(c);
+    schedule();
   }
 
   const moveMoney = (sign: 1 | -1) => db.transaction((accountId: string, micros: number, kind: string, reference: string) => {
@@ -121,27 +147,45 @@ export function createSqliteStore(db: Db, { now = Date.now, onFlushError }: Sqli
   return {
     findKey(hash) {
       const r = q.findKey.get(hash) as
-        | { id: string; account_id: string; expires_at: number | null; revoked_at: number | null; plan: string; status: AccountRecord['status'] }
+        | {
+          id: string; account_id: string; expires_at: number | null; revoked_at: number | null; plan: string;
+          status: AccountRecord['status']; status_reason: string | null; past_due_since: number | null;
+          period_start: number | null; period_end: number | null;
+        }
         | undefined;
       if (!r) return undefined;
       const key: KeyRecord = { id: r.id, accountId: r.account_id, expiresAt: r.expires_at, revokedAt: r.revoked_at };
-      return { key, account: { id: r.account_id, plan: r.plan, status: r.status } };
+      return {
+        key,
+        account: {
+          id: r.account_id, plan: r.plan, status: r.status, statusReason: r.status_reason, pastDueSince: r.past_due_since,
+          periodStart: r.period_start, periodEnd: r.period_end,
+          periodKey: r.period_start === null ? null : `sub:${new Date(r.period_start).toISOString()}`,
+        },
+      };
     },
 
     takeQuota(accountId, period, limit) {
       const c = counter(accountId, period);
       if (limit !== null && c.used >= limit) return false;
-      c.used++;
-      c.pending++;
-      schedule();
+      count(c, 1);
       return true;
     },
 
     returnQuota(accountId, period) {
       const c = counter(accountId, period);
-      if (c.used === 0) return;
-      c.used--;
-      c.pending--;
+      if (c.used > 0) count(c, -1);
+    },
+
+    addOverage(accountId, eventName, intervalStart, delta) {
+      const key = `${accountId}\u0000${eventName}\u0000${intervalStart}`;
+      let o = overage.get(key);
+      if (!o) {
+        o = { key, accountId, eventName, intervalStart, pending: 0, identifier: `tollgate:${accountId}:${eventName}:${intervalStart}` };
+        overage.set(key, o);
+      }
+      o.pending += delta;
+      dirtyOverage.add(o);
       schedule();
     },
 
@@ -173,18 +217,33 @@ export function createSqliteStore(db: Db, { now = Date.now, onFlushError }: Sqli
     appendUsage(row) {
       rows.push(row);
       schedule();
+      return batch;
     },
 
-    applyOnce(source, eventId, type, effect) {
-      return db.transaction(() => {
-        if (q.seenEvent.get(eventId)) return false;
-        effect();
-        q.recordEvent.run(eventId, source, type, now());
-        return true;
+    flushBatch(id) {
+      if (id === batch && !retrying) flush();
+    },
+
+    applyOnce(event, effect) {
+      return db.transaction((): ApplyOutcome => {
+        const seen = q.eventStatus.get(event.id) as string | undefined;
+        if (seen === 'applied' || seen === 'ignored') return { status: 'duplicate' };
+        const note = effect();
+        const status = note === undefined ? 'applied' : 'ignored';
+        q.recordEvent.run({ ...event, status, note: note ?? null, now: now(), appliedAt: now() });
+        return note === undefined ? { status: 'applied' } : { status: 'ignored', note };
       }).immediate();
     },
 
-    onExternalChange(listener) {
+    recordFailure(event, error) {
+      q.recordEvent.run({ ...event, status: 'failed', note: error, now: now(), appliedAt: null });
+    },
+
+    notifyChange() {
+      for (const l of listeners) l();
+    },
+
+    onChange(listener) {
       listeners.push(listener);
       // PRAGMA data_version changes when another connection commits: the CLI revoking a key,
       // granting credits or changing a plan. 200 ms keeps revocation well inside one second.

@@ -13,7 +13,26 @@ export interface AccountRecord {
   id: string;
   plan: string;
   status: AccountStatus;
+  /** Why it is suspended: 'payment_failed', 'dispute', 'operator'. */
+  statusReason: string | null;
+  /** A past_due subscription keeps access for a grace period from here. */
+  pastDueSince: number | null;
+  /** The subscription's billing period, which is then the quota period ("sub:<start>"). */
+  periodStart: number | null;
+  periodEnd: number | null;
+  periodKey: string | null;
 }
+
+/** A webhook event as received: its id, type and raw JSON. */
+export interface InboundEvent {
+  source: string;
+  id: string;
+  type: string;
+  payload: string;
+}
+
+/** What applying an event did: its effect ran, it needed none (with why), or it was seen before. */
+export type ApplyOutcome = { status: 'applied' } | { status: 'ignored'; note: string } | { status: 'duplicate' };
 
 /** One row per proxied request. */
 export interface UsageRecord {
@@ -73,12 +92,30 @@ export interface Store {
   debit(accountId: string, micros: number, kind: string, reference: string): boolean;
   /** Adds `micros` to the balance with a ledger row; returns the new balance. */
   credit(accountId: string, micros: number, kind: string, reference: string): number;
-  /** Queues a usage row; rows are written in batches, one transaction per event-loop turn. */
-  appendUsage(row: UsageRecord): void;
-  /** Runs `effect` and records `eventId` in one transaction; false (and no effect) if already seen. */
-  applyOnce(source: string, eventId: string, type: string, effect: () => void): boolean;
-  /** Calls `listener` within `intervalMs` of another process changing keys, accounts or balances. */
-  onExternalChange(listener: () => void): void;
+  /**
+   * Queues a usage row and returns the number of the batch it joined. A batch is written in one
+   * transaction within 10 ms, or earlier through flushBatch.
+   */
+  appendUsage(row: UsageRecord): number;
+  /** Writes batch `id` now if it is still queued (a no-op once it was written). */
+  flushBatch(id: number): void;
+  /**
+   * Runs `effect` and records the event in one transaction, unless the event was applied or
+   * ignored before. `effect` returns undefined when it applied, or a note saying why it did
+   * nothing. If it throws, nothing it did is kept; record the failure with recordFailure.
+   */
+  applyOnce(event: InboundEvent, effect: () => string | undefined): ApplyOutcome;
+  /** Keeps a failed event (and counts the attempt) so it can be listed and replayed. */
+  recordFailure(event: InboundEvent, error: string): void;
+  /** Counts metered overage for Stripe (batched like usage rows); delta -1 gives one back. */
+  addOverage(accountId: string, eventName: string, intervalStart: number, delta: number): void;
+  /** Tells onChange listeners about a change this process made itself (a webhook applied). */
+  notifyChange(): void;
+  /**
+   * Calls `listener` after keys or accounts change: within 200 ms when another process (the CLI)
+   * changed them, at once after notifyChange().
+   */
+  onChange(listener: () => void): void;
   isReady(): boolean;
   /** Writes everything queued. */
   flush(): void;

@@ -62,17 +62,20 @@ class AnthropicTracker implements UsageTracker {
   private read(u: unknown): void {
     if (!isRecord(u)) return;
     const { usage } = this;
-    if ('input_tokens' in u) usage.input = tokens(u.input_tokens);
-    if ('cache_read_input_tokens' in u) usage.cachedInput = tokens(u.cache_read_input_tokens);
-    if ('cache_creation_input_tokens' in u) {
+    // message_delta fields may be null: only a number replaces what message_start said.
+    const has = (k: string) => typeof u[k] === 'number';
+    if (has('input_tokens')) usage.input = tokens(u.input_tokens);
+    if (has('cache_read_input_tokens')) usage.cachedInput = tokens(u.cache_read_input_tokens);
+    if (has('cache_creation_input_tokens')) {
       const total = tokens(u.cache_creation_input_tokens);
       const split = isRecord(u.cache_creation) ? u.cache_creation : undefined;
-      // Without the 5m/1h split every cache write is priced as a 5-minute one (the default TTL).
-      const oneHour = Math.min(total, split ? tokens(split.ephemeral_1h_input_tokens) : 0);
+      // message_delta repeats the total without the 5m/1h split: keep the 1-hour share already
+      // known; with no split ever seen, every write is a 5-minute one (the default TTL).
+      const oneHour = Math.min(total, split ? tokens(split.ephemeral_1h_input_tokens) : usage.cacheWrite1h);
       usage.cacheWrite1h = oneHour;
       usage.cacheWrite5m = total - oneHour;
     }
-    if ('output_tokens' in u) usage.output = tokens(u.output_tokens);
+    if (has('output_tokens')) usage.output = tokens(u.output_tokens);
     this.seen = true;
   }
 }

@@ -1,6 +1,5 @@
 // Stage 3 on AI routes: price the request by its model and reserve its worst case from the
 // prepaid balance before anything goes upstream. meter() settles it to the tokens actually used.
-import type { IncomingMessage } from 'node:http';
 import type { Config } from '../config.ts';
 import type { Store } from '../db/store.ts';
 import { GatewayError } from '../errors.ts';
@@ -54,22 +53,4 @@ export function admitTokens(ctx: RequestContext, body: Buffer, byok: boolean, co
     throw new GatewayError('INSUFFICIENT_CREDITS', { detail: 'The prepaid balance cannot cover this request at its max_tokens; top up credits or lower max_tokens.' });
   }
   ctx.ai = new AiExchange(provider, call, price, reserved, sent);
-}
-
-/** Reads a whole request body, refusing it past `limit` bytes (413). */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.removeAllListeners('data');
-        req.resume();
-        reject(new GatewayError('PAYLOAD_TOO_LARGE'));
-      } else chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks, size)));
-    req.on('error', reject);
-  });
 }

@@ -16,7 +16,7 @@ export class KeyCache {
   private readonly entries = new Map<string, Found>();
 
   constructor(private readonly store: Store) {
-    store.onExternalChange(() => this.clear());
+    store.onChange(() => this.clear());
   }
 
   get(hash: string): Found {
@@ -29,7 +29,6 @@ export class KeyCache {
     return found;
   }
 
-  /** For changes this process makes itself (they do not show up as external changes). */
   clear(): void {
     this.entries.clear();
   }

@@ -1,5 +1,6 @@
 // What one request carries through the stages. One object per request, fields set as stages run.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Plan, Route } from '../config.ts';
 import type { AccountRecord, KeyRecord } from '../db/store.ts';
 import type { AiExchange } from '../meters/token-meter.ts';
@@ -28,6 +29,9 @@ export class RequestContext {
   /** AI routes priced by tokens: the request, its reservation and the usage seen. */
   ai: AiExchange | undefined = undefined;
 
+  /** Kept here: node:http detaches req.socket once the request body has been read. */
+  readonly socket: Socket;
+
   constructor(
     readonly req: IncomingMessage,
     readonly res: ServerResponse,
@@ -35,5 +39,6 @@ export class RequestContext {
     readonly startedAt: number,
   ) {
     this.responseHeaders = ['x-request-id', requestId];
+    this.socket = req.socket;
   }
 }

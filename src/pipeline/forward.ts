@@ -60,14 +60,19 @@ export function upstreamPath(route: Route, basePath: string, url: string): strin
   return `${basePath}/${rest.charCodeAt(0) === 47 ? rest.slice(1) : rest}`;
 }
 
-/**
- * Sends the request upstream. `done` is called once: with null when the response was streamed
- * whole, or with the error that stopped it (the caller decides what the client sees).
- */
-export function forward(ctx: RequestContext, upstream: Upstream, maxBodyBytes: number, done: (err: Error | null) => void): void {
+/** What the server is told as a forwarded request goes (one object for all requests). */
+export interface ForwardEvents {
+  /** The response is about to start (its status line goes out next). */
+  responding(ctx: RequestContext): void;
+  /** Called once: with null when the response was streamed whole, or with the error that stopped it. */
+  done(ctx: RequestContext, err: Error | null): void;
+}
+
+/** Sends the request upstream; the caller decides what the client sees when it fails. */
+export function forward(ctx: RequestContext, upstream: Upstream, maxBodyBytes: number, events: ForwardEvents): void {
   const { req, res } = ctx;
   const route = ctx.route!;
-  const handler = new ForwardHandler(ctx, done);
+  const handler = new ForwardHandler(ctx, events);
   res.on('close', () => {
     if (!res.writableEnded) {
       ctx.clientGone = true;
@@ -132,7 +137,7 @@ function requestHeaders(ctx: RequestContext, route: Route): string[] {
     out.push('x-tollgate-account', ctx.account.id, 'x-tollgate-plan', ctx.plan!.name, 'x-tollgate-key-id', ctx.key!.id);
   }
   const forwardedFor = headers['x-forwarded-for'];
-  const client = req.socket.remoteAddress ?? 'unknown';
+  const client = ctx.socket.remoteAddress ?? 'unknown';
   out.push(
     'x-request-id', ctx.requestId,
     'x-forwarded-for', forwardedFor ? `${forwardedFor}, ${client}` : client,
@@ -154,7 +159,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   controller: Dispatcher.DispatchController | undefined = undefined;
   private finished = false;
 
-  constructor(private readonly ctx: RequestContext, private readonly done: (err: Error | null) => void) {}
+  constructor(private readonly ctx: RequestContext, private readonly events: ForwardEvents) {}
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
@@ -181,7 +186,10 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       else for (const one of v) out.push(name, one);
     }
     // A JSON body is held until its usage is read, so the cost can go out in a header.
-    if (ai?.mode !== 'buffer') ctx.res.writeHead(statusCode, out);
+    if (ai?.mode !== 'buffer') {
+      this.events.responding(ctx);
+      ctx.res.writeHead(statusCode, out);
+    }
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -209,6 +217,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       const out = ctx.responseHeaders;
       if (ai.costKnown) out.push('x-tollgate-cost-micros', String(ai.settle().costMicros));
       out.push('content-length', String(bytes));
+      this.events.responding(ctx);
       ctx.res.writeHead(ctx.status, out);
     }
     ctx.res.end(rest);
@@ -222,7 +231,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   private finish(err: Error | null): void {
     if (this.finished) return;
     this.finished = true;
-    this.done(err);
+    this.events.done(this.ctx, err);
   }
 }
 

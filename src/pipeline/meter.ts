@@ -1,18 +1,51 @@
 // Stage 5: settle and record. What admit() reserved stays spent only if the request is billable:
 // the upstream answered below 500. Upstream 5xx, unreachable, timeouts and gateway errors are
-// given back (quota and credits). Every proxied request gets one usage row.
-import type { Store } from '../db/store.ts';
+// given back (quota and credits). AI requests settle their reservation to the tokens used.
+// Every proxied request gets one usage row.
+import type { Socket } from 'node:net';
+import type { Store, UsageRecord } from '../db/store.ts';
 import type { RequestContext } from './context.ts';
+
+const LAST_BATCH = Symbol('tollgate.lastBatch');
+type TrackedSocket = Socket & { [LAST_BATCH]?: number };
+
+/**
+ * Group commit bounded by connections. Usage rows are written in batches, yet a kill -9 may lose
+ * at most one answered request per open connection: before a connection gets the first byte of
+ * another response, the batch holding its previous row is written. Meanwhile the other
+ * connections' rows join that batch, so under load one commit carries about one row per
+ * connection rather than one per request.
+ */
+export function commitPrevious(socket: Socket, store: Store): void {
+  const batch = (socket as TrackedSocket)[LAST_BATCH];
+  if (batch !== undefined) store.flushBatch(batch);
+}
 
 export function meter(ctx: RequestContext, store: Store, now: number): void {
   const account = ctx.account;
-  if (!ctx.billable && account) {
+  const ai = ctx.ai;
+  let aiUsage: UsageRecord['ai'];
+  if (ai) {
+    // Tokens: keep what the usage cost out of the reservation, give back the rest.
+    const s = ai.settle();
+    if (ai.reservedMicros > s.costMicros) store.credit(account!.id, ai.reservedMicros - s.costMicros, 'settle', ctx.requestId);
+    ctx.chargedMicros = s.costMicros;
+    ctx.billable = s.costMicros > 0 || (ai.succeeded && !ctx.clientGone);
+    if (ai.call.model !== undefined) {
+      const u = s.usage;
+      aiUsage = {
+        model: ai.call.model, inputTokens: u.input + u.cachedInput + u.cacheWrite5m + u.cacheWrite1h,
+        cachedTokens: u.cachedInput, cacheWriteTokens: u.cacheWrite5m + u.cacheWrite1h, outputTokens: u.output,
+        estimated: s.estimated,
+      };
+    }
+  } else if (!ctx.billable && account) {
     if (ctx.quotaPeriod !== undefined) store.returnQuota(account.id, ctx.quotaPeriod);
     if (ctx.chargedMicros > 0) store.credit(account.id, ctx.chargedMicros, 'refund', ctx.requestId);
     ctx.quotaPeriod = undefined;
     ctx.chargedMicros = 0;
   }
-  store.appendUsage({
+  (ctx.socket as TrackedSocket)[LAST_BATCH] = store.appendUsage({
     ts: now,
     requestId: ctx.requestId,
     accountId: account?.id ?? null,
@@ -26,5 +59,6 @@ export function meter(ctx: RequestContext, store: Store, now: number): void {
     latencyUs: Math.round((performance.now() - ctx.startedAt) * 1000),
     priceMicros: ctx.chargedMicros,
     billable: ctx.billable,
+    ai: aiUsage,
   });
 }

@@ -1,0 +1,100 @@
+// What Stripe billing reads and writes, behind one interface like the request path's Store.
+// Every method is synchronous and runs inside Store.applyOnce's transaction when a webhook
+// calls it, so an event's effects and its record commit together or not at all.
+
+export interface BillingAccount {
+  id: string;
+  email: string;
+  name: string | null;
+  plan: string;
+  status: 'active' | 'suspended';
+  statusReason: string | null;
+  balanceMicros: number;
+  debtMicros: number;
+  stripeCustomerId: string | null;
+  subscriptionId: string | null;
+  subscriptionStatus: string | null;
+  /** `created` (ms) of the newest subscription event applied. */
+  subscriptionEventAt: number | null;
+  pastDueSince: number | null;
+  periodStart: number | null;
+  periodEnd: number | null;
+}
+
+export interface SubscriptionState {
+  subscriptionId: string | null;
+  status: string | null;
+  plan: string;
+  eventAt: number;
+  pastDueSince: number | null;
+  periodStart: number | null;
+  periodEnd: number | null;
+}
+
+export interface CreditPurchase {
+  sessionId: string;
+  accountId: string;
+  paymentIntent: string | null;
+  amountMicros: number;
+  refundedMicros: number;
+}
+
+export interface Dispute {
+  id: string;
+  accountId: string;
+  frozenMicros: number;
+  status: string;
+}
+
+export interface OutboxRow {
+  id: number;
+  accountId: string;
+  eventName: string;
+  intervalStart: number;
+  value: number;
+  identifier: string;
+  attempts: number;
+  stripeCustomerId: string | null;
+}
+
+export interface WebhookEventRow {
+  id: string;
+  type: string;
+  status: 'applied' | 'ignored' | 'failed';
+  note: string | null;
+  attempts: number;
+  receivedAt: number;
+  appliedAt: number | null;
+}
+
+export interface BillingStore {
+  account(id: string): BillingAccount | undefined;
+  accountByCustomer(customerId: string): BillingAccount | undefined;
+  linkCustomer(accountId: string, customerId: string): void;
+  setSubscription(accountId: string, s: SubscriptionState): void;
+  setStanding(accountId: string, status: 'active' | 'suspended', reason: string | null): void;
+  setPeriod(accountId: string, start: number, end: number): void;
+  clearPastDue(accountId: string): void;
+  addDebt(accountId: string, micros: number): void;
+  /** Takes up to `micros` of debt away (what a top-up paid of it). */
+  reduceDebt(accountId: string, micros: number): void;
+
+  /** False when the session was recorded already. */
+  recordPurchase(p: Omit<CreditPurchase, 'refundedMicros'>): boolean;
+  purchaseByPaymentIntent(paymentIntent: string): CreditPurchase | undefined;
+  setRefunded(sessionId: string, refundedMicros: number): void;
+
+  openDispute(d: Dispute): void;
+  dispute(id: string): Dispute | undefined;
+  closeDispute(id: string, status: string): void;
+  openDisputes(accountId: string): number;
+
+  /** Outbox rows of intervals that ended by `before`, due for a (re)try at `now`. */
+  dueMeterEvents(before: number, now: number): OutboxRow[];
+  pendingMeterEvents(): OutboxRow[];
+  markReported(id: number): void;
+  markReportFailed(id: number, error: string, retryAt: number): void;
+
+  webhookEvents(onlyFailed: boolean): WebhookEventRow[];
+  webhookPayload(id: string): string | undefined;
+}

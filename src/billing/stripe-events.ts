@@ -1,0 +1,200 @@
+// What each Stripe event does to the gateway's accounts. applyStripeEvent runs inside
+// Store.applyOnce's transaction: it returns undefined when it changed something, or a note saying
+// why the event needed nothing (recorded with the event). It throws only on a real failure.
+import type { Config } from '../config.ts';
+import type { Store } from '../db/store.ts';
+import type { BillingAccount, BillingStore } from './billing-store.ts';
+import {
+  centsToMicros, idOf, invoicePeriod, invoiceSubscription, metadata, obj, str, subscriptionPeriod, subscriptionPrice,
+} from './stripe-fields.ts';
+
+export interface StripeEvent {
+  id: string;
+  type: string;
+  api_version: string | null;
+  /** Seconds since the epoch. */
+  created: number;
+  data: { object: Record<string, unknown> };
+}
+
+export interface EventDeps {
+  config: Config;
+  store: Store;
+  billing: BillingStore;
+}
+
+type Handler = (o: Record<string, unknown>, event: StripeEvent, deps: EventDeps) => string | undefined;
+
+// Subscription statuses that lose the plan; active and trialing grant it, past_due keeps it for
+// a grace period, incomplete waits for the first payment.
+const LAPSED = new Set(['unpaid', 'incomplete_expired', 'canceled', 'paused']);
+
+const HANDLERS: Record<string, Handler> = {
+  'checkout.session.completed': checkoutCompleted,
+  'checkout.session.async_payment_succeeded': checkoutCompleted,
+  'customer.subscription.created': subscriptionChanged,
+  'customer.subscription.updated': subscriptionChanged,
+  'customer.subscription.deleted': subscriptionChanged,
+  'invoice.paid': invoicePaid,
+  'invoice.payment_failed': invoicePaymentFailed,
+  'charge.refunded': chargeRefunded,
+  'charge.dispute.created': disputeCreated,
+  'charge.dispute.closed': disputeClosed,
+};
+
+export function handlesEventType(type: string): boolean {
+  return Object.hasOwn(HANDLERS, type);
+}
+
+export function applyStripeEvent(event: StripeEvent, deps: EventDeps): string | undefined {
+  const handler = HANDLERS[event.type];
+  if (!handler) return `event type ${event.type} is not used by the gateway`;
+  const o = obj(event.data?.object);
+  if (!o) return 'the event carries no data.object';
+  return handler(o, event, deps);
+}
+
+/** The account an object belongs to: its metadata.account_id, else its customer. */
+function accountFor(o: Record<string, unknown>, billing: BillingStore): BillingAccount | undefined {
+  const id = str(metadata(o).account_id) ?? str(o.client_reference_id);
+  const byId = id === undefined ? undefined : billing.account(id);
+  if (byId) return byId;
+  const customer = idOf(o.customer);
+  return customer === undefined ? undefined : billing.accountByCustomer(customer);
+}
+
+function link(account: BillingAccount, o: Record<string, unknown>, billing: BillingStore): void {
+  const customer = idOf(o.customer);
+  if (customer !== undefined && account.stripeCustomerId === null) billing.linkCustomer(account.id, customer);
+}
+
+function checkoutCompleted(session: Record<string, unknown>, event: StripeEvent, { store, billing }: EventDeps): string | undefined {
+  const account = accountFor(session, billing);
+  if (!account) return `no account for checkout session ${String(session.id)}`;
+  link(account, session, billing);
+  if (session.mode === 'subscription') return undefined; // the plan follows customer.subscription.* events
+  if (session.mode !== 'payment') return `a ${String(session.mode)}-mode session buys no credits`;
+  if (session.payment_status !== 'paid') return 'payment not settled yet: credits wait for checkout.session.async_payment_succeeded';
+  if (session.currency !== 'usd') return `credits are sold in usd; this session was paid in ${String(session.currency)}`;
+  const amount = centsToMicros(session.amount_total);
+  if (!amount) return 'the session has no amount_total';
+  const sessionId = String(session.id);
+  if (!billing.recordPurchase({ sessionId, accountId: account.id, paymentIntent: idOf(session.payment_intent) ?? null, amountMicros: amount })) {
+    return `credits for ${sessionId} were granted already (${event.type})`;
+  }
+  store.credit(account.id, amount, 'purchase', sessionId);
+  // A refund that found the balance short left a debt: the top-up pays it first.
+  const repay = Math.min(account.debtMicros, amount);
+  if (repay > 0) {
+    store.debit(account.id, repay, 'debt_repayment', sessionId);
+    billing.reduceDebt(account.id, repay);
+  }
+  return undefined;
+}
+
+function subscriptionChanged(sub: Record<string, unknown>, event: StripeEvent, { config, billing }: EventDeps): string | undefined {
+  const account = accountFor(sub, billing);
+  if (!account) return `no account for subscription ${String(sub.id)} (customer ${String(idOf(sub.customer))})`;
+  const eventAt = event.created * 1000;
+  // Stripe does not promise order: an event older than the state applied must not overwrite it.
+  if (account.subscriptionEventAt !== null && eventAt < account.subscriptionEventAt) {
+    return `older (${new Date(eventAt).toISOString()}) than the subscription state already applied`;
+  }
+  link(account, sub, billing);
+  const status = event.type === 'customer.subscription.deleted' ? 'canceled' : str(sub.status);
+  if (status === undefined) return 'the subscription has no status';
+  const price = subscriptionPrice(sub);
+  const pricedPlan = Object.values(config.plans).find((p) => p.stripePrice !== undefined && p.stripePrice === price)?.name;
+  const period = subscriptionPeriod(sub, event.api_version);
+
+  let plan: string;
+  let pastDueSince: number | null = null;
+  if (LAPSED.has(status)) plan = config.defaultPlan;
+  else if (status === 'active' || status === 'trialing') {
+    if (pricedPlan === undefined) return `price ${String(price)} is no plan's stripePrice`;
+    plan = pricedPlan;
+  } else if (status === 'past_due') {
+    plan = pricedPlan ?? account.plan;
+    pastDueSince = account.pastDueSince ?? eventAt;
+  } else if (status === 'incomplete') plan = account.plan;
+  else return `subscription status ${status} is not handled`;
+
+  const live = !LAPSED.has(status);
+  billing.setSubscription(account.id, {
+    subscriptionId: live ? String(sub.id) : null,
+    status,
+    plan,
+    eventAt,
+    pastDueSince,
+    // Lapsed: the quota goes back to calendar months.
+    periodStart: live ? period?.start ?? null : null,
+    periodEnd: live ? period?.end ?? null : null,
+  });
+  return undefined;
+}
+
+function invoicePaid(inv: Record<string, unknown>, event: StripeEvent, { billing }: EventDeps): string | undefined {
+  const account = accountFor(inv, billing);
+  if (!account) return `no account for customer ${String(idOf(inv.customer))}`;
+  if (account.status === 'suspended' && account.statusReason === 'payment_failed') billing.setStanding(account.id, 'active', null);
+  billing.clearPastDue(account.id);
+  if (invoiceSubscription(inv, event.api_version) !== undefined) {
+    const period = invoicePeriod(inv);
+    if (period) billing.setPeriod(account.id, period.start, period.end);
+  }
+  return undefined;
+}
+
+function invoicePaymentFailed(inv: Record<string, unknown>, _event: StripeEvent, { billing }: EventDeps): string | undefined {
+  const account = accountFor(inv, billing);
+  if (!account) return `no account for customer ${String(idOf(inv.customer))}`;
+  // A dispute's suspension says more; do not overwrite its reason.
+  if (account.status !== 'suspended') billing.setStanding(account.id, 'suspended', 'payment_failed');
+  return undefined;
+}
+
+function chargeRefunded(charge: Record<string, unknown>, _event: StripeEvent, { store, billing }: EventDeps): string | undefined {
+  const pi = idOf(charge.payment_intent);
+  const purchase = pi === undefined ? undefined : billing.purchaseByPaymentIntent(pi);
+  if (!purchase) return `charge ${String(charge.id)} paid for no credit purchase`;
+  const refunded = centsToMicros(charge.amount_refunded);
+  if (refunded === undefined) return 'the charge has no amount_refunded';
+  // amount_refunded is a running total: debit only what is new since the last refund event.
+  const delta = Math.min(refunded, purchase.amountMicros) - purchase.refundedMicros;
+  if (delta <= 0) return 'nothing refunded beyond what was already debited';
+  const account = billing.account(purchase.accountId)!;
+  const take = Math.min(delta, account.balanceMicros);
+  if (take > 0) store.debit(account.id, take, 'refund', String(charge.id));
+  if (delta > take) billing.addDebt(account.id, delta - take);
+  billing.setRefunded(purchase.sessionId, purchase.refundedMicros + delta);
+  return undefined;
+}
+
+function disputeCreated(dispute: Record<string, unknown>, _event: StripeEvent, { store, billing }: EventDeps): string | undefined {
+  const id = String(dispute.id);
+  if (billing.dispute(id)) return `dispute ${id} is open already`;
+  const pi = idOf(dispute.payment_intent);
+  const purchase = pi === undefined ? undefined : billing.purchaseByPaymentIntent(pi);
+  if (!purchase) return `dispute ${id} is about no credit purchase`;
+  const account = billing.account(purchase.accountId)!;
+  const disputed = Math.min(centsToMicros(dispute.amount) ?? 0, purchase.amountMicros - purchase.refundedMicros);
+  const frozen = Math.min(disputed, account.balanceMicros);
+  if (frozen > 0) store.debit(account.id, frozen, 'dispute_hold', id);
+  billing.openDispute({ id, accountId: account.id, frozenMicros: frozen, status: str(dispute.status) ?? 'open' });
+  billing.setStanding(account.id, 'suspended', 'dispute');
+  return undefined;
+}
+
+function disputeClosed(dispute: Record<string, unknown>, _event: StripeEvent, { store, billing }: EventDeps): string | undefined {
+  const id = String(dispute.id);
+  const open = billing.dispute(id);
+  if (!open) return `dispute ${id} was never opened here`;
+  if (open.status === 'won' || open.status === 'lost') return `dispute ${id} is settled already`;
+  const status = str(dispute.status) ?? 'closed';
+  // Won: the frozen credits come back. Lost: the bank took the money back, the credits stay gone.
+  if (status === 'won' && open.frozenMicros > 0) store.credit(open.accountId, open.frozenMicros, 'dispute_release', id);
+  billing.closeDispute(id, status);
+  const account = billing.account(open.accountId)!;
+  if (account.statusReason === 'dispute' && billing.openDisputes(account.id) === 0) billing.setStanding(account.id, 'active', null);
+  return undefined;
+}

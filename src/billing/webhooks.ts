@@ -1,0 +1,84 @@
+// POST /_tollgate/webhooks/stripe: verify the signature on the raw bytes, then apply the event
+// exactly once in the same SQLite transaction that records its id. No network call happens
+// before the reply, so it comes back in well under Stripe's timeout.
+import Stripe from 'stripe';
+import type { Config } from '../config.ts';
+import type { InboundEvent, Store } from '../db/store.ts';
+import type { Logger } from '../log.ts';
+import type { BillingStore } from './billing-store.ts';
+import { applyStripeEvent, type StripeEvent } from './stripe-events.ts';
+
+export const MAX_WEBHOOK_BYTES = 1024 * 1024;
+
+export interface WebhookReply {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+export interface WebhookDeps {
+  config: Config;
+  store: Store;
+  billing: BillingStore;
+  log: Logger;
+}
+
+/** Checks the Stripe-Signature header against every configured secret (several during a rotation). */
+function verify(raw: Buffer, signature: string, secrets: readonly string[]): boolean {
+  for (const secret of secrets) {
+    try {
+      Stripe.webhooks.signature!.verifyHeader(raw, signature, secret, Stripe.webhooks.DEFAULT_TOLERANCE);
+      return true;
+    } catch {
+      // try the next secret
+    }
+  }
+  return false;
+}
+
+export function receiveStripeWebhook(raw: Buffer, signature: string | undefined, deps: WebhookDeps): WebhookReply {
+  const secrets = deps.config.stripe?.webhookSecrets ?? [];
+  if (secrets.length === 0) return problem(503, 'Webhooks are not configured: set STRIPE_WEBHOOK_SECRET.');
+  if (!signature) return problem(400, 'Missing Stripe-Signature header.');
+  if (!verify(raw, signature, secrets)) {
+    return problem(400, 'The Stripe-Signature does not match the body with any configured secret, or its timestamp is outside the tolerance.');
+  }
+  let event: StripeEvent;
+  try {
+    event = JSON.parse(raw.toString('utf8')) as StripeEvent;
+  } catch {
+    return problem(400, 'The body is not valid JSON.');
+  }
+  if (typeof event?.id !== 'string' || typeof event.type !== 'string' || typeof event.created !== 'number') {
+    return problem(400, 'The body is not a Stripe event (id, type and created are required).');
+  }
+  return apply({ source: 'stripe', id: event.id, type: event.type, payload: raw.toString('utf8') }, event, deps);
+}
+
+/** Applies an event once; also what `tollgate webhooks replay` calls with a stored payload. */
+export function apply(inbound: InboundEvent, event: StripeEvent, deps: WebhookDeps): WebhookReply {
+  try {
+    const outcome = deps.store.applyOnce(inbound, () => applyStripeEvent(event, deps));
+    if (outcome.status === 'applied') deps.store.notifyChange(); // plans and standing take effect now
+    if (outcome.status === 'ignored') logOnce(deps.log, event.type, outcome.note);
+    return { status: 200, body: { received: true, id: event.id, outcome: outcome.status } };
+  } catch (err) {
+    // Nothing of the effect was kept; Stripe retries on a non-2xx, and the operator can replay.
+    const message = (err as Error).message;
+    deps.store.recordFailure(inbound, message);
+    deps.log.error('stripe event failed', { eventId: event.id, type: event.type, error: message });
+    return problem(500, 'The event could not be applied; it was recorded and will be retried.');
+  }
+}
+
+const logged = new Set<string>();
+
+function logOnce(log: Logger, type: string, note: string): void {
+  const key = `${type}\u0000${note.replace(/\b(?:cs|ch|dp|pi|cus|sub|in|evt)_\w+/g, '…')}`;
+  if (logged.has(key)) return;
+  logged.add(key);
+  log.info('stripe event needed no change', { type, note });
+}
+
+function problem(status: number, detail: string): WebhookReply {
+  return { status, body: { type: 'urn:tollgate:error:webhook', title: 'Webhook refused', status, detail } };
+}

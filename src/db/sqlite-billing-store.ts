@@ -1,0 +1,77 @@
+// BillingStore on the SQLite file. Statements are prepared once; webhook effects call these
+// inside Store.applyOnce's transaction.
+import type { BillingAccount, BillingStore, CreditPurchase, Dispute, OutboxRow, WebhookEventRow } from '../billing/billing-store.ts';
+import type { Db } from './open.ts';
+
+const ACCOUNT = `SELECT id, email, name, plan, status, status_reason AS statusReason, balance_micros AS balanceMicros,
+  debt_micros AS debtMicros, stripe_customer_id AS stripeCustomerId, stripe_subscription_id AS subscriptionId,
+  subscription_status AS subscriptionStatus, subscription_event_at AS subscriptionEventAt,
+  past_due_since AS pastDueSince, period_start AS periodStart, period_end AS periodEnd FROM accounts`;
+const OUTBOX = `SELECT o.id, o.account_id AS accountId, o.event_name AS eventName, o.interval_start AS intervalStart,
+  o.value, o.identifier, o.attempts, a.stripe_customer_id AS stripeCustomerId
+  FROM meter_outbox o JOIN accounts a ON a.id = o.account_id`;
+
+export function createSqliteBillingStore(db: Db, now: () => number = Date.now): BillingStore {
+  const q = {
+    account: db.prepare(`${ACCOUNT} WHERE id = ?`),
+    byCustomer: db.prepare(`${ACCOUNT} WHERE stripe_customer_id = ?`),
+    link: db.prepare('UPDATE accounts SET stripe_customer_id = ? WHERE id = ?'),
+    subscription: db.prepare(`UPDATE accounts SET stripe_subscription_id = @subscriptionId, subscription_status = @status,
+      plan = @plan, subscription_event_at = @eventAt, past_due_since = @pastDueSince,
+      period_start = @periodStart, period_end = @periodEnd WHERE id = @accountId`),
+    standing: db.prepare('UPDATE accounts SET status = ?, status_reason = ? WHERE id = ?'),
+    period: db.prepare('UPDATE accounts SET period_start = ?, period_end = ? WHERE id = ?'),
+    clearPastDue: db.prepare('UPDATE accounts SET past_due_since = NULL WHERE id = ?'),
+    addDebt: db.prepare('UPDATE accounts SET debt_micros = debt_micros + ? WHERE id = ?'),
+    reduceDebt: db.prepare('UPDATE accounts SET debt_micros = max(debt_micros - ?, 0) WHERE id = ?'),
+    purchase: db.prepare(`INSERT INTO credit_purchases (session_id, account_id, payment_intent, amount_micros, created_at)
+      VALUES (@sessionId, @accountId, @paymentIntent, @amountMicros, @now) ON CONFLICT DO NOTHING`),
+    purchaseByPi: db.prepare(`SELECT session_id AS sessionId, account_id AS accountId, payment_intent AS paymentIntent,
+      amount_micros AS amountMicros, refunded_micros AS refundedMicros FROM credit_purchases WHERE payment_intent = ?`),
+    refunded: db.prepare('UPDATE credit_purchases SET refunded_micros = ? WHERE session_id = ?'),
+    openDispute: db.prepare(`INSERT INTO disputes (id, account_id, frozen_micros, status, created_at)
+      VALUES (@id, @accountId, @frozenMicros, @status, @now)`),
+    dispute: db.prepare('SELECT id, account_id AS accountId, frozen_micros AS frozenMicros, status FROM disputes WHERE id = ?'),
+    closeDispute: db.prepare('UPDATE disputes SET status = ?, closed_at = ? WHERE id = ?'),
+    openDisputes: db.prepare('SELECT count(*) FROM disputes WHERE account_id = ? AND closed_at IS NULL').pluck(),
+    due: db.prepare(`${OUTBOX} WHERE o.status = 'pending' AND o.interval_start < ? AND o.next_attempt_at <= ? AND o.value > 0
+      ORDER BY o.interval_start LIMIT 100`),
+    pending: db.prepare(`${OUTBOX} WHERE o.status = 'pending' AND o.value > 0 ORDER BY o.interval_start`),
+    reported: db.prepare(`UPDATE meter_outbox SET status = 'reported', reported_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?`),
+    reportFailed: db.prepare('UPDATE meter_outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?'),
+    events: db.prepare(`SELECT id, type, status, note, attempts, received_at AS receivedAt, applied_at AS appliedAt
+      FROM webhook_events ORDER BY received_at DESC, id LIMIT 500`),
+    failedEvents: db.prepare(`SELECT id, type, status, note, attempts, received_at AS receivedAt, applied_at AS appliedAt
+      FROM webhook_events WHERE status = 'failed' ORDER BY received_at DESC, id`),
+    payload: db.prepare('SELECT payload FROM webhook_events WHERE id = ?').pluck(),
+  };
+
+  return {
+    account: (id) => q.account.get(id) as BillingAccount | undefined,
+    accountByCustomer: (customerId) => q.byCustomer.get(customerId) as BillingAccount | undefined,
+    linkCustomer: (accountId, customerId) => void q.link.run(customerId, accountId),
+    setSubscription: (accountId, s) => void q.subscription.run({ accountId, ...s }),
+    setStanding: (accountId, status, reason) => void q.standing.run(status, reason, accountId),
+    setPeriod: (accountId, start, end) => void q.period.run(start, end, accountId),
+    clearPastDue: (accountId) => void q.clearPastDue.run(accountId),
+    addDebt: (accountId, micros) => void q.addDebt.run(micros, accountId),
+    reduceDebt: (accountId, micros) => void q.reduceDebt.run(micros, accountId),
+
+    recordPurchase: (p) => q.purchase.run({ ...p, now: now() }).changes === 1,
+    purchaseByPaymentIntent: (pi) => q.purchaseByPi.get(pi) as CreditPurchase | undefined,
+    setRefunded: (sessionId, micros) => void q.refunded.run(micros, sessionId),
+
+    openDispute: (d) => void q.openDispute.run({ ...d, now: now() }),
+    dispute: (id) => q.dispute.get(id) as Dispute | undefined,
+    closeDispute: (id, status) => void q.closeDispute.run(status, now(), id),
+    openDisputes: (accountId) => q.openDisputes.get(accountId) as number,
+
+    dueMeterEvents: (before, at) => q.due.all(before, at) as OutboxRow[],
+    pendingMeterEvents: () => q.pending.all() as OutboxRow[],
+    markReported: (id) => void q.reported.run(now(), id),
+    markReportFailed: (id, error, retryAt) => void q.reportFailed.run(error, retryAt, id),
+
+    webhookEvents: (onlyFailed) => (onlyFailed ? q.failedEvents : q.events).all() as WebhookEventRow[],
+    webhookPayload: (id) => q.payload.get(id) as string | undefined,
+  };
+}

@@ -1,0 +1,334 @@
+// The OpenAI routes through the real `openai` SDK: chat completions, responses and embeddings
+// priced by the usage the provider reports, models listed for free, refusals in OpenAI's error
+// shape so the SDK raises the right class, and provider errors passed through unbilled.
+import OpenAI from 'openai';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  ceilMicros, customer, expectBalanced, expectNoProviderKey, expectNoTollgateKey, ledgerOf, openaiClient,
+  startAiGateway, startFakeProviders, usageRow, type FakeProviders,
+} from './fake-providers.ts';
+import { fetchText, type TestGateway } from './helpers.ts';
+
+type ApiError = InstanceType<typeof OpenAI.APIError>;
+// test-gpt: input 2.5, cached input 1.25, output 10 micro-dollars per token.
+const GPT = { input: 2_500_000, cached: 1_250_000, output: 10_000_000 };
+/** Every body byte at the dearest input rate (plain input here) plus max tokens at the output rate. */
+// Realistic prompts: a provider never reports more input tokens than the body has bytes, and the
+// gateway caps a cost at its reservation (body bytes at the input price + max tokens).
+const PROMPT = 'Please read the following paragraph carefully and answer briefly. '.repeat(40);
+const reserveGpt = (bodyBytes: number, maxTokens: number) => ceilMicros(bodyBytes * GPT.input + maxTokens * GPT.output);
+
+describe('OpenAI routes', () => {
+  let fake: FakeProviders;
+  let gw: TestGateway;
+  const issued: string[] = [];
+  const grant = 10_000_000;
+
+  beforeAll(async () => {
+    fake = await startFakeProviders();
+    gw = await startAiGateway(fake);
+  });
+  afterEach(() => {
+    for (const m of ['test-gpt', 'test-embed']) fake.behave(m, {});
+  });
+  afterAll(async () => {
+    expectNoTollgateKey(fake, issued);
+    await gw.close();
+    await fake.close();
+  });
+
+  function setup(plan = 'pro', micros = grant) {
+    const c = customer(gw, plan, micros);
+    issued.push(c.key);
+    return { ...c, client: openaiClient(gw, c.key) };
+  }
+  const last = () => fake.requests[fake.requests.length - 1];
+
+  it('a chat completion costs its usage exactly (cached tokens are part of prompt_tokens), with a reserve and a settle row', async () => {
+    const { account, client } = setup();
+    fake.behave('test-gpt', { usage: { input: 1234, cached: 1000, cacheWrite5m: 0, cacheWrite1h: 0, output: 57 } });
+    const { data, response } = await client.chat.completions.create({
+      model: 'test-gpt', messages: [{ role: 'user', content: PROMPT }], max_completion_tokens: 100,
+    }).withResponse();
+    expect(data.choices[0].message.content).toBe('word0 word1 word2 ');
+    expect(data.usage).toMatchObject({ prompt_tokens: 1234, completion_tokens: 57 });
+
+    // 234 uncached × 2.5 + 1000 cached × 1.25 + 57 × 10 = 585 + 1250 + 570
+    const cost = ceilMicros(234 * GPT.input + 1000 * GPT.cached + 57 * GPT.output);
+    expect(cost).toBe(2405);
+    expect(response.headers.get('x-tollgate-cost-micros')).toBe('2405');
+
+    const up = last();
+    expect(up.headers.authorization).toBe(`Bearer ${fake.openaiKey}`);
+    expect(up.key).toBe(fake.openaiKey);
+    expect(up.body).not.toHaveProperty('stream_options'); // a non-streaming body goes as sent
+    const reserved = reserveGpt(Buffer.byteLength(up.raw), 100);
+    const requestId = response.headers.get('x-request-id')!;
+    expect(up.headers['x-request-id']).toBe(requestId);
+    expect(ledgerOf(gw, account.id, requestId)).toEqual([['reserve', -reserved], ['settle', reserved - cost]]);
+    expect(expectBalanced(gw, account.id)).toBe(grant - cost);
+
+    const row = await usageRow(gw, requestId);
+    expect(row).toMatchObject({
+      model: 'test-gpt', input_tokens: 1234, cached_tokens: 1000, cache_write_tokens: 0, output_tokens: 57,
+      price_micros: 2405, estimated: 0, billable: 1, status: 200, route: '/v1/chat/completions',
+    });
+    expectNoProviderKey(fake, response.headers, data);
+  });
+
+  it('a dated snapshot is priced as its alias, and rounds up to the micro-dollar', async () => {
+    const { account, client } = setup();
+    fake.behave('test-gpt-2025-04-14', { usage: { input: 3, cached: 1, cacheWrite5m: 0, cacheWrite1h: 0, output: 1 } });
+    const { response } = await client.chat.completions.create({
+      model: 'test-gpt-2025-04-14', messages: [{ role: 'user', content: 'hi' }], max_tokens: 5,
+    }).withResponse();
+    // 2 × 2.5 + 1 × 1.25 + 1 × 10 = 16.25 → 17
+    expect(response.headers.get('x-tollgate-cost-micros')).toBe('17');
+    expect(expectBalanced(gw, account.id)).toBe(grant - 17);
+  });
+
+  it('a stream where the client did not ask for usage: the gateway asks, bills it, and hides the usage chunk', async () => {
+    const { account, client } = setup();
+    fake.behave('test-gpt', { usage: { input: 500, cached: 200, cacheWrite5m: 0, cacheWrite1h: 0, output: 40 }, deltas: 4 });
+    const { data: stream, response } = await client.chat.completions.create({
+      model: 'test-gpt', stream: true, messages: [{ role: 'user', content: PROMPT }], max_tokens: 64,
+    }).withResponse();
+    const chunks: OpenAI.Chat.Completions.ChatCompletionChunk[] = [];
+    for await (const c of stream) chunks.push(c);
+    expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe('word0 word1 word2 word3 ');
+    expect(chunks.every((c) => c.choices.length === 1)).toBe(true);
+    expect(chunks.some((c) => c.usage)).toBe(false);
+    expect(response.headers.get('x-tollgate-cost-micros')).toBeNull(); // not known when the headers left
+
+    const up = last();
+    expect(up.body?.stream_options).toEqual({ include_usage: true });
+    const cost = ceilMicros(300 * GPT.input + 200 * GPT.cached + 40 * GPT.output); // 750 + 250 + 400
+    expect(cost).toBe(1400);
+    const requestId = response.headers.get('x-request-id')!;
+    const row = await usageRow(gw, requestId);
+    expect(row).toMatchObject({ input_tokens: 500, cached_tokens: 200, output_tokens: 40, price_micros: 1400, estimated: 0 });
+    const reserved = reserveGpt(Buffer.byteLength(up.raw), 64);
+    expect(ledgerOf(gw, account.id, requestId)).toEqual([['reserve', -reserved], ['settle', reserved - cost]]);
+    expect(expectBalanced(gw, account.id)).toBe(grant - cost);
+  });
+
+  it('a stream where the client asked for usage (stream_options.include_usage) gets the usage chunk, body unchanged', async () => {
+    const { account, client } = setup();
+    fake.behave('test-gpt', { usage: { input: 100, cached: 0, cacheWrite5m: 0, cacheWrite1h: 0, output: 7 } });
+    const stream = await client.chat.completions.create({
+      model: 'test-gpt', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'x' }], max_tokens: 16,
+    });
+    const chunks: OpenAI.Chat.Completions.ChatCompletionChunk[] = [];
+    for await (const c of stream) chunks.push(c);
+    const final = chunks[chunks.length - 1];
+    expect(final.choices).toEqual([]);
+    expect(final.usage).toMatchObject({ prompt_tokens: 100, completion_tokens: 7, total_tokens: 107 });
+    expect(last().body?.stream_options).toEqual({ include_usage: true });
+    expect(expectBalanced(gw, account.id)).toBe(grant - ceilMicros(100 * GPT.input + 7 * GPT.output)); // 250 + 70
+  });
+
+  it('responses: non-streaming usage and X-Tollgate-Cost-Micros; a stream billed from response.completed', async () => {
+    const { account, client } = setup();
+    fake.behave('test-gpt', { usage: { input: 321, cached: 21, cacheWrite5m: 0, cacheWrite1h: 0, output: 33 } });
+    // 300 × 2.5 + 21 × 1.25 + 33 × 10 = 750 + 26.25 + 330 = 1106.25 → 1107
+    const cost = ceilMicros(300 * GPT.input + 21 * GPT.cached + 33 * GPT.output);
+    expect(cost).toBe(1107);
+
+    const { data, response } = await client.responses.create({ model: 'test-gpt', input: PROMPT, max_output_tokens: 50 }).withResponse();
+    expect(data.output_text).toBe('word0 word1 word2 ');
+    expect(response.headers.get('x-tollgate-cost-micros')).toBe(String(cost));
+    const first = await usageRow(gw, response.headers.get('x-request-id')!);
+    expect(first).toMatchObject({ route: '/v1/responses', input_tokens: 321, cached_tokens: 21, output_tokens: 33, price_micros: cost, estimated: 0 });
+
+    const { data: stream, response: r2 } = await client.responses.create({ model: 'test-gpt', input: PROMPT, stream: true }).withResponse();
+    const types: string[] = [];
+    let completed: OpenAI.Responses.Response | undefined;
+    for await (const ev of stream) {
+      types.push(ev.type);
+      if (ev.type === 'response.completed') completed = ev.response;
+    }
+    expect(types[0]).toBe('response.created');
+    expect(types.filter((t) => t === 'response.output_text.delta')).toHaveLength(3);
+    expect(completed?.usage?.input_tokens).toBe(321); // the client keeps its usage event
+    expect(last().body).not.toHaveProperty('stream_options');
+    // No max_output_tokens: the model's maximum (16_384) was reserved.
+    const requestId = r2.headers.get('x-request-id')!;
+    const reserved = reserveGpt(Buffer.byteLength(last().raw), 16_384);
+    expect(ledgerOf(gw, account.id, requestId)).toEqual([['reserve', -reserved], ['settle', reserved - cost]]);
+    expect((await usageRow(gw, requestId)).price_micros).toBe(cost);
+    expect(expectBalanced(gw, account.id)).toBe(grant - 2 * cost);
+  });
+
+  it('responses: a stream that ends in response.incomplete is billed from its usage', async () => {
+    const { account, client } = setup();
+    fake.behave('test-gpt', { usage: { input: 40, cached: 0, cacheWrite5m: 0, cacheWrite1h: 0, output: 20 }, responsesFinal: 'incomplete' });
+    const stream = await client.responses.create({ model: 'test-gpt', input: 'Write a lot.', stream: true, max_output_tokens: 20 });
+    let status: string | undefined;
+    for await (const ev of stream) if (ev.type === 'response.incomplete') status = ev.response.status;
+    expect(status).toBe('incomplete');
+    expect(expectBalanced(gw, account.id)).toBe(grant - ceilMicros(40 * GPT.input + 20 * GPT.output)); // 100 + 200
+  });
+
+  it('embeddings: priced by prompt tokens, the SDK decodes the base64 vectors', async () => {
+    const { account, client } = setup();
+    fake.behave('test-embed', { usage: { input: 123, cached: 0, cacheWrite5m: 0, cacheWrite1h: 0, output: 0 } });
+    const { data, response } = await client.embeddings.create({ model: 'test-embed', input: [PROMPT, PROMPT] }).withResponse();
+    expect(data.data.map((d) => d.embedding)).toEqual([[0.25, -0.5, 0.125], [0.25, -0.5, 0.125]]);
+    expect(data.usage.prompt_tokens).toBe(123);
+    expect(last().body?.encoding_format).toBe('base64');
+    // 123 × 0.02 = 2.46 → 3; reserved: every body byte at 0.02, no output.
+    expect(response.headers.get('x-tollgate-cost-micros')).toBe('3');
+    const requestId = response.headers.get('x-request-id')!;
+    const reserved = ceilMicros(Buffer.byteLength(last().raw) * 20_000);
+    expect(ledgerOf(gw, account.id, requestId)).toEqual([['reserve', -reserved], ['settle', reserved - 3]]);
+    expect(await usageRow(gw, requestId)).toMatchObject({ model: 'test-embed', input_tokens: 123, output_tokens: 0, price_micros: 3 });
+  });
+
+  it('GET /v1/models passes through for free with the provider key, even with no balance', async () => {
+    const { account, client } = setup('pro', 0);
+    const before = fake.requests.length;
+    const models = [];
+    for await (const m of client.models.list()) models.push(m.id);
+    expect(models).toEqual(['gpt-4o', 'test-gpt']);
+    expect(fake.requests.length).toBe(before + 1);
+    expect(last()).toMatchObject({ method: 'GET', path: '/v1/models', key: fake.openaiKey });
+    expect(gw.admin.ledger(account.id)).toEqual([]);
+  });
+
+  it('an unknown model is refused with 400 before anything goes upstream (BadRequestError)', async () => {
+    const { account, client } = setup();
+    const before = fake.requests.length;
+    const err = await client.chat.completions.create({ model: 'gpt-nonexistent', messages: [{ role: 'user', content: 'x' }] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((err as ApiError).status).toBe(400);
+    expect((err as ApiError).message).toContain('gpt-nonexistent');
+    expect(fake.requests.length).toBe(before);
+    expect(gw.admin.ledger(account.id).map((e) => e.kind)).toEqual(['grant']);
+  });
+
+  it('a plan that lists its models refuses others with 403 (PermissionDeniedError), before anything goes upstream', async () => {
+    const { client } = setup('sonnetOnly');
+    const before = fake.requests.length;
+    const err = await client.chat.completions.create({ model: 'test-gpt', messages: [{ role: 'user', content: 'x' }] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.PermissionDeniedError);
+    expect((err as ApiError).status).toBe(403);
+    expect(fake.requests.length).toBe(before);
+  });
+
+  it('gateway refusals use OpenAI\'s error shape: 401 AuthenticationError, 429 RateLimitError, 402 APIError', async () => {
+    // A bad Tollgate key.
+    const bad = openaiClient(gw, 'tg_notARealKey');
+    const e401 = await bad.chat.completions.create({ model: 'test-gpt', messages: [] }).catch((e: unknown) => e);
+    expect(e401).toBeInstanceOf(OpenAI.AuthenticationError);
+    expect((e401 as ApiError).status).toBe(401);
+
+    // Not enough balance for the reservation: 402, nothing upstream.
+    const poor = setup('pro', 100);
+    const before = fake.requests.length;
+    const e402 = await poor.client.chat.completions.create({ model: 'test-gpt', messages: [{ role: 'user', content: 'x' }], max_tokens: 1000 }).catch((e: unknown) => e);
+    expect(e402).toBeInstanceOf(OpenAI.APIError);
+    expect(e402).not.toBeInstanceOf(OpenAI.RateLimitError);
+    expect((e402 as ApiError).status).toBe(402);
+    expect((e402 as ApiError).code).toBe('insufficient_credits');
+    expect(fake.requests.length).toBe(before);
+    expect(expectBalanced(gw, poor.account.id)).toBe(100);
+
+    // Rate limited: the plan allows 2 a minute.
+    const slow = setup('limited');
+    for (let i = 0; i < 2; i++) await slow.client.chat.completions.create({ model: 'test-gpt', messages: [{ role: 'user', content: 'x' }], max_tokens: 8 });
+    const e429 = await slow.client.chat.completions.create({ model: 'test-gpt', messages: [{ role: 'user', content: 'x' }], max_tokens: 8 }).catch((e: unknown) => e);
+    expect(e429).toBeInstanceOf(OpenAI.RateLimitError);
+    expect((e429 as ApiError).headers?.get('retry-after')).toMatch(/^\d+$/);
+
+    // The bodies, as bytes: {"error":{"message","type","code"}} (param as OpenAI sends it).
+    const post = (key: string, body: unknown) => fetchText(`${gw.url}/v1/chat/completions`, {
+      method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body),
+    });
+    for (const [res, status, type] of [
+      [await post('tg_notARealKey', { model: 'test-gpt' }), 401, 'invalid_request_error'],
+      [await post(poor.key, { model: 'test-gpt', messages: [], max_tokens: 1000 }), 402, 'insufficient_quota'],
+      [await post(slow.key, { model: 'test-gpt', messages: [] }), 429, 'rate_limit_exceeded'],
+      [await post(poor.key, { model: 'nope', messages: [] }), 400, 'invalid_request_error'],
+    ] as const) {
+      expect(res.status).toBe(status);
+      expect(res.headers.get('content-type')).toBe('application/json');
+      const body = JSON.parse(res.body) as { error: Record<string, unknown> };
+      expect(Object.keys(body)).toEqual(['error']);
+      expect(body.error).toMatchObject({ type, message: expect.any(String), code: expect.any(String) });
+      expect(Object.keys(body.error).sort()).toEqual(['code', 'message', 'param', 'type']);
+      expectNoProviderKey(fake, res.body, res.headers);
+    }
+  });
+
+  it('provider errors (429, 500) reach the SDK unchanged and are not billed: the reservation is released', async () => {
+    const { account, client, key } = setup();
+    for (const [status, cls, body] of [
+      [429, OpenAI.RateLimitError, { error: { message: 'Rate limit reached for test-gpt in organization org-x on tokens per min (TPM).', type: 'tokens', param: null, code: 'rate_limit_exceeded' } }],
+      [500, OpenAI.InternalServerError, { error: { message: 'The server had an error while processing your request.', type: 'server_error', param: null, code: null } }],
+    ] as const) {
+      fake.behave('test-gpt', { status, errorBody: body, headers: { 'x-ratelimit-remaining-tokens': '0' } });
+      const err = await client.chat.completions.create({ model: 'test-gpt', messages: [{ role: 'user', content: 'x' }], max_tokens: 10 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(cls);
+      expect((err as ApiError).status).toBe(status);
+      expect((err as ApiError).error).toEqual(body.error);
+      expect((err as ApiError).headers?.get('x-ratelimit-remaining-tokens')).toBe('0');
+      const requestId = (err as ApiError).headers!.get('x-request-id')!;
+      const [[, reserved], settle] = ledgerOf(gw, account.id, requestId);
+      expect(settle).toEqual(['settle', -reserved]);
+      expect(await usageRow(gw, requestId)).toMatchObject({ status, price_micros: 0 });
+    }
+    // Byte for byte, through a plain client.
+    const res = await fetchText(`${gw.url}/v1/chat/completions`, {
+      method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'test-gpt', messages: [], max_tokens: 1 }),
+    });
+    expect(res.status).toBe(500);
+    expect(res.body).toBe('{"error":{"message":"The server had an error while processing your request.","type":"server_error","param":null,"code":null}}');
+    expect(expectBalanced(gw, account.id)).toBe(grant);
+  });
+
+  it('a client that disconnects mid-stream is still settled: billed, within the reservation, flagged as estimated', async () => {
+    const { account, client } = setup();
+    fake.behave('test-gpt', { deltas: 10, stallAfter: 2 });
+    const ac = new AbortController();
+    const { data: stream, response } = await client.chat.completions.create({
+      model: 'test-gpt', stream: true, messages: [{ role: 'user', content: 'Go on.' }], max_tokens: 500,
+    }, { signal: ac.signal }).withResponse();
+    let text = '';
+    for await (const c of stream) {
+      text += c.choices[0]?.delta.content ?? '';
+      if (text === 'word0 word1 ') ac.abort();
+    }
+    expect(text).toBe('word0 word1 ');
+    const requestId = response.headers.get('x-request-id')!;
+    const row = await usageRow(gw, requestId);
+    const reserved = reserveGpt(Buffer.byteLength(last().raw), 500);
+    expect(row.estimated).toBe(1);
+    expect(row.price_micros).toBeGreaterThan(0);
+    expect(row.price_micros).toBeLessThanOrEqual(reserved);
+    expect(row.output_tokens).toBeGreaterThan(0);
+    expect(ledgerOf(gw, account.id, requestId)).toEqual([['reserve', -reserved], ['settle', reserved - row.price_micros]]);
+    expect(expectBalanced(gw, account.id)).toBe(grant - row.price_micros);
+  });
+
+  it('a stream the provider cuts off mid-way fails for the client and is settled as an estimate', async () => {
+    const { account, client } = setup();
+    fake.behave('test-gpt', { deltas: 10, cutAfter: 3, delayMs: 15 });
+    const { data: stream, response } = await client.chat.completions.create({
+      model: 'test-gpt', stream: true, messages: [{ role: 'user', content: 'Go on.' }], max_tokens: 300,
+    }).withResponse();
+    let text = '';
+    const err = await (async () => {
+      for await (const c of stream) text += c.choices[0]?.delta.content ?? '';
+    })().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    // What was streamed before the cut reached the client (a reset can drop its last bytes).
+    expect('word0 word1 word2 '.startsWith(text)).toBe(true);
+    const row = await usageRow(gw, response.headers.get('x-request-id')!);
+    const reserved = reserveGpt(Buffer.byteLength(last().raw), 300);
+    expect(row).toMatchObject({ estimated: 1, model: 'test-gpt' });
+    expect(row.price_micros).toBeGreaterThan(0);
+    expect(row.price_micros).toBeLessThanOrEqual(reserved);
+    expect(expectBalanced(gw, account.id)).toBe(grant - row.price_micros);
+  });
+});

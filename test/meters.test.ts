@@ -1,0 +1,335 @@
+// The pure parts of token metering: splitting server-sent events, pricing usage, and reading the
+// providers' usage reports from real event sequences.
+import { describe, expect, it } from 'vitest';
+import { anthropic } from '../src/meters/anthropic.ts';
+import { openai } from '../src/meters/openai.ts';
+import { costMicros, DEFAULT_PRICES, findPrice, NO_USAGE, type ModelPrice } from '../src/meters/prices.ts';
+import type { ParsedCall } from '../src/meters/provider.ts';
+import { SseSplitter, type SseEvent } from '../src/meters/sse.ts';
+import { AiExchange, reservationMicros } from '../src/meters/token-meter.ts';
+
+const enc = (s: string) => new TextEncoder().encode(s);
+const SONNET: ModelPrice = { input: 3_000_000, cachedInput: 300_000, cacheWrite5m: 3_750_000, cacheWrite1h: 6_000_000, output: 15_000_000, maxOutput: 64_000 };
+const GPT: ModelPrice = { input: 2_500_000, cachedInput: 1_250_000, output: 10_000_000, maxOutput: 16_384 };
+const usage = (u: Partial<typeof NO_USAGE>) => ({ ...NO_USAGE, ...u });
+
+describe('SseSplitter', () => {
+  it('yields nothing until the blank line that ends an event, then the whole event with its raw text', () => {
+    const s = new SseSplitter();
+    expect(s.push(enc('event: message_start\nda'))).toEqual([]);
+    expect(s.push(enc('ta: {"a":1}\n'))).toEqual([]);
+    const [ev] = s.push(enc('\nevent: ping'));
+    expect(ev).toEqual({ raw: 'event: message_start\ndata: {"a":1}\n\n', event: 'message_start', data: '{"a":1}' });
+    expect(s.rest()).toBe('event: ping');
+  });
+
+  it('splits one byte at a time, with CRLF line ends, and keeps each event byte for byte', () => {
+    const text = 'event: a\r\ndata: 1\r\n\r\ndata: 2\r\n\r\n: comment\r\ndata: 3\r\n\r\n';
+    const s = new SseSplitter();
+    const out: SseEvent[] = [];
+    for (const byte of enc(text)) out.push(...s.push(Uint8Array.of(byte)));
+    expect(out.map((e) => [e.event, e.data])).toEqual([['a', '1'], ['message', '2'], ['message', '3']]);
+    expect(out.map((e) => e.raw).join('')).toBe(text);
+    expect(s.rest()).toBe('');
+  });
+
+  it('finds a CRLF boundary split across two chunks (\\r\\n | \\r\\n)', () => {
+    const s = new SseSplitter();
+    expect(s.push(enc('data: x\r\n'))).toEqual([]);
+    const out = s.push(enc('\r\ndata: y\r\n\r\n'));
+    expect(out.map((e) => e.data)).toEqual(['x', 'y']);
+  });
+
+  it('joins multi-line data with "\\n", strips one leading space, and treats a bare CR as a line end', () => {
+    const s = new SseSplitter();
+    const out = s.push(enc('data: {"a":\ndata:  1}\n\nevent:e\rdata:z\r\r'));
+    expect(out[0].data).toBe('{"a":\n 1}');
+    expect(out[1]).toMatchObject({ event: 'e', data: 'z' });
+  });
+
+  it('decodes a UTF-8 character split between chunks', () => {
+    const bytes = enc('data: héllo €\n\n');
+    const s = new SseSplitter();
+    const cut = 9; // inside "é"
+    expect(s.push(bytes.slice(0, cut))).toEqual([]);
+    expect(s.push(bytes.slice(cut))[0].data).toBe('héllo €');
+  });
+
+  it('keeps a cut-off event in rest()', () => {
+    const s = new SseSplitter();
+    expect(s.push(enc('data: 1\n\ndata: {"partial'))).toHaveLength(1);
+    expect(s.rest()).toBe('data: {"partial');
+  });
+});
+
+describe('costMicros', () => {
+  it('prices each kind of token at its own rate, exactly', () => {
+    // 1200×3 + 3000×0.3 + 500×3.75 + 250×6 + 77×15 = 3600 + 900 + 1875 + 1500 + 1155
+    expect(costMicros(SONNET, { input: 1200, cachedInput: 3000, cacheWrite5m: 500, cacheWrite1h: 250, output: 77 })).toBe(9030);
+  });
+
+  it('rounds up to the next micro-dollar, once per request', () => {
+    // 3001 × 0.3 = 900.3 → 901; 1 token at 0.3 → 1; 0 tokens → 0
+    expect(costMicros(SONNET, usage({ cachedInput: 3001 }))).toBe(901);
+    expect(costMicros(SONNET, usage({ cachedInput: 1 }))).toBe(1);
+    expect(costMicros(SONNET, NO_USAGE)).toBe(0);
+    // Rounded once on the total, not per kind: 0.3 + 0.3 + 0.3 + 0.3 = 1.2 → 2 (per kind would be 4)
+    expect(costMicros({ input: 300_000, output: 300_000, maxOutput: 1 }, usage({ input: 2, output: 2 }))).toBe(2);
+  });
+
+  it('falls back to the input price for cache reads and writes with no price of their own', () => {
+    expect(costMicros(GPT, usage({ cacheWrite5m: 10, cacheWrite1h: 10 }))).toBe(50);
+    expect(costMicros({ input: 1_000_000, output: 0, maxOutput: 0 }, usage({ cachedInput: 7 }))).toBe(7);
+  });
+
+  it('stays exact past 2^53 in the intermediate product', () => {
+    const dear: ModelPrice = { input: 999_999_999, output: 999_999_999, maxOutput: 1 };
+    // (10^7 × 999_999_999 × 2) / 10^6 = 19_999_999_980 exactly; 10^7 × 10^9 > 2^53.
+    expect(costMicros(dear, usage({ input: 10_000_000, output: 10_000_000 }))).toBe(19_999_999_980);
+    // ... and one more token rounds up by exactly one micro-dollar's fraction.
+    expect(costMicros(dear, usage({ input: 10_000_001, output: 10_000_000 }))).toBe(19_999_999_980 + 1000);
+  });
+});
+
+describe('findPrice', () => {
+  const table = { 'gpt-4o': GPT, 'claude-sonnet-4-5': SONNET, 'gpt-4o-2024-05-13': { ...GPT, input: 5_000_000 } };
+
+  it('prices dated snapshots as their alias (YYYY-MM-DD and YYYYMMDD) unless they have their own price', () => {
+    expect(findPrice(table, 'gpt-4o')).toBe(GPT);
+    expect(findPrice(table, 'gpt-4o-2024-08-06')).toBe(GPT);
+    expect(findPrice(table, 'claude-sonnet-4-5-20250929')).toBe(SONNET);
+    expect(findPrice(table, 'gpt-4o-2024-05-13')?.input).toBe(5_000_000);
+  });
+
+  it('does not guess: other suffixes, prefixes and inherited names have no price', () => {
+    expect(findPrice(table, 'gpt-4o-mini')).toBeUndefined();
+    expect(findPrice(table, 'gpt-4o-2024')).toBeUndefined();
+    expect(findPrice(table, 'claude-sonnet-4-5-latest')).toBeUndefined();
+    expect(findPrice(table, 'toString')).toBeUndefined();
+    expect(findPrice(table, '__proto__')).toBeUndefined();
+  });
+
+  it('ships prices for the common models, in whole micro-dollars', () => {
+    for (const [model, p] of Object.entries(DEFAULT_PRICES)) {
+      for (const v of Object.values(p)) expect(Number.isSafeInteger(v), model).toBe(true);
+    }
+    expect(findPrice(DEFAULT_PRICES, 'claude-sonnet-4-5-20250929')?.input).toBe(3_000_000);
+    expect(findPrice(DEFAULT_PRICES, 'gpt-4o-mini')?.output).toBe(600_000);
+  });
+});
+
+describe('reservationMicros', () => {
+  it('is every body byte at the dearest input rate plus the output limit at the output rate, rounded up', () => {
+    // Dearest input for SONNET is the 1-hour cache write (6 micros/token): 1000×6 + 256×15 = 9840
+    expect(reservationMicros(SONNET, 1000, 256)).toBe(9840);
+    // GPT: 333 × 2.5 = 832.5 → 833
+    expect(reservationMicros(GPT, 333, 0)).toBe(833);
+  });
+
+  it('covers the actual cost of any usage the body and limit allow', () => {
+    const r = reservationMicros(SONNET, 400, 100);
+    for (const u of [usage({ input: 400, output: 100 }), usage({ cacheWrite1h: 400, output: 100 }), usage({ cacheWrite5m: 200, cachedInput: 200, output: 100 })]) {
+      expect(costMicros(SONNET, u)).toBeLessThanOrEqual(r);
+    }
+  });
+});
+
+// Real event sequences, as the providers send them.
+const sse = (...events: [string | undefined, unknown][]) =>
+  events.map(([name, data]) => `${name ? `event: ${name}\n` : ''}data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`).join('');
+
+function run(exchange: AiExchange, text: string, chunkSize = 7): string {
+  const bytes = Buffer.from(text);
+  let out = '';
+  for (let i = 0; i < bytes.length; i += chunkSize) out += exchange.data(bytes.subarray(i, i + chunkSize)).toString();
+  return out + exchange.end().toString();
+}
+
+describe('OpenAI tracker', () => {
+  const chatBody = { model: 'test-gpt', stream: true, messages: [{ role: 'user', content: 'hi' }], max_completion_tokens: 50 };
+  const chunk = (delta: unknown, extra: object = {}) => ({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'test-gpt', choices: [{ index: 0, delta, finish_reason: null }], ...extra });
+  const usageChunk = { id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'test-gpt', choices: [], usage: { prompt_tokens: 1234, completion_tokens: 57, total_tokens: 1291, prompt_tokens_details: { cached_tokens: 1000 } } };
+
+  it('asks for the usage chunk, reads it, and hides it from a client that did not ask', () => {
+    const call = openai.parse('/v1/chat/completions', chatBody);
+    expect(call).toMatchObject({ model: 'test-gpt', stream: true, maxOutputTokens: 50, hideUsageChunk: true });
+    expect(call.rewritten?.stream_options).toEqual({ include_usage: true });
+    const ex = new AiExchange(openai, call, GPT, 10_000, Buffer.from(JSON.stringify(call.rewritten)));
+    ex.start(200, 'text/event-stream; charset=utf-8');
+    const seen = run(ex, sse([undefined, chunk({ content: 'Hel' }, { usage: null })], [undefined, chunk({ content: 'lo' }, { usage: null })], [undefined, usageChunk], [undefined, '[DONE]']));
+    expect(seen).not.toContain('"prompt_tokens"');
+    expect(seen).toContain('Hel');
+    expect(seen.endsWith('data: [DONE]\n\n')).toBe(true);
+    // prompt_tokens includes cached_tokens: 234 uncached, 1000 cached.
+    expect(ex.tracker.usage).toEqual({ input: 234, cachedInput: 1000, cacheWrite5m: 0, cacheWrite1h: 0, output: 57 });
+    // 234×2.5 + 1000×1.25 + 57×10 = 585 + 1250 + 570
+    expect(ex.settle()).toEqual({ costMicros: 2405, usage: ex.tracker.usage, estimated: false });
+  });
+
+  it('passes the usage chunk to a client that asked for it, body unchanged', () => {
+    const body = { ...chatBody, stream_options: { include_usage: true } };
+    const call = openai.parse('/v1/chat/completions', body);
+    expect(call).toMatchObject({ rewritten: undefined, hideUsageChunk: false });
+    const ex = new AiExchange(openai, call, GPT, 10_000, Buffer.from(JSON.stringify(body)));
+    ex.start(200, 'text/event-stream');
+    const seen = run(ex, sse([undefined, chunk({ content: 'x' }, { usage: null })], [undefined, usageChunk], [undefined, '[DONE]']), 3);
+    expect(seen).toContain('"prompt_tokens":1234');
+    expect(ex.settle().costMicros).toBe(2405);
+  });
+
+  it('reads response.completed and response.incomplete of the Responses API; max_output_tokens is the limit', () => {
+    const body = { model: 'test-gpt', input: 'hi', stream: true, max_output_tokens: 40 };
+    for (const final of ['response.completed', 'response.incomplete']) {
+      const call = openai.parse('/v1/responses', body);
+      expect(call).toMatchObject({ maxOutputTokens: 40, rewritten: undefined, hideUsageChunk: false });
+      const ex = new AiExchange(openai, call, GPT, 10_000, Buffer.from(JSON.stringify(body)));
+      ex.start(200, 'text/event-stream');
+      run(ex, sse(
+        ['response.created', { type: 'response.created', sequence_number: 0, response: { id: 'r', status: 'in_progress', usage: null } }],
+        ['response.output_text.delta', { type: 'response.output_text.delta', sequence_number: 1, delta: 'usage: {' }],
+        [final, { type: final, sequence_number: 2, response: { id: 'r', usage: { input_tokens: 300, input_tokens_details: { cached_tokens: 100 }, output_tokens: 40, output_tokens_details: { reasoning_tokens: 8 }, total_tokens: 340 } } }],
+      ));
+      expect(ex.tracker.usage).toMatchObject({ input: 200, cachedInput: 100, output: 40 });
+      // 200×2.5 + 100×1.25 + 40×10 = 500 + 125 + 400
+      expect(ex.settle()).toMatchObject({ costMicros: 1025, estimated: false });
+    }
+  });
+
+  it('reads the usage of a non-streaming body (embeddings: prompt tokens only)', () => {
+    const call = openai.parse('/v1/embeddings', { model: 'e', input: 'abc' });
+    expect(call.maxOutputTokens).toBe(0);
+    const ex = new AiExchange(openai, call, { input: 20_000, output: 0, maxOutput: 0 }, 100, Buffer.from('{}'));
+    ex.start(200, 'application/json');
+    expect(ex.data(Buffer.from('{"object":"list","data":[],"usage":{"prompt_tokens":8'))).toBe('');
+    ex.data(Buffer.from(',"total_tokens":8}}'));
+    expect(ex.costKnown).toBe(false);
+    expect(JSON.parse(ex.end().toString()).usage.prompt_tokens).toBe(8);
+    expect(ex.costKnown).toBe(true);
+    expect(ex.settle()).toMatchObject({ costMicros: 1, estimated: false }); // 8 × 0.02 = 0.16 → 1
+  });
+
+  it('treats models lists as free and refuses a request without a model or with a bad limit', () => {
+    expect(openai.parse('/v1/models', {}).model).toBeUndefined();
+    expect(() => openai.parse('/v1/chat/completions', { messages: [] })).toThrow(/model/);
+    expect(() => openai.parse('/v1/chat/completions', { model: 'm', max_tokens: -1 })).toThrow(/max_tokens/);
+    expect(() => openai.parse('/v1/chat/completions', { model: 'm', max_completion_tokens: 1.5 })).toThrow();
+    expect(openai.auth('sk-x')).toEqual(['authorization', 'Bearer sk-x']);
+  });
+});
+
+describe('Anthropic tracker', () => {
+  const body = { model: 'test-sonnet', max_tokens: 500, stream: true, messages: [{ role: 'user', content: 'hi' }] };
+  const start = { type: 'message_start', message: { id: 'm', type: 'message', role: 'assistant', content: [], model: 'test-sonnet', usage: {
+    input_tokens: 1200, cache_creation_input_tokens: 750, cache_read_input_tokens: 3001,
+    cache_creation: { ephemeral_5m_input_tokens: 500, ephemeral_1h_input_tokens: 250 }, output_tokens: 1,
+  } } };
+  const delta = (text: string) => ({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text } });
+
+  function exchange() {
+    const call = anthropic.parse('/v1/messages', body);
+    expect(call).toMatchObject({ model: 'test-sonnet', stream: true, maxOutputTokens: 500, rewritten: undefined });
+    const ex = new AiExchange(anthropic, call, SONNET, 1_000_000, Buffer.from(JSON.stringify(body)));
+    ex.start(200, 'text/event-stream; charset=utf-8');
+    return ex;
+  }
+
+  it('takes input and cache counts from message_start and assigns (not adds) the cumulative output of message_delta', () => {
+    const ex = exchange();
+    const text = sse(
+      ['message_start', start],
+      ['content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }],
+      ['ping', { type: 'ping' }],
+      ['content_block_delta', delta('Hello')],
+      ['message_delta', { type: 'message_delta', delta: { stop_reason: null }, usage: { output_tokens: 40 } }],
+      ['content_block_delta', delta(' world')],
+      ['content_block_stop', { type: 'content_block_stop', index: 0 }],
+      ['message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { input_tokens: 1200, cache_creation_input_tokens: 750, cache_read_input_tokens: 3001, output_tokens: 77 } }],
+      ['message_stop', { type: 'message_stop' }],
+    );
+    expect(run(ex, text, 5)).toBe(text);
+    // input_tokens excludes the cache: 1200 uncached, 3001 read, 500 + 250 written.
+    expect(ex.tracker.usage).toEqual({ input: 1200, cachedInput: 3001, cacheWrite5m: 500, cacheWrite1h: 250, output: 77 });
+    // 1200×3 + 3001×0.3 + 500×3.75 + 250×6 + 77×15 = 3600 + 900.3 + 1875 + 1500 + 1155 = 9030.3 → 9031
+    expect(ex.settle()).toEqual({ costMicros: 9031, usage: ex.tracker.usage, estimated: false });
+  });
+
+  it('a message_delta with null figures (MessageDeltaUsage fields are nullable) keeps those of message_start', () => {
+    const ex = exchange();
+    run(ex, sse(
+      ['message_start', start],
+      ['content_block_delta', delta('Hi')],
+      ['message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn' }, usage: { input_tokens: null, cache_creation_input_tokens: null, cache_read_input_tokens: null, output_tokens: 77 } }],
+      ['message_stop', { type: 'message_stop' }],
+    ));
+    expect(ex.tracker.usage).toEqual({ input: 1200, cachedInput: 3001, cacheWrite5m: 500, cacheWrite1h: 250, output: 77 });
+    expect(ex.settle().costMicros).toBe(9031);
+  });
+
+  it('an error event after the 200 leaves the usage seen so far, flagged as an estimate, within the reservation', () => {
+    const ex = exchange();
+    run(ex, sse(
+      ['message_start', start],
+      ['content_block_delta', delta('Hel')],
+      ['error', { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }],
+    ));
+    expect(ex.tracker.failed).toBe(true);
+    expect(ex.tracker.complete).toBe(false);
+    const s = ex.settle();
+    expect(s.estimated).toBe(true);
+    expect(s.usage).toMatchObject({ input: 1200, cachedInput: 3001, cacheWrite5m: 500, cacheWrite1h: 250 });
+    expect(s.usage.output).toBeGreaterThanOrEqual(1);
+    expect(s.costMicros).toBeGreaterThanOrEqual(costMicros(SONNET, { input: 1200, cachedInput: 3001, cacheWrite5m: 500, cacheWrite1h: 250, output: 1 }));
+    expect(s.costMicros).toBeLessThanOrEqual(1_000_000);
+  });
+
+  it('reads a non-streaming message; without the 5m/1h split every cache write is a 5-minute one', () => {
+    const call = anthropic.parse('/v1/messages', { ...body, stream: false });
+    const ex = new AiExchange(anthropic, call, SONNET, 1_000_000, Buffer.from('{}'));
+    ex.start(200, 'application/json');
+    ex.data(Buffer.from(JSON.stringify({ type: 'message', usage: { input_tokens: 10, cache_creation_input_tokens: 100, cache_read_input_tokens: 0, output_tokens: 5 } })));
+    ex.end();
+    expect(ex.tracker.usage).toEqual({ input: 10, cachedInput: 0, cacheWrite5m: 100, cacheWrite1h: 0, output: 5 });
+    expect(ex.settle()).toMatchObject({ costMicros: 30 + 375 + 75, estimated: false });
+  });
+
+  it('needs model and a positive max_tokens on /messages; count_tokens is free', () => {
+    expect(() => anthropic.parse('/v1/messages', { max_tokens: 1 })).toThrow(/model/);
+    expect(() => anthropic.parse('/v1/messages', { model: 'm', max_tokens: 0 })).toThrow(/max_tokens/);
+    expect(anthropic.parse('/v1/messages/count_tokens', { model: 'm' }).model).toBeUndefined();
+    expect(anthropic.auth('sk-ant')).toEqual(['x-api-key', 'sk-ant']);
+  });
+});
+
+describe('AiExchange settlement without a usage report', () => {
+  const call: ParsedCall = { model: 'test-gpt', stream: true, maxOutputTokens: 100, rewritten: undefined, hideUsageChunk: false };
+
+  it('estimates from the bytes (never zero, never more than the reservation) and flags the estimate', () => {
+    const body = Buffer.alloc(400, 'a');
+    const reserved = reservationMicros(GPT, body.length, 100);
+    const ex = new AiExchange(openai, call, GPT, reserved, body);
+    ex.start(200, 'text/event-stream');
+    ex.data(Buffer.from(sse([undefined, { choices: [{ delta: { content: 'x'.repeat(40) } }] }])));
+    const s = ex.settle();
+    expect(s.estimated).toBe(true);
+    expect(s.usage.input).toBe(100); // 400 bytes / 4
+    expect(s.costMicros).toBeGreaterThan(0);
+    expect(s.costMicros).toBeLessThanOrEqual(reserved);
+
+    const tiny = new AiExchange(openai, call, { input: 1, output: 1, maxOutput: 1 }, 1, Buffer.from('{}'));
+    tiny.start(200, 'text/event-stream');
+    expect(tiny.settle()).toMatchObject({ costMicros: 1, estimated: true });
+
+    const huge = new AiExchange(openai, call, GPT, 50, body);
+    huge.start(200, 'text/event-stream');
+    huge.data(Buffer.alloc(100_000, 'z'));
+    expect(huge.settle().costMicros).toBe(50);
+  });
+
+  it('charges nothing for an upstream error status, and passes its body through', () => {
+    const ex = new AiExchange(openai, call, GPT, 5000, Buffer.from('{}'));
+    ex.start(429, 'application/json');
+    expect(ex.mode).toBe('raw');
+    expect(ex.data(Buffer.from('{"error":{}}')).toString()).toBe('{"error":{}}');
+    expect(ex.settle()).toMatchObject({ costMicros: 0 });
+  });
+});
