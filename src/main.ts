@@ -2,6 +2,8 @@
 import type { Server } from 'node:http';
 import { ConfigError, demoRoute, loadConfig, type Config } from './config.ts';
 import { openDb } from './db/open.ts';
+import { createBilling } from './billing/billing.ts';
+import { createSqliteBillingStore } from './db/sqlite-billing-store.ts';
 import { createSqliteStore } from './db/sqlite-store.ts';
 import { startEchoUpstream } from './demo-echo.ts';
 import { createLogger } from './log.ts';
@@ -29,7 +31,9 @@ export async function main(): Promise<void> {
     config = { ...config, routes: [demoRoute(echo.url, config.upstreamTimeoutMs)] };
   }
 
-  const gateway = createGateway({ config, store, log });
+  const billing = createBilling({ config, store, billing: createSqliteBillingStore(db), log });
+  billing?.reporter.start();
+  const gateway = createGateway({ config, store, log, billing });
   const port = await gateway.listen(config.port, config.host);
   log.info('listening', {
     url: `http://${config.host}:${port}`,
@@ -37,6 +41,7 @@ export async function main(): Promise<void> {
     routes: config.routes.map((r) => `${r.path} → ${r.upstream.href}`),
     plans: Object.keys(config.plans),
     source: config.source,
+    billing: billing ? 'stripe' : 'off',
   });
 
   let stopping = false;
@@ -44,6 +49,7 @@ export async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info('stopping', { signal });
+    billing?.reporter.stop();
     await gateway.close();
     demo?.close();
     store.close();

@@ -9,7 +9,9 @@ import { GatewayError, toGatewayError, writeError } from './errors.ts';
 import { RateLimiter } from './limiter/token-bucket.ts';
 import type { Logger } from './log.ts';
 import { formatMicros } from './money.ts';
-import { admit, MonthlyPeriods } from './pipeline/admit.ts';
+import type { Billing } from './billing/billing.ts';
+import { MAX_WEBHOOK_BYTES } from './billing/webhooks.ts';
+import { admit, MonthlyPeriods, quotaPeriod } from './pipeline/admit.ts';
 import { admitTokens, chooseProviderKey } from './pipeline/admit-tokens.ts';
 import { readBody } from './pipeline/read-body.ts';
 import { authenticate, KeyCache } from './pipeline/authenticate.ts';
@@ -23,6 +25,8 @@ export interface GatewayDeps {
   config: Config;
   store: Store;
   log: Logger;
+  /** Stripe billing; without it the billing endpoints answer 503. */
+  billing?: Billing;
   /** Milliseconds since the epoch; tests pass a fake clock. */
   now?: () => number;
 }
@@ -42,13 +46,15 @@ const REQUEST_ID = /^[\w.:-]{1,128}$/;
 // Only the path is checked (before any "?"): a query may carry an encoded URL.
 const UNSAFE_PATH = /^[^?]*(?:\/(?:\.|%2e){1,2}(?:[/?]|$)|%2f|%5c|\\)/i;
 const JSON_HEADERS = ['content-type', 'application/json'];
+const PROBLEM_HEADERS = ['content-type', 'application/problem+json'];
 
-export function createGateway({ config, store, log, now = Date.now }: GatewayDeps): Gateway {
+export function createGateway({ config, store, log, billing, now = Date.now }: GatewayDeps): Gateway {
   const router = new Router(config.routes);
   const upstreams = new Upstreams(config.routes);
   const keys = new KeyCache(store);
   const limiter = new RateLimiter();
   const periods = new MonthlyPeriods();
+  const meterIntervalMs = billing?.meterIntervalMs ?? 60_000;
   let draining = false;
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
@@ -59,7 +65,10 @@ export function createGateway({ config, store, log, now = Date.now }: GatewayDep
     const url = req.url!;
     let byok = false;
     try {
-      if (url.startsWith(OWN_PREFIX)) return ownEndpoint(ctx, url);
+      if (url.startsWith(OWN_PREFIX)) {
+        ownEndpoint(ctx, url)?.catch((err: unknown) => refuse(ctx, err));
+        return;
+      }
       if (UNSAFE_PATH.test(url)) {
         throw new GatewayError('BAD_REQUEST', { detail: 'Paths with dot segments, encoded slashes or backslashes are refused.' });
       }
@@ -74,7 +83,7 @@ export function createGateway({ config, store, log, now = Date.now }: GatewayDep
         authenticate(ctx, keys, config, t);
         rateLimit(ctx, limiter, t);
         if (route.meter) byok = chooseProviderKey(ctx, config);
-        else if (route.metered) admit(ctx, store, periods.at(t));
+        else if (route.metered) admit(ctx, store, t, periods, meterIntervalMs);
       }
     } catch (err) {
       return refuse(ctx, err);
@@ -136,25 +145,88 @@ export function createGateway({ config, store, log, now = Date.now }: GatewayDep
     writeError(ctx.res, e, ctx.requestId, ctx.responseHeaders, ctx.route?.meter);
   }
 
-  function ownEndpoint(ctx: RequestContext, url: string): void {
+  /** The gateway's own endpoints; the billing ones are async (they read a body, call Stripe). */
+  function ownEndpoint(ctx: RequestContext, url: string): Promise<void> | void {
     const path = url.split('?', 1)[0];
-    if (path === '/_tollgate/health') return json(ctx, 200, { status: 'ok' });
-    if (path === '/_tollgate/ready') {
-      const ready = !draining && store.isReady();
-      return json(ctx, ready ? 200 : 503, { status: ready ? 'ready' : draining ? 'draining' : 'not ready' });
+    const method = ctx.req.method;
+    const allow = (...methods: string[]) => {
+      if (methods.includes(method!)) return;
+      ctx.responseHeaders.push('allow', methods.join(', '));
+      throw new GatewayError('METHOD_NOT_ALLOWED');
+    };
+    switch (path) {
+      case '/_tollgate/health':
+        allow('GET', 'HEAD');
+        return json(ctx, 200, { status: 'ok' });
+      case '/_tollgate/ready': {
+        allow('GET', 'HEAD');
+        const ready = !draining && store.isReady();
+        return json(ctx, ready ? 200 : 503, { status: ready ? 'ready' : draining ? 'draining' : 'not ready' });
+      }
+      case '/_tollgate/usage':
+        allow('GET', 'HEAD');
+        return usage(ctx);
+      case '/_tollgate/webhooks/stripe':
+        allow('POST');
+        return stripeWebhook(ctx);
+      case '/_tollgate/billing/checkout':
+        allow('POST');
+        return checkout(ctx);
+      case '/_tollgate/billing/portal':
+        allow('GET', 'POST');
+        return portal(ctx);
+      default:
+        throw new GatewayError('NOT_FOUND', { detail: `No gateway endpoint at ${path}.` });
     }
-    if (path === '/_tollgate/usage') return usage(ctx);
-    refuse(ctx, new GatewayError('NOT_FOUND', { detail: `No gateway endpoint at ${path}.` }));
+  }
+
+  /** Authenticates a customer on a billing endpoint: a suspended account may still fix its billing. */
+  function billingCustomer(ctx: RequestContext): { billing: Billing; accountId: string } {
+    const t = now();
+    authenticate(ctx, keys, config, t, false);
+    rateLimit(ctx, limiter, t);
+    if (!billing) throw new GatewayError('BILLING_NOT_CONFIGURED');
+    return { billing, accountId: ctx.account!.id };
+  }
+
+  async function checkout(ctx: RequestContext): Promise<void> {
+    const { billing, accountId } = billingCustomer(ctx);
+    const raw = await readBody(ctx.req, 64 * 1024);
+    let body: unknown;
+    try {
+      body = JSON.parse(raw.toString('utf8'));
+    } catch {
+      throw new GatewayError('BAD_REQUEST', { detail: 'The body is not valid JSON.' });
+    }
+    json(ctx, 200, await billing.checkout(accountId, body));
+  }
+
+  async function portal(ctx: RequestContext): Promise<void> {
+    const { billing, accountId } = billingCustomer(ctx);
+    json(ctx, 200, await billing.portal(accountId));
+  }
+
+  async function stripeWebhook(ctx: RequestContext): Promise<void> {
+    if (!billing) throw new GatewayError('BILLING_NOT_CONFIGURED');
+    let raw: Buffer;
+    try {
+      raw = await readBody(ctx.req, MAX_WEBHOOK_BYTES);
+    } catch {
+      throw new GatewayError('BAD_REQUEST', { detail: `A webhook body is at most ${MAX_WEBHOOK_BYTES} bytes.` });
+    }
+    const signature = ctx.req.headers['stripe-signature'];
+    const reply = billing.webhook(raw, typeof signature === 'string' ? signature : undefined);
+    json(ctx, reply.status, reply.body, reply.status >= 400 ? PROBLEM_HEADERS : JSON_HEADERS);
   }
 
   /** The customer's own view, with its own key: balance, plan, quota and its latest requests. */
   function usage(ctx: RequestContext): void {
     const t = now();
-    authenticate(ctx, keys, config, t);
+    authenticate(ctx, keys, config, t, false);
     rateLimit(ctx, limiter, t);
     const account = ctx.account!;
     const plan = ctx.plan!;
-    const period = periods.at(t);
+    const period = quotaPeriod(account, t, periods);
     const balanceMicros = store.balance(account.id);
     json(ctx, 200, {
       accountId: account.id,
@@ -168,10 +240,10 @@ export function createGateway({ config, store, log, now = Date.now }: GatewayDep
     });
   }
 
-  function json(ctx: RequestContext, status: number, body: unknown): void {
+  function json(ctx: RequestContext, status: number, body: unknown, type = JSON_HEADERS): void {
     const text = JSON.stringify(body);
     commitPrevious(ctx.socket, store);
-    ctx.res.writeHead(status, [...ctx.responseHeaders, ...JSON_HEADERS, 'content-length', String(Buffer.byteLength(text))]);
+    ctx.res.writeHead(status, [...ctx.responseHeaders, ...type, 'content-length', String(Buffer.byteLength(text))]);
     ctx.res.end(text);
   }
 

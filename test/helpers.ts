@@ -10,6 +10,9 @@ import { loadConfig, type Config } from '../src/config.ts';
 import { Admin } from '../src/db/admin.ts';
 import { openDb, type Db } from '../src/db/open.ts';
 import { createSqliteStore } from '../src/db/sqlite-store.ts';
+import { createBilling, type Billing } from '../src/billing/billing.ts';
+import type { BillingStore } from '../src/billing/billing-store.ts';
+import { createSqliteBillingStore } from '../src/db/sqlite-billing-store.ts';
 import type { Store } from '../src/db/store.ts';
 import { createLogger } from '../src/log.ts';
 import { createGateway, type Gateway } from '../src/server.ts';
@@ -59,6 +62,8 @@ export async function startUpstream(
 
 export interface TestGateway {
   url: string;
+  billing: Billing | undefined;
+  billingStore: BillingStore;
   config: Config;
   db: Db;
   store: Store;
@@ -86,11 +91,14 @@ export async function startGateway({ file, env = {}, now = Date.now }: GatewayOp
   const config = loadConfig(fullEnv);
   const db = openDb(dbPath);
   const store = createSqliteStore(db, { now });
-  const gateway = createGateway({ config, store, log: createLogger(config.logLevel), now });
+  const log = createLogger(config.logLevel);
+  const billingStore = createSqliteBillingStore(db, now);
+  const billing = createBilling({ config, store, billing: billingStore, log, now });
+  const gateway = createGateway({ config, store, log, billing, now });
   const port = await gateway.listen(0, '127.0.0.1');
   return {
     url: `http://127.0.0.1:${port}`,
-    config, db, store, gateway, dbPath,
+    config, db, store, gateway, dbPath, billing, billingStore,
     admin: new Admin(db, store, now),
     async close() {
       await gateway.close();

@@ -2,6 +2,7 @@
 // that index.ts turns into one line on stderr and exit 2.
 import { Command, CommanderError } from 'commander';
 import { accountsCommand } from './accounts.ts';
+import { billingCommand, webhooksCommand } from './billing.ts';
 import { creditsCommand } from './credits.ts';
 import { UsageError } from './errors.ts';
 import { keysCommand } from './keys.ts';
@@ -38,5 +39,7 @@ export function buildProgram(): Command {
   group(program, 'keys', 'issue, list, revoke and rotate API keys', keysCommand);
   group(program, 'credits', 'grant prepaid credits and read the ledger', creditsCommand);
   usageCommand(program);
+  group(program, 'billing', 'Stripe: an account\'s billing state, reporting metered overage', billingCommand);
+  group(program, 'webhooks', 'received Stripe events: list them, replay one', webhooksCommand);
   return program;
 }

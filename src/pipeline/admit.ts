@@ -1,21 +1,35 @@
-// Stage 3: quota, then credits. A metered request counts against the monthly quota; beyond it the
-// plan's overage policy decides: block (402) or pay the route's price from prepaid credits.
-// Whatever is taken here is given back by meter() when the request turns out not billable.
-import type { Store } from '../db/store.ts';
+// Stage 3: quota, then credits. A metered request counts against the quota of its period (the
+// calendar month, or the subscription's billing period while one runs); beyond it the plan's
+// overage policy decides: block (402), pay the route's price from prepaid credits, or pass and
+// count one unit of metered overage for Stripe. Whatever is taken here is given back by
+// meter() when the request turns out not billable.
+import type { AccountRecord, Store } from '../db/store.ts';
 import { GatewayError } from '../errors.ts';
 import type { RequestContext } from './context.ts';
 
-export function admit(ctx: RequestContext, store: Store, period: string): void {
+export function admit(ctx: RequestContext, store: Store, now: number, periods: MonthlyPeriods, meterIntervalMs: number): void {
   const account = ctx.account!;
   const plan = ctx.plan!;
+  const period = quotaPeriod(account, now, periods);
   if (store.takeQuota(account.id, period, plan.monthlyQuota)) {
     ctx.quotaPeriod = period;
     return;
   }
   if (plan.overage === 'block') throw new GatewayError('QUOTA_EXCEEDED');
+  if (plan.overage === 'stripe') {
+    ctx.overageInterval = now - (now % meterIntervalMs);
+    store.addOverage(account.id, plan.stripeMeter!, ctx.overageInterval, 1);
+    return;
+  }
   const price = ctx.route!.priceMicros;
   if (!store.debit(account.id, price, 'request', ctx.requestId)) throw new GatewayError('INSUFFICIENT_CREDITS');
   ctx.chargedMicros = price;
+}
+
+/** The subscription's billing period while it runs, else the calendar month. */
+export function quotaPeriod(account: AccountRecord, now: number, periods: MonthlyPeriods): string {
+  const inSubscription = account.periodKey !== null && account.periodStart! <= now && now < account.periodEnd!;
+  return inSubscription ? account.periodKey! : periods.at(now);
 }
 
 /** Calendar months in UTC, as "2026-11". The current one is cached until it ends. */

@@ -36,7 +36,16 @@ export class KeyCache {
 
 const BEARER = /^Bearer +(\S+) *$/i;
 
-export function authenticate(ctx: RequestContext, cache: KeyCache, config: Config, now: number): void {
+const SUSPENDED: Record<string, string> = {
+  payment_failed: 'The last payment failed, so the account is suspended until an invoice is paid; update the payment method (GET /_tollgate/billing/portal returns a link).',
+  dispute: 'A payment of this account is disputed; the account is suspended until the dispute is settled.',
+};
+
+/**
+ * Who is calling. `checkStanding: false` lets a suspended or past-due account through: the
+ * billing endpoints are how it gets back in good standing.
+ */
+export function authenticate(ctx: RequestContext, cache: KeyCache, config: Config, now: number, checkStanding = true): void {
   const { headers } = ctx.req;
   let presented: string | undefined;
   const auth = headers.authorization;
@@ -59,7 +68,15 @@ export function authenticate(ctx: RequestContext, cache: KeyCache, config: Confi
   const { key, account } = found;
   if (key.revokedAt !== null && key.revokedAt <= now) throw new GatewayError('INVALID_KEY', { detail: 'This key was revoked.' });
   if (key.expiresAt !== null && key.expiresAt <= now) throw new GatewayError('INVALID_KEY', { detail: 'This key has expired.' });
-  if (account.status !== 'active') throw new GatewayError('ACCOUNT_SUSPENDED');
+  if (checkStanding) {
+    if (account.status !== 'active') {
+      throw new GatewayError('ACCOUNT_SUSPENDED', { detail: SUSPENDED[account.statusReason ?? ''] });
+    }
+    const grace = config.stripe?.pastDueGraceMs;
+    if (account.pastDueSince !== null && grace !== undefined && now >= account.pastDueSince + grace) {
+      throw new GatewayError('PAYMENT_PAST_DUE');
+    }
+  }
   ctx.key = key;
   ctx.account = account;
   // A plan removed from the config falls back to the default rather than locking the account out.

@@ -17,6 +17,8 @@ export class RequestContext {
   /** What admit() reserved; meter() gives it back when the request is not billable. */
   quotaPeriod: string | undefined = undefined;
   chargedMicros = 0;
+  /** Overage counted for Stripe, in the interval starting here. */
+  overageInterval: number | undefined = undefined;
   status = 0;
   requestBytes = 0;
   responseBytes = 0;

@@ -42,6 +42,7 @@ export function meter(ctx: RequestContext, store: Store, now: number): void {
   } else if (!ctx.billable && account) {
     if (ctx.quotaPeriod !== undefined) store.returnQuota(account.id, ctx.quotaPeriod);
     if (ctx.chargedMicros > 0) store.credit(account.id, ctx.chargedMicros, 'refund', ctx.requestId);
+    if (ctx.overageInterval !== undefined) store.addOverage(account.id, ctx.plan!.stripeMeter!, ctx.overageInterval, -1);
     ctx.quotaPeriod = undefined;
     ctx.chargedMicros = 0;
   }

@@ -1,0 +1,57 @@
+// Stripe billing as the server and the CLI use it: webhooks, checkout, the portal and the
+// overage reporter, over one Stripe client and the billing store.
+import Stripe from 'stripe';
+import type { Config, StripeConfig } from '../config.ts';
+import type { Store } from '../db/store.ts';
+import type { Logger } from '../log.ts';
+import type { BillingStore } from './billing-store.ts';
+import { createCheckout, createPortal } from './checkout.ts';
+import { MeterReporter } from './meter-reporter.ts';
+import { receiveStripeWebhook, type WebhookReply } from './webhooks.ts';
+
+export interface Billing {
+  meterIntervalMs: number;
+  webhook(raw: Buffer, signature: string | undefined): WebhookReply;
+  checkout(accountId: string, body: unknown): Promise<{ id: string; url: string }>;
+  portal(accountId: string): Promise<{ url: string }>;
+  reporter: MeterReporter;
+}
+
+/** STRIPE_API_BASE points the client elsewhere (tests: a local fake of Stripe's API). */
+export function createStripeClient(sc: StripeConfig): Stripe {
+  const base = sc.apiBase;
+  return new Stripe(sc.secretKey, {
+    maxNetworkRetries: 2,
+    timeout: 20_000,
+    telemetry: false,
+    ...(base && {
+      host: base.hostname,
+      port: base.port || (base.protocol === 'https:' ? 443 : 80),
+      protocol: base.protocol === 'https:' ? 'https' : 'http',
+    }),
+  });
+}
+
+export interface BillingDeps {
+  config: Config;
+  store: Store;
+  billing: BillingStore;
+  log: Logger;
+  stripe?: Stripe;
+  now?: () => number;
+}
+
+/** Undefined without Stripe settings: the billing endpoints then answer 503. */
+export function createBilling(deps: BillingDeps): Billing | undefined {
+  const stripeConfig = deps.config.stripe;
+  if (!stripeConfig) return undefined;
+  const stripe = deps.stripe ?? createStripeClient(stripeConfig);
+  const checkoutDeps = { config: deps.config, stripeConfig, billing: deps.billing, stripe };
+  return {
+    meterIntervalMs: stripeConfig.meterIntervalMs,
+    webhook: (raw, signature) => receiveStripeWebhook(raw, signature, deps),
+    checkout: (accountId, body) => createCheckout(accountId, body, checkoutDeps),
+    portal: (accountId) => createPortal(accountId, checkoutDeps),
+    reporter: new MeterReporter({ billing: deps.billing, stripe, stripeConfig, log: deps.log, now: deps.now }),
+  };
+}

@@ -1,0 +1,105 @@
+// Checkout and the customer portal: the two calls a customer makes with its own key. Each creates
+// a Stripe session and returns its URL. The account is linked through client_reference_id and
+// metadata on the session and on the payment intent or subscription, so later refunds and
+// disputes trace back to it. A Stripe customer is created once per account and reused.
+import type Stripe from 'stripe';
+import type { Config, StripeConfig } from '../config.ts';
+import { GatewayError } from '../errors.ts';
+import { formatMicros, parseDollars } from '../money.ts';
+import type { BillingStore } from './billing-store.ts';
+import { isRecord } from '../meters/provider.ts';
+
+export interface CheckoutDeps {
+  config: Config;
+  stripeConfig: StripeConfig;
+  billing: BillingStore;
+  stripe: Stripe;
+}
+
+export async function createCheckout(accountId: string, body: unknown, deps: CheckoutDeps): Promise<{ id: string; url: string }> {
+  const { config, stripeConfig } = deps;
+  if (!isRecord(body)) throw bad('Send {"type":"credits","amount":"25.00"} or {"type":"plan","plan":"pro"}.');
+  const meta = { account_id: accountId };
+  const common = {
+    client_reference_id: accountId,
+    success_url: stripeConfig.successUrl,
+    cancel_url: stripeConfig.cancelUrl,
+  };
+  let params: Stripe.Checkout.SessionCreateParams;
+  if (body.type === 'credits') {
+    const micros = typeof body.amount === 'string' ? safeDollars(body.amount) : undefined;
+    if (micros === undefined || !stripeConfig.creditPacks.includes(micros)) {
+      throw bad(`"amount" must be one of the credit packs: ${stripeConfig.creditPacks.map(formatMicros).join(', ')}.`);
+    }
+    params = {
+      ...common,
+      mode: 'payment',
+      line_items: [{
+        quantity: 1,
+        price_data: { currency: 'usd', unit_amount: micros / 10_000, product_data: { name: `API credits ($${formatMicros(micros)})` } },
+      }],
+      metadata: { ...meta, kind: 'credits', amount_micros: String(micros) },
+      payment_intent_data: { metadata: meta },
+    };
+  } else if (body.type === 'plan') {
+    const plan = typeof body.plan === 'string' ? config.plans[body.plan] : undefined;
+    if (!plan?.stripePrice) {
+      const sellable = Object.values(config.plans).filter((p) => p.stripePrice).map((p) => p.name);
+      throw bad(`"plan" must be a plan sold through Stripe: ${sellable.join(', ') || 'none is configured'}.`);
+    }
+    params = {
+      ...common,
+      mode: 'subscription',
+      line_items: [{ price: plan.stripePrice, quantity: 1 }],
+      metadata: { ...meta, kind: 'plan', plan: plan.name },
+      subscription_data: { metadata: { ...meta, plan: plan.name } },
+    };
+  } else throw bad('"type" must be "credits" or "plan".');
+
+  // Only a valid request gets a Stripe customer.
+  params.customer = await customerFor(accountId, deps);
+  const session = await callStripe(() => deps.stripe.checkout.sessions.create(params));
+  if (!session.url) throw new GatewayError('UPSTREAM_UNREACHABLE', { detail: 'Stripe returned a session without a URL.' });
+  return { id: session.id, url: session.url };
+}
+
+export async function createPortal(accountId: string, deps: CheckoutDeps): Promise<{ url: string }> {
+  const customer = await customerFor(accountId, deps);
+  const session = await callStripe(() => deps.stripe.billingPortal.sessions.create({ customer, return_url: deps.stripeConfig.portalReturnUrl }));
+  return { url: session.url };
+}
+
+/** The account's Stripe customer, created on first use. */
+async function customerFor(accountId: string, { billing, stripe }: CheckoutDeps): Promise<string> {
+  const account = billing.account(accountId);
+  if (!account) throw new GatewayError('INVALID_KEY');
+  if (account.stripeCustomerId) return account.stripeCustomerId;
+  // The idempotency key makes two first checkouts at once get the same customer.
+  const customer = await callStripe(() => stripe.customers.create(
+    { email: account.email, ...(account.name && { name: account.name }), metadata: { account_id: accountId } },
+    { idempotencyKey: `tollgate-customer-${accountId}` },
+  ));
+  billing.linkCustomer(accountId, customer.id);
+  return customer.id;
+}
+
+async function callStripe<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    const e = err as { type?: string; message?: string };
+    throw new GatewayError('UPSTREAM_UNREACHABLE', { detail: `Stripe refused or could not be reached (${e.type ?? 'error'}): ${e.message ?? ''}`.trim() });
+  }
+}
+
+function safeDollars(text: string): number | undefined {
+  try {
+    return parseDollars(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function bad(detail: string): GatewayError {
+  return new GatewayError('BAD_REQUEST', { detail });
+}
