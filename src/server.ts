@@ -8,10 +8,9 @@ import type { Store } from './db/store.ts';
 import { GatewayError, toGatewayError, writeError } from './errors.ts';
 import { RateLimiter } from './limiter/token-bucket.ts';
 import type { Logger } from './log.ts';
-import { formatMicros } from './money.ts';
 import type { Billing } from './billing/billing.ts';
-import { MAX_WEBHOOK_BYTES } from './billing/webhooks.ts';
-import { admit, MonthlyPeriods, quotaPeriod } from './pipeline/admit.ts';
+import { ownEndpoint, type EndpointDeps } from './endpoints.ts';
+import { admit, MonthlyPeriods } from './pipeline/admit.ts';
 import { admitTokens, chooseProviderKey } from './pipeline/admit-tokens.ts';
 import { readBody } from './pipeline/read-body.ts';
 import { authenticate, KeyCache } from './pipeline/authenticate.ts';
@@ -45,8 +44,6 @@ const REQUEST_ID = /^[\w.:-]{1,128}$/;
 // path outside the route that matched (say /public/../admin past an auth-free /public/ route).
 // Only the path is checked (before any "?"): a query may carry an encoded URL.
 const UNSAFE_PATH = /^[^?]*(?:\/(?:\.|%2e){1,2}(?:[/?]|$)|%2f|%5c|\\)/i;
-const JSON_HEADERS = ['content-type', 'application/json'];
-const PROBLEM_HEADERS = ['content-type', 'application/problem+json'];
 
 export function createGateway({ config, store, log, billing, now = Date.now }: GatewayDeps): Gateway {
   const router = new Router(config.routes);
@@ -56,6 +53,7 @@ export function createGateway({ config, store, log, billing, now = Date.now }: G
   const periods = new MonthlyPeriods();
   const meterIntervalMs = billing?.meterIntervalMs ?? 60_000;
   let draining = false;
+  const endpointDeps: EndpointDeps = { config, store, billing, keys, limiter, periods, now, draining: () => draining };
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
     const clientId = req.headers['x-request-id'];
@@ -66,7 +64,7 @@ export function createGateway({ config, store, log, billing, now = Date.now }: G
     let byok = false;
     try {
       if (url.startsWith(OWN_PREFIX)) {
-        ownEndpoint(ctx, url)?.catch((err: unknown) => refuse(ctx, err));
+        ownEndpoint(ctx, url, endpointDeps)?.catch((err: unknown) => refuse(ctx, err));
         return;
       }
       if (UNSAFE_PATH.test(url)) {
@@ -143,108 +141,6 @@ export function createGateway({ config, store, log, billing, now = Date.now }: G
     if (e.code === 'PAYLOAD_TOO_LARGE') ctx.responseHeaders.push('connection', 'close');
     commitPrevious(ctx.socket, store);
     writeError(ctx.res, e, ctx.requestId, ctx.responseHeaders, ctx.route?.meter);
-  }
-
-  /** The gateway's own endpoints; the billing ones are async (they read a body, call Stripe). */
-  function ownEndpoint(ctx: RequestContext, url: string): Promise<void> | void {
-    const path = url.split('?', 1)[0];
-    const method = ctx.req.method;
-    const allow = (...methods: string[]) => {
-      if (methods.includes(method!)) return;
-      ctx.responseHeaders.push('allow', methods.join(', '));
-      throw new GatewayError('METHOD_NOT_ALLOWED');
-    };
-    switch (path) {
-      case '/_tollgate/health':
-        allow('GET', 'HEAD');
-        return json(ctx, 200, { status: 'ok' });
-      case '/_tollgate/ready': {
-        allow('GET', 'HEAD');
-        const ready = !draining && store.isReady();
-        return json(ctx, ready ? 200 : 503, { status: ready ? 'ready' : draining ? 'draining' : 'not ready' });
-      }
-      case '/_tollgate/usage':
-        allow('GET', 'HEAD');
-        return usage(ctx);
-      case '/_tollgate/webhooks/stripe':
-        allow('POST');
-        return stripeWebhook(ctx);
-      case '/_tollgate/billing/checkout':
-        allow('POST');
-        return checkout(ctx);
-      case '/_tollgate/billing/portal':
-        allow('GET', 'POST');
-        return portal(ctx);
-      default:
-        throw new GatewayError('NOT_FOUND', { detail: `No gateway endpoint at ${path}.` });
-    }
-  }
-
-  /** Authenticates a customer on a billing endpoint: a suspended account may still fix its billing. */
-  function billingCustomer(ctx: RequestContext): { billing: Billing; accountId: string } {
-    const t = now();
-    authenticate(ctx, keys, config, t, false);
-    rateLimit(ctx, limiter, t);
-    if (!billing) throw new GatewayError('BILLING_NOT_CONFIGURED');
-    return { billing, accountId: ctx.account!.id };
-  }
-
-  async function checkout(ctx: RequestContext): Promise<void> {
-    const { billing, accountId } = billingCustomer(ctx);
-    const raw = await readBody(ctx.req, 64 * 1024);
-    let body: unknown;
-    try {
-      body = JSON.parse(raw.toString('utf8'));
-    } catch {
-      throw new GatewayError('BAD_REQUEST', { detail: 'The body is not valid JSON.' });
-    }
-    json(ctx, 200, await billing.checkout(accountId, body));
-  }
-
-  async function portal(ctx: RequestContext): Promise<void> {
-    const { billing, accountId } = billingCustomer(ctx);
-    json(ctx, 200, await billing.portal(accountId));
-  }
-
-  async function stripeWebhook(ctx: RequestContext): Promise<void> {
-    if (!billing) throw new GatewayError('BILLING_NOT_CONFIGURED');
-    let raw: Buffer;
-    try {
-      raw = await readBody(ctx.req, MAX_WEBHOOK_BYTES);
-    } catch {
-      throw new GatewayError('BAD_REQUEST', { detail: `A webhook body is at most ${MAX_WEBHOOK_BYTES} bytes.` });
-    }
-    const signature = ctx.req.headers['stripe-signature'];
-    const reply = billing.webhook(raw, typeof signature === 'string' ? signature : undefined);
-    json(ctx, reply.status, reply.body, reply.status >= 400 ? PROBLEM_HEADERS : JSON_HEADERS);
-  }
-
-  /** The customer's own view, with its own key: balance, plan, quota and its latest requests. */
-  function usage(ctx: RequestContext): void {
-    const t = now();
-    authenticate(ctx, keys, config, t, false);
-    rateLimit(ctx, limiter, t);
-    const account = ctx.account!;
-    const plan = ctx.plan!;
-    const period = quotaPeriod(account, t, periods);
-    const balanceMicros = store.balance(account.id);
-    json(ctx, 200, {
-      accountId: account.id,
-      plan: plan.name,
-      balanceMicros,
-      balance: formatMicros(balanceMicros),
-      quota: { period, used: store.quotaUsed(account.id, period), limit: plan.monthlyQuota },
-      recent: store.recentUsage(account.id, 20).map(({ ts, ...r }) => ({
-        time: new Date(ts).toISOString(), ...r, cost: formatMicros(r.priceMicros),
-      })),
-    });
-  }
-
-  function json(ctx: RequestContext, status: number, body: unknown, type = JSON_HEADERS): void {
-    const text = JSON.stringify(body);
-    commitPrevious(ctx.socket, store);
-    ctx.res.writeHead(status, [...ctx.responseHeaders, ...type, 'content-length', String(Buffer.byteLength(text))]);
-    ctx.res.end(text);
   }
 
   const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, handle);

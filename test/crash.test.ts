@@ -107,7 +107,9 @@ describe('kill -9 under load', () => {
       const spent = GRANT - accounts[0].balance;
       expect(charged).toBeGreaterThan(0);
       expect(spent).toBeGreaterThanOrEqual(charged);
-      expect(spent - charged).toBeLessThanOrEqual(CONNECTIONS * PRICE);
+      // Spent without a usage row: per connection at most the request in flight (paid when it
+      // was admitted) and the one answered request whose row was still queued.
+      expect(spent - charged).toBeLessThanOrEqual(2 * CONNECTIONS * PRICE);
     } finally {
       db.close();
     }

@@ -1,5 +1,5 @@
 // The Store on one SQLite file. Statements are prepared once; usage rows and quota counts are
-// written in one transaction per event-loop turn; money moves in a transaction with its ledger row.
+// written in batches (see flushBatch and pipeline/meter.ts); money moves in a transaction with its ledger row.
 import type { Db } from './open.ts';
 import { isMigrated } from './migrate.ts';
 import type { AccountRecord, ApplyOutcome, KeyRecord, RecentUsage, Store, UsageRecord } from './store.ts';
