@@ -2,6 +2,8 @@
 
 -- Why an account is suspended: 'payment_failed', 'dispute' or 'operator' (shown in its 402s).
 ALTER TABLE accounts ADD COLUMN status_reason TEXT;
+-- `created` of the newest invoice.paid / invoice.payment_failed applied: an older one is skipped.
+ALTER TABLE accounts ADD COLUMN standing_event_at INTEGER;
 -- What a refund took beyond the balance; the next top-up pays it first.
 ALTER TABLE accounts ADD COLUMN debt_micros INTEGER NOT NULL DEFAULT 0 CHECK (debt_micros >= 0);
 ALTER TABLE accounts ADD COLUMN subscription_status TEXT;
@@ -26,7 +28,8 @@ CREATE TABLE credit_purchases (
 CREATE TABLE disputes (
   id              TEXT PRIMARY KEY,
   account_id      TEXT NOT NULL REFERENCES accounts(id),
-  -- Credits taken out of the balance while the dispute is open.
+  -- What is disputed, in credits; and what was taken out of the balance while it is open.
+  disputed_micros INTEGER NOT NULL,
   frozen_micros   INTEGER NOT NULL,
   status          TEXT NOT NULL,
   created_at      INTEGER NOT NULL,

@@ -107,7 +107,8 @@ async function stripeWebhook(ctx: RequestContext, { billing, store }: EndpointDe
   }
   const signature = ctx.req.headers['stripe-signature'];
   const reply = billing.webhook(raw, typeof signature === 'string' ? signature : undefined);
-  json(ctx, store, reply.status, reply.body, reply.status >= 400 ? PROBLEM_HEADERS : JSON_HEADERS);
+  if (reply.status >= 400) json(ctx, store, reply.status, { ...reply.body, requestId: ctx.requestId }, PROBLEM_HEADERS);
+  else json(ctx, store, reply.status, reply.body);
 }
 
 /** The customer's own view, with its own key: balance, plan, quota and its latest requests. */

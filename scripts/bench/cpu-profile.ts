@@ -1,7 +1,8 @@
 // Reads a V8 .cpuprofile (node --cpu-prof) and lists where the time went: self time (the function
 // itself was on top of the stack) and total time (it was anywhere on the stack), per function.
 // Usage: tsx scripts/bench/cpu-profile.ts FILE.cpuprofile [TOP]
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 interface ProfileNode {
@@ -89,6 +90,37 @@ export function formatCpuSummary(summary: { busyMs: number; functions: FunctionT
     ...self.map((t) => row(t, t.selfMs)),
     `Top ${top} gateway functions (dist/) by total time:`,
     ...gateway.map((t) => row(t, t.totalMs)),
+  ].join('\n');
+}
+
+/**
+ * CPU per response of both proxies, then where the gateway's time went. `bare` and `gateway` name
+ * the profile directories under `dir`; `handled` is every response the process gave.
+ */
+export function profileReport(
+  dir: string, unit: string, bare: { dir: string; handled: number }, gateway: { dir: string; handled: number },
+): string {
+  // The main thread's profile: its name ends in ".<pid>.0.<seq>.cpuprofile" (0 is the thread id;
+  // tsx's loader thread in the bare proxy writes another one).
+  const latest = (name: string) => {
+    let files: string[] = [];
+    try {
+      files = readdirSync(join(dir, name)).filter((f) => /\.0\.\d+\.cpuprofile$/.test(f)).sort();
+    } catch {
+      // No directory: that process wrote no profile.
+    }
+    return files.length > 0 ? join(dir, name, files[files.length - 1]) : undefined;
+  };
+  const bareFile = latest(bare.dir);
+  const gatewayFile = latest(gateway.dir);
+  if (!bareFile || !gatewayFile) return `\nno .cpuprofile under ${dir}`;
+  const bareCpu = summarizeCpuProfile(bareFile);
+  const gatewayCpu = summarizeCpuProfile(gatewayFile);
+  const per = (busyMs: number, handled: number) => `${((busyMs * 1000) / handled).toFixed(1)} µs`;
+  return [
+    `\nCPU per ${unit} (warm-up included): bare proxy ${per(bareCpu.busyMs, bare.handled)}, gateway ${per(gatewayCpu.busyMs, gateway.handled)}`,
+    `gateway profile: ${gatewayFile}`,
+    formatCpuSummary(gatewayCpu),
   ].join('\n');
 }
 

@@ -9,6 +9,8 @@ export interface BillingAccount {
   plan: string;
   status: 'active' | 'suspended';
   statusReason: string | null;
+  /** `created` (ms) of the newest payment event (invoice paid or failed) applied. */
+  standingEventAt: number | null;
   balanceMicros: number;
   debtMicros: number;
   stripeCustomerId: string | null;
@@ -42,6 +44,9 @@ export interface CreditPurchase {
 export interface Dispute {
   id: string;
   accountId: string;
+  /** What the dispute is about, in credits (at most what the purchase left). */
+  disputedMicros: number;
+  /** What was taken out of the balance while it is open (at most the balance then). */
   frozenMicros: number;
   status: string;
 }
@@ -73,6 +78,7 @@ export interface BillingStore {
   linkCustomer(accountId: string, customerId: string): void;
   setSubscription(accountId: string, s: SubscriptionState): void;
   setStanding(accountId: string, status: 'active' | 'suspended', reason: string | null): void;
+  setStandingEventAt(accountId: string, at: number): void;
   setPeriod(accountId: string, start: number, end: number): void;
   clearPastDue(accountId: string): void;
   addDebt(accountId: string, micros: number): void;

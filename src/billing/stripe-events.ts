@@ -119,6 +119,12 @@ function subscriptionChanged(sub: Record<string, unknown>, event: StripeEvent, {
   } else if (status === 'incomplete') plan = account.plan;
   else return `subscription status ${status} is not handled`;
 
+  // A customer may hold several subscriptions (a second checkout): only the account's current
+  // one, or another that is active, changes the account.
+  const current = account.subscriptionId;
+  if (current !== null && current !== String(sub.id) && status !== 'active' && status !== 'trialing') {
+    return `subscription ${String(sub.id)} is not the account's current one (${current})`;
+  }
   const live = !LAPSED.has(status);
   billing.setSubscription(account.id, {
     subscriptionId: live ? String(sub.id) : null,
@@ -133,9 +139,19 @@ function subscriptionChanged(sub: Record<string, unknown>, event: StripeEvent, {
   return undefined;
 }
 
+/** Payment events change standing only if newer than the last one applied (Stripe may resend an old one). */
+function stale(account: BillingAccount, event: StripeEvent): string | undefined {
+  const at = event.created * 1000;
+  return account.standingEventAt !== null && at < account.standingEventAt
+    ? `older (${new Date(at).toISOString()}) than the payment state already applied` : undefined;
+}
+
 function invoicePaid(inv: Record<string, unknown>, event: StripeEvent, { billing }: EventDeps): string | undefined {
   const account = accountFor(inv, billing);
   if (!account) return `no account for customer ${String(idOf(inv.customer))}`;
+  const old = stale(account, event);
+  if (old) return old;
+  billing.setStandingEventAt(account.id, event.created * 1000);
   if (account.status === 'suspended' && account.statusReason === 'payment_failed') billing.setStanding(account.id, 'active', null);
   billing.clearPastDue(account.id);
   if (invoiceSubscription(inv, event.api_version) !== undefined) {
@@ -145,9 +161,12 @@ function invoicePaid(inv: Record<string, unknown>, event: StripeEvent, { billing
   return undefined;
 }
 
-function invoicePaymentFailed(inv: Record<string, unknown>, _event: StripeEvent, { billing }: EventDeps): string | undefined {
+function invoicePaymentFailed(inv: Record<string, unknown>, event: StripeEvent, { billing }: EventDeps): string | undefined {
   const account = accountFor(inv, billing);
   if (!account) return `no account for customer ${String(idOf(inv.customer))}`;
+  const old = stale(account, event);
+  if (old) return old;
+  billing.setStandingEventAt(account.id, event.created * 1000);
   // A dispute's suspension says more; do not overwrite its reason.
   if (account.status !== 'suspended') billing.setStanding(account.id, 'suspended', 'payment_failed');
   return undefined;
@@ -180,7 +199,7 @@ function disputeCreated(dispute: Record<string, unknown>, _event: StripeEvent, {
   const disputed = Math.min(centsToMicros(dispute.amount) ?? 0, purchase.amountMicros - purchase.refundedMicros);
   const frozen = Math.min(disputed, account.balanceMicros);
   if (frozen > 0) store.debit(account.id, frozen, 'dispute_hold', id);
-  billing.openDispute({ id, accountId: account.id, frozenMicros: frozen, status: str(dispute.status) ?? 'open' });
+  billing.openDispute({ id, accountId: account.id, disputedMicros: disputed, frozenMicros: frozen, status: str(dispute.status) ?? 'open' });
   billing.setStanding(account.id, 'suspended', 'dispute');
   return undefined;
 }
@@ -191,8 +210,10 @@ function disputeClosed(dispute: Record<string, unknown>, _event: StripeEvent, { 
   if (!open) return `dispute ${id} was never opened here`;
   if (open.status === 'won' || open.status === 'lost') return `dispute ${id} is settled already`;
   const status = str(dispute.status) ?? 'closed';
-  // Won: the frozen credits come back. Lost: the bank took the money back, the credits stay gone.
+  // Won: the frozen credits come back. Lost: the bank took the money back; the frozen credits stay
+  // gone, and what was disputed beyond them (credits already spent) becomes debt, as for a refund.
   if (status === 'won' && open.frozenMicros > 0) store.credit(open.accountId, open.frozenMicros, 'dispute_release', id);
+  if (status === 'lost' && open.disputedMicros > open.frozenMicros) billing.addDebt(open.accountId, open.disputedMicros - open.frozenMicros);
   billing.closeDispute(id, status);
   const account = billing.account(open.accountId)!;
   if (account.statusReason === 'dispute' && billing.openDisputes(account.id) === 0) billing.setStanding(account.id, 'active', null);

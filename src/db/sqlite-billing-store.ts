@@ -3,7 +3,8 @@
 import type { BillingAccount, BillingStore, CreditPurchase, Dispute, OutboxRow, WebhookEventRow } from '../billing/billing-store.ts';
 import type { Db } from './open.ts';
 
-const ACCOUNT = `SELECT id, email, name, plan, status, status_reason AS statusReason, balance_micros AS balanceMicros,
+const ACCOUNT = `SELECT id, email, name, plan, status, status_reason AS statusReason,
+  standing_event_at AS standingEventAt, balance_micros AS balanceMicros,
   debt_micros AS debtMicros, stripe_customer_id AS stripeCustomerId, stripe_subscription_id AS subscriptionId,
   subscription_status AS subscriptionStatus, subscription_event_at AS subscriptionEventAt,
   past_due_since AS pastDueSince, period_start AS periodStart, period_end AS periodEnd FROM accounts`;
@@ -20,6 +21,7 @@ export function createSqliteBillingStore(db: Db, now: () => number = Date.now): 
       plan = @plan, subscription_event_at = @eventAt, past_due_since = @pastDueSince,
       period_start = @periodStart, period_end = @periodEnd WHERE id = @accountId`),
     standing: db.prepare('UPDATE accounts SET status = ?, status_reason = ? WHERE id = ?'),
+    standingEventAt: db.prepare('UPDATE accounts SET standing_event_at = ? WHERE id = ?'),
     period: db.prepare('UPDATE accounts SET period_start = ?, period_end = ? WHERE id = ?'),
     clearPastDue: db.prepare('UPDATE accounts SET past_due_since = NULL WHERE id = ?'),
     addDebt: db.prepare('UPDATE accounts SET debt_micros = debt_micros + ? WHERE id = ?'),
@@ -29,9 +31,10 @@ export function createSqliteBillingStore(db: Db, now: () => number = Date.now): 
     purchaseByPi: db.prepare(`SELECT session_id AS sessionId, account_id AS accountId, payment_intent AS paymentIntent,
       amount_micros AS amountMicros, refunded_micros AS refundedMicros FROM credit_purchases WHERE payment_intent = ?`),
     refunded: db.prepare('UPDATE credit_purchases SET refunded_micros = ? WHERE session_id = ?'),
-    openDispute: db.prepare(`INSERT INTO disputes (id, account_id, frozen_micros, status, created_at)
-      VALUES (@id, @accountId, @frozenMicros, @status, @now)`),
-    dispute: db.prepare('SELECT id, account_id AS accountId, frozen_micros AS frozenMicros, status FROM disputes WHERE id = ?'),
+    openDispute: db.prepare(`INSERT INTO disputes (id, account_id, disputed_micros, frozen_micros, status, created_at)
+      VALUES (@id, @accountId, @disputedMicros, @frozenMicros, @status, @now)`),
+    dispute: db.prepare(`SELECT id, account_id AS accountId, disputed_micros AS disputedMicros, frozen_micros AS frozenMicros, status
+      FROM disputes WHERE id = ?`),
     closeDispute: db.prepare('UPDATE disputes SET status = ?, closed_at = ? WHERE id = ?'),
     openDisputes: db.prepare('SELECT count(*) FROM disputes WHERE account_id = ? AND closed_at IS NULL').pluck(),
     due: db.prepare(`${OUTBOX} WHERE o.status = 'pending' AND o.interval_start < ? AND o.next_attempt_at <= ? AND o.value > 0
@@ -52,6 +55,7 @@ export function createSqliteBillingStore(db: Db, now: () => number = Date.now): 
     linkCustomer: (accountId, customerId) => void q.link.run(customerId, accountId),
     setSubscription: (accountId, s) => void q.subscription.run({ accountId, ...s }),
     setStanding: (accountId, status, reason) => void q.standing.run(status, reason, accountId),
+    setStandingEventAt: (accountId, at) => void q.standingEventAt.run(at, accountId),
     setPeriod: (accountId, start, end) => void q.period.run(start, end, accountId),
     clearPastDue: (accountId) => void q.clearPastDue.run(accountId),
     addDebt: (accountId, micros) => void q.addDebt.run(micros, accountId),

@@ -1,5 +1,6 @@
 // The Store on one SQLite file. Statements are prepared once; usage rows and quota counts are
 // written in batches (see flushBatch and pipeline/meter.ts); money moves in a transaction with its ledger row.
+import { createHash } from 'node:crypto';
 import type { Db } from './open.ts';
 import { isMigrated } from './migrate.ts';
 import type { AccountRecord, ApplyOutcome, KeyRecord, RecentUsage, Store, UsageRecord } from './store.ts';
@@ -33,6 +34,10 @@ export function createSqliteStore(db: Db, { now = Date.now, onFlushError }: Sqli
     ledger: db.prepare(`INSERT INTO ledger (account_id, amount_micros, balance_after_micros, kind, reference, created_at)
       VALUES (?, ?, ?, ?, ?, ?)`),
     usage: db.prepare(`INSERT INTO usage (ts, request_id, account_id, key_id, route, method, path, status,
+      request_bytes, response_bytes, latency_us, price_micros, billable)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    // AI rows carry the model and tokens too; plain rows leave those columns NULL.
+    aiUsage: db.prepare(`INSERT INTO usage (ts, request_id, account_id, key_id, route, method, path, status,
       request_bytes, response_bytes, latency_us, price_micros, billable,
       model, input_tokens, cached_tokens, cache_write_tokens, output_tokens, estimated)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
@@ -69,10 +74,14 @@ export function createSqliteStore(db: Db, { now = Date.now, onFlushError }: Sqli
   const flushTx = db.transaction(() => {
     for (const r of rows) {
       const ai = r.ai;
-      q.usage.run(r.ts, r.requestId, r.accountId, r.keyId, r.route, r.method, r.path, r.status,
-        r.requestBytes, r.responseBytes, r.latencyUs, r.priceMicros, r.billable ? 1 : 0,
-        ai?.model ?? null, ai?.inputTokens ?? null, ai?.cachedTokens ?? null, ai?.cacheWriteTokens ?? null,
-        ai?.outputTokens ?? null, ai?.estimated ? 1 : 0);
+      if (ai === undefined) {
+        q.usage.run(r.ts, r.requestId, r.accountId, r.keyId, r.route, r.method, r.path, r.status,
+          r.requestBytes, r.responseBytes, r.latencyUs, r.priceMicros, r.billable ? 1 : 0);
+      } else {
+        q.aiUsage.run(r.ts, r.requestId, r.accountId, r.keyId, r.route, r.method, r.path, r.status,
+          r.requestBytes, r.responseBytes, r.latencyUs, r.priceMicros, r.billable ? 1 : 0,
+          ai.model, ai.inputTokens, ai.cachedTokens, ai.cacheWriteTokens, ai.outputTokens, ai.estimated ? 1 : 0);
+      }
     }
     for (const c of dirtyQuota) if (c.pending !== 0) q.addQuota.run(c.accountId, c.period, c.pending);
     for (const o of dirtyOverage) {
@@ -181,7 +190,9 @@ export function createSqliteStore(db: Db, { now = Date.now, onFlushError }: Sqli
       const key = `${accountId}\u0000${eventName}\u0000${intervalStart}`;
       let o = overage.get(key);
       if (!o) {
-        o = { key, accountId, eventName, intervalStart, pending: 0, identifier: `tollgate:${accountId}:${eventName}:${intervalStart}` };
+        // Stripe caps identifiers at 100 characters: a hash of what names the interval fits.
+        const identifier = `tg_${createHash('sha256').update(key).digest('base64url').slice(0, 40)}`;
+        o = { key, accountId, eventName, intervalStart, pending: 0, identifier };
         overage.set(key, o);
       }
       o.pending += delta;
