@@ -1,7 +1,7 @@
 // API key format: "tg_" + 32 random base62 characters + a 6-character base62 CRC-32 of what
 // precedes it. The checksum lets the gateway refuse a mistyped key without a lookup and lets
 // secret scanners recognise a real one (the scheme GitHub uses for its tokens).
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 
 const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
@@ -45,7 +45,7 @@ export function isWellFormedKey(key: string): boolean {
 
 /** What the database stores instead of the key. */
 export function hashKey(key: string): string {
-  return createHash('sha256').update(key).digest('base64url');
+  return hash('sha256', key, 'base64url');
 }
 
 /** Enough of the key to tell it apart in a listing, never enough to use it. */

@@ -3,6 +3,7 @@
 import { displayPrefix, generateKey, hashKey, newId } from '../keys.ts';
 import type { Db } from './open.ts';
 import type { AccountStatus, Store } from './store.ts';
+import { usageIdRange } from './usage-range.ts';
 
 export interface Account {
   id: string;
@@ -149,8 +150,9 @@ export class Admin {
     const [y, m] = period.split('-').map(Number);
     const from = Date.UTC(y, m - 1, 1);
     const to = Date.UTC(y, m, 1);
+    const firstId = usageIdRange(this.db);
     const rows = this.db.prepare(`SELECT status, count(*) AS n, sum(billable) AS billable, sum(price_micros) AS charged
-      FROM usage WHERE ts >= ? AND ts < ? AND account_id = ? GROUP BY status`).all(from, to, accountId) as
+      FROM usage WHERE id >= ? AND id < ? AND account_id = ? GROUP BY status`).all(firstId(from), firstId(to), accountId) as
       { status: number; n: number; billable: number; charged: number }[];
     const byStatus: Record<string, number> = {};
     let requests = 0, billable = 0, chargedMicros = 0;

@@ -2,6 +2,7 @@
 // written in batches (see flushBatch and pipeline/meter.ts); money moves in a transaction with its ledger row.
 import { createHash } from 'node:crypto';
 import type { Db } from './open.ts';
+import { usageIdRange } from './usage-range.ts';
 import { isMigrated } from './migrate.ts';
 import type { AccountRecord, ApplyOutcome, KeyRecord, RecentUsage, Store, UsageRecord } from './store.ts';
 
@@ -45,7 +46,7 @@ export function createSqliteStore(db: Db, { now = Date.now, onFlushError }: Sqli
     // No index on account_id (see 0001): walk back from the newest row; bounded to a week.
     recent: db.prepare(`SELECT ts, request_id AS requestId, method, path, status, price_micros AS priceMicros, model,
       input_tokens AS inputTokens, output_tokens AS outputTokens, estimated
-      FROM usage WHERE ts >= ? AND account_id = ? ORDER BY id DESC LIMIT ?`),
+      FROM usage WHERE id >= ? AND account_id = ? ORDER BY id DESC LIMIT ?`),
     eventStatus: db.prepare('SELECT status FROM webhook_events WHERE id = ?').pluck(),
     recordEvent: db.prepare(`INSERT INTO webhook_events (id, source, type, status, note, payload, received_at, applied_at)
       VALUES (@id, @source, @type, @status, @note, @payload, @now, @appliedAt)
@@ -57,6 +58,8 @@ export function createSqliteStore(db: Db, { now = Date.now, onFlushError }: Sqli
       WHERE status = 'pending'`),
     dataVersion: db.prepare('PRAGMA data_version').pluck(),
   };
+
+  const firstUsageId = usageIdRange(db);
 
   // Quota counts live in memory (this process is the only server on the file) and are persisted
   // as deltas with the usage batch; so is metered overage waiting for Stripe. Only the counters
@@ -210,7 +213,7 @@ export function createSqliteStore(db: Db, { now = Date.now, onFlushError }: Sqli
 
     recentUsage(accountId, limit) {
       flush();
-      const rows = q.recent.all(now() - 7 * 86_400_000, accountId, limit) as (Omit<RecentUsage, 'estimated'> & { estimated: number })[];
+      const rows = q.recent.all(firstUsageId(now() - 7 * 86_400_000), accountId, limit) as (Omit<RecentUsage, 'estimated'> & { estimated: number })[];
       return rows.map((r) => ({ ...r, estimated: r.estimated === 1 }));
     },
 
