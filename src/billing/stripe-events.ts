@@ -139,19 +139,24 @@ function subscriptionChanged(sub: Record<string, unknown>, event: StripeEvent, {
   return undefined;
 }
 
-/** Payment events change standing only if newer than the last one applied (Stripe may resend an old one). */
-function stale(account: BillingAccount, event: StripeEvent): string | undefined {
+/**
+ * The account an invoice event is about, when the event is newer than the last payment event
+ * applied (Stripe may resend an old one); else the note saying why it changes nothing.
+ */
+function payingAccount(inv: Record<string, unknown>, event: StripeEvent, billing: BillingStore): BillingAccount | string {
+  const account = accountFor(inv, billing);
+  if (!account) return `no account for customer ${String(idOf(inv.customer))}`;
   const at = event.created * 1000;
-  return account.standingEventAt !== null && at < account.standingEventAt
-    ? `older (${new Date(at).toISOString()}) than the payment state already applied` : undefined;
+  if (account.standingEventAt !== null && at < account.standingEventAt) {
+    return `older (${new Date(at).toISOString()}) than the payment state already applied`;
+  }
+  billing.setStandingEventAt(account.id, at);
+  return account;
 }
 
 function invoicePaid(inv: Record<string, unknown>, event: StripeEvent, { billing }: EventDeps): string | undefined {
-  const account = accountFor(inv, billing);
-  if (!account) return `no account for customer ${String(idOf(inv.customer))}`;
-  const old = stale(account, event);
-  if (old) return old;
-  billing.setStandingEventAt(account.id, event.created * 1000);
+  const account = payingAccount(inv, event, billing);
+  if (typeof account === 'string') return account;
   if (account.status === 'suspended' && account.statusReason === 'payment_failed') billing.setStanding(account.id, 'active', null);
   billing.clearPastDue(account.id);
   if (invoiceSubscription(inv, event.api_version) !== undefined) {
@@ -162,11 +167,8 @@ function invoicePaid(inv: Record<string, unknown>, event: StripeEvent, { billing
 }
 
 function invoicePaymentFailed(inv: Record<string, unknown>, event: StripeEvent, { billing }: EventDeps): string | undefined {
-  const account = accountFor(inv, billing);
-  if (!account) return `no account for customer ${String(idOf(inv.customer))}`;
-  const old = stale(account, event);
-  if (old) return old;
-  billing.setStandingEventAt(account.id, event.created * 1000);
+  const account = payingAccount(inv, event, billing);
+  if (typeof account === 'string') return account;
   // A dispute's suspension says more; do not overwrite its reason.
   if (account.status !== 'suspended') billing.setStanding(account.id, 'suspended', 'payment_failed');
   return undefined;
