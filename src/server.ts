@@ -2,7 +2,7 @@
 // pipeline: route → authenticate → rate limit → quota/credits → forward → meter.
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { Server as NetServer, type AddressInfo, type Socket } from 'node:net';
 import type { Config } from './config.ts';
 import type { Store } from './db/store.ts';
 import { GatewayError, toGatewayError, writeError } from './errors.ts';
@@ -39,6 +39,16 @@ export interface Gateway {
 }
 
 const OWN_PREFIX = '/_tollgate/';
+// Responses a connection has not finished writing to the kernel: a draining gateway ends only
+// connections with none, so a slow client still gets the whole of a large response. (Node's
+// closeIdleConnections destroys a connection once res.end() is called, written or not.)
+const UNFINISHED = Symbol('tollgate.unfinishedResponses');
+const OWNER = Symbol('tollgate.socket');
+type TrackedSocket = Socket & { [UNFINISHED]?: number };
+type TrackedResponse = ServerResponse & { [OWNER]?: TrackedSocket };
+function responseClosed(this: TrackedResponse): void {
+  this[OWNER]![UNFINISHED]! -= 1;
+}
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 // Dot segments, encoded slashes and backslashes: an upstream that normalises them would serve a
 // path outside the route that matched (say /public/../admin past an auth-free /public/ route).
@@ -59,6 +69,10 @@ export function createGateway({ config, store, log, billing, now = Date.now }: G
     const clientId = req.headers['x-request-id'];
     const requestId = typeof clientId === 'string' && REQUEST_ID.test(clientId) ? clientId : randomUUID();
     const ctx = new RequestContext(req, res, requestId, performance.now());
+    const socket = ctx.socket as TrackedSocket;
+    socket[UNFINISHED] = (socket[UNFINISHED] ?? 0) + 1;
+    (res as TrackedResponse)[OWNER] = socket;
+    res.once('close', responseClosed);
     if (draining) ctx.responseHeaders.push('connection', 'close');
     const url = req.url!;
     let byok = false;
@@ -168,14 +182,15 @@ export function createGateway({ config, store, log, billing, now = Date.now }: G
     },
     async close() {
       draining = true;
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      // Keep-alive connections close as soon as their last response is written; whatever is
-      // still open after shutdownTimeoutMs is cut.
-      const sweep = setInterval(() => {
-        server.closeIdleConnections();
-        // A connection that never sent a byte (a client's spare) holds no request to finish.
-        for (const socket of sockets) if (socket.bytesRead === 0) socket.destroy();
-      }, 50);
+      // net.Server's close, not http.Server's: the latter also runs closeIdleConnections.
+      const closed = new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()));
+      // A keep-alive connection is ended (gracefully: what is written still arrives) once it has
+      // no response left to write; whatever is still open after shutdownTimeoutMs is cut.
+      const endIdle = () => {
+        for (const socket of sockets as Set<TrackedSocket>) if (!socket[UNFINISHED]) socket.end();
+      };
+      endIdle();
+      const sweep = setInterval(endIdle, 50);
       const deadline = setTimeout(() => server.closeAllConnections(), config.shutdownTimeoutMs);
       await closed;
       clearInterval(sweep);
