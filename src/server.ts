@@ -72,7 +72,7 @@ export function createGateway({ config, store, log, billing, now = Date.now }: G
     const socket = ctx.socket as TrackedSocket;
     socket[UNFINISHED] = (socket[UNFINISHED] ?? 0) + 1;
     (res as TrackedResponse)[OWNER] = socket;
-    res.once('close', responseClosed);
+    res.on('close', responseClosed); // 'close' comes once; on() spares once()'s wrapper
     if (draining) ctx.responseHeaders.push('connection', 'close');
     const url = req.url!;
     let byok = false;
