@@ -43,6 +43,8 @@ CREATE TABLE ledger (
   created_at            INTEGER NOT NULL
 );
 CREATE INDEX ledger_account ON ledger (account_id, id);
+-- An AI request's reserve and settle rows share its request id: finds reservations never settled.
+CREATE INDEX ledger_reference ON ledger (reference);
 CREATE TRIGGER ledger_append_only_update BEFORE UPDATE ON ledger
   BEGIN SELECT RAISE(ABORT, 'ledger rows are append-only'); END;
 CREATE TRIGGER ledger_append_only_delete BEFORE DELETE ON ledger

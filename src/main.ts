@@ -31,6 +31,8 @@ export async function main(): Promise<void> {
     config = { ...config, routes: [demoRoute(echo.url, config.upstreamTimeoutMs)] };
   }
 
+  const released = store.releaseReservations();
+  if (released > 0) log.warn('gave back AI reservations left by a previous run that stopped mid-request', { released });
   const billing = createBilling({ config, store, billing: createSqliteBillingStore(db), log });
   billing?.reporter.start();
   const gateway = createGateway({ config, store, log, billing });

@@ -11,7 +11,7 @@ import type { Logger } from './log.ts';
 import type { Billing } from './billing/billing.ts';
 import { ownEndpoint, type EndpointDeps } from './endpoints.ts';
 import { admit, MonthlyPeriods } from './pipeline/admit.ts';
-import { admitTokens, chooseProviderKey } from './pipeline/admit-tokens.ts';
+import { admitProvider, admitTokens } from './pipeline/admit-tokens.ts';
 import { readBody } from './pipeline/read-body.ts';
 import { authenticate, KeyCache } from './pipeline/authenticate.ts';
 import { RequestContext } from './pipeline/context.ts';
@@ -49,11 +49,11 @@ type TrackedResponse = ServerResponse & { [OWNER]?: TrackedSocket };
 function responseClosed(this: TrackedResponse): void {
   this[OWNER]![UNFINISHED]! -= 1;
 }
-const REQUEST_ID = /^[\w.:-]{1,128}$/;
-// Dot segments, encoded slashes and backslashes: an upstream that normalises them would serve a
-// path outside the route that matched (say /public/../admin past an auth-free /public/ route).
-// Only the path is checked (before any "?"): a query may carry an encoded URL.
-const UNSAFE_PATH = /^[^?]*(?:\/(?:\.|%2e){1,2}(?:[/?]|$)|%2f|%5c|\\)/i;
+// Dot segments, encoded slashes, backslashes and percent-encoded unreserved characters (RFC 3986
+// §2.3: "%61pi" is "api"): an upstream that normalises them would serve a path outside the route
+// that matched (say /public/../admin, or /%61pi/secret past an auth-free "/" route). Only the
+// path is checked (before any "?"): a query may carry an encoded URL.
+const UNSAFE_PATH = /^[^?]*(?:\/(?:\.|%2e){1,2}(?:[/?]|$)|%2f|%5c|\\|%(?:3[0-9]|[46][1-9a-f]|[57][0-9a]|2[de]|5f|7e))/i;
 
 export function createGateway({ config, store, log, billing, now = Date.now }: GatewayDeps): Gateway {
   const router = new Router(config.routes);
@@ -66,23 +66,22 @@ export function createGateway({ config, store, log, billing, now = Date.now }: G
   const endpointDeps: EndpointDeps = { config, store, billing, keys, limiter, periods, now, draining: () => draining };
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
-    const clientId = req.headers['x-request-id'];
-    const requestId = typeof clientId === 'string' && REQUEST_ID.test(clientId) ? clientId : randomUUID();
-    const ctx = new RequestContext(req, res, requestId, performance.now());
+    // The gateway's own id, never the client's: it is the reference of the request's ledger rows.
+    const ctx = new RequestContext(req, res, randomUUID(), performance.now());
     const socket = ctx.socket as TrackedSocket;
     socket[UNFINISHED] = (socket[UNFINISHED] ?? 0) + 1;
     (res as TrackedResponse)[OWNER] = socket;
     res.on('close', responseClosed); // 'close' comes once; on() spares once()'s wrapper
     if (draining) ctx.responseHeaders.push('connection', 'close');
     const url = req.url!;
-    let byok = false;
+    let ai: { kind: 'priced' | 'free'; byok: boolean } | undefined;
     try {
       if (url.startsWith(OWN_PREFIX)) {
         ownEndpoint(ctx, url, endpointDeps)?.catch((err: unknown) => refuse(ctx, err));
         return;
       }
       if (UNSAFE_PATH.test(url)) {
-        throw new GatewayError('BAD_REQUEST', { detail: 'Paths with dot segments, encoded slashes or backslashes are refused.' });
+        throw new GatewayError('BAD_REQUEST', { detail: 'Paths with dot segments, backslashes or needless percent-encoding (of / or of letters, digits, -._~) are refused.' });
       }
       const route = router.match(url);
       if (!route) throw new GatewayError('NOT_FOUND');
@@ -94,14 +93,15 @@ export function createGateway({ config, store, log, billing, now = Date.now }: G
         const t = now();
         authenticate(ctx, keys, config, t);
         rateLimit(ctx, limiter, t);
-        if (route.meter) byok = chooseProviderKey(ctx, config);
+        if (route.meter) ai = admitProvider(ctx, config);
         else if (route.metered) admit(ctx, store, t, periods, meterIntervalMs);
       }
     } catch (err) {
       return refuse(ctx, err);
     }
-    if (ctx.route.meter && ctx.route.metered) {
+    if (ai?.kind === 'priced') {
       // Priced by tokens: the body names the model and the output limit, so it is read first.
+      const { byok } = ai;
       readBody(req, config.maxBodyBytes).then((body) => {
         admitTokens(ctx, body, byok, config, store);
         send(ctx);

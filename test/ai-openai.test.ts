@@ -331,4 +331,28 @@ describe('OpenAI routes', () => {
     expect(row.price_micros).toBeLessThanOrEqual(reserved);
     expect(expectBalanced(gw, account.id)).toBe(grant - row.price_micros);
   });
+  it('serves only the priced endpoints and the model list: the rest of the provider API never gets the operator key', async () => {
+    const { key } = setup();
+    const seen = fake.requests.length;
+    for (const [method, path] of [['GET', '/v1/responses/resp_123'], ['DELETE', '/v1/models/ft:gpt-4o:acme'], ['GET', '/v1/chat/completions'], ['POST', '/v1/chat/completions/extra']]) {
+      const res = await fetch(`${gw.url}${path}`, { method, headers: { authorization: `Bearer ${key}` } });
+      expect(res.status, `${method} ${path}`).toBe(404);
+      const body = (await res.json()) as { error: { type: string; message: string } };
+      expect(body.error.type).toBe('not_found');
+      expect(body.error.message).toMatch(/does not serve/);
+    }
+    expect(fake.requests.length).toBe(seen);
+  });
+
+  it('the client cannot choose the operator\'s organization or project, nor see them', async () => {
+    const { key } = setup();
+    const res = await fetch(`${gw.url}/v1/models`, {
+      headers: { authorization: `Bearer ${key}`, 'openai-organization': 'org-evil', 'openai-project': 'proj-evil', cookie: 'a=b' },
+    });
+    expect(res.status).toBe(200);
+    const got = last();
+    expect(got.headers['openai-organization']).toBeUndefined();
+    expect(got.headers['openai-project']).toBeUndefined();
+    expect(got.headers.cookie).toBeUndefined();
+  });
 });

@@ -337,6 +337,21 @@ describe('disputes', () => {
     balanced(a.id);
   });
 
+  it('an inquiry closed with a warning takes nothing: the frozen credits come back', async () => {
+    const a = customerAccount();
+    const { pi } = await buy(a, 2500);
+    const id = uid('dp');
+    await send('charge.dispute.created', dispute({ id, pi, cents: 1000, status: 'warning_needs_response' }));
+    expect(account(a.id)).toMatchObject({ status: 'suspended', balanceMicros: 15_000_000 });
+    const closed = await send('charge.dispute.closed', dispute({ id, pi, cents: 1000, status: 'warning_closed' }));
+    expect(closed.body.outcome).toBe('applied');
+    expect(account(a.id)).toMatchObject({ status: 'active', balanceMicros: 25_000_000, debtMicros: 0 });
+    // Closing it again changes nothing.
+    const again = await send('charge.dispute.closed', dispute({ id, pi, cents: 1000, status: 'warning_closed' }));
+    expect(again.body.outcome).toBe('ignored');
+    balanced(a.id);
+  });
+
   it('lost on credits partly spent: what could not be frozen becomes debt the next top-up pays', async () => {
     const a = customerAccount();
     const { pi } = await buy(a, 2500);
@@ -500,10 +515,11 @@ describe('invoices', () => {
       gw.store.flush();
       const rows = gw.db.prepare('SELECT period, used FROM quota_usage WHERE account_id = ?').all(a.id);
       expect(rows).toEqual([{ period: 'sub:2026-11-07T13:00:00.000Z', used: 3 }]);
-      // After the period ends without a new one, the calendar month counts again.
+      // After the period ends and before the renewal arrives, the last period keeps counting: a
+      // late invoice gives no fresh quota (a lapsed subscription clears the period).
       clock.set(Date.parse('2026-12-08T00:00:00Z'));
-      const later = JSON.parse((await request(a.key, '/_tollgate/usage')).body) as { quota: { period: string } };
-      expect(later.quota.period).toBe('2026-12');
+      const later = JSON.parse((await request(a.key, '/_tollgate/usage')).body) as { quota: { period: string; used: number } };
+      expect(later.quota).toMatchObject({ period: 'sub:2026-11-07T13:00:00.000Z', used: 3 });
     } finally {
       clock.set(T0);
     }

@@ -152,7 +152,7 @@ describe('OpenAI tracker', () => {
 
   it('asks for the usage chunk, reads it, and hides it from a client that did not ask', () => {
     const call = openai.parse('/v1/chat/completions', chatBody);
-    expect(call).toMatchObject({ model: 'test-gpt', stream: true, maxOutputTokens: 50, hideUsageChunk: true });
+    expect(call).toMatchObject({ model: 'test-gpt', maxOutputTokens: 50, choices: 1, hideUsageChunk: true });
     expect(call.rewritten?.stream_options).toEqual({ include_usage: true });
     const ex = new AiExchange(openai, call, GPT, 10_000, Buffer.from(JSON.stringify(call.rewritten)));
     ex.start(200, 'text/event-stream; charset=utf-8');
@@ -208,8 +208,15 @@ describe('OpenAI tracker', () => {
     expect(ex.settle()).toMatchObject({ costMicros: 1, estimated: false }); // 8 × 0.02 = 0.16 → 1
   });
 
-  it('treats models lists as free and refuses a request without a model or with a bad limit', () => {
-    expect(openai.parse('/v1/models', {}).model).toBeUndefined();
+  it('serves the priced endpoints and the free model list only; refuses a request without a model or with a bad limit', () => {
+    expect(openai.endpoint('GET', '/v1/models')).toBe('free');
+    expect(openai.endpoint('POST', '/v1/chat/completions')).toBe('priced');
+    expect(openai.endpoint('POST', '/v1/responses?x=1')).toBe('priced');
+    // Stored responses, files, fine-tuned models: the operator's account, never served.
+    for (const [m, p] of [['GET', '/v1/responses/resp_1'], ['DELETE', '/v1/models/ft:x'], ['POST', '/v1/files'], ['GET', '/v1/chat/completions']]) {
+      expect(openai.endpoint(m, p)).toBeUndefined();
+    }
+    expect(openai.parse('/v1/chat/completions', { model: 'm', n: 3 }).choices).toBe(3);
     expect(() => openai.parse('/v1/chat/completions', { messages: [] })).toThrow(/model/);
     expect(() => openai.parse('/v1/chat/completions', { model: 'm', max_tokens: -1 })).toThrow(/max_tokens/);
     expect(() => openai.parse('/v1/chat/completions', { model: 'm', max_completion_tokens: 1.5 })).toThrow();
@@ -227,7 +234,7 @@ describe('Anthropic tracker', () => {
 
   function exchange() {
     const call = anthropic.parse('/v1/messages', body);
-    expect(call).toMatchObject({ model: 'test-sonnet', stream: true, maxOutputTokens: 500, rewritten: undefined });
+    expect(call).toMatchObject({ model: 'test-sonnet', maxOutputTokens: 500, choices: 1, rewritten: undefined });
     const ex = new AiExchange(anthropic, call, SONNET, 1_000_000, Buffer.from(JSON.stringify(body)));
     ex.start(200, 'text/event-stream; charset=utf-8');
     return ex;
@@ -272,7 +279,6 @@ describe('Anthropic tracker', () => {
       ['content_block_delta', delta('Hel')],
       ['error', { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }],
     ));
-    expect(ex.tracker.failed).toBe(true);
     expect(ex.tracker.complete).toBe(false);
     const s = ex.settle();
     expect(s.estimated).toBe(true);
@@ -295,13 +301,31 @@ describe('Anthropic tracker', () => {
   it('needs model and a positive max_tokens on /messages; count_tokens is free', () => {
     expect(() => anthropic.parse('/v1/messages', { max_tokens: 1 })).toThrow(/model/);
     expect(() => anthropic.parse('/v1/messages', { model: 'm', max_tokens: 0 })).toThrow(/max_tokens/);
-    expect(anthropic.parse('/v1/messages/count_tokens', { model: 'm' }).model).toBeUndefined();
+    expect(anthropic.endpoint('POST', '/v1/messages/count_tokens')).toBe('free');
+    expect(anthropic.endpoint('POST', '/v1/messages')).toBe('priced');
+    // Everything else would act on the operator's account: batches, models, files.
+    expect(anthropic.endpoint('POST', '/v1/messages/batches')).toBeUndefined();
+    expect(anthropic.endpoint('GET', '/v1/messages')).toBeUndefined();
     expect(anthropic.auth('sk-ant')).toEqual(['x-api-key', 'sk-ant']);
   });
 });
 
+describe('AiExchange settlement above the reservation', () => {
+  it('a complete report that costs more than was reserved (more tokens than bytes: images, files) is settled in full', () => {
+    const call = openai.parse('/v1/chat/completions', { model: 'test-gpt', max_tokens: 10, messages: [] });
+    const ex = new AiExchange(openai, call, GPT, 5, Buffer.from('{}'));
+    ex.start(200, 'application/json');
+    ex.data(Buffer.from(JSON.stringify({ usage: { prompt_tokens: 100_000, completion_tokens: 10 } })));
+    ex.end();
+    const s = ex.settle();
+    expect(s.estimated).toBe(false);
+    expect(s.costMicros).toBe(costMicros(GPT, { input: 100_000, cachedInput: 0, cacheWrite5m: 0, cacheWrite1h: 0, output: 10 }));
+    expect(s.costMicros).toBeGreaterThan(5);
+  });
+});
+
 describe('AiExchange settlement without a usage report', () => {
-  const call: ParsedCall = { model: 'test-gpt', stream: true, maxOutputTokens: 100, rewritten: undefined, hideUsageChunk: false };
+  const call: ParsedCall = { model: 'test-gpt', maxOutputTokens: 100, choices: 1, rewritten: undefined, hideUsageChunk: false };
 
   it('estimates from the bytes (never zero, never more than the reservation) and flags the estimate', () => {
     const body = Buffer.alloc(400, 'a');

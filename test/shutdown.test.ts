@@ -15,7 +15,7 @@ const DELAY_MS = 600;
 const BIG = 4 * 1024 * 1024;
 
 /** Resolves with the status and whole body of one request on its own connection. */
-function get(url: string, headers: Record<string, string>, readDelayMs = 0): Promise<{ status: number; body: Buffer }> {
+function get(url: string, headers: Record<string, string>, readDelayMs = 0): Promise<{ status: number; requestId: string; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const req = request(url, { agent: false, headers }, (res: IncomingMessage) => {
       const chunks: Buffer[] = [];
@@ -25,7 +25,7 @@ function get(url: string, headers: Record<string, string>, readDelayMs = 0): Pro
         setTimeout(() => res.resume(), readDelayMs);
       }
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks) }));
+      res.on('end', () => resolve({ status: res.statusCode!, requestId: String(res.headers['x-request-id']), body: Buffer.concat(chunks) }));
       res.on('error', reject);
       res.on('aborted', () => reject(new Error(`response aborted after ${Buffer.concat(chunks).length} bytes`)));
     });
@@ -87,11 +87,11 @@ describe('SIGTERM', () => {
     await up.close();
   });
 
-  async function inFlightThenTerm(path: string, requestId: string, readDelayMs = 0) {
+  async function inFlightThenTerm(path: string, readDelayMs = 0) {
     const server = await spawnServer({ DATABASE_PATH: dbPath, TOLLGATE_CONFIG: configPath });
     children.push(server);
     const seen = up.received.length;
-    const response = get(`${server.url}${path}`, { authorization: `Bearer ${key}`, 'x-request-id': requestId }, readDelayMs);
+    const response = get(`${server.url}${path}`, { authorization: `Bearer ${key}` }, readDelayMs);
     // Wait until the request is at the upstream: in flight, not merely sent.
     await until(() => up.received.length > seen, 2_000);
     const signalledAt = Date.now();
@@ -110,7 +110,7 @@ describe('SIGTERM', () => {
   }
 
   it('finishes the request in flight, refuses new connections, records the usage and exits 0', async () => {
-    const { server, response, signalledAt } = await inFlightThenTerm('/slow/thing', 'term-small');
+    const { server, response, signalledAt } = await inFlightThenTerm('/slow/thing');
 
     // While the request is still in flight, new connections are refused.
     let refused = 'connected';
@@ -127,15 +127,15 @@ describe('SIGTERM', () => {
     expect(Date.now() - signalledAt).toBeGreaterThanOrEqual(DELAY_MS / 2);
 
     expect(await server.exited, server.output()).toEqual({ code: 0, signal: null });
-    expect(usageRow('term-small')).toEqual({ status: 200, billable: 1, bytes: 13 });
+    expect(usageRow(res.requestId)).toEqual({ status: 200, billable: 1, bytes: 13 });
   }, 10_000);
 
   it('a large response in flight reaches a slow client whole before the process exits', async () => {
-    const { server, response } = await inFlightThenTerm('/slow/big', 'term-big', DELAY_MS + 300);
+    const { server, response } = await inFlightThenTerm('/slow/big', DELAY_MS + 300);
     const res = await response;
     expect(res.status).toBe(200);
     expect(res.body.length).toBe(BIG);
     expect(await server.exited, server.output()).toEqual({ code: 0, signal: null });
-    expect(usageRow('term-big')).toMatchObject({ status: 200, billable: 1, bytes: BIG });
+    expect(usageRow(res.requestId)).toMatchObject({ status: 200, billable: 1, bytes: BIG });
   }, 10_000);
 });

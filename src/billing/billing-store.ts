@@ -93,6 +93,7 @@ export interface BillingStore {
   openDispute(d: Dispute): void;
   dispute(id: string): Dispute | undefined;
   closeDispute(id: string, status: string): void;
+  disputeClosed(id: string): boolean;
   openDisputes(accountId: string): number;
 
   /** Outbox rows of intervals that ended by `before`, due for a (re)try at `now`. */

@@ -46,7 +46,7 @@ export function createBilling(deps: BillingDeps): Billing | undefined {
   const stripeConfig = deps.config.stripe;
   if (!stripeConfig) return undefined;
   const stripe = deps.stripe ?? createStripeClient(stripeConfig);
-  const checkoutDeps = { config: deps.config, stripeConfig, billing: deps.billing, stripe };
+  const checkoutDeps = { config: deps.config, stripeConfig, billing: deps.billing, stripe, log: deps.log };
   return {
     meterIntervalMs: stripeConfig.meterIntervalMs,
     webhook: (raw, signature) => receiveStripeWebhook(raw, signature, deps),

@@ -6,6 +6,7 @@ import type Stripe from 'stripe';
 import type { Config, StripeConfig } from '../config.ts';
 import { GatewayError } from '../errors.ts';
 import { formatMicros, parseDollars } from '../money.ts';
+import type { Logger } from '../log.ts';
 import type { BillingStore } from './billing-store.ts';
 import { isRecord } from '../meters/provider.ts';
 
@@ -14,6 +15,7 @@ export interface CheckoutDeps {
   stripeConfig: StripeConfig;
   billing: BillingStore;
   stripe: Stripe;
+  log: Logger;
 }
 
 export async function createCheckout(accountId: string, body: unknown, deps: CheckoutDeps): Promise<{ id: string; url: string }> {
@@ -58,19 +60,19 @@ export async function createCheckout(accountId: string, body: unknown, deps: Che
 
   // Only a valid request gets a Stripe customer.
   params.customer = await customerFor(accountId, deps);
-  const session = await callStripe(() => deps.stripe.checkout.sessions.create(params));
+  const session = await callStripe(() => deps.stripe.checkout.sessions.create(params), deps.log);
   if (!session.url) throw new GatewayError('UPSTREAM_UNREACHABLE', { detail: 'Stripe returned a session without a URL.' });
   return { id: session.id, url: session.url };
 }
 
 export async function createPortal(accountId: string, deps: CheckoutDeps): Promise<{ url: string }> {
   const customer = await customerFor(accountId, deps);
-  const session = await callStripe(() => deps.stripe.billingPortal.sessions.create({ customer, return_url: deps.stripeConfig.portalReturnUrl }));
+  const session = await callStripe(() => deps.stripe.billingPortal.sessions.create({ customer, return_url: deps.stripeConfig.portalReturnUrl }), deps.log);
   return { url: session.url };
 }
 
 /** The account's Stripe customer, created on first use. */
-async function customerFor(accountId: string, { billing, stripe }: CheckoutDeps): Promise<string> {
+async function customerFor(accountId: string, { billing, stripe, log }: CheckoutDeps): Promise<string> {
   const account = billing.account(accountId);
   if (!account) throw new GatewayError('INVALID_KEY');
   if (account.stripeCustomerId) return account.stripeCustomerId;
@@ -78,17 +80,19 @@ async function customerFor(accountId: string, { billing, stripe }: CheckoutDeps)
   const customer = await callStripe(() => stripe.customers.create(
     { email: account.email, ...(account.name && { name: account.name }), metadata: { account_id: accountId } },
     { idempotencyKey: `tollgate-customer-${accountId}` },
-  ));
+  ), log);
   billing.linkCustomer(accountId, customer.id);
   return customer.id;
 }
 
-async function callStripe<T>(call: () => Promise<T>): Promise<T> {
+async function callStripe<T>(call: () => Promise<T>, log: Logger): Promise<T> {
   try {
     return await call();
   } catch (err) {
-    const e = err as { type?: string; message?: string };
-    throw new GatewayError('UPSTREAM_UNREACHABLE', { detail: `Stripe refused or could not be reached (${e.type ?? 'error'}): ${e.message ?? ''}`.trim() });
+    // Stripe's own message can name the (masked) secret key: it goes to the log, not the customer.
+    const e = err as { type?: string; message?: string; requestId?: string };
+    log.error('stripe call failed', { type: e.type, error: e.message, stripeRequestId: e.requestId });
+    throw new GatewayError('UPSTREAM_UNREACHABLE', { detail: 'Stripe could not create the session; try again shortly.' });
   }
 }
 

@@ -42,10 +42,6 @@ const HANDLERS: Record<string, Handler> = {
   'charge.dispute.closed': disputeClosed,
 };
 
-export function handlesEventType(type: string): boolean {
-  return Object.hasOwn(HANDLERS, type);
-}
-
 export function applyStripeEvent(event: StripeEvent, deps: EventDeps): string | undefined {
   const handler = HANDLERS[event.type];
   if (!handler) return `event type ${event.type} is not used by the gateway`;
@@ -210,11 +206,12 @@ function disputeClosed(dispute: Record<string, unknown>, _event: StripeEvent, { 
   const id = String(dispute.id);
   const open = billing.dispute(id);
   if (!open) return `dispute ${id} was never opened here`;
-  if (open.status === 'won' || open.status === 'lost') return `dispute ${id} is settled already`;
+  if (billing.disputeClosed(id)) return `dispute ${id} is settled already`;
   const status = str(dispute.status) ?? 'closed';
-  // Won: the frozen credits come back. Lost: the bank took the money back; the frozen credits stay
-  // gone, and what was disputed beyond them (credits already spent) becomes debt, as for a refund.
-  if (status === 'won' && open.frozenMicros > 0) store.credit(open.accountId, open.frozenMicros, 'dispute_release', id);
+  // Lost: the bank took the money back; the frozen credits stay gone, and what was disputed beyond
+  // them (credits already spent) becomes debt, as for a refund. Any other end (won, an inquiry
+  // closed with a warning) takes nothing: the frozen credits come back.
+  if (status !== 'lost' && open.frozenMicros > 0) store.credit(open.accountId, open.frozenMicros, 'dispute_release', id);
   if (status === 'lost' && open.disputedMicros > open.frozenMicros) billing.addDebt(open.accountId, open.disputedMicros - open.frozenMicros);
   billing.closeDispute(id, status);
   const account = billing.account(open.accountId)!;

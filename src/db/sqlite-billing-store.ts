@@ -37,6 +37,7 @@ export function createSqliteBillingStore(db: Db, now: () => number = Date.now): 
       FROM disputes WHERE id = ?`),
     closeDispute: db.prepare('UPDATE disputes SET status = ?, closed_at = ? WHERE id = ?'),
     openDisputes: db.prepare('SELECT count(*) FROM disputes WHERE account_id = ? AND closed_at IS NULL').pluck(),
+    isClosed: db.prepare('SELECT closed_at IS NOT NULL FROM disputes WHERE id = ?').pluck(),
     due: db.prepare(`${OUTBOX} WHERE o.status = 'pending' AND o.interval_start < ? AND o.next_attempt_at <= ? AND o.value > 0
       ORDER BY o.interval_start LIMIT 100`),
     pending: db.prepare(`${OUTBOX} WHERE o.status = 'pending' AND o.value > 0 ORDER BY o.interval_start`),
@@ -69,6 +70,7 @@ export function createSqliteBillingStore(db: Db, now: () => number = Date.now): 
     dispute: (id) => q.dispute.get(id) as Dispute | undefined,
     closeDispute: (id, status) => void q.closeDispute.run(status, now(), id),
     openDisputes: (accountId) => q.openDisputes.get(accountId) as number,
+    disputeClosed: (id) => q.isClosed.get(id) === 1,
 
     dueMeterEvents: (before, at) => q.due.all(before, at) as OutboxRow[],
     pendingMeterEvents: () => q.pending.all() as OutboxRow[],

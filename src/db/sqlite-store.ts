@@ -23,11 +23,12 @@ export interface SqliteStoreOptions {
 export function createSqliteStore(db: Db, { now = Date.now, onFlushError }: SqliteStoreOptions = {}): Store {
   const q = {
     findKey: db.prepare(`SELECT k.id, k.account_id, k.expires_at, k.revoked_at, a.plan, a.status,
-      a.status_reason, a.past_due_since, a.period_start, a.period_end
+      a.status_reason, a.past_due_since, a.period_start
       FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.hash = ?`),
     quotaUsed: db.prepare('SELECT used FROM quota_usage WHERE account_id = ? AND period = ?').pluck(),
-    addQuota: db.prepare(`INSERT INTO quota_usage (account_id, period, used) VALUES (?, ?, max(?, 0))
-      ON CONFLICT (account_id, period) DO UPDATE SET used = max(used + excluded.used, 0)`),
+    // The delta may be negative (requests given back): applied as is to a row that exists.
+    addQuota: db.prepare(`INSERT INTO quota_usage (account_id, period, used) VALUES (@accountId, @period, max(@delta, 0))
+      ON CONFLICT (account_id, period) DO UPDATE SET used = max(used + @delta, 0)`),
     debit: db.prepare(`UPDATE accounts SET balance_micros = balance_micros - @micros
       WHERE id = @accountId AND balance_micros >= @micros RETURNING balance_micros`).pluck(),
     credit: db.prepare(`UPDATE accounts SET balance_micros = balance_micros + @micros
@@ -47,6 +48,9 @@ export function createSqliteStore(db: Db, { now = Date.now, onFlushError }: Sqli
     recent: db.prepare(`SELECT ts, request_id AS requestId, method, path, status, price_micros AS priceMicros, model,
       input_tokens AS inputTokens, output_tokens AS outputTokens, estimated
       FROM usage WHERE id >= ? AND account_id = ? ORDER BY id DESC LIMIT ?`),
+    orphanReservations: db.prepare(`SELECT r.account_id AS accountId, -r.amount_micros AS micros, r.reference
+      FROM ledger r WHERE r.kind = 'reserve'
+      AND NOT EXISTS (SELECT 1 FROM ledger s WHERE s.reference = r.reference AND s.kind IN ('settle', 'release'))`),
     eventStatus: db.prepare('SELECT status FROM webhook_events WHERE id = ?').pluck(),
     recordEvent: db.prepare(`INSERT INTO webhook_events (id, source, type, status, note, payload, received_at, applied_at)
       VALUES (@id, @source, @type, @status, @note, @payload, @now, @appliedAt)
@@ -86,7 +90,7 @@ export function createSqliteStore(db: Db, { now = Date.now, onFlushError }: Sqli
           ai.model, ai.inputTokens, ai.cachedTokens, ai.cacheWriteTokens, ai.outputTokens, ai.estimated ? 1 : 0);
       }
     }
-    for (const c of dirtyQuota) if (c.pending !== 0) q.addQuota.run(c.accountId, c.period, c.pending);
+    for (const c of dirtyQuota) if (c.pending !== 0) q.addQuota.run({ accountId: c.accountId, period: c.period, delta: c.pending });
     for (const o of dirtyOverage) {
       if (o.pending !== 0) q.overage.run({ accountId: o.accountId, eventName: o.eventName, intervalStart: o.intervalStart, delta: o.pending, identifier: o.identifier });
     }
@@ -162,7 +166,7 @@ export function createSqliteStore(db: Db, { now = Date.now, onFlushError }: Sqli
         | {
           id: string; account_id: string; expires_at: number | null; revoked_at: number | null; plan: string;
           status: AccountRecord['status']; status_reason: string | null; past_due_since: number | null;
-          period_start: number | null; period_end: number | null;
+          period_start: number | null;
         }
         | undefined;
       if (!r) return undefined;
@@ -171,7 +175,7 @@ export function createSqliteStore(db: Db, { now = Date.now, onFlushError }: Sqli
         key,
         account: {
           id: r.account_id, plan: r.plan, status: r.status, statusReason: r.status_reason, pastDueSince: r.past_due_since,
-          periodStart: r.period_start, periodEnd: r.period_end,
+          periodStart: r.period_start,
           periodKey: r.period_start === null ? null : `sub:${new Date(r.period_start).toISOString()}`,
         },
       };
@@ -226,6 +230,12 @@ export function createSqliteStore(db: Db, { now = Date.now, onFlushError }: Sqli
       const balance = creditTx.immediate(accountId, micros, kind, reference);
       if (balance === undefined) throw new Error(`no account ${accountId}`);
       return balance;
+    },
+
+    releaseReservations() {
+      const orphans = q.orphanReservations.all() as { accountId: string; micros: number; reference: string }[];
+      for (const o of orphans) creditTx.immediate(o.accountId, o.micros, 'release', o.reference);
+      return orphans.length;
     },
 
     appendUsage(row) {

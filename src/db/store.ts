@@ -17,9 +17,8 @@ export interface AccountRecord {
   statusReason: string | null;
   /** A past_due subscription keeps access for a grace period from here. */
   pastDueSince: number | null;
-  /** The subscription's billing period, which is then the quota period ("sub:<start>"). */
+  /** The subscription's billing period start: the quota period from then on ("sub:<start>"). */
   periodStart: number | null;
-  periodEnd: number | null;
   periodKey: string | null;
 }
 
@@ -92,6 +91,12 @@ export interface Store {
   debit(accountId: string, micros: number, kind: string, reference: string): boolean;
   /** Adds `micros` to the balance with a ledger row; returns the new balance. */
   credit(accountId: string, micros: number, kind: string, reference: string): number;
+  /**
+   * Gives back every reservation ('reserve' row) that no 'settle' row followed: its request died
+   * with the process. Call once at start, before serving, and only where this gateway is the
+   * only one on the database. Returns how many it released.
+   */
+  releaseReservations(): number;
   /**
    * Queues a usage row and returns the number of the batch it joined. A batch is written in one
    * transaction within 10 ms, or earlier through flushBatch.

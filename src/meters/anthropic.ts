@@ -2,15 +2,20 @@
 // output in each `message_delta`; those figures are cumulative, so they are assigned, not added.
 // `input_tokens` excludes cached tokens. An `error` event can arrive after the 200.
 import { GatewayError } from '../errors.ts';
-import { freshUsage, isRecord, limitField, tokens, type Provider, type UsageTracker } from './provider.ts';
+import { bare, freshUsage, isRecord, limitField, tokens, type Provider, type UsageTracker } from './provider.ts';
 import type { SseEvent } from './sse.ts';
 
 export const anthropic: Provider = {
   name: 'anthropic',
 
-  parse(path, body) {
-    const p = path.split('?', 1)[0].replace(/\/+$/, '');
-    if (!p.endsWith('/messages')) return { model: undefined, stream: false, maxOutputTokens: undefined, rewritten: undefined, hideUsageChunk: false };
+  endpoint(method, path) {
+    if (method !== 'POST') return undefined;
+    const p = bare(path);
+    if (p.endsWith('/messages/count_tokens')) return 'free';
+    return p.endsWith('/messages') ? 'priced' : undefined;
+  },
+
+  parse(_path, body) {
     if (typeof body.model !== 'string' || body.model === '') throw new GatewayError('BAD_REQUEST', { detail: 'model: Field required' });
     let maxOutputTokens: number | undefined;
     try {
@@ -18,7 +23,7 @@ export const anthropic: Provider = {
     } catch (err) {
       throw new GatewayError('BAD_REQUEST', { detail: (err as Error).message });
     }
-    return { model: body.model, stream: body.stream === true, maxOutputTokens, rewritten: undefined, hideUsageChunk: false };
+    return { model: body.model, maxOutputTokens, choices: 1, rewritten: undefined, hideUsageChunk: false };
   },
 
   auth: (key) => ['x-api-key', key],
@@ -30,7 +35,6 @@ class AnthropicTracker implements UsageTracker {
   readonly usage = freshUsage();
   seen = false;
   complete = false;
-  failed = false;
 
   event(ev: SseEvent): boolean {
     switch (ev.event) {
@@ -43,9 +47,6 @@ class AnthropicTracker implements UsageTracker {
       }
       case 'message_stop':
         if (this.seen) this.complete = true;
-        return true;
-      case 'error':
-        this.failed = true;
         return true;
       default:
         return true;

@@ -1,33 +1,40 @@
 // OpenAI's API: chat completions, responses and embeddings are priced by the `usage` they report;
-// model lists are free. In chat streams the usage arrives only in a last chunk the client must ask
+// the model list is free; nothing else is served. In chat streams the usage arrives only in a last chunk the client must ask
 // for (stream_options.include_usage), so the gateway always asks and hides it when the client
 // did not. `prompt_tokens` includes `cached_tokens`.
 import { GatewayError } from '../errors.ts';
-import { freshUsage, isRecord, limitField, tokens, type ParsedCall, type Provider, type UsageTracker } from './provider.ts';
+import { bare, freshUsage, isRecord, limitField, tokens, type ParsedCall, type Provider, type UsageTracker } from './provider.ts';
 import type { SseEvent } from './sse.ts';
 
-type Endpoint = 'chat' | 'responses' | 'embeddings' | 'free';
+type Priced = 'chat' | 'responses' | 'embeddings';
 
-function endpoint(path: string): Endpoint {
-  const p = path.split('?', 1)[0].replace(/\/+$/, '');
+function priced(path: string): Priced | undefined {
+  const p = bare(path);
   if (p.endsWith('/chat/completions')) return 'chat';
   if (p.endsWith('/responses')) return 'responses';
   if (p.endsWith('/embeddings')) return 'embeddings';
-  return 'free';
+  return undefined;
 }
 
 export const openai: Provider = {
   name: 'openai',
 
+  endpoint(method, path) {
+    if (method === 'POST' && priced(path)) return 'priced';
+    if ((method === 'GET' || method === 'HEAD') && bare(path).endsWith('/models')) return 'free';
+    return undefined;
+  },
+
   parse(path, body) {
-    const kind = endpoint(path);
-    if (kind === 'free') return { model: undefined, stream: false, maxOutputTokens: undefined, rewritten: undefined, hideUsageChunk: false };
+    const kind = priced(path)!;
     if (typeof body.model !== 'string' || body.model === '') throw new GatewayError('BAD_REQUEST', { detail: '"model" is required.' });
     const stream = body.stream === true;
     let maxOutputTokens: number | undefined;
+    let choices = 1;
     try {
       maxOutputTokens = kind === 'chat' ? limitField(body, 'max_completion_tokens') ?? limitField(body, 'max_tokens')
         : kind === 'responses' ? limitField(body, 'max_output_tokens') : 0;
+      if (kind === 'chat') choices = limitField(body, 'n') ?? 1;
     } catch (err) {
       throw new GatewayError('BAD_REQUEST', { detail: (err as Error).message });
     }
@@ -38,7 +45,7 @@ export const openai: Provider = {
       hideUsageChunk = options.include_usage !== true;
       if (hideUsageChunk) rewritten = { ...body, stream_options: { ...options, include_usage: true } };
     }
-    return { model: body.model, stream, maxOutputTokens, rewritten, hideUsageChunk };
+    return { model: body.model, maxOutputTokens, choices, rewritten, hideUsageChunk };
   },
 
   auth: (key) => ['authorization', `Bearer ${key}`],
@@ -48,7 +55,6 @@ export const openai: Provider = {
 
 // Only a few events carry usage or an error; parsing every token delta would cost more than it tells.
 const USAGE_OBJECT = /"usage"\s*:\s*\{/;
-const ERROR_FIELD = /"error"\s*:/;
 // Responses API events that carry the final `response.usage`.
 const RESPONSE_DONE = new Set(['response.completed', 'response.incomplete', 'response.failed']);
 
@@ -56,17 +62,12 @@ class OpenAiTracker implements UsageTracker {
   readonly usage = freshUsage();
   seen = false;
   complete = false;
-  failed = false;
 
   constructor(private readonly call: ParsedCall) {}
 
   event(ev: SseEvent): boolean {
-    if (ev.data === '[DONE]') return true;
-    if (ev.event === 'error') {
-      this.failed = true;
-      return true;
-    }
-    if (!USAGE_OBJECT.test(ev.data) && !ERROR_FIELD.test(ev.data)) return true;
+    if (ev.data === '[DONE]' || ev.event === 'error') return true;
+    if (!USAGE_OBJECT.test(ev.data)) return true;
     let json: unknown;
     try {
       json = JSON.parse(ev.data);
@@ -74,10 +75,8 @@ class OpenAiTracker implements UsageTracker {
       return true;
     }
     if (!isRecord(json)) return true;
-    if (isRecord(json.error) || json.type === 'error') this.failed = true;
     if (isRecord(json.response) && (RESPONSE_DONE.has(ev.event) || RESPONSE_DONE.has(json.type as string))) {
       this.read(json.response.usage);
-      if (json.type === 'response.failed') this.failed = true;
       return true;
     }
     if (isRecord(json.usage)) {

@@ -5,12 +5,19 @@ import type { SseEvent } from './sse.ts';
 
 export type ProviderName = 'openai' | 'anthropic';
 
+/**
+ * What the gateway serves of a provider's API: 'priced' endpoints are paid by their tokens, 'free'
+ * ones (model lists, token counts) cost nothing. Anything else — batches, files, fine-tuning,
+ * stored responses — would act on the operator's provider account, so it is not served at all.
+ */
+export type EndpointKind = 'priced' | 'free';
+
 export interface ParsedCall {
-  /** Undefined for endpoints that cost nothing (model lists, token counting). */
-  model: string | undefined;
-  stream: boolean;
+  model: string;
   /** max_tokens / max_completion_tokens / max_output_tokens, when the request names one. */
   maxOutputTokens: number | undefined;
+  /** How many completions the request asks for (OpenAI's `n`): each may use maxOutputTokens. */
+  choices: number;
   /** The body to send instead of the client's (OpenAI streams: ask for the usage chunk). */
   rewritten: Record<string, unknown> | undefined;
   /** The client did not ask for the usage chunk the gateway added: it must not see it. */
@@ -24,8 +31,6 @@ export interface UsageTracker {
   seen: boolean;
   /** The final usage was reported: the figures are the provider's, not partial. */
   complete: boolean;
-  /** The provider reported an error after the response started. */
-  failed: boolean;
   /** Reads one stream event; false when the client must not see it. */
   event(ev: SseEvent): boolean;
   /** Reads a whole (non-streaming) JSON response. */
@@ -34,11 +39,19 @@ export interface UsageTracker {
 
 export interface Provider {
   name: ProviderName;
-  /** Throws GatewayError('BAD_REQUEST') when the body is not a request this endpoint takes. */
+  /** Whether the gateway serves this method and path (the client's), and how it is priced. */
+  endpoint(method: string, path: string): EndpointKind | undefined;
+  /** Reads a priced request. Throws GatewayError('BAD_REQUEST') when the body is not one it takes. */
   parse(path: string, body: Record<string, unknown>): ParsedCall;
   /** The header carrying the provider's key: [name, value]. */
   auth(key: string): [string, string];
   tracker(call: ParsedCall): UsageTracker;
+}
+
+/** The path without its query and trailing slashes. */
+export function bare(path: string): string {
+  const q = path.indexOf('?');
+  return (q === -1 ? path : path.slice(0, q)).replace(/\/+$/, '');
 }
 
 export function freshUsage(): TokenUsage {

@@ -1,5 +1,6 @@
 // Pricing an AI request by its tokens: reserve the worst case before forwarding, watch the
-// response for the provider's usage report, settle to the actual cost afterwards. When the
+// response for the provider's usage report, settle to the actual cost afterwards (which can
+// exceed the reservation when the input held more tokens than bytes: images, files). When the
 // report never comes (client gone, stream cut, timeout) the cost is estimated from the usage seen
 // so far and the bytes streamed: never zero, never more than the reservation.
 import { costMicros, type ModelPrice, type TokenUsage } from './prices.ts';
@@ -41,7 +42,7 @@ export class AiExchange {
   succeeded = false;
 
   constructor(
-    readonly provider: Provider,
+    provider: Provider,
     readonly call: ParsedCall,
     /** Undefined when the request costs the account nothing (free endpoint, own provider key). */
     readonly price: ModelPrice | undefined,
@@ -108,10 +109,17 @@ export class AiExchange {
     return this.price === undefined || this.tracker.complete;
   }
 
+  /** The cost, computed once the response is over (the usage report no longer changes). */
   settle(): Settlement {
+    return (this.settled ??= this.compute());
+  }
+
+  private settled: Settlement | undefined;
+
+  private compute(): Settlement {
     const { usage, complete, seen } = this.tracker;
     if (this.price === undefined || !this.succeeded) return { costMicros: 0, usage, estimated: false };
-    if (complete) return { costMicros: Math.min(this.reservedMicros, costMicros(this.price, usage)), usage, estimated: false };
+    if (complete) return { costMicros: costMicros(this.price, usage), usage, estimated: false };
     const estimate: TokenUsage = {
       ...usage,
       input: seen ? usage.input : Math.ceil(this.body.length / BYTES_PER_TOKEN),

@@ -4,6 +4,7 @@
 // count one unit of metered overage for Stripe. Whatever is taken here is given back by
 // meter() when the request turns out not billable.
 import type { AccountRecord, Store } from '../db/store.ts';
+import { intervalStart } from '../billing/meter-reporter.ts';
 import { GatewayError } from '../errors.ts';
 import type { RequestContext } from './context.ts';
 
@@ -17,7 +18,7 @@ export function admit(ctx: RequestContext, store: Store, now: number, periods: M
   }
   if (plan.overage === 'block') throw new GatewayError('QUOTA_EXCEEDED');
   if (plan.overage === 'stripe') {
-    ctx.overageInterval = now - (now % meterIntervalMs);
+    ctx.overageInterval = intervalStart(now, meterIntervalMs);
     store.addOverage(account.id, plan.stripeMeter!, ctx.overageInterval, 1);
     return;
   }
@@ -26,9 +27,12 @@ export function admit(ctx: RequestContext, store: Store, now: number, periods: M
   ctx.chargedMicros = price;
 }
 
-/** The subscription's billing period while it runs, else the calendar month. */
+/**
+ * The subscription's billing period while it runs (and after its end until the next one arrives,
+ * so a late renewal gives no fresh quota), else the calendar month.
+ */
 export function quotaPeriod(account: AccountRecord, now: number, periods: MonthlyPeriods): string {
-  const inSubscription = account.periodKey !== null && account.periodStart! <= now && now < account.periodEnd!;
+  const inSubscription = account.periodKey !== null && account.periodStart! <= now;
   return inSubscription ? account.periodKey! : periods.at(now);
 }
 

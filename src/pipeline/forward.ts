@@ -5,6 +5,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import type { Route } from '../config.ts';
 import { GatewayError } from '../errors.ts';
+import { isWellFormedKey } from '../keys.ts';
 import { PROVIDERS } from '../meters/providers.ts';
 import type { RequestContext } from './context.ts';
 
@@ -15,11 +16,14 @@ const HOP_BY_HOP = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
   'proxy-authorization', 'proxy-authenticate', 'host', 'expect',
 ]);
-// Set by the gateway alone: whatever a client sends under these names is dropped.
+// Written by the gateway itself: X-Forwarded-For appends the peer to what came in, -Proto keeps
+// what a proxy in front (Caddy) said, X-Request-Id is the gateway's own.
 const OWN_REQUEST_HEADERS = new Set(['x-request-id', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
 // On AI routes: the provider key replaces the client's; a read (maybe rewritten) body has a new
-// length; usage is read from the response, so it must come uncompressed.
-const AI_REPLACED = new Set(['x-provider-key', 'content-length', 'accept-encoding']);
+// length; usage is read from the response, so it must come uncompressed. A client must not pick
+// the operator's organization or project, nor see them, nor get the provider's cookies.
+const AI_REPLACED = new Set(['x-provider-key', 'content-length', 'accept-encoding', 'openai-organization', 'openai-project', 'cookie']);
+const AI_PRIVATE_RESPONSE = new Set(['openai-organization', 'openai-project', 'anthropic-organization-id', 'set-cookie']);
 const CLIENT_GONE = new Error('client disconnected');
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
 
@@ -113,8 +117,8 @@ function requestHeaders(ctx: RequestContext, route: Route): string[] {
   const ai = route.meter !== undefined;
   for (const name in headers) {
     if (HOP_BY_HOP.has(name) || OWN_REQUEST_HEADERS.has(name) || name.startsWith('x-tollgate-')) continue;
-    // The key may ride in both headers; no copy of it goes upstream.
-    if (ctx.keyHeader !== undefined && (name === 'authorization' || name === 'x-api-key')) continue;
+    // The key may ride in both headers; no copy of it goes upstream, not even on a public route.
+    if ((name === 'authorization' || name === 'x-api-key') && (ctx.keyHeader !== undefined || carriesKey(headers[name]))) continue;
     if (dropNamed?.has(name) || name in route.headers) continue;
     if (ai && AI_REPLACED.has(name)) continue;
     const v = headers[name]!;
@@ -146,6 +150,12 @@ function requestHeaders(ctx: RequestContext, route: Route): string[] {
   );
   if (headers.host) out.push('x-forwarded-host', headers.host);
   return out;
+}
+
+/** A Tollgate key, bearer or bare. */
+function carriesKey(v: string | string[] | undefined): boolean {
+  if (typeof v !== 'string') return false;
+  return isWellFormedKey(v.startsWith('Bearer ') ? v.slice(7).trim() : v.trim());
 }
 
 /** The answer a client sees when forwarding fails before the response started. */
@@ -181,6 +191,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     for (const name in headers) {
       if (HOP_BY_HOP.has(name) || name === 'x-request-id' || dropNamed?.has(name)) continue;
       if (dropLength && name === 'content-length') continue;
+      if (ai && AI_PRIVATE_RESPONSE.has(name)) continue;
       const v = headers[name]!;
       if (typeof v === 'string') out.push(name, v);
       else for (const one of v) out.push(name, one);
@@ -196,6 +207,11 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     const out = this.ctx.ai ? this.ctx.ai.data(chunk) : chunk;
     if (out.length === 0) return;
     const { res } = this.ctx;
+    if (!res.headersSent) {
+      // A held JSON body grew past what is parsed: it streams on, its headers first.
+      this.events.responding(this.ctx);
+      res.writeHead(this.ctx.status, this.ctx.responseHeaders);
+    }
     this.ctx.responseBytes += typeof out === 'string' ? Buffer.byteLength(out) : out.length;
     if (!res.write(out)) {
       controller.pause();

@@ -26,19 +26,30 @@ export function meter(ctx: RequestContext, store: Store, now: number): void {
   const ai = ctx.ai;
   let aiUsage: UsageRecord['ai'];
   if (ai) {
-    // Tokens: keep what the usage cost out of the reservation, give back the rest.
+    // Tokens: keep what the usage cost out of the reservation and give back the rest, or take
+    // what it cost beyond (as much of it as the balance holds).
     const s = ai.settle();
-    if (ai.reservedMicros > s.costMicros) store.credit(account!.id, ai.reservedMicros - s.costMicros, 'settle', ctx.requestId);
-    ctx.chargedMicros = s.costMicros;
-    ctx.billable = s.costMicros > 0 || (ai.succeeded && !ctx.clientGone);
-    if (ai.call.model !== undefined) {
-      const u = s.usage;
-      aiUsage = {
-        model: ai.call.model, inputTokens: u.input + u.cachedInput + u.cacheWrite5m + u.cacheWrite1h,
-        cachedTokens: u.cachedInput, cacheWriteTokens: u.cacheWrite5m + u.cacheWrite1h, outputTokens: u.output,
-        estimated: s.estimated,
-      };
+    // Every reservation gets its settle row, even of 0, so one without is known to have died
+    // with the process (Store.releaseReservations).
+    let charged = s.costMicros;
+    if (ai.reservedMicros > 0 && s.costMicros <= ai.reservedMicros) {
+      store.credit(account!.id, ai.reservedMicros - s.costMicros, 'settle', ctx.requestId);
+    } else if (s.costMicros > ai.reservedMicros) {
+      const extra = Math.min(s.costMicros - ai.reservedMicros, store.balance(account!.id));
+      if (extra > 0 && store.debit(account!.id, extra, 'settle', ctx.requestId)) charged = ai.reservedMicros + extra;
+      else {
+        store.credit(account!.id, 0, 'settle', ctx.requestId);
+        charged = ai.reservedMicros;
+      }
     }
+    ctx.chargedMicros = charged;
+    ctx.billable = s.costMicros > 0 || (ai.succeeded && !ctx.clientGone);
+    const u = s.usage;
+    aiUsage = {
+      model: ai.call.model, inputTokens: u.input + u.cachedInput + u.cacheWrite5m + u.cacheWrite1h,
+      cachedTokens: u.cachedInput, cacheWriteTokens: u.cacheWrite5m + u.cacheWrite1h, outputTokens: u.output,
+      estimated: s.estimated,
+    };
   } else if (!ctx.billable && account) {
     if (ctx.quotaPeriod !== undefined) store.returnQuota(account.id, ctx.quotaPeriod);
     if (ctx.chargedMicros > 0) store.credit(account.id, ctx.chargedMicros, 'refund', ctx.requestId);
