@@ -9,7 +9,7 @@ export type ErrorCode =
   | 'RATE_LIMITED' | 'QUOTA_EXCEEDED' | 'INSUFFICIENT_CREDITS' | 'ACCOUNT_SUSPENDED' | 'PAYMENT_PAST_DUE'
   | 'NOT_FOUND' | 'PAYLOAD_TOO_LARGE' | 'BAD_REQUEST'
   | 'UNKNOWN_MODEL' | 'MODEL_NOT_ALLOWED' | 'PROVIDER_NOT_CONFIGURED'
-  | 'METHOD_NOT_ALLOWED' | 'BILLING_NOT_CONFIGURED'
+  | 'METHOD_NOT_ALLOWED' | 'CONFLICT' | 'BILLING_NOT_CONFIGURED'
   | 'UPSTREAM_UNREACHABLE' | 'UPSTREAM_TIMEOUT' | 'INTERNAL';
 
 interface ErrorSpec { status: number; title: string; detail: string }
@@ -23,6 +23,7 @@ const SPECS: Record<ErrorCode, ErrorSpec> = {
   INSUFFICIENT_CREDITS: { status: 402, title: 'Insufficient credits', detail: 'The monthly quota is used up and the prepaid balance cannot pay for this request; top up credits.' },
   ACCOUNT_SUSPENDED: { status: 402, title: 'Account suspended', detail: 'This account is suspended; contact the API provider.' },
   PAYMENT_PAST_DUE: { status: 402, title: 'Payment past due', detail: 'The subscription is past due and its grace period is over; update the payment method (GET /_tollgate/billing/portal returns a link).' },
+  CONFLICT: { status: 409, title: 'Conflict', detail: 'The request conflicts with the account\'s current state.' },
   METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed', detail: 'This endpoint does not take this method.' },
   BILLING_NOT_CONFIGURED: { status: 503, title: 'Billing not configured', detail: 'This gateway has no Stripe settings (STRIPE_SECRET_KEY).' },
   NOT_FOUND: { status: 404, title: 'Not found', detail: 'No route matches this path.' },

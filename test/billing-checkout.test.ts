@@ -125,6 +125,18 @@ describe('checkout for a plan', () => {
     expect(p.customer).toBe(gw.billingStore.account(account.id)!.stripeCustomerId);
   });
 
+  it('an account with a subscription already gets 409 and is sent to the portal: no second subscription', async () => {
+    const { account, key } = seedAccount(gw.admin);
+    gw.billingStore.setSubscription(account.id, {
+      subscriptionId: 'sub_live', status: 'active', plan: 'pro', eventAt: Date.now(), pastDueSince: null, periodStart: null, periodEnd: null,
+    });
+    const before = stripe.calls.length;
+    const res = await post(key, { type: 'plan', plan: 'team' });
+    checkProblem(res, 409, 'conflict');
+    expect(JSON.parse(res.body).detail).toMatch(/portal/);
+    expect(stripe.calls.length).toBe(before);
+  });
+
   it('an unknown plan, or one not sold through Stripe, is refused with 400', async () => {
     const { key } = seedAccount(gw.admin);
     const before = stripe.calls.length;

@@ -49,6 +49,10 @@ export async function createCheckout(accountId: string, body: unknown, deps: Che
       const sellable = Object.values(config.plans).filter((p) => p.stripePrice).map((p) => p.name);
       throw bad(`"plan" must be a plan sold through Stripe: ${sellable.join(', ') || 'none is configured'}.`);
     }
+    // A second subscription would bill twice: a plan change goes through the portal.
+    if (deps.billing.account(accountId)?.subscriptionId) {
+      throw new GatewayError('CONFLICT', { detail: 'This account has a subscription already; change the plan in the billing portal (GET /_tollgate/billing/portal).' });
+    }
     params = {
       ...common,
       mode: 'subscription',
