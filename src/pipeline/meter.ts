@@ -27,10 +27,9 @@ export function meter(ctx: RequestContext, store: Store, now: number): void {
   let aiUsage: UsageRecord['ai'];
   if (ai) {
     // Tokens: keep what the usage cost out of the reservation and give back the rest, or take
-    // what it cost beyond (as much of it as the balance holds).
+    // what it cost beyond (as much as the balance holds). Every reservation gets its settle row,
+    // even of 0, so one without is known to have died with the process (releaseReservations).
     const s = ai.settle();
-    // Every reservation gets its settle row, even of 0, so one without is known to have died
-    // with the process (Store.releaseReservations).
     let charged = s.costMicros;
     if (ai.reservedMicros > 0 && s.costMicros <= ai.reservedMicros) {
       store.credit(account!.id, ai.reservedMicros - s.costMicros, 'settle', ctx.requestId);
