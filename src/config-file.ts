@@ -1,6 +1,7 @@
 // The config file: routes, plans, prices and defaultPlan, validated field by field. Every problem
 // is collected (with the field's path) so config.ts can refuse to start with one message.
 import type { OveragePolicy, Plan, RateLimits, Route } from './config.ts';
+import { isRecord } from './json.ts';
 import type { ModelPrice } from './meters/prices.ts';
 import type { ProviderName } from './meters/provider.ts';
 import { parseDollars } from './money.ts';
@@ -25,7 +26,7 @@ export interface ParsedFile {
 
 export function parseConfigFile(raw: unknown, timeoutMs: number, problems: string[]): ParsedFile {
   const out: ParsedFile = { routes: [], prices: {} };
-  if (!isObject(raw)) {
+  if (!isRecord(raw)) {
     problems.push('config file: expected a JSON object with "routes" and "plans"');
     return out;
   }
@@ -45,7 +46,7 @@ export function parseConfigFile(raw: unknown, timeoutMs: number, problems: strin
   }
 
   if (raw.plans !== undefined) {
-    if (!isObject(raw.plans)) problems.push('plans: expected an object of plan name → plan');
+    if (!isRecord(raw.plans)) problems.push('plans: expected an object of plan name → plan');
     else {
       out.plans = {};
       for (const [name, p] of Object.entries(raw.plans)) {
@@ -57,7 +58,7 @@ export function parseConfigFile(raw: unknown, timeoutMs: number, problems: strin
   }
 
   if (raw.prices !== undefined) {
-    if (!isObject(raw.prices)) problems.push('prices: expected an object of model → price');
+    if (!isRecord(raw.prices)) problems.push('prices: expected an object of model → price');
     else for (const [model, p] of Object.entries(raw.prices)) {
       const price = parsePrice(p, `prices.${model}`, problems);
       if (price) out.prices[model] = price;
@@ -65,7 +66,7 @@ export function parseConfigFile(raw: unknown, timeoutMs: number, problems: strin
   }
 
   if (raw.credits !== undefined) {
-    if (!isObject(raw.credits)) problems.push('credits: expected an object with "packs"');
+    if (!isRecord(raw.credits)) problems.push('credits: expected an object with "packs"');
     else {
       unknownKeys(raw.credits, ['packs'], 'credits', problems);
       const packs = raw.credits.packs;
@@ -90,7 +91,7 @@ export function parseConfigFile(raw: unknown, timeoutMs: number, problems: strin
 }
 
 function parseRoute(raw: unknown, at: string, timeoutMs: number, problems: string[]): Route | undefined {
-  if (!isObject(raw)) {
+  if (!isRecord(raw)) {
     problems.push(`${at}: expected an object`);
     return undefined;
   }
@@ -118,7 +119,7 @@ function parseRoute(raw: unknown, at: string, timeoutMs: number, problems: strin
   }
   const headers: Record<string, string> = {};
   if (raw.headers !== undefined) {
-    if (!isObject(raw.headers)) problems.push(`${at}.headers: expected an object of header → value`);
+    if (!isRecord(raw.headers)) problems.push(`${at}.headers: expected an object of header → value`);
     else for (const [k, v] of Object.entries(raw.headers)) {
       if (!HEADER_NAME.test(k) || typeof v !== 'string' || /[\r\n\0]/.test(v)) {
         problems.push(`${at}.headers.${k}: expected a valid header name with a string value`);
@@ -134,7 +135,7 @@ function parseRoute(raw: unknown, at: string, timeoutMs: number, problems: strin
 
 function parsePlan(name: string, raw: unknown, at: string, problems: string[]): Plan | undefined {
   if (!/^[a-z0-9][a-z0-9_-]{0,63}$/i.test(name)) problems.push(`${at}: plan names are letters, digits, - and _`);
-  if (!isObject(raw)) {
+  if (!isRecord(raw)) {
     problems.push(`${at}: expected an object`);
     return undefined;
   }
@@ -142,7 +143,7 @@ function parsePlan(name: string, raw: unknown, at: string, problems: string[]): 
   const before = problems.length;
   const limits: RateLimits = {};
   if (raw.limits !== undefined) {
-    if (!isObject(raw.limits)) problems.push(`${at}.limits: expected an object`);
+    if (!isRecord(raw.limits)) problems.push(`${at}.limits: expected an object`);
     else {
       unknownKeys(raw.limits, LIMIT_KEYS, `${at}.limits`, problems);
       for (const k of LIMIT_KEYS as (keyof RateLimits)[]) {
@@ -177,7 +178,7 @@ function parsePlan(name: string, raw: unknown, at: string, problems: string[]): 
 }
 
 function parsePrice(raw: unknown, at: string, problems: string[]): ModelPrice | undefined {
-  if (!isObject(raw)) {
+  if (!isRecord(raw)) {
     problems.push(`${at}: expected an object of micro-dollars per million tokens`);
     return undefined;
   }
@@ -220,7 +221,4 @@ function unknownKeys(obj: Record<string, unknown>, allowed: string[], at: string
   }
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 

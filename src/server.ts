@@ -61,7 +61,8 @@ export function createGateway({ config, store, log, billing, now = Date.now }: G
   const keys = new KeyCache(store);
   const limiter = new RateLimiter();
   const periods = new MonthlyPeriods();
-  const meterIntervalMs = billing?.meterIntervalMs ?? 60_000;
+  // Overage plans need Stripe (config.ts refuses them without it); the fallback is never used.
+  const meterIntervalMs = config.stripe?.meterIntervalMs ?? 60_000;
   let draining = false;
   const endpointDeps: EndpointDeps = { config, store, billing, keys, limiter, periods, now, draining: () => draining };
 

@@ -10,7 +10,6 @@ import { MeterReporter } from './meter-reporter.ts';
 import { receiveStripeWebhook, type WebhookReply } from './webhooks.ts';
 
 export interface Billing {
-  meterIntervalMs: number;
   webhook(raw: Buffer, signature: string | undefined): WebhookReply;
   checkout(accountId: string, body: unknown): Promise<{ id: string; url: string }>;
   portal(accountId: string): Promise<{ url: string }>;
@@ -48,7 +47,6 @@ export function createBilling(deps: BillingDeps): Billing | undefined {
   const stripe = deps.stripe ?? createStripeClient(stripeConfig);
   const checkoutDeps = { config: deps.config, stripeConfig, billing: deps.billing, stripe, log: deps.log };
   return {
-    meterIntervalMs: stripeConfig.meterIntervalMs,
     webhook: (raw, signature) => receiveStripeWebhook(raw, signature, deps),
     checkout: (accountId, body) => createCheckout(accountId, body, checkoutDeps),
     portal: (accountId) => createPortal(accountId, checkoutDeps),

@@ -8,7 +8,7 @@ import { GatewayError } from '../errors.ts';
 import { formatMicros, parseDollars } from '../money.ts';
 import type { Logger } from '../log.ts';
 import type { BillingStore } from './billing-store.ts';
-import { isRecord } from '../meters/provider.ts';
+import { isRecord } from '../json.ts';
 
 export interface CheckoutDeps {
   config: Config;

@@ -4,6 +4,8 @@
 // the event's version puts the field first and falls back to the other place, so an endpoint
 // pinned to an old version keeps working. Times come back in milliseconds.
 
+import { isRecord } from '../json.ts';
+
 type Obj = Record<string, unknown>;
 
 const BASIL = '2025-03-31';
@@ -14,7 +16,7 @@ export function isBasilOrLater(apiVersion: string | null | undefined): boolean {
 }
 
 export function obj(v: unknown): Obj | undefined {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Obj) : undefined;
+  return isRecord(v) ? v : undefined;
 }
 
 export function str(v: unknown): string | undefined {

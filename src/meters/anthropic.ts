@@ -2,7 +2,8 @@
 // output in each `message_delta`; those figures are cumulative, so they are assigned, not added.
 // `input_tokens` excludes cached tokens. An `error` event can arrive after the 200.
 import { GatewayError } from '../errors.ts';
-import { bare, freshUsage, isRecord, limitField, tokens, type Provider, type UsageTracker } from './provider.ts';
+import { isRecord } from '../json.ts';
+import { bare, freshUsage, limitField, tokens, type Provider, type UsageTracker } from './provider.ts';
 import type { SseEvent } from './sse.ts';
 
 export const anthropic: Provider = {

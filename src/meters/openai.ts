@@ -3,7 +3,8 @@
 // for (stream_options.include_usage), so the gateway always asks and hides it when the client
 // did not. `prompt_tokens` includes `cached_tokens`.
 import { GatewayError } from '../errors.ts';
-import { bare, freshUsage, isRecord, limitField, tokens, type ParsedCall, type Provider, type UsageTracker } from './provider.ts';
+import { isRecord } from '../json.ts';
+import { bare, freshUsage, limitField, tokens, type ParsedCall, type Provider, type UsageTracker } from './provider.ts';
 import type { SseEvent } from './sse.ts';
 
 type Priced = 'chat' | 'responses' | 'embeddings';

@@ -63,10 +63,6 @@ export function tokens(v: unknown): number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? v : 0;
 }
 
-export function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 /** A positive integer limit from the request, or undefined; anything else is the client's error. */
 export function limitField(body: Record<string, unknown>, name: string): number | undefined {
   const v = body[name];

@@ -36,7 +36,7 @@ export class AiExchange {
   private splitter: SseSplitter | undefined;
   private held: Buffer[] = [];
   private heldBytes = 0;
-  /** Response bytes that reached the client. */
+  /** Response bytes that reached the client: the usage row's response_bytes, and the estimate's base. */
   streamedBytes = 0;
   /** The response was 2xx: the provider did (some of) the work. */
   succeeded = false;

@@ -110,9 +110,7 @@ export function forward(ctx: RequestContext, upstream: Upstream, maxBodyBytes: n
 function requestHeaders(ctx: RequestContext, route: Route): string[] {
   const { req } = ctx;
   const headers = req.headers;
-  const named = headers.connection;
-  const dropNamed = named !== undefined && named !== 'keep-alive' && named !== 'close'
-    ? new Set(named.toLowerCase().split(',').map((s) => s.trim())) : undefined;
+  const dropNamed = namedInConnection(headers.connection);
   const out: string[] = [];
   const ai = route.meter !== undefined;
   for (const name in headers) {
@@ -152,6 +150,12 @@ function requestHeaders(ctx: RequestContext, route: Route): string[] {
   return out;
 }
 
+/** RFC 9110 §7.6.1: the fields a Connection header names are hop-by-hop too (none for the usual values). */
+function namedInConnection(v: string | string[] | undefined): Set<string> | undefined {
+  if (typeof v !== 'string' || v === 'keep-alive' || v === 'close') return undefined;
+  return new Set(v.toLowerCase().split(',').map((s) => s.trim()));
+}
+
 /** A Tollgate key, bearer or bare. */
 function carriesKey(v: string | string[] | undefined): boolean {
   if (typeof v !== 'string') return false;
@@ -184,9 +188,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     ai?.start(statusCode, headers['content-type'] as string | undefined);
     // A body the gateway parses may change length (a hidden usage chunk): Node re-frames it.
     const dropLength = ai !== undefined && ai.mode !== 'raw';
-    const named = headers.connection;
-    const dropNamed = typeof named === 'string' && named !== 'keep-alive' && named !== 'close'
-      ? new Set(named.toLowerCase().split(',').map((s) => s.trim())) : undefined;
+    const dropNamed = namedInConnection(headers.connection);
     const out = ctx.responseHeaders;
     for (const name in headers) {
       if (HOP_BY_HOP.has(name) || name === 'x-request-id' || dropNamed?.has(name)) continue;
@@ -204,15 +206,18 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    const out = this.ctx.ai ? this.ctx.ai.data(chunk) : chunk;
+    const { ctx } = this;
+    // AI responses are counted by their AiExchange (meter() takes its figure), the rest here.
+    let out: Buffer | string = chunk;
+    if (ctx.ai) out = ctx.ai.data(chunk);
+    else ctx.responseBytes += chunk.length;
     if (out.length === 0) return;
-    const { res } = this.ctx;
+    const { res } = ctx;
     if (!res.headersSent) {
       // A held JSON body grew past what is parsed: it streams on, its headers first.
-      this.events.responding(this.ctx);
-      res.writeHead(this.ctx.status, this.ctx.responseHeaders);
+      this.events.responding(ctx);
+      res.writeHead(ctx.status, ctx.responseHeaders);
     }
-    this.ctx.responseBytes += typeof out === 'string' ? Buffer.byteLength(out) : out.length;
     if (!res.write(out)) {
       controller.pause();
       res.once('drain', () => controller.resume());
@@ -227,12 +232,11 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       return this.finish(null);
     }
     const rest = ai.end();
-    const bytes = typeof rest === 'string' ? Buffer.byteLength(rest) : rest.length;
-    ctx.responseBytes += bytes;
     if (!ctx.res.headersSent) {
+      // Held until now: the whole body is `rest`.
       const out = ctx.responseHeaders;
       if (ai.costKnown) out.push('x-tollgate-cost-micros', String(ai.settle().costMicros));
-      out.push('content-length', String(bytes));
+      out.push('content-length', String(Buffer.byteLength(rest)));
       this.events.responding(ctx);
       ctx.res.writeHead(ctx.status, out);
     }

@@ -42,6 +42,7 @@ export function meter(ctx: RequestContext, store: Store, now: number): void {
       }
     }
     ctx.chargedMicros = charged;
+    ctx.responseBytes = ai.streamedBytes;
     ctx.billable = s.costMicros > 0 || (ai.succeeded && !ctx.clientGone);
     const u = s.usage;
     aiUsage = {
