@@ -12,10 +12,10 @@ import { fetchText, type TestGateway } from './helpers.ts';
 type ApiError = InstanceType<typeof OpenAI.APIError>;
 // test-gpt: input 2.5, cached input 1.25, output 10 micro-dollars per token.
 const GPT = { input: 2_500_000, cached: 1_250_000, output: 10_000_000 };
-/** Every body byte at the dearest input rate (plain input here) plus max tokens at the output rate. */
-// Realistic prompts: a provider never reports more input tokens than the body has bytes, and the
-// gateway caps a cost at its reservation (body bytes at the input price + max tokens).
+// Realistic prompts: text reports fewer input tokens than the body has bytes, so each cost below
+// stays inside its reservation.
 const PROMPT = 'Please read the following paragraph carefully and answer briefly. '.repeat(40);
+/** Every body byte at the dearest input rate (plain input here) plus max tokens at the output rate. */
 const reserveGpt = (bodyBytes: number, maxTokens: number) => ceilMicros(bodyBytes * GPT.input + maxTokens * GPT.output);
 
 describe('OpenAI routes', () => {
