@@ -40,8 +40,10 @@ export function parseConfigFile(raw: unknown, timeoutMs: number, problems: strin
     });
     const seen = new Set<string>();
     for (const r of out.routes) {
-      if (seen.has(r.path)) problems.push(`routes: path "${r.path}" is declared twice`);
-      seen.add(r.path);
+      // Routes match case-insensitively (see pipeline/route.ts).
+      const path = r.path.toLowerCase();
+      if (seen.has(path)) problems.push(`routes: path "${r.path}" is declared twice`);
+      seen.add(path);
     }
   }
 

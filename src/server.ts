@@ -49,12 +49,6 @@ type TrackedResponse = ServerResponse & { [OWNER]?: TrackedSocket };
 function responseClosed(this: TrackedResponse): void {
   this[OWNER]![UNFINISHED]! -= 1;
 }
-// Dot segments, encoded slashes, backslashes and percent-encoded unreserved characters (RFC 3986
-// §2.3: "%61pi" is "api"): an upstream that normalises them would serve a path outside the route
-// that matched (say /public/../admin, or /%61pi/secret past an auth-free "/" route). Only the
-// path is checked (before any "?"): a query may carry an encoded URL.
-const UNSAFE_PATH = /^[^?]*(?:\/(?:\.|%2e){1,2}(?:[/?]|$)|%2f|%5c|\\|%(?:3[0-9]|[46][1-9a-f]|[57][0-9a]|2[de]|5f|7e))/i;
-
 export function createGateway({ config, store, log, billing, now = Date.now }: GatewayDeps): Gateway {
   const router = new Router(config.routes);
   const upstreams = new Upstreams(config.routes);
@@ -81,10 +75,7 @@ export function createGateway({ config, store, log, billing, now = Date.now }: G
         ownEndpoint(ctx, url, endpointDeps)?.catch((err: unknown) => refuse(ctx, err));
         return;
       }
-      if (UNSAFE_PATH.test(url)) {
-        throw new GatewayError('BAD_REQUEST', { detail: 'Paths with dot segments, backslashes or needless percent-encoding (of / or of letters, digits, -._~) are refused.' });
-      }
-      const route = router.match(url);
+      const route = router.route(url);
       if (!route) throw new GatewayError('NOT_FOUND');
       ctx.route = route;
       // Cheap checks first, money last.

@@ -48,17 +48,15 @@ const SUSPENDED: Record<string, string> = {
 export function authenticate(ctx: RequestContext, cache: KeyCache, config: Config, now: number, checkStanding = true): void {
   const { headers } = ctx.req;
   let presented: string | undefined;
-  const auth = headers.authorization;
-  if (auth !== undefined) {
-    presented = BEARER.exec(auth)?.[1];
-    if (presented === undefined) throw new GatewayError('MALFORMED_KEY', { detail: 'Authorization must be "Bearer <key>".' });
+  // X-API-Key first: with the key there, Authorization is the client's own, for the upstream.
+  const x = headers['x-api-key'];
+  if (x !== undefined) {
+    presented = (x as string).trim(); // node:http joins repeated X-API-Key values with ", "
+    ctx.keyHeader = 'x-api-key';
+  } else if (headers.authorization !== undefined) {
+    presented = BEARER.exec(headers.authorization)?.[1];
+    if (presented === undefined) throw new GatewayError('MALFORMED_KEY', { detail: 'Authorization must be "Bearer <key>" (or send the key in X-API-Key).' });
     ctx.keyHeader = 'authorization';
-  } else {
-    const x = headers['x-api-key'];
-    if (typeof x === 'string') {
-      presented = x.trim();
-      ctx.keyHeader = 'x-api-key';
-    }
   }
   if (!presented) throw new GatewayError('MISSING_KEY');
   if (!isWellFormedKey(presented)) throw new GatewayError('MALFORMED_KEY');

@@ -5,7 +5,6 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import type { Route } from '../config.ts';
 import { GatewayError } from '../errors.ts';
-import { isWellFormedKey } from '../keys.ts';
 import { PROVIDERS } from '../meters/providers.ts';
 import type { RequestContext } from './context.ts';
 
@@ -17,12 +16,13 @@ const HOP_BY_HOP = new Set([
   'proxy-authorization', 'proxy-authenticate', 'host', 'expect',
 ]);
 // Written by the gateway itself: X-Forwarded-For appends the peer to what came in, -Proto keeps
-// what a proxy in front (Caddy) said, X-Request-Id is the gateway's own.
-const OWN_REQUEST_HEADERS = new Set(['x-request-id', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
+// what a proxy in front (Caddy) said, X-Request-Id is the gateway's own. A client's Forwarded
+// and X-Real-IP would reach the upstream as if the gateway vouched for them.
+const OWN_REQUEST_HEADERS = new Set(['x-request-id', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-real-ip']);
 // On AI routes: the provider key replaces the client's; a read (maybe rewritten) body has a new
 // length; usage is read from the response, so it must come uncompressed. A client must not pick
 // the operator's organization or project, nor see them, nor get the provider's cookies.
-const AI_REPLACED = new Set(['x-provider-key', 'content-length', 'accept-encoding', 'openai-organization', 'openai-project', 'cookie']);
+const AI_REPLACED = new Set(['authorization', 'x-api-key', 'x-provider-key', 'content-length', 'accept-encoding', 'openai-organization', 'openai-project', 'cookie']);
 const AI_PRIVATE_RESPONSE = new Set(['openai-organization', 'openai-project', 'anthropic-organization-id', 'set-cookie']);
 const CLIENT_GONE = new Error('client disconnected');
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
@@ -115,11 +115,13 @@ function requestHeaders(ctx: RequestContext, route: Route): string[] {
   const ai = route.meter !== undefined;
   for (const name in headers) {
     if (HOP_BY_HOP.has(name) || OWN_REQUEST_HEADERS.has(name) || name.startsWith('x-tollgate-')) continue;
-    // The key may ride in both headers; no copy of it goes upstream, not even on a public route.
-    if ((name === 'authorization' || name === 'x-api-key') && (ctx.keyHeader !== undefined || carriesKey(headers[name]))) continue;
     if (dropNamed?.has(name) || name in route.headers) continue;
     if (ai && AI_REPLACED.has(name)) continue;
+    // CGI and WSGI fold "_" into "-": X-Tollgate_Account would be read as X-Tollgate-Account.
+    if (name.includes('_') && ownedOnceFolded(name.replaceAll('_', '-'), route)) continue;
     const v = headers[name]!;
+    // The key goes no further, on any route: not the copy that authenticated, nor any other.
+    if (name === ctx.keyHeader || ((name === 'authorization' || name === 'x-api-key') && KEY_INSIDE.test(v as string))) continue;
     if (typeof v === 'string') out.push(name, v);
     else for (const one of v) out.push(name, one);
   }
@@ -156,10 +158,15 @@ function namedInConnection(v: string | string[] | undefined): Set<string> | unde
   return new Set(v.toLowerCase().split(',').map((s) => s.trim()));
 }
 
-/** A Tollgate key, bearer or bare. */
-function carriesKey(v: string | string[] | undefined): boolean {
-  if (typeof v !== 'string') return false;
-  return isWellFormedKey(v.startsWith('Bearer ') ? v.slice(7).trim() : v.trim());
+// A Tollgate key anywhere in a value: "Bearer tg_…" in any case, a bare key, or one of several
+// copies joined by node:http ("tg_…, tg_…").
+const KEY_INSIDE = /tg_[0-9A-Za-z]{38}/;
+
+/** Whether a folded header name is one the gateway sets itself on this route. */
+function ownedOnceFolded(folded: string, route: Route): boolean {
+  if (OWN_REQUEST_HEADERS.has(folded) || folded.startsWith('x-tollgate-') || folded === 'authorization' || folded === 'x-api-key') return true;
+  for (const name in route.headers) if (name.replaceAll('_', '-') === folded) return true;
+  return false;
 }
 
 /** The answer a client sees when forwarding fails before the response started. */
