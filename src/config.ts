@@ -67,14 +67,29 @@ export interface Route {
   meter?: ProviderName;
 }
 
+/** What one client may hold of the gateway: slow or greedy clients must not starve the rest. */
+export interface ClientLimits {
+  /** Until a request's headers are complete (→ 408). */
+  headersTimeoutMs: number;
+  /** Between two chunks of a request body (→ 408). */
+  bodyTimeoutMs: number;
+  /** How long a response may wait for a client that stopped reading before it is cut. */
+  writeTimeoutMs: number;
+  /** Upstream requests at once per account (per client address on auth-free routes) (→ 429). */
+  maxConcurrent: number;
+}
+
 export interface Config {
   port: number;
   host: string;
   databasePath: string;
   logLevel: LogLevel;
   upstreamTimeoutMs: number;
+  /** Connections per upstream origin. */
+  upstreamConnections: number;
   maxBodyBytes: number;
   shutdownTimeoutMs: number;
+  clients: ClientLimits;
   /** Where the routes and plans came from: a file path, 'UPSTREAM_URL', or 'demo'. */
   source: string;
   routes: readonly Route[];
@@ -144,6 +159,16 @@ export function loadConfig(env: Env = process.env): Config {
   const upstreamTimeoutMs = int('UPSTREAM_TIMEOUT_MS', 30_000, 1);
   const maxBodyBytes = int('MAX_BODY_BYTES', 10 * 1024 * 1024, 0);
   const shutdownTimeoutMs = int('SHUTDOWN_TIMEOUT_MS', 10_000, 0);
+  const upstreamConnections = int('UPSTREAM_CONNECTIONS', 256, 1);
+  const clients: ClientLimits = {
+    headersTimeoutMs: int('CLIENT_HEADERS_TIMEOUT_MS', 10_000, 1),
+    bodyTimeoutMs: int('CLIENT_BODY_TIMEOUT_MS', 30_000, 1),
+    writeTimeoutMs: int('CLIENT_WRITE_TIMEOUT_MS', 60_000, 1),
+    maxConcurrent: int('MAX_CONCURRENT_PER_CLIENT', 64, 1),
+  };
+  if (clients.maxConcurrent >= upstreamConnections) {
+    problems.push(`MAX_CONCURRENT_PER_CLIENT (${clients.maxConcurrent}) must be below UPSTREAM_CONNECTIONS (${upstreamConnections}), or one client can take every connection`);
+  }
   let logLevel: LogLevel = 'info';
   if (env.LOG_LEVEL) {
     if ((LOG_LEVELS as string[]).includes(env.LOG_LEVEL)) logLevel = env.LOG_LEVEL as LogLevel;
@@ -227,7 +252,7 @@ export function loadConfig(env: Env = process.env): Config {
   if (problems.length > 0) throw new ConfigError(problems);
   const demo = routes.length === 0 && source === 'demo';
   return deepFreeze({
-    port, host, databasePath, logLevel, upstreamTimeoutMs, maxBodyBytes, shutdownTimeoutMs,
+    port, host, databasePath, logLevel, upstreamTimeoutMs, upstreamConnections, maxBodyBytes, shutdownTimeoutMs, clients,
     source, routes, plans, defaultPlan, demo, prices, providerKeys, stripe,
   });
 }

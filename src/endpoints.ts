@@ -82,7 +82,7 @@ function customer(ctx: RequestContext, { keys, config, limiter, now }: EndpointD
 
 async function checkout(ctx: RequestContext, deps: EndpointDeps): Promise<void> {
   const { billing, accountId } = billingCustomer(ctx, deps);
-  const raw = await readBody(ctx.req, 64 * 1024);
+  const raw = await readBody(ctx.req, 64 * 1024, deps.config.clients.bodyTimeoutMs);
   let body: unknown;
   try {
     body = JSON.parse(raw.toString('utf8'));
@@ -97,12 +97,13 @@ async function portal(ctx: RequestContext, deps: EndpointDeps): Promise<void> {
   json(ctx, deps.store, 200, await billing.portal(accountId));
 }
 
-async function stripeWebhook(ctx: RequestContext, { billing, store }: EndpointDeps): Promise<void> {
+async function stripeWebhook(ctx: RequestContext, { billing, store, config }: EndpointDeps): Promise<void> {
   if (!billing) throw new GatewayError('BILLING_NOT_CONFIGURED');
   let raw: Buffer;
   try {
-    raw = await readBody(ctx.req, MAX_WEBHOOK_BYTES);
-  } catch {
+    raw = await readBody(ctx.req, MAX_WEBHOOK_BYTES, config.clients.bodyTimeoutMs);
+  } catch (err) {
+    if ((err as GatewayError).code !== 'PAYLOAD_TOO_LARGE') throw err;
     throw new GatewayError('BAD_REQUEST', { detail: `A webhook body is at most ${MAX_WEBHOOK_BYTES} bytes.` });
   }
   const signature = ctx.req.headers['stripe-signature'];

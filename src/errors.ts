@@ -6,8 +6,8 @@ import type { ProviderName } from './meters/provider.ts';
 
 export type ErrorCode =
   | 'MISSING_KEY' | 'MALFORMED_KEY' | 'INVALID_KEY'
-  | 'RATE_LIMITED' | 'QUOTA_EXCEEDED' | 'INSUFFICIENT_CREDITS' | 'ACCOUNT_SUSPENDED' | 'PAYMENT_PAST_DUE'
-  | 'NOT_FOUND' | 'PAYLOAD_TOO_LARGE' | 'BAD_REQUEST'
+  | 'RATE_LIMITED' | 'TOO_MANY_CONCURRENT' | 'QUOTA_EXCEEDED' | 'INSUFFICIENT_CREDITS' | 'ACCOUNT_SUSPENDED' | 'PAYMENT_PAST_DUE'
+  | 'NOT_FOUND' | 'PAYLOAD_TOO_LARGE' | 'BAD_REQUEST' | 'REQUEST_TIMEOUT'
   | 'UNKNOWN_MODEL' | 'MODEL_NOT_ALLOWED' | 'PROVIDER_NOT_CONFIGURED'
   | 'METHOD_NOT_ALLOWED' | 'CONFLICT' | 'BILLING_NOT_CONFIGURED'
   | 'UPSTREAM_UNREACHABLE' | 'UPSTREAM_TIMEOUT' | 'INTERNAL';
@@ -19,6 +19,7 @@ const SPECS: Record<ErrorCode, ErrorSpec> = {
   MALFORMED_KEY: { status: 401, title: 'Malformed API key', detail: 'The key is not a Tollgate key (tg_…) or its checksum does not match; check for a copy-paste error.' },
   INVALID_KEY: { status: 401, title: 'Invalid API key', detail: 'The key is unknown, revoked or expired.' },
   RATE_LIMITED: { status: 429, title: 'Rate limit exceeded', detail: 'Too many requests; retry after the number of seconds in Retry-After.' },
+  TOO_MANY_CONCURRENT: { status: 429, title: 'Too many concurrent requests', detail: 'This client has as many requests in flight as it may; retry when one of them has finished.' },
   QUOTA_EXCEEDED: { status: 402, title: 'Monthly quota exhausted', detail: 'The plan\'s monthly quota is used up; upgrade the plan or wait for the next period.' },
   INSUFFICIENT_CREDITS: { status: 402, title: 'Insufficient credits', detail: 'The monthly quota is used up and the prepaid balance cannot pay for this request; top up credits.' },
   ACCOUNT_SUSPENDED: { status: 402, title: 'Account suspended', detail: 'This account is suspended; contact the API provider.' },
@@ -28,6 +29,7 @@ const SPECS: Record<ErrorCode, ErrorSpec> = {
   BILLING_NOT_CONFIGURED: { status: 503, title: 'Billing not configured', detail: 'This gateway has no Stripe settings (STRIPE_SECRET_KEY).' },
   NOT_FOUND: { status: 404, title: 'Not found', detail: 'No route matches this path.' },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'Payload too large', detail: 'The request body exceeds the gateway\'s limit.' },
+  REQUEST_TIMEOUT: { status: 408, title: 'Request timeout', detail: 'The request body stopped arriving; send it without long pauses.' },
   BAD_REQUEST: { status: 400, title: 'Bad request', detail: 'The request could not be understood.' },
   UPSTREAM_UNREACHABLE: { status: 502, title: 'Bad gateway', detail: 'The upstream service could not be reached.' },
   UPSTREAM_TIMEOUT: { status: 504, title: 'Gateway timeout', detail: 'The upstream service did not answer in time.' },
@@ -65,11 +67,11 @@ export type Dialect = 'problem' | ProviderName;
 // Error types the providers use for each status; their SDKs pick the exception class by status.
 const OPENAI_TYPES: Record<number, string> = {
   400: 'invalid_request_error', 401: 'invalid_request_error', 402: 'insufficient_quota', 403: 'permission_denied',
-  404: 'not_found', 413: 'invalid_request_error', 429: 'rate_limit_exceeded',
+  404: 'not_found', 408: 'invalid_request_error', 413: 'invalid_request_error', 429: 'rate_limit_exceeded',
 };
 const ANTHROPIC_TYPES: Record<number, string> = {
   400: 'invalid_request_error', 401: 'authentication_error', 402: 'billing_error', 403: 'permission_error',
-  404: 'not_found_error', 413: 'request_too_large', 429: 'rate_limit_error', 504: 'timeout_error',
+  404: 'not_found_error', 408: 'invalid_request_error', 413: 'request_too_large', 429: 'rate_limit_error', 504: 'timeout_error',
 };
 
 function errorBody(err: GatewayError, requestId: string, dialect: Dialect): [contentType: string, body: string] {

@@ -12,7 +12,8 @@ import type { Billing } from './billing/billing.ts';
 import { ownEndpoint, type EndpointDeps } from './endpoints.ts';
 import { admit, MonthlyPeriods } from './pipeline/admit.ts';
 import { admitProvider, admitTokens } from './pipeline/admit-tokens.ts';
-import { readBody } from './pipeline/read-body.ts';
+import { Concurrency } from './pipeline/concurrency.ts';
+import { discardRest, readBody } from './pipeline/read-body.ts';
 import { authenticate, KeyCache } from './pipeline/authenticate.ts';
 import { RequestContext } from './pipeline/context.ts';
 import { forward, upstreamFailure, Upstreams, type ForwardEvents } from './pipeline/forward.ts';
@@ -49,9 +50,22 @@ type TrackedResponse = ServerResponse & { [OWNER]?: TrackedSocket };
 function responseClosed(this: TrackedResponse): void {
   this[OWNER]![UNFINISHED]! -= 1;
 }
+// What node:http's parser reports before a request exists, as statuses (RFC 9110, RFC 6585).
+const CLIENT_ERRORS: Record<string, [number, string]> = {
+  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout'],
+  default: [400, 'Bad Request'],
+};
+
 export function createGateway({ config, store, log, billing, now = Date.now }: GatewayDeps): Gateway {
   const router = new Router(config.routes);
-  const upstreams = new Upstreams(config.routes);
+  const upstreams = new Upstreams(config.routes, {
+    connections: config.upstreamConnections,
+    bodyTimeoutMs: config.clients.bodyTimeoutMs,
+    writeTimeoutMs: config.clients.writeTimeoutMs,
+    maxBodyBytes: config.maxBodyBytes,
+  });
+  const concurrency = new Concurrency(config.clients.maxConcurrent);
   const keys = new KeyCache(store);
   const limiter = new RateLimiter();
   const periods = new MonthlyPeriods();
@@ -85,16 +99,17 @@ export function createGateway({ config, store, log, billing, now = Date.now }: G
         const t = now();
         authenticate(ctx, keys, config, t);
         rateLimit(ctx, limiter, t);
+        concurrency.take(ctx.account!.id, res);
         if (route.meter) ai = admitProvider(ctx, config);
         else if (route.metered) admit(ctx, store, t, periods, meterIntervalMs);
-      }
+      } else concurrency.take(`address ${ctx.socket.remoteAddress}`, res);
     } catch (err) {
       return refuse(ctx, err);
     }
     if (ai?.kind === 'priced') {
       // Priced by tokens: the body names the model and the output limit, so it is read first.
       const { byok } = ai;
-      readBody(req, config.maxBodyBytes).then((body) => {
+      readBody(req, config.maxBodyBytes, config.clients.bodyTimeoutMs).then((body) => {
         admitTokens(ctx, body, byok, config, store);
         send(ctx);
       }).catch((err: unknown) => refuse(ctx, err));
@@ -105,7 +120,7 @@ export function createGateway({ config, store, log, billing, now = Date.now }: G
 
   function send(ctx: RequestContext): void {
     try {
-      forward(ctx, upstreams.get(ctx.route!), config.maxBodyBytes, forwardEvents);
+      forward(ctx, upstreams.get(ctx.route!), forwardEvents);
     } catch (err) {
       settle(ctx, err as Error); // undici refuses some requests synchronously (invalid header values)
     }
@@ -127,9 +142,10 @@ export function createGateway({ config, store, log, billing, now = Date.now }: G
         } else {
           const failure = ctx.requestBytes > config.maxBodyBytes ? new GatewayError('PAYLOAD_TOO_LARGE') : upstreamFailure(err);
           if (ctx.status === 0) ctx.status = failure.status;
-          if (failure.code !== 'PAYLOAD_TOO_LARGE') log.warn('upstream failed', { requestId: ctx.requestId, route: ctx.route!.path, error: err.message });
+          if (failure.status >= 500) log.warn('upstream failed', { requestId: ctx.requestId, route: ctx.route!.path, error: err.message });
           commitPrevious(ctx.socket, store);
           writeError(ctx.res, failure, ctx.requestId, ctx.responseHeaders, ctx.route!.meter);
+          discardRest(ctx.req, ctx.socket);
         }
       }
       meter(ctx, store, now());
@@ -143,13 +159,19 @@ export function createGateway({ config, store, log, billing, now = Date.now }: G
   function refuse(ctx: RequestContext, err: unknown): void {
     const e = toGatewayError(err);
     if (e.code === 'INTERNAL') log.error('request failed', { requestId: ctx.requestId, error: (err as Error).message, stack: (err as Error).stack });
-    // A refused request body is not read: close the connection rather than drain an upload.
-    if (e.code === 'PAYLOAD_TOO_LARGE') ctx.responseHeaders.push('connection', 'close');
     commitPrevious(ctx.socket, store);
     writeError(ctx.res, e, ctx.requestId, ctx.responseHeaders, ctx.route?.meter);
+    discardRest(ctx.req, ctx.socket);
   }
 
-  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, handle);
+  const server = createServer({
+    keepAliveTimeout: 65_000,
+    headersTimeout: config.clients.headersTimeoutMs,
+    // A body's pauses are timed (CLIENT_BODY_TIMEOUT_MS), not its length: an upload may be long.
+    requestTimeout: 0,
+    // How often node:http looks for headers that are late (its default is 30 s).
+    connectionsCheckingInterval: Math.min(1_000, config.clients.headersTimeoutMs),
+  }, handle);
   // A client that closes its connection has seen its last response: write that row now.
   const sockets = new Set<Socket>();
   server.on('connection', (socket: Socket) => {
@@ -159,9 +181,12 @@ export function createGateway({ config, store, log, billing, now = Date.now }: G
       commitPrevious(socket, store);
     });
   });
-  server.on('clientError', (err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-    else socket.destroy(err);
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (!socket.writable) return socket.destroy(err);
+    const [status, title] = CLIENT_ERRORS[err.code ?? ''] ?? CLIENT_ERRORS.default;
+    const body = JSON.stringify({ type: `urn:tollgate:error:${title.toLowerCase().replaceAll(' ', '-')}`, title, status, detail: err.message });
+    socket.end(`HTTP/1.1 ${status} ${title}\r\nConnection: close\r\nContent-Type: application/problem+json\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
   });
 
   return {

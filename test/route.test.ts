@@ -82,7 +82,7 @@ describe('upstreamPath', () => {
       route('/c/', 'http://127.0.0.1:9/v1'),
       route('/d/', 'http://127.0.0.1:9/v1/', { stripPrefix: true }),
     ];
-    const ups = new Upstreams(routes);
+    const ups = new Upstreams(routes, { connections: 4, bodyTimeoutMs: 1000, writeTimeoutMs: 1000, maxBodyBytes: 1024 });
     try {
       const path = (r: Route, url: string) => upstreamPath(r, ups.get(r).basePath, url);
       expect(path(routes[0], '/a/x')).toBe('/a/x');

@@ -27,27 +27,64 @@ const AI_PRIVATE_RESPONSE = new Set(['openai-organization', 'openai-project', 'a
 const CLIENT_GONE = new Error('client disconnected');
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
 
-interface Upstream { pool: Pool; basePath: string }
+const UPSTREAM_TIMEOUT = new GatewayError('UPSTREAM_TIMEOUT');
+const BODY_STALLED = new GatewayError('REQUEST_TIMEOUT');
+
+export interface UpstreamOptions {
+  /** Connections per upstream origin. */
+  connections: number;
+  /** How long a request body may pause between chunks. */
+  bodyTimeoutMs: number;
+  /** How long a response may wait for a client that stopped reading. */
+  writeTimeoutMs: number;
+  maxBodyBytes: number;
+}
+
+export interface Upstream { pool: Pool; basePath: string; owner: Upstreams }
 
 export class Upstreams {
   private readonly byRoute = new Map<Route, Upstream>();
   private readonly pools = new Map<string, Pool>();
+  /**
+   * Requests sent upstream that have no response yet, and when they time out. undici starts its
+   * headersTimeout only once a request is written to a connection: one queued behind a full pool
+   * would wait for ever. A sweep every 250 ms ends them (a timer per request would cost more).
+   */
+  private readonly waiting = new Map<ForwardHandler, number>();
+  private readonly sweep: NodeJS.Timeout;
 
-  constructor(routes: readonly Route[]) {
+  constructor(routes: readonly Route[], readonly options: UpstreamOptions) {
     for (const r of routes) {
       const origin = r.upstream.origin;
       let pool = this.pools.get(origin);
-      if (!pool) this.pools.set(origin, (pool = new Pool(origin, { connections: 256, keepAliveTimeout: 30_000 })));
+      if (!pool) this.pools.set(origin, (pool = new Pool(origin, { connections: options.connections, keepAliveTimeout: 30_000 })));
       const p = r.upstream.pathname;
-      this.byRoute.set(r, { pool, basePath: p === '/' ? '' : p.replace(/\/$/, '') });
+      this.byRoute.set(r, { pool, basePath: p === '/' ? '' : p.replace(/\/$/, ''), owner: this });
     }
+    this.sweep = setInterval(() => {
+      const now = performance.now();
+      for (const [handler, deadline] of this.waiting) {
+        if (deadline > now) continue;
+        this.waiting.delete(handler);
+        handler.fail(UPSTREAM_TIMEOUT);
+      }
+    }, 250).unref();
   }
 
   get(route: Route): Upstream {
     return this.byRoute.get(route)!;
   }
 
+  wait(handler: ForwardHandler, timeoutMs: number): void {
+    this.waiting.set(handler, performance.now() + timeoutMs);
+  }
+
+  answered(handler: ForwardHandler): void {
+    this.waiting.delete(handler);
+  }
+
   async close(): Promise<void> {
+    clearInterval(this.sweep);
     await Promise.all([...this.pools.values()].map((p) => p.close()));
   }
 }
@@ -73,10 +110,11 @@ export interface ForwardEvents {
 }
 
 /** Sends the request upstream; the caller decides what the client sees when it fails. */
-export function forward(ctx: RequestContext, upstream: Upstream, maxBodyBytes: number, events: ForwardEvents): void {
+export function forward(ctx: RequestContext, upstream: Upstream, events: ForwardEvents): void {
   const { req, res } = ctx;
   const route = ctx.route!;
-  const handler = new ForwardHandler(ctx, events);
+  const { options } = upstream.owner;
+  const handler = new ForwardHandler(ctx, events, upstream.owner);
   res.on('close', () => {
     if (!res.writableEnded) {
       ctx.clientGone = true;
@@ -93,10 +131,18 @@ export function forward(ctx: RequestContext, upstream: Upstream, maxBodyBytes: n
     ctx.requestBytes = Number(length);
     body = req;
   } else if (req.headers['transfer-encoding'] !== undefined) {
-    body = req.pipe(new BodyLimit(ctx, maxBodyBytes));
+    body = req.pipe(new BodyLimit(ctx, options.maxBodyBytes));
     req.on('error', (err) => (body as Transform).destroy(err));
   }
+  // A body that stops arriving must not hold an upstream connection: the socket's idle timeout
+  // runs while it streams (any byte read resets it).
+  if (body === req || body instanceof BodyLimit) {
+    ctx.socket.setTimeout(options.bodyTimeoutMs);
+    req.once('timeout', () => handler.fail(BODY_STALLED));
+    req.once('end', () => ctx.socket.setTimeout(0));
+  }
 
+  upstream.owner.wait(handler, route.timeoutMs);
   upstream.pool.dispatch({
     path: upstreamPath(route, upstream.basePath, req.url!),
     method: req.method as Dispatcher.HttpMethod,
@@ -179,16 +225,25 @@ export function upstreamFailure(err: Error): GatewayError {
 class ForwardHandler implements Dispatcher.DispatchHandler {
   controller: Dispatcher.DispatchController | undefined = undefined;
   private finished = false;
+  private stalled = false;
 
-  constructor(private readonly ctx: RequestContext, private readonly events: ForwardEvents) {}
+  constructor(private readonly ctx: RequestContext, private readonly events: ForwardEvents, private readonly upstreams: Upstreams) {}
+
+  /** Ends the exchange from the gateway's side: the upstream is aborted, or never started. */
+  fail(err: Error): void {
+    if (this.controller) this.controller.abort(err);
+    else this.finish(err); // still queued: onRequestStart aborts it when its turn comes
+  }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
     if (this.ctx.clientGone) controller.abort(CLIENT_GONE);
+    else if (this.finished) controller.abort(UPSTREAM_TIMEOUT);
   }
 
   onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
     if (statusCode < 200) return; // 1xx: the final status follows
+    this.upstreams.answered(this);
     const { ctx } = this;
     const ai = ctx.ai;
     ctx.status = statusCode;
@@ -225,10 +280,26 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       this.events.responding(ctx);
       res.writeHead(ctx.status, ctx.responseHeaders);
     }
-    if (!res.write(out)) {
-      controller.pause();
-      res.once('drain', () => controller.resume());
+    if (!res.write(out)) this.stall(controller);
+  }
+
+  /**
+   * The client is not reading: pause the upstream until it drains, but no longer than the write
+   * timeout (undici's bodyTimeout does not run while paused). The socket's idle timeout counts
+   * it: nothing is written while the client reads nothing.
+   */
+  private stall(controller: Dispatcher.DispatchController): void {
+    controller.pause();
+    const { res, socket } = this.ctx;
+    if (!this.stalled) {
+      this.stalled = true;
+      res.on('timeout', () => res.destroy());
     }
+    socket.setTimeout(this.upstreams.options.writeTimeoutMs);
+    res.once('drain', () => {
+      socket.setTimeout(0);
+      controller.resume();
+    });
   }
 
   onResponseEnd(): void {
@@ -258,6 +329,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   private finish(err: Error | null): void {
     if (this.finished) return;
     this.finished = true;
+    this.upstreams.answered(this);
     this.events.done(this.ctx, err);
   }
 }
