@@ -1,5 +1,5 @@
 // POST /_tollgate/webhooks/stripe end to end: signed events built from the real Stripe payloads in
-// shared/fixtures/stripe, each effect checked on the account, the ledger and the requests
+// test/fixtures/stripe, each effect checked on the account, the ledger and the requests
 // the account can then make; exactly-once, out of order, API versions, and every refusal.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { receiveStripeWebhook } from '../src/billing/webhooks.ts';

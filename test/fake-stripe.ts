@@ -1,16 +1,14 @@
 // A local stand-in for Stripe's API (the four calls the gateway makes) and for Stripe's webhook
-// sender (signed events built from the real payloads in shared/fixtures/stripe). The fake
+// sender (signed events built from the real payloads in test/fixtures/stripe). The fake
 // parses the form-encoded bodies the `stripe` client sends back into objects and records every
 // call, so tests assert what the client sent; it can be told to fail and then recover.
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Stripe from 'stripe';
 
-// The team's shared/ folder sits beside the checkout (in CI too).
-const BESIDE = fileURLToPath(new URL('../../shared/fixtures/stripe', import.meta.url));
-export const FIXTURES = existsSync(BESIDE) ? BESIDE : '/work/shared/fixtures/stripe';
+export const FIXTURES = fileURLToPath(new URL('./fixtures/stripe', import.meta.url));
 
 /** A fixture file's exact text (event files are signed as they are). */
 export function fixtureText(name: string): string {
