@@ -137,6 +137,32 @@ describe('tollgate webhooks list and replay', SLOW, () => {
     expect(missing.stderr).toMatch(/^tollgate: .*evt_never_seen.*\n$/);
   });
 
+  it('an event ignored for a price no plan had is applied by webhooks replay once the config names that price', async () => {
+    const a = customerAccount();
+    const sub = {
+      id: 'sub_cli_price', object: 'subscription', customer: a.customer, status: 'active', metadata: { account_id: a.id },
+      items: { object: 'list', data: [{ id: 'si_2', object: 'subscription_item', price: { id: 'price_team_2027', object: 'price' } }] },
+    };
+    const event = stripeEvent('customer.subscription.created', sub, { created: Math.floor(T0 / 1000) });
+    expect((await postWebhook(gw.url, event)).body.outcome).toBe('ignored');
+    const id = event.id as string;
+    expect(json<{ outcome: string }>(await cli('webhooks', 'replay', id, '--json')).outcome).toBe('ignored');
+
+    const file = billingFile(upstream.url) as { plans: Record<string, Record<string, unknown>> };
+    file.plans.team.stripePrice = 'price_team_2027';
+    const fixed = join(dirname(gw.dbPath), 'fixed.config.json');
+    writeFileSync(fixed, JSON.stringify(file));
+    const saved = env;
+    env = { ...env, TOLLGATE_CONFIG: fixed };
+    try {
+      expect(json<{ outcome: string }>(await cli('webhooks', 'replay', id, '--json'))).toEqual({ id, type: 'customer.subscription.created', outcome: 'applied' });
+      expect(gw.billingStore.account(a.id)).toMatchObject({ plan: 'team', subscriptionId: 'sub_cli_price' });
+      expect(json<{ outcome: string }>(await cli('webhooks', 'replay', id, '--json')).outcome).toBe('duplicate');
+    } finally {
+      env = saved;
+    }
+  });
+
   it('a replayed subscription event takes effect in the running gateway', async () => {
     const a = customerAccount();
     const sub = {

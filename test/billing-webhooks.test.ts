@@ -558,6 +558,35 @@ describe('events the gateway does not act on', () => {
   });
 });
 
+// ---- Ignored, then fixed ------------------------------------------------------------------
+
+describe('an event recorded as ignored', () => {
+  it('is applied when Stripe resends it after the operator fixed the plan\'s stripePrice; only then is it a duplicate', async () => {
+    const a = customerAccount();
+    const text = JSON.stringify(stripeEvent('customer.subscription.created', subscription(a, { id: uid('sub'), status: 'active', price: 'price_pro_2027' }), { created: s(T0) }));
+    const first = await postWebhook(gw.url, text);
+    expect(first.body.outcome).toBe('ignored');
+    expect(recorded(first.body.id as string)?.note).toMatch(/price_pro_2027/);
+    expect(account(a.id).plan).toBe('free');
+
+    // The operator sets pro's stripePrice to the new price and restarts; Stripe's resend arrives.
+    const fixed = { ...gw.config, plans: { ...gw.config.plans, pro: { ...gw.config.plans.pro, stripePrice: 'price_pro_2027' } } };
+    const deps = { config: fixed, store: gw.store, billing: gw.billingStore, log: createLogger('silent') };
+    const raw = Buffer.from(text);
+    expect(receiveStripeWebhook(raw, signature(raw), deps)).toMatchObject({ status: 200, body: { outcome: 'applied' } });
+    expect(account(a.id).plan).toBe('pro');
+    expect(recorded(first.body.id as string)).toMatchObject({ status: 'applied', note: null, attempts: 2 });
+    expect(receiveStripeWebhook(raw, signature(raw), deps)).toMatchObject({ status: 200, body: { outcome: 'duplicate' } });
+  });
+
+  it('sent again unchanged is ignored again with its note, and changes nothing', async () => {
+    const a = customerAccount();
+    const text = JSON.stringify(stripeEvent('checkout.session.completed', session(a, { paid: false })));
+    for (let i = 0; i < 2; i++) expect((await postWebhook(gw.url, text)).body.outcome).toBe('ignored');
+    expect(account(a.id).balanceMicros).toBe(0);
+  });
+});
+
 // ---- Failure, and the retry that succeeds --------------------------------------------------
 
 describe('an event whose handling fails', () => {
