@@ -61,12 +61,13 @@ function customerAccount(plan = 'free') {
   return { id: seeded.account.id, key: seeded.key, customer };
 }
 
-function paidSession(a: { id: string; customer: string }, cents: number) {
-  return {
-    id: `cs_test_cli_${a.id.slice(-8)}`, object: 'checkout.session', mode: 'payment', status: 'complete', payment_status: 'paid',
-    amount_total: cents, currency: 'usd', client_reference_id: a.id, customer: a.customer,
-    metadata: { account_id: a.id }, payment_intent: `pi_cli_${a.id.slice(-8)}`,
-  };
+/** A credits checkout the gateway created (and recorded), as Stripe sends it once paid. */
+async function paidSession(a: { key: string }, cents: number) {
+  const res = await fetchText(`${gw.url}/_tollgate/billing/checkout`, {
+    method: 'POST', headers: { ...bearer(a.key), 'content-type': 'application/json' }, body: JSON.stringify({ type: 'credits', amount: (cents / 100).toFixed(2) }),
+  });
+  expect(res.status).toBe(200);
+  return stripe.completed((JSON.parse(res.body) as { id: string }).id);
 }
 
 interface EventRow { id: string; type: string; status: string; note: string | null; attempts: number; receivedAt: string; appliedAt: string | null }
@@ -81,7 +82,7 @@ describe('tollgate webhooks list and replay', SLOW, () => {
     a = customerAccount();
     // One top-up away from the largest balance the schema allows: crediting $25 violates its CHECK.
     gw.admin.grantCredits(a.id, Number.MAX_SAFE_INTEGER - 10_000_000, 'whale');
-    event = stripeEvent('checkout.session.completed', paidSession(a, 2500), { created: Math.floor(T0 / 1000) });
+    event = stripeEvent('checkout.session.completed', await paidSession(a, 2500), { created: Math.floor(T0 / 1000) });
     id = event.id as string;
     expect((await postWebhook(gw.url, event)).status).toBe(500);
     const ignored = await postWebhook(gw.url, stripeEvent('customer.created', { id: a.customer, object: 'customer' }));
@@ -125,7 +126,7 @@ describe('tollgate webhooks list and replay', SLOW, () => {
 
   it('replaying an applied event has no effect; an unknown event id fails with exit 1', async () => {
     const a = customerAccount();
-    const event = stripeEvent('checkout.session.completed', paidSession(a, 1000));
+    const event = stripeEvent('checkout.session.completed', await paidSession(a, 1000));
     expect((await postWebhook(gw.url, event)).body.outcome).toBe('applied');
     const human = await cli('webhooks', 'replay', event.id as string);
     expect(human).toMatchObject({ status: 0, stdout: `${String(event.id)} checkout.session.completed: duplicate\n` });

@@ -56,20 +56,26 @@ function balanced(id: string): void {
 
 // ---- Stripe objects, from the fixtures' shapes --------------------------------------------
 
-function session(a: { id: string; customer: string }, o: { cents?: number; paid?: boolean; pi?: string; currency?: string; id?: string } = {}): Obj {
+/**
+ * A credits checkout started as the customer starts it (POST /_tollgate/billing/checkout, so the
+ * gateway records the session), returned as Stripe sends it once paid.
+ */
+async function checkout(a: { key: string }, o: { cents?: number; paid?: boolean; pi?: string } = {}, g = gw): Promise<Obj> {
+  const res = await fetchText(`${g.url}/_tollgate/billing/checkout`, {
+    method: 'POST',
+    headers: { ...bearer(a.key), 'content-type': 'application/json' },
+    body: JSON.stringify({ type: 'credits', amount: ((o.cents ?? 2500) / 100).toFixed(2) }),
+  });
+  expect(res.status).toBe(200);
+  return stripe.completed((JSON.parse(res.body) as { id: string }).id, { paid: o.paid, paymentIntent: o.pi ?? uid('pi') });
+}
+
+/** A paid payment-mode session of the customer that the gateway did not create (a Payment Link). */
+function foreignSession(a: { customer: string }, cents: number): Obj {
   return {
     ...fixture('openapi-fixtures3.checkout.session.json'),
-    id: o.id ?? uid('cs_test'),
-    mode: 'payment',
-    status: o.paid === false ? 'open' : 'complete',
-    payment_status: o.paid === false ? 'unpaid' : 'paid',
-    amount_total: o.cents ?? 2500,
-    amount_subtotal: o.cents ?? 2500,
-    currency: o.currency ?? 'usd',
-    client_reference_id: a.id,
-    customer: a.customer,
-    metadata: { account_id: a.id, kind: 'credits' },
-    payment_intent: o.pi ?? uid('pi'),
+    id: uid('cs_live'), mode: 'payment', status: 'complete', payment_status: 'paid', amount_total: cents, amount_subtotal: cents,
+    currency: 'usd', customer: a.customer, client_reference_id: null, metadata: {}, payment_link: uid('plink'), payment_intent: uid('pi'),
   };
 }
 
@@ -108,8 +114,8 @@ async function send(type: string, object: Obj, init: Parameters<typeof stripeEve
   return { ...res, eventId: event.id as string };
 }
 
-async function buy(a: { id: string; customer: string }, cents = 2500, pi = uid('pi')) {
-  const sess = session(a, { cents, pi });
+async function buy(a: { key: string }, cents = 2500, pi = uid('pi')) {
+  const sess = await checkout(a, { cents, pi });
   const res = await send('checkout.session.completed', sess);
   expect(res.status).toBe(200);
   expect(res.body.outcome).toBe('applied');
@@ -134,25 +140,25 @@ describe('refused before anything happens', () => {
     return a;
   }
 
-  const paidEvent = () => {
+  const paidEvent = async () => {
     const a = customerAccount();
-    return { a, text: JSON.stringify(stripeEvent('checkout.session.completed', session(a))) };
+    return { a, text: JSON.stringify(stripeEvent('checkout.session.completed', await checkout(a))) };
   };
 
   it('a bad signature (body changed after signing) → 400 and no credits', async () => {
-    const { a, text } = paidEvent();
+    const { a, text } = await paidEvent();
     const header = signature(text);
     await refused(text.replace('"amount_total":2500', '"amount_total":9900'), { header }, /Stripe-Signature/);
     expect(account(a.id).balanceMicros).toBe(0);
   });
 
   it('signed with a secret that is not configured → 400', async () => {
-    const { text } = paidEvent();
+    const { text } = await paidEvent();
     await refused(text, { secret: 'whsec_someone_else' }, /Stripe-Signature/);
   });
 
   it('a timestamp older than the 300 s tolerance → 400; one just inside it is accepted', async () => {
-    const { a, text } = paidEvent();
+    const { a, text } = await paidEvent();
     await refused(text, { timestamp: s(Date.now()) - 301 }, /tolerance/);
     const ok = await postWebhook(gw.url, text, { timestamp: s(Date.now()) - 280 });
     expect(ok.status).toBe(200);
@@ -160,7 +166,7 @@ describe('refused before anything happens', () => {
   });
 
   it('no Stripe-Signature header, or a malformed one → 400', async () => {
-    const { text } = paidEvent();
+    const { text } = await paidEvent();
     await refused(text, { header: null }, /Missing Stripe-Signature/);
     await refused(text, { header: 'not a signature' }, /Stripe-Signature/);
     await refused(text, { header: `t=${s(Date.now())},v1=${'0'.repeat(64)}` }, /Stripe-Signature/);
@@ -168,7 +174,7 @@ describe('refused before anything happens', () => {
 
   it('a body over 1 MiB → 400, even correctly signed', async () => {
     const a = customerAccount();
-    const sess = session(a);
+    const sess = await checkout(a);
     sess.metadata = { account_id: a.id, padding: 'x'.repeat(1024 * 1024) };
     const text = JSON.stringify(stripeEvent('checkout.session.completed', sess));
     expect(Buffer.byteLength(text)).toBeGreaterThan(1024 * 1024);
@@ -189,7 +195,7 @@ describe('refused before anything happens', () => {
   it('secret rotation: with two secrets configured, a payload signed with either is accepted', async () => {
     for (const secret of [WEBHOOK_SECRET, OLD_WEBHOOK_SECRET]) {
       const a = customerAccount();
-      const res = await postWebhook(gw.url, stripeEvent('checkout.session.completed', session(a)), { secret });
+      const res = await postWebhook(gw.url, stripeEvent('checkout.session.completed', await checkout(a)), { secret });
       expect(res.status).toBe(200);
       expect(account(a.id).balanceMicros).toBe(25_000_000);
     }
@@ -209,7 +215,7 @@ describe('checkout events credit the account', () => {
 
   it('unpaid waits (recorded as ignored); async_payment_succeeded credits it once', async () => {
     const a = customerAccount();
-    const sess = session(a, { paid: false, cents: 1000 });
+    const sess = await checkout(a, { paid: false, cents: 1000 });
     const first = await send('checkout.session.completed', sess);
     expect(first.status).toBe(200);
     expect(first.body.outcome).toBe('ignored');
@@ -231,7 +237,7 @@ describe('checkout events credit the account', () => {
 
   it('the same signed event sent 10 times at once → all 200, credited once', async () => {
     const a = customerAccount();
-    const text = JSON.stringify(stripeEvent('checkout.session.completed', session(a, { cents: 5000 }), { created: s(clock.now()) }));
+    const text = JSON.stringify(stripeEvent('checkout.session.completed', await checkout(a, { cents: 5000 }), { created: s(clock.now()) }));
     const header = signature(text);
     const replies = await Promise.all(Array.from({ length: 10 }, () => postWebhook(gw.url, text, { header })));
     expect(replies.map((r) => r.status)).toEqual(Array(10).fill(200));
@@ -244,10 +250,54 @@ describe('checkout events credit the account', () => {
 
   it('a session in another currency is recorded as ignored with a note, and credits nothing', async () => {
     const a = customerAccount();
-    const res = await send('checkout.session.completed', session(a, { currency: 'eur' }));
+    const res = await send('checkout.session.completed', { ...(await checkout(a)), currency: 'eur' });
     expect(res.body.outcome).toBe('ignored');
     expect(recorded(res.eventId)?.note).toMatch(/usd.*eur/);
     expect(account(a.id).balanceMicros).toBe(0);
+  });
+});
+
+describe('only sessions the gateway created for credits buy credits', () => {
+  it('a paid Checkout of a linked customer that the gateway did not create (a $499 Payment Link) credits nothing, with a note', async () => {
+    const a = customerAccount();
+    const res = await send('checkout.session.completed', foreignSession(a, 49_900));
+    expect(res.status).toBe(200);
+    expect(res.body.outcome).toBe('ignored');
+    expect(recorded(res.eventId)?.note).toMatch(/not created by this gateway/);
+    expect(account(a.id).balanceMicros).toBe(0);
+    expect(ledger(a.id)).toEqual([]);
+  });
+
+  it('metadata and client_reference_id naming the account are not proof: a session without the gateway\'s record credits nothing', async () => {
+    const a = customerAccount();
+    const forged = { ...foreignSession(a, 2500), client_reference_id: a.id, metadata: { account_id: a.id, kind: 'credits', amount_micros: '25000000' } };
+    const res = await send('checkout.session.completed', forged);
+    expect(res.body.outcome).toBe('ignored');
+    expect(account(a.id).balanceMicros).toBe(0);
+  });
+
+  it('a recorded session credits the account it was created for, whatever account its metadata names', async () => {
+    const a = customerAccount();
+    const b = customerAccount();
+    const sess = await checkout(a, { cents: 1000 });
+    const res = await send('checkout.session.completed', { ...sess, client_reference_id: b.id, metadata: { account_id: b.id }, customer: b.customer });
+    expect(res.body.outcome).toBe('applied');
+    expect(account(a.id).balanceMicros).toBe(10_000_000);
+    expect(account(b.id).balanceMicros).toBe(0);
+  });
+
+  it('a recorded session paid for another amount than the gateway set is refused with a note', async () => {
+    const a = customerAccount();
+    const sess = await checkout(a, { cents: 2500 });
+    for (const cents of [2600, 2400]) {
+      const res = await send('checkout.session.completed', { ...sess, amount_total: cents });
+      expect(res.body.outcome).toBe('ignored');
+      expect(recorded(res.eventId)?.note).toMatch(new RegExp(`created for 25\\.00 usd.*${cents} usd`));
+    }
+    expect(account(a.id).balanceMicros).toBe(0);
+    // The session as Stripe really sends it is still credited, once.
+    expect((await send('checkout.session.completed', sess)).body.outcome).toBe('applied');
+    expect(ledger(a.id)).toEqual([['purchase', 25_000_000, sess.id]]);
   });
 });
 
@@ -581,7 +631,7 @@ describe('an event recorded as ignored', () => {
 
   it('sent again unchanged is ignored again with its note, and changes nothing', async () => {
     const a = customerAccount();
-    const text = JSON.stringify(stripeEvent('checkout.session.completed', session(a, { paid: false })));
+    const text = JSON.stringify(stripeEvent('checkout.session.completed', await checkout(a, { paid: false })));
     for (let i = 0; i < 2; i++) expect((await postWebhook(gw.url, text)).body.outcome).toBe('ignored');
     expect(account(a.id).balanceMicros).toBe(0);
   });
@@ -595,7 +645,7 @@ describe('an event whose handling fails', () => {
     const a = customerAccount();
     gw.admin.grantCredits(a.id, Number.MAX_SAFE_INTEGER - 10_000_000, 'whale');
     const before = ledger(a.id);
-    const event = stripeEvent('checkout.session.completed', session(a, { cents: 2500 }), { created: s(T0) });
+    const event = stripeEvent('checkout.session.completed', await checkout(a, { cents: 2500 }), { created: s(T0) });
     const text = JSON.stringify(event);
     const first = await postWebhook(gw.url, text);
     expect(first.status).toBe(500);
@@ -623,11 +673,11 @@ describe('an event whose handling fails', () => {
 // ---- API versions: the fixtures as captured ------------------------------------------------
 
 describe('API versions: the captured fixtures', () => {
-  it('legacy 2020-03-02: EUR checkout ignored with a note; subscription created → plan and top-level period; an older updated is ignored; deleted → default plan', async () => {
+  it('legacy 2020-03-02: a checkout the gateway did not create is ignored with a note; subscription created → plan and top-level period; an older updated is ignored; deleted → default plan', async () => {
     const a = customerAccount('free', 'cus_IhGfebO16cMIGN');
     const checkout = await postWebhook(gw.url, fixtureText('sync-engine.checkout.session.completed.payment-mode.json'));
     expect(checkout).toMatchObject({ status: 200, body: { outcome: 'ignored' } });
-    expect(recorded('evt_T8nSaZqtPudigUMqnnbY4D4v')?.note).toMatch(/eur/);
+    expect(recorded('evt_T8nSaZqtPudigUMqnnbY4D4v')?.note).toMatch(/not created by this gateway/);
     expect(account(a.id).balanceMicros).toBe(0);
 
     const created = await postWebhook(gw.url, fixtureText('sync-engine.customer.subscription.created.json'));
@@ -680,8 +730,7 @@ describe('API versions: the captured fixtures', () => {
     try {
       const seeded = seedAccount(other.admin);
       other.billingStore.linkCustomer(seeded.account.id, uid('cus'));
-      const purchase = stripeEvent('checkout.session.completed',
-        session({ id: seeded.account.id, customer: other.billingStore.account(seeded.account.id)!.stripeCustomerId! }, { cents: 2500, pi: 'pi_1IqtG9JDPojXS6LNOGnYrIqq' }));
+      const purchase = stripeEvent('checkout.session.completed', await checkout(seeded, { cents: 2500, pi: 'pi_1IqtG9JDPojXS6LNOGnYrIqq' }, other));
       expect((await postWebhook(other.url, purchase)).body.outcome).toBe('applied');
       const res = await postWebhook(other.url, fixtureText('sync-engine.charge.dispute.created.json'));
       expect(res.body.outcome).toBe('applied');
@@ -730,7 +779,7 @@ describe('reply time', () => {
     const times: number[] = [];
     for (let i = 0; i < 9; i++) {
       const a = customerAccount();
-      const res = await send('checkout.session.completed', session(a));
+      const res = await send('checkout.session.completed', await checkout(a));
       expect(res.status).toBe(200);
       times.push(res.ms);
     }

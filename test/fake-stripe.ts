@@ -56,6 +56,13 @@ export interface FakeStripe {
   callsTo(path: string): StripeCall[];
   /** Meter events Stripe kept, by identifier (a duplicate identifier is refused, as Stripe does). */
   meterEvents: Map<string, Record<string, unknown>>;
+  /** Checkout sessions created, by id, as the fake returned them. */
+  sessions: Map<string, Record<string, unknown>>;
+  /**
+   * A created session as Stripe's checkout.session.completed carries it once the customer paid
+   * (`paid: false`: a delayed payment method, settled later).
+   */
+  completed(id: string, o?: { paid?: boolean; paymentIntent?: string }): Record<string, unknown>;
   fail(path: string, failure: Failure): void;
   close(): Promise<void>;
 }
@@ -91,6 +98,7 @@ const nowS = () => Math.floor(Date.now() / 1000);
 export async function startFakeStripe(): Promise<FakeStripe> {
   const calls: StripeCall[] = [];
   const meterEvents = new Map<string, Record<string, unknown>>();
+  const sessions = new Map<string, Record<string, unknown>>();
   const failures = new Map<string, Failure>();
   // Stripe replays the saved response for a repeated Idempotency-Key (successful ones here).
   const idempotent = new Map<string, { status: number; body: unknown }>();
@@ -112,28 +120,27 @@ export async function startFakeStripe(): Promise<FakeStripe> {
         const id = next('cs_test');
         const items = (params.line_items ?? []) as { price_data?: { unit_amount?: string; currency?: string } }[];
         const amount = items[0]?.price_data?.unit_amount;
-        return {
-          status: 200,
-          body: {
-            ...sessionFixture,
-            id,
-            mode: params.mode,
-            customer: params.customer ?? null,
-            client_reference_id: params.client_reference_id ?? null,
-            metadata: meta,
-            success_url: params.success_url,
-            cancel_url: params.cancel_url,
-            currency: items[0]?.price_data?.currency ?? (params.mode === 'subscription' ? 'usd' : null),
-            amount_total: amount === undefined ? null : Number(amount),
-            amount_subtotal: amount === undefined ? null : Number(amount),
-            payment_intent: null,
-            subscription: null,
-            payment_status: 'unpaid',
-            status: 'open',
-            created: nowS(),
-            url: `https://checkout.stripe.com/c/pay/${id}`,
-          },
+        const session = {
+          ...sessionFixture,
+          id,
+          mode: params.mode,
+          customer: params.customer ?? null,
+          client_reference_id: params.client_reference_id ?? null,
+          metadata: meta,
+          success_url: params.success_url,
+          cancel_url: params.cancel_url,
+          currency: items[0]?.price_data?.currency ?? (params.mode === 'subscription' ? 'usd' : null),
+          amount_total: amount === undefined ? null : Number(amount),
+          amount_subtotal: amount === undefined ? null : Number(amount),
+          payment_intent: null,
+          subscription: null,
+          payment_status: 'unpaid',
+          status: 'open',
+          created: nowS(),
+          url: `https://checkout.stripe.com/c/pay/${id}`,
         };
+        sessions.set(id, session);
+        return { status: 200, body: session };
       }
       case '/v1/billing_portal/sessions': {
         const id = next('bps');
@@ -211,6 +218,12 @@ export async function startFakeStripe(): Promise<FakeStripe> {
     calls,
     callsTo: (path) => calls.filter((c) => c.path === path),
     meterEvents,
+    sessions,
+    completed(id, { paid = true, paymentIntent = `pi_of_${id}` } = {}) {
+      const created = sessions.get(id);
+      if (!created) throw new Error(`the fake created no session ${id}`);
+      return { ...created, status: 'complete', payment_status: paid ? 'paid' : 'unpaid', payment_intent: paymentIntent, url: null };
+    },
     fail: (path, failure) => void failures.set(path, { ...failure }),
     close: () => new Promise<void>((r) => {
       server.closeAllConnections();

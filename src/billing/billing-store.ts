@@ -33,6 +33,13 @@ export interface SubscriptionState {
   periodEnd: number | null;
 }
 
+/** A credits checkout the gateway created: what its payment is worth. */
+export interface CreditCheckout {
+  sessionId: string;
+  accountId: string;
+  amountMicros: number;
+}
+
 export interface CreditPurchase {
   sessionId: string;
   accountId: string;
@@ -84,6 +91,9 @@ export interface BillingStore {
   addDebt(accountId: string, micros: number): void;
   /** Takes up to `micros` of debt away (what a top-up paid of it). */
   reduceDebt(accountId: string, micros: number): void;
+
+  recordCheckout(c: CreditCheckout): void;
+  creditCheckout(sessionId: string): CreditCheckout | undefined;
 
   /** False when the session was recorded already. */
   recordPurchase(p: Omit<CreditPurchase, 'refundedMicros'>): boolean;

@@ -3,6 +3,7 @@
 // why the event needed nothing (recorded with the event). It throws only on a real failure.
 import type { Config } from '../config.ts';
 import type { Store } from '../db/store.ts';
+import { formatMicros } from '../money.ts';
 import type { BillingAccount, BillingStore } from './billing-store.ts';
 import {
   centsToMicros, idOf, invoicePeriod, invoiceSubscription, metadata, obj, str, subscriptionPeriod, subscriptionPrice,
@@ -65,16 +66,27 @@ function link(account: BillingAccount, o: Record<string, unknown>, billing: Bill
 }
 
 function checkoutCompleted(session: Record<string, unknown>, event: StripeEvent, { store, billing }: EventDeps): string | undefined {
-  const account = accountFor(session, billing);
-  if (!account) return `no account for checkout session ${String(session.id)}`;
-  link(account, session, billing);
-  if (session.mode === 'subscription') return undefined; // the plan follows customer.subscription.* events
-  if (session.mode !== 'payment') return `a ${String(session.mode)}-mode session buys no credits`;
-  if (session.payment_status !== 'paid') return 'payment not settled yet: credits wait for checkout.session.async_payment_succeeded';
-  if (session.currency !== 'usd') return `credits are sold in usd; this session was paid in ${String(session.currency)}`;
-  const amount = centsToMicros(session.amount_total);
-  if (!amount) return 'the session has no amount_total';
   const sessionId = String(session.id);
+  if (session.mode === 'subscription') {
+    const account = accountFor(session, billing);
+    if (!account) return `no account for checkout session ${sessionId}`;
+    link(account, session, billing);
+    return undefined; // the plan follows customer.subscription.* events
+  }
+  if (session.mode !== 'payment') return `a ${String(session.mode)}-mode session buys no credits`;
+  // Only a session the gateway created for credits buys them, for the account and amount it
+  // recorded. Any other paid Checkout of the customer (a Payment Link, another product of the same
+  // Stripe account) is not a top-up, and metadata is whatever its creator set.
+  const checkout = billing.creditCheckout(sessionId);
+  if (!checkout) return `checkout session ${sessionId} was not created by this gateway for credits (a Payment Link or another product): no credits`;
+  if (session.payment_status !== 'paid') return 'payment not settled yet: credits wait for checkout.session.async_payment_succeeded';
+  // Adaptive Pricing keeps the session's currency and amount_total in the integration's currency
+  // (usd) since 2025-03-31; anything else is not what the gateway sold.
+  if (session.currency !== 'usd' || centsToMicros(session.amount_total) !== checkout.amountMicros) {
+    return `session ${sessionId} was created for ${formatMicros(checkout.amountMicros)} usd but paid ${String(session.amount_total)} ${String(session.currency)} (smallest unit): no credits; check the payment in Stripe`;
+  }
+  const account = billing.account(checkout.accountId)!;
+  const amount = checkout.amountMicros;
   if (!billing.recordPurchase({ sessionId, accountId: account.id, paymentIntent: idOf(session.payment_intent) ?? null, amountMicros: amount })) {
     return `credits for ${sessionId} were granted already (${event.type})`;
   }

@@ -1,6 +1,8 @@
 // BillingStore on the SQLite file. Statements are prepared once; webhook effects call these
 // inside Store.applyOnce's transaction.
-import type { BillingAccount, BillingStore, CreditPurchase, Dispute, OutboxRow, WebhookEventRow } from '../billing/billing-store.ts';
+import type {
+  BillingAccount, BillingStore, CreditCheckout, CreditPurchase, Dispute, OutboxRow, WebhookEventRow,
+} from '../billing/billing-store.ts';
 import type { Db } from './open.ts';
 
 const ACCOUNT = `SELECT id, email, name, plan, status, status_reason AS statusReason,
@@ -26,6 +28,10 @@ export function createSqliteBillingStore(db: Db, now: () => number = Date.now): 
     clearPastDue: db.prepare('UPDATE accounts SET past_due_since = NULL WHERE id = ?'),
     addDebt: db.prepare('UPDATE accounts SET debt_micros = debt_micros + ? WHERE id = ?'),
     reduceDebt: db.prepare('UPDATE accounts SET debt_micros = max(debt_micros - ?, 0) WHERE id = ?'),
+    checkout: db.prepare(`INSERT INTO checkout_sessions (session_id, account_id, amount_micros, created_at)
+      VALUES (@sessionId, @accountId, @amountMicros, @now)`),
+    creditCheckout: db.prepare(`SELECT session_id AS sessionId, account_id AS accountId, amount_micros AS amountMicros
+      FROM checkout_sessions WHERE session_id = ?`),
     purchase: db.prepare(`INSERT INTO credit_purchases (session_id, account_id, payment_intent, amount_micros, created_at)
       VALUES (@sessionId, @accountId, @paymentIntent, @amountMicros, @now) ON CONFLICT DO NOTHING`),
     purchaseByPi: db.prepare(`SELECT session_id AS sessionId, account_id AS accountId, payment_intent AS paymentIntent,
@@ -61,6 +67,9 @@ export function createSqliteBillingStore(db: Db, now: () => number = Date.now): 
     clearPastDue: (accountId) => void q.clearPastDue.run(accountId),
     addDebt: (accountId, micros) => void q.addDebt.run(micros, accountId),
     reduceDebt: (accountId, micros) => void q.reduceDebt.run(micros, accountId),
+
+    recordCheckout: (c) => void q.checkout.run({ ...c, now: now() }),
+    creditCheckout: (sessionId) => q.creditCheckout.get(sessionId) as CreditCheckout | undefined,
 
     recordPurchase: (p) => q.purchase.run({ ...p, now: now() }).changes === 1,
     purchaseByPaymentIntent: (pi) => q.purchaseByPi.get(pi) as CreditPurchase | undefined,
