@@ -85,17 +85,18 @@ function subscription(a: { id: string; customer: string }, o: { id?: string; sta
   // The generator's placeholder period runs backwards (see the README): use a real one.
   Object.assign(item, { current_period_start: s(o.start ?? T0 - 5 * 86_400_000), current_period_end: s(o.end ?? T0 + 25 * 86_400_000) });
   (item.price as Obj).id = o.price;
-  return { ...sub, id: o.id ?? 'sub_1Pgc6rB7WZ01zgkWNy0Cn5nw', customer: a.customer, status: o.status, metadata: { account_id: a.id } };
+  // One subscription per account unless told: a deletion is final for its id.
+  return { ...sub, id: o.id ?? `sub_of_${a.id}`, customer: a.customer, status: o.status, metadata: { account_id: a.id } };
 }
 
 /** A basil invoice (pay.invoice.payment_failed's shape) for the account's subscription. */
-function invoice(a: { customer: string }, o: { status: 'paid' | 'open'; sub?: string; start?: number; end?: number }): Obj {
+function invoice(a: { customer: string }, o: { id?: string; status: 'paid' | 'open'; sub?: string; start?: number; end?: number }): Obj {
   const inv = fixture<{ object: Obj }>('pay.invoice.payment_failed.data.json').object;
   const subscriptionId = o.sub ?? 'sub_1234';
   (inv.parent as { subscription_details: Obj }).subscription_details.subscription = subscriptionId;
   const line = (inv.lines as { data: Obj[] }).data[0];
   if (o.start !== undefined) line.period = { start: s(o.start), end: s(o.end!) };
-  return { ...inv, id: uid('in'), customer: a.customer, status: o.status, paid: o.status === 'paid' };
+  return { ...inv, id: o.id ?? uid('in'), customer: a.customer, status: o.status, paid: o.status === 'paid' };
 }
 
 function charge(o: { pi: string; cents: number; refunded: number }): Obj {
@@ -507,9 +508,64 @@ describe('subscriptions', () => {
     expect(older.body.outcome).toBe('ignored');
     expect(recorded(older.eventId)?.note).toMatch(/older/);
     expect(account(a.id)).toMatchObject({ plan: 'team', subscriptionEventAt: (s(T0) + 120) * 1000 });
-    // Even a cancellation, if older, does not overwrite the newer state.
-    await send('customer.subscription.deleted', subscription(a, { status: 'canceled', price: 'price_team' }), { created: s(T0) + 110 });
+    // An older cancellation of another subscription does not overwrite the newer state.
+    await send('customer.subscription.deleted', subscription(a, { id: uid('sub'), status: 'canceled', price: 'price_pro' }), { created: s(T0) + 110 });
     expect(account(a.id).plan).toBe('team');
+  });
+});
+
+describe('a deleted subscription stays deleted', () => {
+  const T = s(T0) + 500;
+
+  it('a late event from the same second as the deletion does not revive it; it is recorded with a note', async () => {
+    const a = customerAccount();
+    const id = uid('sub');
+    await send('customer.subscription.created', subscription(a, { id, status: 'active', price: 'price_pro' }), { created: T - 1 });
+    const deleted = await send('customer.subscription.deleted', subscription(a, { id, status: 'canceled', price: 'price_pro' }), { created: T });
+    expect(deleted.body.outcome).toBe('applied');
+    // Cancelling emits an update in the same second; Stripe delivers it after the deletion.
+    const late = await send('customer.subscription.updated', subscription(a, { id, status: 'active', price: 'price_pro' }), { created: T });
+    expect(late.body.outcome).toBe('ignored');
+    expect(recorded(late.eventId)?.note).toMatch(new RegExp(`subscription ${id} ended .*changes nothing`));
+    expect(account(a.id)).toMatchObject({ plan: 'free', subscriptionId: null, subscriptionStatus: 'canceled' });
+  });
+
+  it('so does one stamped later, and a deletion that arrives late still ends it', async () => {
+    const a = customerAccount();
+    const id = uid('sub');
+    await send('customer.subscription.deleted', subscription(a, { id, status: 'canceled', price: 'price_team' }), { created: T });
+    const later = await send('customer.subscription.updated', subscription(a, { id, status: 'past_due', price: 'price_team' }), { created: T + 30 });
+    expect(later.body.outcome).toBe('ignored');
+    expect(account(a.id)).toMatchObject({ plan: 'free', subscriptionId: null });
+
+    // Delivered out of order: the update is applied first, then the deletion stamped a second
+    // before it (the same instant to Stripe's clock) ends the subscription all the same.
+    const b = customerAccount();
+    const other = uid('sub');
+    await send('customer.subscription.updated', subscription(b, { id: other, status: 'active', price: 'price_team' }), { created: T + 1 });
+    expect(account(b.id).plan).toBe('team');
+    expect((await send('customer.subscription.deleted', subscription(b, { id: other, status: 'canceled', price: 'price_team' }), { created: T })).body.outcome).toBe('applied');
+    expect(account(b.id)).toMatchObject({ plan: 'free', subscriptionId: null, subscriptionEventAt: (T + 1) * 1000 });
+  });
+
+  it('incomplete_expired is final too; a new subscription of the same customer is not affected', async () => {
+    const a = customerAccount();
+    const expired = uid('sub');
+    await send('customer.subscription.updated', subscription(a, { id: expired, status: 'incomplete_expired', price: 'price_pro' }), { created: T });
+    const revived = await send('customer.subscription.updated', subscription(a, { id: expired, status: 'active', price: 'price_pro' }), { created: T });
+    expect(revived.body.outcome).toBe('ignored');
+    const fresh = await send('customer.subscription.created', subscription(a, { id: uid('sub'), status: 'active', price: 'price_pro' }), { created: T + 1 });
+    expect(fresh.body.outcome).toBe('applied');
+    expect(account(a.id).plan).toBe('pro');
+  });
+
+  it('a customer.subscription.created from the same second as an update already applied changes nothing', async () => {
+    const a = customerAccount();
+    const id = uid('sub');
+    await send('customer.subscription.updated', subscription(a, { id, status: 'active', price: 'price_team' }), { created: T });
+    const created = await send('customer.subscription.created', subscription(a, { id, status: 'incomplete', price: 'price_pro' }), { created: T });
+    expect(created.body.outcome).toBe('ignored');
+    expect(account(a.id)).toMatchObject({ plan: 'team', subscriptionStatus: 'active' });
   });
 });
 
@@ -519,7 +575,8 @@ describe('invoices', () => {
   it('invoice.payment_failed → 402 saying how to fix it, until invoice.paid', async () => {
     const a = customerAccount('pro');
     expect((await request(a.key)).status).toBe(200);
-    const failed = await send('invoice.payment_failed', invoice(a, { status: 'open' }), BASIL);
+    const failing = invoice(a, { status: 'open' });
+    const failed = await send('invoice.payment_failed', failing, BASIL);
     expect(failed.body.outcome).toBe('applied');
     const refused = await request(a.key);
     expect(refused.status).toBe(402);
@@ -527,7 +584,8 @@ describe('invoices', () => {
     expect(body.type).toBe('urn:tollgate:error:account-suspended');
     expect(body.detail).toMatch(/payment failed/i);
     expect(body.detail).toMatch(/\/_tollgate\/billing\/portal/);
-    await send('invoice.paid', invoice(a, { status: 'paid' }), BASIL);
+    // The customer fixes the card in the portal; Stripe retries and that invoice is paid.
+    await send('invoice.paid', { ...failing, status: 'paid', paid: true }, BASIL);
     expect(account(a.id)).toMatchObject({ status: 'active', statusReason: null });
     expect((await request(a.key)).status).toBe(200);
   });
@@ -541,6 +599,56 @@ describe('invoices', () => {
     expect(recorded(late.eventId)?.note).toMatch(/older/);
     expect(account(a.id)).toMatchObject({ status: 'active', statusReason: null });
     expect((await request(a.key)).status).toBe(200);
+  });
+
+  it('same second, same invoice: invoice.paid wins in either order (a paid invoice takes no further attempts)', async () => {
+    const T = s(T0) + 900;
+    const a = customerAccount('pro');
+    const id = uid('in');
+    await send('invoice.paid', invoice(a, { id, status: 'paid' }), { ...BASIL, created: T });
+    const failed = await send('invoice.payment_failed', invoice(a, { id, status: 'open' }), { ...BASIL, created: T });
+    expect(failed.body.outcome).toBe('ignored');
+    expect(recorded(failed.eventId)?.note).toMatch(new RegExp(`invoice ${id} was paid`));
+    expect(account(a.id)).toMatchObject({ status: 'active', statusReason: null });
+    // Even stamped later, a failure of an invoice already paid changes nothing.
+    expect((await send('invoice.payment_failed', invoice(a, { id, status: 'open' }), { ...BASIL, created: T + 5 })).body.outcome).toBe('ignored');
+    expect(account(a.id).status).toBe('active');
+
+    const b = customerAccount('pro');
+    const other = uid('in');
+    await send('invoice.payment_failed', invoice(b, { id: other, status: 'open' }), { ...BASIL, created: T });
+    expect(account(b.id).status).toBe('suspended');
+    expect((await send('invoice.paid', invoice(b, { id: other, status: 'paid' }), { ...BASIL, created: T })).body.outcome).toBe('applied');
+    expect(account(b.id)).toMatchObject({ status: 'active', statusReason: null });
+  });
+
+  it('same second, different invoices: the failure holds in either order; another invoice paid does not undo it', async () => {
+    const T = s(T0) + 1000;
+    const a = customerAccount('pro');
+    await send('invoice.payment_failed', invoice(a, { status: 'open' }), { ...BASIL, created: T });
+    const paid = await send('invoice.paid', invoice(a, { status: 'paid' }), { ...BASIL, created: T });
+    expect(paid.body.outcome).toBe('ignored');
+    expect(recorded(paid.eventId)?.note).toMatch(/same second/);
+    expect(account(a.id)).toMatchObject({ status: 'suspended', statusReason: 'payment_failed' });
+
+    const b = customerAccount('pro');
+    await send('invoice.paid', invoice(b, { status: 'paid' }), { ...BASIL, created: T });
+    expect((await send('invoice.payment_failed', invoice(b, { status: 'open' }), { ...BASIL, created: T })).body.outcome).toBe('applied');
+    expect(account(b.id)).toMatchObject({ status: 'suspended', statusReason: 'payment_failed' });
+
+    // A paid invoice stamped later restores the standing, as before.
+    expect((await send('invoice.paid', invoice(b, { status: 'paid' }), { ...BASIL, created: T + 1 })).body.outcome).toBe('applied');
+    expect(account(b.id).status).toBe('active');
+  });
+
+  it('same second, two paid invoices: both apply (the renewal\'s period is kept)', async () => {
+    const T = s(T0) + 1100;
+    const a = customerAccount('pro');
+    const start = T0 + 86_400_000;
+    await send('invoice.paid', invoice(a, { status: 'paid' }), { ...BASIL, created: T });
+    const renewal = await send('invoice.paid', invoice(a, { status: 'paid', start, end: start + 30 * 86_400_000 }), { ...BASIL, created: T });
+    expect(renewal.body.outcome).toBe('applied');
+    expect(account(a.id)).toMatchObject({ status: 'active', periodStart: start });
   });
 
   it('invoice.paid does not lift a dispute\'s suspension', async () => {
@@ -673,7 +781,7 @@ describe('an event whose handling fails', () => {
 // ---- API versions: the fixtures as captured ------------------------------------------------
 
 describe('API versions: the captured fixtures', () => {
-  it('legacy 2020-03-02: a checkout the gateway did not create is ignored with a note; subscription created → plan and top-level period; an older updated is ignored; deleted → default plan', async () => {
+  it('legacy 2020-03-02: a checkout the gateway did not create is ignored with a note; subscription created → plan and top-level period; an older updated is ignored; deleted → default plan, for good', async () => {
     const a = customerAccount('free', 'cus_IhGfebO16cMIGN');
     const checkout = await postWebhook(gw.url, fixtureText('sync-engine.checkout.session.completed.payment-mode.json'));
     expect(checkout).toMatchObject({ status: 200, body: { outcome: 'ignored' } });
@@ -695,6 +803,11 @@ describe('API versions: the captured fixtures', () => {
     const deleted = await postWebhook(gw.url, fixtureText('sync-engine.customer.subscription.deleted.json'));
     expect(deleted.body.outcome).toBe('applied');
     expect(account(a.id)).toMatchObject({ plan: 'free', subscriptionId: null, subscriptionStatus: 'canceled', periodStart: null });
+    // The captured subscription, still active, in an update from the deletion's second: no revival.
+    const captured = fixture<{ created: number; data: { object: Obj } }>('sync-engine.customer.subscription.deleted.json');
+    const late = await send('customer.subscription.updated', { ...captured.data.object, status: 'active' }, { created: captured.created, apiVersion: '2020-03-02' });
+    expect(late.body.outcome).toBe('ignored');
+    expect(account(a.id)).toMatchObject({ plan: 'free', subscriptionId: null });
   });
 
   it('legacy invoice.paid: the subscription is read at the top level and its line period becomes the quota period', async () => {
