@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { bearer, fakeClock, fetchText, seedAccount, startGateway, startUpstream, type TestGateway, type Upstream } from './helpers.ts';
 import { billingEnv, billingFile, postWebhook, startFakeStripe, stripeEvent, type FakeStripe } from './fake-stripe.ts';
 
@@ -176,10 +176,11 @@ describe('tollgate webhooks list and replay', SLOW, () => {
     expect(json<EventRow[]>(await cli('webhooks', 'list', '--failed', '--json')).map((e) => e.id)).toContain(event.id);
     expect(json<{ outcome: string }>(await cli('webhooks', 'replay', event.id as string, '--json')).outcome).toBe('applied');
     expect(gw.billingStore.account(a.id)!.plan).toBe('pro');
-    // The running gateway notices the other process's change (PRAGMA data_version, 200 ms).
-    await new Promise((r) => setTimeout(r, 300));
-    const usage = JSON.parse((await fetchText(`${gw.url}/_tollgate/usage`, { headers: bearer(a.key) })).body) as { plan: string };
-    expect(usage.plan).toBe('pro');
+    // The running gateway notices the other process's change (PRAGMA data_version, every 200 ms).
+    await vi.waitFor(async () => {
+      const usage = JSON.parse((await fetchText(`${gw.url}/_tollgate/usage`, { headers: bearer(a.key) })).body) as { plan: string };
+      expect(usage.plan).toBe('pro');
+    }, { timeout: 2000, interval: 25 });
   });
 });
 
