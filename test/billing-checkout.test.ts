@@ -102,7 +102,7 @@ describe('checkout for credits', () => {
     const { id } = JSON.parse(res.body) as { id: string };
     expect(id).toMatch(/^cs_test_fake/);
     expect(gw.billingStore.creditCheckout(id)).toEqual({ sessionId: id, accountId: account.id, amountMicros: 50_000_000 });
-    // A plan checkout buys no credits and is not recorded; nor is a session Stripe did not create.
+    // A plan checkout buys no credits and is not recorded; a create that failed records nothing.
     const plan = JSON.parse((await post(key, { type: 'plan', plan: 'pro' })).body) as { id: string };
     expect(gw.billingStore.creditCheckout(plan.id)).toBeUndefined();
     const sessions = () => gw.db.prepare('SELECT count(*) FROM checkout_sessions WHERE account_id = ?').pluck().get(account.id);

@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { bearer, fakeClock, fetchText, seedAccount, startGateway, startUpstream, type TestGateway, type Upstream } from './helpers.ts';
-import { billingEnv, billingFile, postWebhook, startFakeStripe, stripeEvent, type FakeStripe } from './fake-stripe.ts';
+import { billingEnv, billingFile, paidCheckout, postWebhook, startFakeStripe, stripeEvent, type FakeStripe } from './fake-stripe.ts';
 
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 // Every test starts node child processes (~0.2 s each, more on a loaded machine).
@@ -61,14 +61,7 @@ function customerAccount(plan = 'free') {
   return { id: seeded.account.id, key: seeded.key, customer };
 }
 
-/** A credits checkout the gateway created (and recorded), as Stripe sends it once paid. */
-async function paidSession(a: { key: string }, cents: number) {
-  const res = await fetchText(`${gw.url}/_tollgate/billing/checkout`, {
-    method: 'POST', headers: { ...bearer(a.key), 'content-type': 'application/json' }, body: JSON.stringify({ type: 'credits', amount: (cents / 100).toFixed(2) }),
-  });
-  expect(res.status).toBe(200);
-  return stripe.completed((JSON.parse(res.body) as { id: string }).id);
-}
+const paidSession = (a: { key: string }, cents: number) => paidCheckout(stripe, gw.url, a.key, { cents });
 
 interface EventRow { id: string; type: string; status: string; note: string | null; attempts: number; receivedAt: string; appliedAt: string | null }
 

@@ -6,7 +6,7 @@ import { receiveStripeWebhook } from '../src/billing/webhooks.ts';
 import { createLogger } from '../src/log.ts';
 import { bearer, fakeClock, fetchText, ledgerCheck, seedAccount, startGateway, startUpstream, type TestGateway, type Upstream } from './helpers.ts';
 import {
-  billingEnv, billingFile, fixture, fixtureText, OLD_WEBHOOK_SECRET, postWebhook, signature,
+  billingEnv, billingFile, fixture, fixtureText, OLD_WEBHOOK_SECRET, paidCheckout, postWebhook, signature,
   startFakeStripe, stripeEvent, WEBHOOK_SECRET, type FakeStripe,
 } from './fake-stripe.ts';
 
@@ -56,19 +56,9 @@ function balanced(id: string): void {
 
 // ---- Stripe objects, from the fixtures' shapes --------------------------------------------
 
-/**
- * A credits checkout started as the customer starts it (POST /_tollgate/billing/checkout, so the
- * gateway records the session), returned as Stripe sends it once paid.
- */
-async function checkout(a: { key: string }, o: { cents?: number; paid?: boolean; pi?: string } = {}, g = gw): Promise<Obj> {
-  const res = await fetchText(`${g.url}/_tollgate/billing/checkout`, {
-    method: 'POST',
-    headers: { ...bearer(a.key), 'content-type': 'application/json' },
-    body: JSON.stringify({ type: 'credits', amount: ((o.cents ?? 2500) / 100).toFixed(2) }),
-  });
-  expect(res.status).toBe(200);
-  return stripe.completed((JSON.parse(res.body) as { id: string }).id, { paid: o.paid, paymentIntent: o.pi ?? uid('pi') });
-}
+/** A credits checkout the gateway created (and recorded), as Stripe sends it once paid. */
+const checkout = (a: { key: string }, o: { cents?: number; paid?: boolean; pi?: string } = {}, g = gw) =>
+  paidCheckout(stripe, g.url, a.key, { cents: o.cents, paid: o.paid, paymentIntent: o.pi ?? uid('pi') });
 
 /** A paid payment-mode session of the customer that the gateway did not create (a Payment Link). */
 function foreignSession(a: { customer: string }, cents: number): Obj {

@@ -257,6 +257,23 @@ export function billingEnv(stripe: FakeStripe, extra: Record<string, string> = {
   };
 }
 
+/**
+ * Buys credits as a customer does: POST /_tollgate/billing/checkout with its key (the gateway
+ * records the session it creates), then the session as Stripe sends it once paid.
+ */
+export async function paidCheckout(
+  stripe: FakeStripe, gatewayUrl: string, key: string, { cents = 2500, paid = true, paymentIntent }: { cents?: number; paid?: boolean; paymentIntent?: string } = {},
+): Promise<Record<string, unknown>> {
+  const res = await fetch(`${gatewayUrl}/_tollgate/billing/checkout`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ type: 'credits', amount: (cents / 100).toFixed(2) }),
+  });
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`checkout answered ${res.status}: ${text}`);
+  return stripe.completed((JSON.parse(text) as { id: string }).id, { paid, paymentIntent });
+}
+
 /** The sync-engine subscription fixtures' price, and the openapi fixture's. */
 export const LEGACY_PRICE = 'price_1IDQm5JDPojXS6LNM31hxKzp';
 export const CURRENT_PRICE = 'price_1PgafmB7WZ01zgkW6dKueIc5';

@@ -85,7 +85,7 @@ function checkoutCompleted(session: Record<string, unknown>, event: StripeEvent,
   // Adaptive Pricing keeps the session's currency and amount_total in the integration's currency
   // (usd) since 2025-03-31; anything else is not what the gateway sold.
   if (session.currency !== 'usd' || centsToMicros(session.amount_total) !== checkout.amountMicros) {
-    return `session ${sessionId} was created for ${formatMicros(checkout.amountMicros)} usd but paid ${String(session.amount_total)} ${String(session.currency)} (smallest unit): no credits; check the payment in Stripe`;
+    return `session ${sessionId} was created for ${formatMicros(checkout.amountMicros)} usd, but Stripe reports amount_total ${String(session.amount_total)} ${String(session.currency)}: no credits; check the payment in the Stripe dashboard`;
   }
   const account = billing.account(checkout.accountId)!;
   const amount = checkout.amountMicros;
@@ -120,10 +120,12 @@ function subscriptionChanged(sub: Record<string, unknown>, event: StripeEvent, {
   if (status === undefined) return 'the subscription has no status';
   const eventAt = event.created * 1000;
   const last = account.subscriptionEventAt;
-  if (ENDED.has(status)) billing.recordFinal(id, account.id, 'subscription_ended', eventAt);
-  else if (last !== null && (eventAt < last || (eventAt === last && event.type === 'customer.subscription.created' && account.subscriptionId === id))) {
-    return `older (${iso(eventAt)}) than the subscription state already applied`;
-  }
+  const ended = ENDED.has(status);
+  if (ended) billing.recordFinal(id, account.id, 'subscription_ended', eventAt);
+  const stale = last !== null
+    && (eventAt < last || (eventAt === last && event.type === 'customer.subscription.created' && account.subscriptionId === id));
+  // Nothing follows the end of the account's current subscription, whatever the stamps say.
+  if (stale && !(ended && account.subscriptionId === id)) return `older (${iso(eventAt)}) than the subscription state already applied`;
   link(account, sub, billing);
   const price = subscriptionPrice(sub);
   const pricedPlan = Object.values(config.plans).find((p) => p.stripePrice !== undefined && p.stripePrice === price)?.name;

@@ -32,7 +32,7 @@ export function createSqliteBillingStore(db: Db, now: () => number = Date.now): 
       ON CONFLICT DO NOTHING`),
     finalAt: db.prepare('SELECT event_at FROM stripe_final_states WHERE object_id = ?').pluck(),
     checkout: db.prepare(`INSERT INTO checkout_sessions (session_id, account_id, amount_micros, created_at)
-      VALUES (@sessionId, @accountId, @amountMicros, @now)`),
+      VALUES (@sessionId, @accountId, @amountMicros, @now) ON CONFLICT DO NOTHING`),
     creditCheckout: db.prepare(`SELECT session_id AS sessionId, account_id AS accountId, amount_micros AS amountMicros
       FROM checkout_sessions WHERE session_id = ?`),
     purchase: db.prepare(`INSERT INTO credit_purchases (session_id, account_id, payment_intent, amount_micros, created_at)

@@ -107,7 +107,8 @@ export interface Store {
   /**
    * Runs `effect` and records the event in one transaction, unless the event was applied
    * before (an ignored one runs again). `effect` returns undefined when it applied, or a note
-   * saying why it did nothing. If it throws, nothing it did is kept; record the failure with recordFailure.
+   * saying why it did nothing. If it throws, nothing it did is kept; record the failure with
+   * recordFailure.
    */
   applyOnce(event: InboundEvent, effect: () => string | undefined): ApplyOutcome;
   /** Keeps a failed event (and counts the attempt) so it can be listed and replayed. */
