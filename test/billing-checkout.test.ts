@@ -95,6 +95,23 @@ describe('checkout for credits', () => {
     expect(sessions[0].params.customer).toBe(gw.billingStore.account(account.id)!.stripeCustomerId);
   });
 
+  it('records the session it created (id, account, amount in micros): what a paid checkout is later credited by', async () => {
+    const { account, key } = seedAccount(gw.admin);
+    const res = await post(key, { type: 'credits', amount: '50.00' });
+    expect(res.status).toBe(200);
+    const { id } = JSON.parse(res.body) as { id: string };
+    expect(id).toMatch(/^cs_test_fake/);
+    expect(gw.billingStore.creditCheckout(id)).toEqual({ sessionId: id, accountId: account.id, amountMicros: 50_000_000 });
+    // A plan checkout buys no credits and is not recorded; a create that failed records nothing.
+    const plan = JSON.parse((await post(key, { type: 'plan', plan: 'pro' })).body) as { id: string };
+    expect(gw.billingStore.creditCheckout(plan.id)).toBeUndefined();
+    const sessions = () => gw.db.prepare('SELECT count(*) FROM checkout_sessions WHERE account_id = ?').pluck().get(account.id);
+    expect(sessions()).toBe(1);
+    stripe.fail(SESSIONS, { times: 1, status: 500, shouldRetry: false });
+    expect((await post(key, { type: 'credits', amount: '10.00' })).status).toBe(502);
+    expect(sessions()).toBe(1);
+  });
+
   it('an amount that is not a credit pack is refused with 400 and nothing reaches Stripe', async () => {
     const { key } = seedAccount(gw.admin);
     const before = stripe.calls.length;

@@ -4,9 +4,9 @@ import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { bearer, fakeClock, fetchText, seedAccount, startGateway, startUpstream, type TestGateway, type Upstream } from './helpers.ts';
-import { billingEnv, billingFile, postWebhook, startFakeStripe, stripeEvent, type FakeStripe } from './fake-stripe.ts';
+import { billingEnv, billingFile, paidCheckout, postWebhook, startFakeStripe, stripeEvent, type FakeStripe } from './fake-stripe.ts';
 
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 // Every test starts node child processes (~0.2 s each, more on a loaded machine).
@@ -61,13 +61,7 @@ function customerAccount(plan = 'free') {
   return { id: seeded.account.id, key: seeded.key, customer };
 }
 
-function paidSession(a: { id: string; customer: string }, cents: number) {
-  return {
-    id: `cs_test_cli_${a.id.slice(-8)}`, object: 'checkout.session', mode: 'payment', status: 'complete', payment_status: 'paid',
-    amount_total: cents, currency: 'usd', client_reference_id: a.id, customer: a.customer,
-    metadata: { account_id: a.id }, payment_intent: `pi_cli_${a.id.slice(-8)}`,
-  };
-}
+const paidSession = (a: { key: string }, cents: number) => paidCheckout(stripe, gw.url, a.key, { cents });
 
 interface EventRow { id: string; type: string; status: string; note: string | null; attempts: number; receivedAt: string; appliedAt: string | null }
 
@@ -81,7 +75,7 @@ describe('tollgate webhooks list and replay', SLOW, () => {
     a = customerAccount();
     // One top-up away from the largest balance the schema allows: crediting $25 violates its CHECK.
     gw.admin.grantCredits(a.id, Number.MAX_SAFE_INTEGER - 10_000_000, 'whale');
-    event = stripeEvent('checkout.session.completed', paidSession(a, 2500), { created: Math.floor(T0 / 1000) });
+    event = stripeEvent('checkout.session.completed', await paidSession(a, 2500), { created: Math.floor(T0 / 1000) });
     id = event.id as string;
     expect((await postWebhook(gw.url, event)).status).toBe(500);
     const ignored = await postWebhook(gw.url, stripeEvent('customer.created', { id: a.customer, object: 'customer' }));
@@ -125,7 +119,7 @@ describe('tollgate webhooks list and replay', SLOW, () => {
 
   it('replaying an applied event has no effect; an unknown event id fails with exit 1', async () => {
     const a = customerAccount();
-    const event = stripeEvent('checkout.session.completed', paidSession(a, 1000));
+    const event = stripeEvent('checkout.session.completed', await paidSession(a, 1000));
     expect((await postWebhook(gw.url, event)).body.outcome).toBe('applied');
     const human = await cli('webhooks', 'replay', event.id as string);
     expect(human).toMatchObject({ status: 0, stdout: `${String(event.id)} checkout.session.completed: duplicate\n` });
@@ -135,6 +129,32 @@ describe('tollgate webhooks list and replay', SLOW, () => {
     expect(missing.status).toBe(1);
     expect(missing.stdout).toBe('');
     expect(missing.stderr).toMatch(/^tollgate: .*evt_never_seen.*\n$/);
+  });
+
+  it('an event ignored for a price no plan had is applied by webhooks replay once the config names that price', async () => {
+    const a = customerAccount();
+    const sub = {
+      id: 'sub_cli_price', object: 'subscription', customer: a.customer, status: 'active', metadata: { account_id: a.id },
+      items: { object: 'list', data: [{ id: 'si_2', object: 'subscription_item', price: { id: 'price_team_2027', object: 'price' } }] },
+    };
+    const event = stripeEvent('customer.subscription.created', sub, { created: Math.floor(T0 / 1000) });
+    expect((await postWebhook(gw.url, event)).body.outcome).toBe('ignored');
+    const id = event.id as string;
+    expect(json<{ outcome: string }>(await cli('webhooks', 'replay', id, '--json')).outcome).toBe('ignored');
+
+    const file = billingFile(upstream.url) as { plans: Record<string, Record<string, unknown>> };
+    file.plans.team.stripePrice = 'price_team_2027';
+    const fixed = join(dirname(gw.dbPath), 'fixed.config.json');
+    writeFileSync(fixed, JSON.stringify(file));
+    const saved = env;
+    env = { ...env, TOLLGATE_CONFIG: fixed };
+    try {
+      expect(json<{ outcome: string }>(await cli('webhooks', 'replay', id, '--json'))).toEqual({ id, type: 'customer.subscription.created', outcome: 'applied' });
+      expect(gw.billingStore.account(a.id)).toMatchObject({ plan: 'team', subscriptionId: 'sub_cli_price' });
+      expect(json<{ outcome: string }>(await cli('webhooks', 'replay', id, '--json')).outcome).toBe('duplicate');
+    } finally {
+      env = saved;
+    }
   });
 
   it('a replayed subscription event takes effect in the running gateway', async () => {
@@ -149,10 +169,11 @@ describe('tollgate webhooks list and replay', SLOW, () => {
     expect(json<EventRow[]>(await cli('webhooks', 'list', '--failed', '--json')).map((e) => e.id)).toContain(event.id);
     expect(json<{ outcome: string }>(await cli('webhooks', 'replay', event.id as string, '--json')).outcome).toBe('applied');
     expect(gw.billingStore.account(a.id)!.plan).toBe('pro');
-    // The running gateway notices the other process's change (PRAGMA data_version, 200 ms).
-    await new Promise((r) => setTimeout(r, 300));
-    const usage = JSON.parse((await fetchText(`${gw.url}/_tollgate/usage`, { headers: bearer(a.key) })).body) as { plan: string };
-    expect(usage.plan).toBe('pro');
+    // The running gateway notices the other process's change (PRAGMA data_version, every 200 ms).
+    await vi.waitFor(async () => {
+      const usage = JSON.parse((await fetchText(`${gw.url}/_tollgate/usage`, { headers: bearer(a.key) })).body) as { plan: string };
+      expect(usage.plan).toBe('pro');
+    }, { timeout: 2000, interval: 25 });
   });
 });
 

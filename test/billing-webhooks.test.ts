@@ -1,12 +1,12 @@
 // POST /_tollgate/webhooks/stripe end to end: signed events built from the real Stripe payloads in
-// shared/fixtures/stripe, each effect checked on the account, the ledger and the requests
+// test/fixtures/stripe, each effect checked on the account, the ledger and the requests
 // the account can then make; exactly-once, out of order, API versions, and every refusal.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { receiveStripeWebhook } from '../src/billing/webhooks.ts';
 import { createLogger } from '../src/log.ts';
 import { bearer, fakeClock, fetchText, ledgerCheck, seedAccount, startGateway, startUpstream, type TestGateway, type Upstream } from './helpers.ts';
 import {
-  billingEnv, billingFile, fixture, fixtureText, OLD_WEBHOOK_SECRET, postWebhook, signature,
+  billingEnv, billingFile, fixture, fixtureText, OLD_WEBHOOK_SECRET, paidCheckout, postWebhook, signature,
   startFakeStripe, stripeEvent, WEBHOOK_SECRET, type FakeStripe,
 } from './fake-stripe.ts';
 
@@ -56,20 +56,16 @@ function balanced(id: string): void {
 
 // ---- Stripe objects, from the fixtures' shapes --------------------------------------------
 
-function session(a: { id: string; customer: string }, o: { cents?: number; paid?: boolean; pi?: string; currency?: string; id?: string } = {}): Obj {
+/** A credits checkout the gateway created (and recorded), as Stripe sends it once paid. */
+const checkout = (a: { key: string }, o: { cents?: number; paid?: boolean; pi?: string } = {}, g = gw) =>
+  paidCheckout(stripe, g.url, a.key, { cents: o.cents, paid: o.paid, paymentIntent: o.pi ?? uid('pi') });
+
+/** A paid payment-mode session of the customer that the gateway did not create (a Payment Link). */
+function foreignSession(a: { customer: string }, cents: number): Obj {
   return {
     ...fixture('openapi-fixtures3.checkout.session.json'),
-    id: o.id ?? uid('cs_test'),
-    mode: 'payment',
-    status: o.paid === false ? 'open' : 'complete',
-    payment_status: o.paid === false ? 'unpaid' : 'paid',
-    amount_total: o.cents ?? 2500,
-    amount_subtotal: o.cents ?? 2500,
-    currency: o.currency ?? 'usd',
-    client_reference_id: a.id,
-    customer: a.customer,
-    metadata: { account_id: a.id, kind: 'credits' },
-    payment_intent: o.pi ?? uid('pi'),
+    id: uid('cs_live'), mode: 'payment', status: 'complete', payment_status: 'paid', amount_total: cents, amount_subtotal: cents,
+    currency: 'usd', customer: a.customer, client_reference_id: null, metadata: {}, payment_link: uid('plink'), payment_intent: uid('pi'),
   };
 }
 
@@ -79,17 +75,18 @@ function subscription(a: { id: string; customer: string }, o: { id?: string; sta
   // The generator's placeholder period runs backwards (see the README): use a real one.
   Object.assign(item, { current_period_start: s(o.start ?? T0 - 5 * 86_400_000), current_period_end: s(o.end ?? T0 + 25 * 86_400_000) });
   (item.price as Obj).id = o.price;
-  return { ...sub, id: o.id ?? 'sub_1Pgc6rB7WZ01zgkWNy0Cn5nw', customer: a.customer, status: o.status, metadata: { account_id: a.id } };
+  // One subscription per account unless told: a deletion is final for its id.
+  return { ...sub, id: o.id ?? `sub_of_${a.id}`, customer: a.customer, status: o.status, metadata: { account_id: a.id } };
 }
 
 /** A basil invoice (pay.invoice.payment_failed's shape) for the account's subscription. */
-function invoice(a: { customer: string }, o: { status: 'paid' | 'open'; sub?: string; start?: number; end?: number }): Obj {
+function invoice(a: { customer: string }, o: { id?: string; status: 'paid' | 'open'; sub?: string; start?: number; end?: number }): Obj {
   const inv = fixture<{ object: Obj }>('pay.invoice.payment_failed.data.json').object;
   const subscriptionId = o.sub ?? 'sub_1234';
   (inv.parent as { subscription_details: Obj }).subscription_details.subscription = subscriptionId;
   const line = (inv.lines as { data: Obj[] }).data[0];
   if (o.start !== undefined) line.period = { start: s(o.start), end: s(o.end!) };
-  return { ...inv, id: uid('in'), customer: a.customer, status: o.status, paid: o.status === 'paid' };
+  return { ...inv, id: o.id ?? uid('in'), customer: a.customer, status: o.status, paid: o.status === 'paid' };
 }
 
 function charge(o: { pi: string; cents: number; refunded: number }): Obj {
@@ -108,8 +105,8 @@ async function send(type: string, object: Obj, init: Parameters<typeof stripeEve
   return { ...res, eventId: event.id as string };
 }
 
-async function buy(a: { id: string; customer: string }, cents = 2500, pi = uid('pi')) {
-  const sess = session(a, { cents, pi });
+async function buy(a: { key: string }, cents = 2500, pi = uid('pi')) {
+  const sess = await checkout(a, { cents, pi });
   const res = await send('checkout.session.completed', sess);
   expect(res.status).toBe(200);
   expect(res.body.outcome).toBe('applied');
@@ -134,25 +131,25 @@ describe('refused before anything happens', () => {
     return a;
   }
 
-  const paidEvent = () => {
+  const paidEvent = async () => {
     const a = customerAccount();
-    return { a, text: JSON.stringify(stripeEvent('checkout.session.completed', session(a))) };
+    return { a, text: JSON.stringify(stripeEvent('checkout.session.completed', await checkout(a))) };
   };
 
   it('a bad signature (body changed after signing) → 400 and no credits', async () => {
-    const { a, text } = paidEvent();
+    const { a, text } = await paidEvent();
     const header = signature(text);
     await refused(text.replace('"amount_total":2500', '"amount_total":9900'), { header }, /Stripe-Signature/);
     expect(account(a.id).balanceMicros).toBe(0);
   });
 
   it('signed with a secret that is not configured → 400', async () => {
-    const { text } = paidEvent();
+    const { text } = await paidEvent();
     await refused(text, { secret: 'whsec_someone_else' }, /Stripe-Signature/);
   });
 
   it('a timestamp older than the 300 s tolerance → 400; one just inside it is accepted', async () => {
-    const { a, text } = paidEvent();
+    const { a, text } = await paidEvent();
     await refused(text, { timestamp: s(Date.now()) - 301 }, /tolerance/);
     const ok = await postWebhook(gw.url, text, { timestamp: s(Date.now()) - 280 });
     expect(ok.status).toBe(200);
@@ -160,7 +157,7 @@ describe('refused before anything happens', () => {
   });
 
   it('no Stripe-Signature header, or a malformed one → 400', async () => {
-    const { text } = paidEvent();
+    const { text } = await paidEvent();
     await refused(text, { header: null }, /Missing Stripe-Signature/);
     await refused(text, { header: 'not a signature' }, /Stripe-Signature/);
     await refused(text, { header: `t=${s(Date.now())},v1=${'0'.repeat(64)}` }, /Stripe-Signature/);
@@ -168,7 +165,7 @@ describe('refused before anything happens', () => {
 
   it('a body over 1 MiB → 400, even correctly signed', async () => {
     const a = customerAccount();
-    const sess = session(a);
+    const sess = await checkout(a);
     sess.metadata = { account_id: a.id, padding: 'x'.repeat(1024 * 1024) };
     const text = JSON.stringify(stripeEvent('checkout.session.completed', sess));
     expect(Buffer.byteLength(text)).toBeGreaterThan(1024 * 1024);
@@ -189,7 +186,7 @@ describe('refused before anything happens', () => {
   it('secret rotation: with two secrets configured, a payload signed with either is accepted', async () => {
     for (const secret of [WEBHOOK_SECRET, OLD_WEBHOOK_SECRET]) {
       const a = customerAccount();
-      const res = await postWebhook(gw.url, stripeEvent('checkout.session.completed', session(a)), { secret });
+      const res = await postWebhook(gw.url, stripeEvent('checkout.session.completed', await checkout(a)), { secret });
       expect(res.status).toBe(200);
       expect(account(a.id).balanceMicros).toBe(25_000_000);
     }
@@ -209,7 +206,7 @@ describe('checkout events credit the account', () => {
 
   it('unpaid waits (recorded as ignored); async_payment_succeeded credits it once', async () => {
     const a = customerAccount();
-    const sess = session(a, { paid: false, cents: 1000 });
+    const sess = await checkout(a, { paid: false, cents: 1000 });
     const first = await send('checkout.session.completed', sess);
     expect(first.status).toBe(200);
     expect(first.body.outcome).toBe('ignored');
@@ -231,7 +228,7 @@ describe('checkout events credit the account', () => {
 
   it('the same signed event sent 10 times at once → all 200, credited once', async () => {
     const a = customerAccount();
-    const text = JSON.stringify(stripeEvent('checkout.session.completed', session(a, { cents: 5000 }), { created: s(clock.now()) }));
+    const text = JSON.stringify(stripeEvent('checkout.session.completed', await checkout(a, { cents: 5000 }), { created: s(clock.now()) }));
     const header = signature(text);
     const replies = await Promise.all(Array.from({ length: 10 }, () => postWebhook(gw.url, text, { header })));
     expect(replies.map((r) => r.status)).toEqual(Array(10).fill(200));
@@ -244,10 +241,54 @@ describe('checkout events credit the account', () => {
 
   it('a session in another currency is recorded as ignored with a note, and credits nothing', async () => {
     const a = customerAccount();
-    const res = await send('checkout.session.completed', session(a, { currency: 'eur' }));
+    const res = await send('checkout.session.completed', { ...(await checkout(a)), currency: 'eur' });
     expect(res.body.outcome).toBe('ignored');
     expect(recorded(res.eventId)?.note).toMatch(/usd.*eur/);
     expect(account(a.id).balanceMicros).toBe(0);
+  });
+});
+
+describe('only sessions the gateway created for credits buy credits', () => {
+  it('a paid Checkout of a linked customer that the gateway did not create (a $499 Payment Link) credits nothing, with a note', async () => {
+    const a = customerAccount();
+    const res = await send('checkout.session.completed', foreignSession(a, 49_900));
+    expect(res.status).toBe(200);
+    expect(res.body.outcome).toBe('ignored');
+    expect(recorded(res.eventId)?.note).toMatch(/not created by this gateway/);
+    expect(account(a.id).balanceMicros).toBe(0);
+    expect(ledger(a.id)).toEqual([]);
+  });
+
+  it('metadata and client_reference_id naming the account are not proof: a session without the gateway\'s record credits nothing', async () => {
+    const a = customerAccount();
+    const forged = { ...foreignSession(a, 2500), client_reference_id: a.id, metadata: { account_id: a.id, kind: 'credits', amount_micros: '25000000' } };
+    const res = await send('checkout.session.completed', forged);
+    expect(res.body.outcome).toBe('ignored');
+    expect(account(a.id).balanceMicros).toBe(0);
+  });
+
+  it('a recorded session credits the account it was created for, whatever account its metadata names', async () => {
+    const a = customerAccount();
+    const b = customerAccount();
+    const sess = await checkout(a, { cents: 1000 });
+    const res = await send('checkout.session.completed', { ...sess, client_reference_id: b.id, metadata: { account_id: b.id }, customer: b.customer });
+    expect(res.body.outcome).toBe('applied');
+    expect(account(a.id).balanceMicros).toBe(10_000_000);
+    expect(account(b.id).balanceMicros).toBe(0);
+  });
+
+  it('a recorded session paid for another amount than the gateway set is refused with a note', async () => {
+    const a = customerAccount();
+    const sess = await checkout(a, { cents: 2500 });
+    for (const cents of [2600, 2400]) {
+      const res = await send('checkout.session.completed', { ...sess, amount_total: cents });
+      expect(res.body.outcome).toBe('ignored');
+      expect(recorded(res.eventId)?.note).toMatch(new RegExp(`created for 25\\.00 usd.*${cents} usd`));
+    }
+    expect(account(a.id).balanceMicros).toBe(0);
+    // The session as Stripe really sends it is still credited, once.
+    expect((await send('checkout.session.completed', sess)).body.outcome).toBe('applied');
+    expect(ledger(a.id)).toEqual([['purchase', 25_000_000, sess.id]]);
   });
 });
 
@@ -457,9 +498,64 @@ describe('subscriptions', () => {
     expect(older.body.outcome).toBe('ignored');
     expect(recorded(older.eventId)?.note).toMatch(/older/);
     expect(account(a.id)).toMatchObject({ plan: 'team', subscriptionEventAt: (s(T0) + 120) * 1000 });
-    // Even a cancellation, if older, does not overwrite the newer state.
-    await send('customer.subscription.deleted', subscription(a, { status: 'canceled', price: 'price_team' }), { created: s(T0) + 110 });
+    // An older cancellation of another subscription does not overwrite the newer state.
+    await send('customer.subscription.deleted', subscription(a, { id: uid('sub'), status: 'canceled', price: 'price_pro' }), { created: s(T0) + 110 });
     expect(account(a.id).plan).toBe('team');
+  });
+});
+
+describe('a deleted subscription stays deleted', () => {
+  const T = s(T0) + 500;
+
+  it('a late event from the same second as the deletion does not revive it; it is recorded with a note', async () => {
+    const a = customerAccount();
+    const id = uid('sub');
+    await send('customer.subscription.created', subscription(a, { id, status: 'active', price: 'price_pro' }), { created: T - 1 });
+    const deleted = await send('customer.subscription.deleted', subscription(a, { id, status: 'canceled', price: 'price_pro' }), { created: T });
+    expect(deleted.body.outcome).toBe('applied');
+    // Cancelling emits an update in the same second; Stripe delivers it after the deletion.
+    const late = await send('customer.subscription.updated', subscription(a, { id, status: 'active', price: 'price_pro' }), { created: T });
+    expect(late.body.outcome).toBe('ignored');
+    expect(recorded(late.eventId)?.note).toMatch(new RegExp(`subscription ${id} ended .*changes nothing`));
+    expect(account(a.id)).toMatchObject({ plan: 'free', subscriptionId: null, subscriptionStatus: 'canceled' });
+  });
+
+  it('so does one stamped later, and a deletion that arrives late still ends it', async () => {
+    const a = customerAccount();
+    const id = uid('sub');
+    await send('customer.subscription.deleted', subscription(a, { id, status: 'canceled', price: 'price_team' }), { created: T });
+    const later = await send('customer.subscription.updated', subscription(a, { id, status: 'past_due', price: 'price_team' }), { created: T + 30 });
+    expect(later.body.outcome).toBe('ignored');
+    expect(account(a.id)).toMatchObject({ plan: 'free', subscriptionId: null });
+
+    // Delivered out of order: the update is applied first, then the deletion stamped a second
+    // before it (the same instant to Stripe's clock) ends the subscription all the same.
+    const b = customerAccount();
+    const other = uid('sub');
+    await send('customer.subscription.updated', subscription(b, { id: other, status: 'active', price: 'price_team' }), { created: T + 1 });
+    expect(account(b.id).plan).toBe('team');
+    expect((await send('customer.subscription.deleted', subscription(b, { id: other, status: 'canceled', price: 'price_team' }), { created: T })).body.outcome).toBe('applied');
+    expect(account(b.id)).toMatchObject({ plan: 'free', subscriptionId: null, subscriptionEventAt: (T + 1) * 1000 });
+  });
+
+  it('incomplete_expired is final too; a new subscription of the same customer is not affected', async () => {
+    const a = customerAccount();
+    const expired = uid('sub');
+    await send('customer.subscription.updated', subscription(a, { id: expired, status: 'incomplete_expired', price: 'price_pro' }), { created: T });
+    const revived = await send('customer.subscription.updated', subscription(a, { id: expired, status: 'active', price: 'price_pro' }), { created: T });
+    expect(revived.body.outcome).toBe('ignored');
+    const fresh = await send('customer.subscription.created', subscription(a, { id: uid('sub'), status: 'active', price: 'price_pro' }), { created: T + 1 });
+    expect(fresh.body.outcome).toBe('applied');
+    expect(account(a.id).plan).toBe('pro');
+  });
+
+  it('a customer.subscription.created from the same second as an update already applied changes nothing', async () => {
+    const a = customerAccount();
+    const id = uid('sub');
+    await send('customer.subscription.updated', subscription(a, { id, status: 'active', price: 'price_team' }), { created: T });
+    const created = await send('customer.subscription.created', subscription(a, { id, status: 'incomplete', price: 'price_pro' }), { created: T });
+    expect(created.body.outcome).toBe('ignored');
+    expect(account(a.id)).toMatchObject({ plan: 'team', subscriptionStatus: 'active' });
   });
 });
 
@@ -469,7 +565,8 @@ describe('invoices', () => {
   it('invoice.payment_failed → 402 saying how to fix it, until invoice.paid', async () => {
     const a = customerAccount('pro');
     expect((await request(a.key)).status).toBe(200);
-    const failed = await send('invoice.payment_failed', invoice(a, { status: 'open' }), BASIL);
+    const failing = invoice(a, { status: 'open' });
+    const failed = await send('invoice.payment_failed', failing, BASIL);
     expect(failed.body.outcome).toBe('applied');
     const refused = await request(a.key);
     expect(refused.status).toBe(402);
@@ -477,7 +574,8 @@ describe('invoices', () => {
     expect(body.type).toBe('urn:tollgate:error:account-suspended');
     expect(body.detail).toMatch(/payment failed/i);
     expect(body.detail).toMatch(/\/_tollgate\/billing\/portal/);
-    await send('invoice.paid', invoice(a, { status: 'paid' }), BASIL);
+    // The customer fixes the card in the portal; Stripe retries and that invoice is paid.
+    await send('invoice.paid', { ...failing, status: 'paid', paid: true }, BASIL);
     expect(account(a.id)).toMatchObject({ status: 'active', statusReason: null });
     expect((await request(a.key)).status).toBe(200);
   });
@@ -491,6 +589,56 @@ describe('invoices', () => {
     expect(recorded(late.eventId)?.note).toMatch(/older/);
     expect(account(a.id)).toMatchObject({ status: 'active', statusReason: null });
     expect((await request(a.key)).status).toBe(200);
+  });
+
+  it('same second, same invoice: invoice.paid wins in either order (a paid invoice takes no further attempts)', async () => {
+    const T = s(T0) + 900;
+    const a = customerAccount('pro');
+    const id = uid('in');
+    await send('invoice.paid', invoice(a, { id, status: 'paid' }), { ...BASIL, created: T });
+    const failed = await send('invoice.payment_failed', invoice(a, { id, status: 'open' }), { ...BASIL, created: T });
+    expect(failed.body.outcome).toBe('ignored');
+    expect(recorded(failed.eventId)?.note).toMatch(new RegExp(`invoice ${id} was paid`));
+    expect(account(a.id)).toMatchObject({ status: 'active', statusReason: null });
+    // Even stamped later, a failure of an invoice already paid changes nothing.
+    expect((await send('invoice.payment_failed', invoice(a, { id, status: 'open' }), { ...BASIL, created: T + 5 })).body.outcome).toBe('ignored');
+    expect(account(a.id).status).toBe('active');
+
+    const b = customerAccount('pro');
+    const other = uid('in');
+    await send('invoice.payment_failed', invoice(b, { id: other, status: 'open' }), { ...BASIL, created: T });
+    expect(account(b.id).status).toBe('suspended');
+    expect((await send('invoice.paid', invoice(b, { id: other, status: 'paid' }), { ...BASIL, created: T })).body.outcome).toBe('applied');
+    expect(account(b.id)).toMatchObject({ status: 'active', statusReason: null });
+  });
+
+  it('same second, different invoices: the failure holds in either order; another invoice paid does not undo it', async () => {
+    const T = s(T0) + 1000;
+    const a = customerAccount('pro');
+    await send('invoice.payment_failed', invoice(a, { status: 'open' }), { ...BASIL, created: T });
+    const paid = await send('invoice.paid', invoice(a, { status: 'paid' }), { ...BASIL, created: T });
+    expect(paid.body.outcome).toBe('ignored');
+    expect(recorded(paid.eventId)?.note).toMatch(/same second/);
+    expect(account(a.id)).toMatchObject({ status: 'suspended', statusReason: 'payment_failed' });
+
+    const b = customerAccount('pro');
+    await send('invoice.paid', invoice(b, { status: 'paid' }), { ...BASIL, created: T });
+    expect((await send('invoice.payment_failed', invoice(b, { status: 'open' }), { ...BASIL, created: T })).body.outcome).toBe('applied');
+    expect(account(b.id)).toMatchObject({ status: 'suspended', statusReason: 'payment_failed' });
+
+    // A paid invoice stamped later restores the standing, as before.
+    expect((await send('invoice.paid', invoice(b, { status: 'paid' }), { ...BASIL, created: T + 1 })).body.outcome).toBe('applied');
+    expect(account(b.id).status).toBe('active');
+  });
+
+  it('same second, two paid invoices: both apply (the renewal\'s period is kept)', async () => {
+    const T = s(T0) + 1100;
+    const a = customerAccount('pro');
+    const start = T0 + 86_400_000;
+    await send('invoice.paid', invoice(a, { status: 'paid' }), { ...BASIL, created: T });
+    const renewal = await send('invoice.paid', invoice(a, { status: 'paid', start, end: start + 30 * 86_400_000 }), { ...BASIL, created: T });
+    expect(renewal.body.outcome).toBe('applied');
+    expect(account(a.id)).toMatchObject({ status: 'active', periodStart: start });
   });
 
   it('invoice.paid does not lift a dispute\'s suspension', async () => {
@@ -558,6 +706,35 @@ describe('events the gateway does not act on', () => {
   });
 });
 
+// ---- Ignored, then fixed ------------------------------------------------------------------
+
+describe('an event recorded as ignored', () => {
+  it('is applied when Stripe resends it after the operator fixed the plan\'s stripePrice; only then is it a duplicate', async () => {
+    const a = customerAccount();
+    const text = JSON.stringify(stripeEvent('customer.subscription.created', subscription(a, { id: uid('sub'), status: 'active', price: 'price_pro_2027' }), { created: s(T0) }));
+    const first = await postWebhook(gw.url, text);
+    expect(first.body.outcome).toBe('ignored');
+    expect(recorded(first.body.id as string)?.note).toMatch(/price_pro_2027/);
+    expect(account(a.id).plan).toBe('free');
+
+    // The operator sets pro's stripePrice to the new price and restarts; Stripe's resend arrives.
+    const fixed = { ...gw.config, plans: { ...gw.config.plans, pro: { ...gw.config.plans.pro, stripePrice: 'price_pro_2027' } } };
+    const deps = { config: fixed, store: gw.store, billing: gw.billingStore, log: createLogger('silent') };
+    const raw = Buffer.from(text);
+    expect(receiveStripeWebhook(raw, signature(raw), deps)).toMatchObject({ status: 200, body: { outcome: 'applied' } });
+    expect(account(a.id).plan).toBe('pro');
+    expect(recorded(first.body.id as string)).toMatchObject({ status: 'applied', note: null, attempts: 2 });
+    expect(receiveStripeWebhook(raw, signature(raw), deps)).toMatchObject({ status: 200, body: { outcome: 'duplicate' } });
+  });
+
+  it('sent again unchanged is ignored again with its note, and changes nothing', async () => {
+    const a = customerAccount();
+    const text = JSON.stringify(stripeEvent('checkout.session.completed', await checkout(a, { paid: false })));
+    for (let i = 0; i < 2; i++) expect((await postWebhook(gw.url, text)).body.outcome).toBe('ignored');
+    expect(account(a.id).balanceMicros).toBe(0);
+  });
+});
+
 // ---- Failure, and the retry that succeeds --------------------------------------------------
 
 describe('an event whose handling fails', () => {
@@ -566,7 +743,7 @@ describe('an event whose handling fails', () => {
     const a = customerAccount();
     gw.admin.grantCredits(a.id, Number.MAX_SAFE_INTEGER - 10_000_000, 'whale');
     const before = ledger(a.id);
-    const event = stripeEvent('checkout.session.completed', session(a, { cents: 2500 }), { created: s(T0) });
+    const event = stripeEvent('checkout.session.completed', await checkout(a, { cents: 2500 }), { created: s(T0) });
     const text = JSON.stringify(event);
     const first = await postWebhook(gw.url, text);
     expect(first.status).toBe(500);
@@ -594,11 +771,11 @@ describe('an event whose handling fails', () => {
 // ---- API versions: the fixtures as captured ------------------------------------------------
 
 describe('API versions: the captured fixtures', () => {
-  it('legacy 2020-03-02: EUR checkout ignored with a note; subscription created → plan and top-level period; an older updated is ignored; deleted → default plan', async () => {
+  it('legacy 2020-03-02: a checkout the gateway did not create is ignored with a note; subscription created → plan and top-level period; an older updated is ignored; deleted → default plan, for good', async () => {
     const a = customerAccount('free', 'cus_IhGfebO16cMIGN');
     const checkout = await postWebhook(gw.url, fixtureText('sync-engine.checkout.session.completed.payment-mode.json'));
     expect(checkout).toMatchObject({ status: 200, body: { outcome: 'ignored' } });
-    expect(recorded('evt_T8nSaZqtPudigUMqnnbY4D4v')?.note).toMatch(/eur/);
+    expect(recorded('evt_T8nSaZqtPudigUMqnnbY4D4v')?.note).toMatch(/not created by this gateway/);
     expect(account(a.id).balanceMicros).toBe(0);
 
     const created = await postWebhook(gw.url, fixtureText('sync-engine.customer.subscription.created.json'));
@@ -616,6 +793,11 @@ describe('API versions: the captured fixtures', () => {
     const deleted = await postWebhook(gw.url, fixtureText('sync-engine.customer.subscription.deleted.json'));
     expect(deleted.body.outcome).toBe('applied');
     expect(account(a.id)).toMatchObject({ plan: 'free', subscriptionId: null, subscriptionStatus: 'canceled', periodStart: null });
+    // The captured subscription, still active, in an update from the deletion's second: no revival.
+    const captured = fixture<{ created: number; data: { object: Obj } }>('sync-engine.customer.subscription.deleted.json');
+    const late = await send('customer.subscription.updated', { ...captured.data.object, status: 'active' }, { created: captured.created, apiVersion: '2020-03-02' });
+    expect(late.body.outcome).toBe('ignored');
+    expect(account(a.id)).toMatchObject({ plan: 'free', subscriptionId: null });
   });
 
   it('legacy invoice.paid: the subscription is read at the top level and its line period becomes the quota period', async () => {
@@ -651,8 +833,7 @@ describe('API versions: the captured fixtures', () => {
     try {
       const seeded = seedAccount(other.admin);
       other.billingStore.linkCustomer(seeded.account.id, uid('cus'));
-      const purchase = stripeEvent('checkout.session.completed',
-        session({ id: seeded.account.id, customer: other.billingStore.account(seeded.account.id)!.stripeCustomerId! }, { cents: 2500, pi: 'pi_1IqtG9JDPojXS6LNOGnYrIqq' }));
+      const purchase = stripeEvent('checkout.session.completed', await checkout(seeded, { cents: 2500, pi: 'pi_1IqtG9JDPojXS6LNOGnYrIqq' }, other));
       expect((await postWebhook(other.url, purchase)).body.outcome).toBe('applied');
       const res = await postWebhook(other.url, fixtureText('sync-engine.charge.dispute.created.json'));
       expect(res.body.outcome).toBe('applied');
@@ -701,7 +882,7 @@ describe('reply time', () => {
     const times: number[] = [];
     for (let i = 0; i < 9; i++) {
       const a = customerAccount();
-      const res = await send('checkout.session.completed', session(a));
+      const res = await send('checkout.session.completed', await checkout(a));
       expect(res.status).toBe(200);
       times.push(res.ms);
     }

@@ -1,16 +1,14 @@
 // A local stand-in for Stripe's API (the four calls the gateway makes) and for Stripe's webhook
-// sender (signed events built from the real payloads in shared/fixtures/stripe). The fake
+// sender (signed events built from the real payloads in test/fixtures/stripe). The fake
 // parses the form-encoded bodies the `stripe` client sends back into objects and records every
 // call, so tests assert what the client sent; it can be told to fail and then recover.
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Stripe from 'stripe';
 
-// The team's shared/ folder sits beside the checkout (in CI too).
-const BESIDE = fileURLToPath(new URL('../../shared/fixtures/stripe', import.meta.url));
-export const FIXTURES = existsSync(BESIDE) ? BESIDE : '/work/shared/fixtures/stripe';
+export const FIXTURES = fileURLToPath(new URL('./fixtures/stripe', import.meta.url));
 
 /** A fixture file's exact text (event files are signed as they are). */
 export function fixtureText(name: string): string {
@@ -58,6 +56,13 @@ export interface FakeStripe {
   callsTo(path: string): StripeCall[];
   /** Meter events Stripe kept, by identifier (a duplicate identifier is refused, as Stripe does). */
   meterEvents: Map<string, Record<string, unknown>>;
+  /** Checkout sessions created, by id, as the fake returned them. */
+  sessions: Map<string, Record<string, unknown>>;
+  /**
+   * A created session as Stripe's checkout.session.completed carries it once the customer paid
+   * (`paid: false`: a delayed payment method, settled later).
+   */
+  completed(id: string, o?: { paid?: boolean; paymentIntent?: string }): Record<string, unknown>;
   fail(path: string, failure: Failure): void;
   close(): Promise<void>;
 }
@@ -93,6 +98,7 @@ const nowS = () => Math.floor(Date.now() / 1000);
 export async function startFakeStripe(): Promise<FakeStripe> {
   const calls: StripeCall[] = [];
   const meterEvents = new Map<string, Record<string, unknown>>();
+  const sessions = new Map<string, Record<string, unknown>>();
   const failures = new Map<string, Failure>();
   // Stripe replays the saved response for a repeated Idempotency-Key (successful ones here).
   const idempotent = new Map<string, { status: number; body: unknown }>();
@@ -114,28 +120,27 @@ export async function startFakeStripe(): Promise<FakeStripe> {
         const id = next('cs_test');
         const items = (params.line_items ?? []) as { price_data?: { unit_amount?: string; currency?: string } }[];
         const amount = items[0]?.price_data?.unit_amount;
-        return {
-          status: 200,
-          body: {
-            ...sessionFixture,
-            id,
-            mode: params.mode,
-            customer: params.customer ?? null,
-            client_reference_id: params.client_reference_id ?? null,
-            metadata: meta,
-            success_url: params.success_url,
-            cancel_url: params.cancel_url,
-            currency: items[0]?.price_data?.currency ?? (params.mode === 'subscription' ? 'usd' : null),
-            amount_total: amount === undefined ? null : Number(amount),
-            amount_subtotal: amount === undefined ? null : Number(amount),
-            payment_intent: null,
-            subscription: null,
-            payment_status: 'unpaid',
-            status: 'open',
-            created: nowS(),
-            url: `https://checkout.stripe.com/c/pay/${id}`,
-          },
+        const session = {
+          ...sessionFixture,
+          id,
+          mode: params.mode,
+          customer: params.customer ?? null,
+          client_reference_id: params.client_reference_id ?? null,
+          metadata: meta,
+          success_url: params.success_url,
+          cancel_url: params.cancel_url,
+          currency: items[0]?.price_data?.currency ?? (params.mode === 'subscription' ? 'usd' : null),
+          amount_total: amount === undefined ? null : Number(amount),
+          amount_subtotal: amount === undefined ? null : Number(amount),
+          payment_intent: null,
+          subscription: null,
+          payment_status: 'unpaid',
+          status: 'open',
+          created: nowS(),
+          url: `https://checkout.stripe.com/c/pay/${id}`,
         };
+        sessions.set(id, session);
+        return { status: 200, body: session };
       }
       case '/v1/billing_portal/sessions': {
         const id = next('bps');
@@ -213,6 +218,12 @@ export async function startFakeStripe(): Promise<FakeStripe> {
     calls,
     callsTo: (path) => calls.filter((c) => c.path === path),
     meterEvents,
+    sessions,
+    completed(id, { paid = true, paymentIntent = `pi_of_${id}` } = {}) {
+      const created = sessions.get(id);
+      if (!created) throw new Error(`the fake created no session ${id}`);
+      return { ...created, status: 'complete', payment_status: paid ? 'paid' : 'unpaid', payment_intent: paymentIntent, url: null };
+    },
     fail: (path, failure) => void failures.set(path, { ...failure }),
     close: () => new Promise<void>((r) => {
       server.closeAllConnections();
@@ -244,6 +255,23 @@ export function billingEnv(stripe: FakeStripe, extra: Record<string, string> = {
     PAST_DUE_GRACE_HOURS: '72',
     ...extra,
   };
+}
+
+/**
+ * Buys credits as a customer does: POST /_tollgate/billing/checkout with its key (the gateway
+ * records the session it creates), then the session as Stripe sends it once paid.
+ */
+export async function paidCheckout(
+  stripe: FakeStripe, gatewayUrl: string, key: string, { cents = 2500, paid = true, paymentIntent }: { cents?: number; paid?: boolean; paymentIntent?: string } = {},
+): Promise<Record<string, unknown>> {
+  const res = await fetch(`${gatewayUrl}/_tollgate/billing/checkout`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ type: 'credits', amount: (cents / 100).toFixed(2) }),
+  });
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`checkout answered ${res.status}: ${text}`);
+  return stripe.completed((JSON.parse(text) as { id: string }).id, { paid, paymentIntent });
 }
 
 /** The sync-engine subscription fixtures' price, and the openapi fixture's. */

@@ -1,15 +1,29 @@
 // Unit tests of where each field is read from, on the real fixtures: legacy (2020-03-02) events
 // keep the subscription's period and the invoice's subscription at the top level; basil and later
 // put them on the subscription's items and under invoice.parent.subscription_details.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import {
   centsToMicros, idOf, invoicePeriod, invoiceSubscription, isBasilOrLater, metadata, subscriptionPeriod, subscriptionPrice,
 } from '../src/billing/stripe-fields.ts';
-import { CURRENT_PRICE, fixture, LEGACY_PRICE } from './fake-stripe.ts';
+import { CURRENT_PRICE, fixture, FIXTURES, LEGACY_PRICE } from './fake-stripe.ts';
 
 type Obj = Record<string, unknown>;
 const eventObject = (name: string) => fixture<{ api_version: string; data: { object: Obj } }>(name);
 const items = (sub: Obj) => (sub.items as { data: Obj[] }).data;
+
+describe('the fixtures', () => {
+  it('every fixture a test names is a file in test/fixtures/stripe, inside the repository', () => {
+    const tests = fileURLToPath(new URL('.', import.meta.url));
+    expect(FIXTURES).toBe(join(tests, 'fixtures', 'stripe'));
+    const named = new Set(readdirSync(tests).filter((f) => f.endsWith('.ts')).flatMap((f) =>
+      [...readFileSync(join(tests, f), 'utf8').matchAll(/'((?:openapi-fixtures3|sync-engine|pay)\.[\w.-]+\.json)'/g)].map((m) => m[1])));
+    expect(named.size).toBeGreaterThan(15);
+    for (const name of named) expect(existsSync(join(FIXTURES, name)), name).toBe(true);
+  });
+});
 
 describe('isBasilOrLater', () => {
   it('tells the versions that moved the fields from those that did not', () => {

@@ -9,8 +9,9 @@ export interface BillingAccount {
   plan: string;
   status: 'active' | 'suspended';
   statusReason: string | null;
-  /** `created` (ms) of the newest payment event (invoice paid or failed) applied. */
+  /** `created` (ms) of the newest payment event (invoice paid or failed) applied, and its invoice. */
   standingEventAt: number | null;
+  standingInvoiceId: string | null;
   balanceMicros: number;
   debtMicros: number;
   stripeCustomerId: string | null;
@@ -31,6 +32,16 @@ export interface SubscriptionState {
   pastDueSince: number | null;
   periodStart: number | null;
   periodEnd: number | null;
+}
+
+/** A subscription that ended (canceled, incomplete_expired), an invoice that was paid. */
+export type FinalState = 'subscription_ended' | 'invoice_paid';
+
+/** A credits checkout the gateway created: what its payment is worth. */
+export interface CreditCheckout {
+  sessionId: string;
+  accountId: string;
+  amountMicros: number;
 }
 
 export interface CreditPurchase {
@@ -78,12 +89,20 @@ export interface BillingStore {
   linkCustomer(accountId: string, customerId: string): void;
   setSubscription(accountId: string, s: SubscriptionState): void;
   setStanding(accountId: string, status: 'active' | 'suspended', reason: string | null): void;
-  setStandingEventAt(accountId: string, at: number): void;
+  setStandingEvent(accountId: string, at: number, invoiceId: string): void;
   setPeriod(accountId: string, start: number, end: number): void;
   clearPastDue(accountId: string): void;
   addDebt(accountId: string, micros: number): void;
   /** Takes up to `micros` of debt away (what a top-up paid of it). */
   reduceDebt(accountId: string, micros: number): void;
+
+  /** Remembers an object Stripe never moves out of `state`; a second record of it is a no-op. */
+  recordFinal(objectId: string, accountId: string, state: FinalState, at: number): void;
+  /** When the object reached its final state (ms), if it did. */
+  finalAt(objectId: string): number | undefined;
+
+  recordCheckout(c: CreditCheckout): void;
+  creditCheckout(sessionId: string): CreditCheckout | undefined;
 
   /** False when the session was recorded already. */
   recordPurchase(p: Omit<CreditPurchase, 'refundedMicros'>): boolean;

@@ -1,7 +1,9 @@
 // Checkout and the customer portal: the two calls a customer makes with its own key. Each creates
-// a Stripe session and returns its URL. The account is linked through client_reference_id and
-// metadata on the session and on the payment intent or subscription, so later refunds and
-// disputes trace back to it. A Stripe customer is created once per account and reused.
+// a Stripe session and returns its URL. A credits session is recorded with its account and
+// amount: only a recorded session is credited when paid. The account is also named in
+// client_reference_id and metadata on the session and on the payment intent or subscription, so
+// subscriptions, refunds and disputes trace back to it. A Stripe customer is created once per
+// account and reused.
 import type Stripe from 'stripe';
 import type { Config, StripeConfig } from '../config.ts';
 import { GatewayError } from '../errors.ts';
@@ -28,6 +30,7 @@ export async function createCheckout(accountId: string, body: unknown, deps: Che
     cancel_url: stripeConfig.cancelUrl,
   };
   let params: Stripe.Checkout.SessionCreateParams;
+  let credits: number | undefined;
   if (body.type === 'credits') {
     const micros = typeof body.amount === 'string' ? safeDollars(body.amount) : undefined;
     if (micros === undefined || !stripeConfig.creditPacks.includes(micros)) {
@@ -43,6 +46,7 @@ export async function createCheckout(accountId: string, body: unknown, deps: Che
       metadata: { ...meta, kind: 'credits', amount_micros: String(micros) },
       payment_intent_data: { metadata: meta },
     };
+    credits = micros;
   } else if (body.type === 'plan') {
     const plan = typeof body.plan === 'string' ? config.plans[body.plan] : undefined;
     if (!plan?.stripePrice) {
@@ -66,6 +70,9 @@ export async function createCheckout(accountId: string, body: unknown, deps: Che
   params.customer = await customerFor(accountId, deps);
   const session = await callStripe(() => deps.stripe.checkout.sessions.create(params), deps.log);
   if (!session.url) throw new GatewayError('UPSTREAM_UNREACHABLE', { detail: 'Stripe returned a session without a URL.' });
+  // Recorded before the customer has the URL, so before it can be paid: the record, not the
+  // session's metadata, is what its checkout.session.completed is credited by.
+  if (credits !== undefined) deps.billing.recordCheckout({ sessionId: session.id, accountId, amountMicros: credits });
   return { id: session.id, url: session.url };
 }
 

@@ -3,6 +3,7 @@
 // why the event needed nothing (recorded with the event). It throws only on a real failure.
 import type { Config } from '../config.ts';
 import type { Store } from '../db/store.ts';
+import { formatMicros } from '../money.ts';
 import type { BillingAccount, BillingStore } from './billing-store.ts';
 import {
   centsToMicros, idOf, invoicePeriod, invoiceSubscription, metadata, obj, str, subscriptionPeriod, subscriptionPrice,
@@ -28,6 +29,8 @@ type Handler = (o: Record<string, unknown>, event: StripeEvent, deps: EventDeps)
 // Subscription statuses that lose the plan; active and trialing grant it, past_due keeps it for
 // a grace period, incomplete waits for the first payment.
 const LAPSED = new Set(['unpaid', 'incomplete_expired', 'canceled', 'paused']);
+// Statuses Stripe never moves a subscription out of.
+const ENDED = new Set(['canceled', 'incomplete_expired']);
 
 const HANDLERS: Record<string, Handler> = {
   'checkout.session.completed': checkoutCompleted,
@@ -65,16 +68,27 @@ function link(account: BillingAccount, o: Record<string, unknown>, billing: Bill
 }
 
 function checkoutCompleted(session: Record<string, unknown>, event: StripeEvent, { store, billing }: EventDeps): string | undefined {
-  const account = accountFor(session, billing);
-  if (!account) return `no account for checkout session ${String(session.id)}`;
-  link(account, session, billing);
-  if (session.mode === 'subscription') return undefined; // the plan follows customer.subscription.* events
-  if (session.mode !== 'payment') return `a ${String(session.mode)}-mode session buys no credits`;
-  if (session.payment_status !== 'paid') return 'payment not settled yet: credits wait for checkout.session.async_payment_succeeded';
-  if (session.currency !== 'usd') return `credits are sold in usd; this session was paid in ${String(session.currency)}`;
-  const amount = centsToMicros(session.amount_total);
-  if (!amount) return 'the session has no amount_total';
   const sessionId = String(session.id);
+  if (session.mode === 'subscription') {
+    const account = accountFor(session, billing);
+    if (!account) return `no account for checkout session ${sessionId}`;
+    link(account, session, billing);
+    return undefined; // the plan follows customer.subscription.* events
+  }
+  if (session.mode !== 'payment') return `a ${String(session.mode)}-mode session buys no credits`;
+  // Only a session the gateway created for credits buys them, for the account and amount it
+  // recorded. Any other paid Checkout of the customer (a Payment Link, another product of the same
+  // Stripe account) is not a top-up, and metadata is whatever its creator set.
+  const checkout = billing.creditCheckout(sessionId);
+  if (!checkout) return `checkout session ${sessionId} was not created by this gateway for credits (a Payment Link or another product): no credits`;
+  if (session.payment_status !== 'paid') return 'payment not settled yet: credits wait for checkout.session.async_payment_succeeded';
+  // Adaptive Pricing keeps the session's currency and amount_total in the integration's currency
+  // (usd) since 2025-03-31; anything else is not what the gateway sold.
+  if (session.currency !== 'usd' || centsToMicros(session.amount_total) !== checkout.amountMicros) {
+    return `session ${sessionId} was created for ${formatMicros(checkout.amountMicros)} usd, but Stripe reports amount_total ${String(session.amount_total)} ${String(session.currency)}: no credits; check the payment in the Stripe dashboard`;
+  }
+  const account = billing.account(checkout.accountId)!;
+  const amount = checkout.amountMicros;
   if (!billing.recordPurchase({ sessionId, accountId: account.id, paymentIntent: idOf(session.payment_intent) ?? null, amountMicros: amount })) {
     return `credits for ${sessionId} were granted already (${event.type})`;
   }
@@ -88,17 +102,31 @@ function checkoutCompleted(session: Record<string, unknown>, event: StripeEvent,
   return undefined;
 }
 
+/**
+ * Stripe does not deliver events in order and stamps them in whole seconds, so:
+ * - an ended subscription (deleted, canceled, incomplete_expired) is final: its end applies
+ *   whatever its stamp, and any event about it afterwards changes nothing;
+ * - otherwise an event older than the state applied changes nothing; in the same second,
+ *   customer.subscription.created (a subscription's first event) yields to what was applied for
+ *   that subscription, and of two updates the later arrival wins (nothing orders them).
+ */
 function subscriptionChanged(sub: Record<string, unknown>, event: StripeEvent, { config, billing }: EventDeps): string | undefined {
   const account = accountFor(sub, billing);
-  if (!account) return `no account for subscription ${String(sub.id)} (customer ${String(idOf(sub.customer))})`;
-  const eventAt = event.created * 1000;
-  // Stripe does not promise order: an event older than the state applied must not overwrite it.
-  if (account.subscriptionEventAt !== null && eventAt < account.subscriptionEventAt) {
-    return `older (${new Date(eventAt).toISOString()}) than the subscription state already applied`;
-  }
-  link(account, sub, billing);
+  const id = String(sub.id);
+  if (!account) return `no account for subscription ${id} (customer ${String(idOf(sub.customer))})`;
+  const endedAt = billing.finalAt(id);
+  if (endedAt !== undefined) return `subscription ${id} ended at ${iso(endedAt)}: a later event for it changes nothing`;
   const status = event.type === 'customer.subscription.deleted' ? 'canceled' : str(sub.status);
   if (status === undefined) return 'the subscription has no status';
+  const eventAt = event.created * 1000;
+  const last = account.subscriptionEventAt;
+  const ended = ENDED.has(status);
+  if (ended) billing.recordFinal(id, account.id, 'subscription_ended', eventAt);
+  const stale = last !== null
+    && (eventAt < last || (eventAt === last && event.type === 'customer.subscription.created' && account.subscriptionId === id));
+  // Nothing follows the end of the account's current subscription, whatever the stamps say.
+  if (stale && !(ended && account.subscriptionId === id)) return `older (${iso(eventAt)}) than the subscription state already applied`;
+  link(account, sub, billing);
   const price = subscriptionPrice(sub);
   const pricedPlan = Object.values(config.plans).find((p) => p.stripePrice !== undefined && p.stripePrice === price)?.name;
   const period = subscriptionPeriod(sub, event.api_version);
@@ -118,15 +146,16 @@ function subscriptionChanged(sub: Record<string, unknown>, event: StripeEvent, {
   // A customer may hold several subscriptions (a second checkout): only the account's current
   // one, or another that is active, changes the account.
   const current = account.subscriptionId;
-  if (current !== null && current !== String(sub.id) && status !== 'active' && status !== 'trialing') {
-    return `subscription ${String(sub.id)} is not the account's current one (${current})`;
+  if (current !== null && current !== id && status !== 'active' && status !== 'trialing') {
+    return `subscription ${id} is not the account's current one (${current})`;
   }
   const live = !LAPSED.has(status);
   billing.setSubscription(account.id, {
-    subscriptionId: live ? String(sub.id) : null,
+    subscriptionId: live ? id : null,
     status,
     plan,
-    eventAt,
+    // A late end keeps the newest stamp: older events stay older.
+    eventAt: Math.max(eventAt, last ?? eventAt),
     pastDueSince,
     // Lapsed: the quota goes back to calendar months.
     periodStart: live ? period?.start ?? null : null,
@@ -136,22 +165,37 @@ function subscriptionChanged(sub: Record<string, unknown>, event: StripeEvent, {
 }
 
 /**
- * The account an invoice event is about, when the event is newer than the last payment event
- * applied (Stripe may resend an old one); else the note saying why it changes nothing.
+ * The account an invoice event is about, when the event decides its payment standing; else the
+ * note saying why it changes nothing. Stripe does not deliver events in order and stamps them in
+ * whole seconds, so:
+ * - a paid invoice is final (Stripe makes no further attempt on it): its invoice.paid applies over
+ *   a failure of that invoice whatever the stamps, and a payment_failed for it afterwards changes
+ *   nothing;
+ * - otherwise the newer `created` decides, and an older event changes nothing;
+ * - in the same second a failure holds against another invoice's payment, in either order: the
+ *   failed invoice is still owed, and paying another says nothing about it.
  */
-function payingAccount(inv: Record<string, unknown>, event: StripeEvent, billing: BillingStore): BillingAccount | string {
+function standingEvent(inv: Record<string, unknown>, event: StripeEvent, paid: boolean, billing: BillingStore): BillingAccount | string {
   const account = accountFor(inv, billing);
   if (!account) return `no account for customer ${String(idOf(inv.customer))}`;
+  const id = str(inv.id);
+  if (id === undefined) return 'the invoice has no id';
   const at = event.created * 1000;
-  if (account.standingEventAt !== null && at < account.standingEventAt) {
-    return `older (${new Date(at).toISOString()}) than the payment state already applied`;
+  const last = account.standingEventAt;
+  const standing = account.standingInvoiceId;
+  if (paid) billing.recordFinal(id, account.id, 'invoice_paid', at);
+  else if (billing.finalAt(id) !== undefined) return `invoice ${id} was paid already: a failed attempt on it changes nothing`;
+  if (last !== null && standing !== id) {
+    if (at < last) return `older (${iso(at)}) than the payment state already applied`;
+    const standingFailed = standing !== null && billing.finalAt(standing) === undefined;
+    if (paid && at === last && standingFailed) return `paid in the same second as the failed payment of invoice ${standing}, which it does not pay`;
   }
-  billing.setStandingEventAt(account.id, at);
+  billing.setStandingEvent(account.id, Math.max(at, last ?? at), id);
   return account;
 }
 
 function invoicePaid(inv: Record<string, unknown>, event: StripeEvent, { billing }: EventDeps): string | undefined {
-  const account = payingAccount(inv, event, billing);
+  const account = standingEvent(inv, event, true, billing);
   if (typeof account === 'string') return account;
   if (account.status === 'suspended' && account.statusReason === 'payment_failed') billing.setStanding(account.id, 'active', null);
   billing.clearPastDue(account.id);
@@ -163,7 +207,7 @@ function invoicePaid(inv: Record<string, unknown>, event: StripeEvent, { billing
 }
 
 function invoicePaymentFailed(inv: Record<string, unknown>, event: StripeEvent, { billing }: EventDeps): string | undefined {
-  const account = payingAccount(inv, event, billing);
+  const account = standingEvent(inv, event, false, billing);
   if (typeof account === 'string') return account;
   // A dispute's suspension says more; do not overwrite its reason.
   if (account.status !== 'suspended') billing.setStanding(account.id, 'suspended', 'payment_failed');
@@ -218,3 +262,5 @@ function disputeClosed(dispute: Record<string, unknown>, _event: StripeEvent, { 
   if (account.statusReason === 'dispute' && billing.openDisputes(account.id) === 0) billing.setStanding(account.id, 'active', null);
   return undefined;
 }
+
+const iso = (ms: number): string => new Date(ms).toISOString();

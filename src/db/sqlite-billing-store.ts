@@ -1,10 +1,12 @@
 // BillingStore on the SQLite file. Statements are prepared once; webhook effects call these
 // inside Store.applyOnce's transaction.
-import type { BillingAccount, BillingStore, CreditPurchase, Dispute, OutboxRow, WebhookEventRow } from '../billing/billing-store.ts';
+import type {
+  BillingAccount, BillingStore, CreditCheckout, CreditPurchase, Dispute, OutboxRow, WebhookEventRow,
+} from '../billing/billing-store.ts';
 import type { Db } from './open.ts';
 
 const ACCOUNT = `SELECT id, email, name, plan, status, status_reason AS statusReason,
-  standing_event_at AS standingEventAt, balance_micros AS balanceMicros,
+  standing_event_at AS standingEventAt, standing_invoice_id AS standingInvoiceId, balance_micros AS balanceMicros,
   debt_micros AS debtMicros, stripe_customer_id AS stripeCustomerId, stripe_subscription_id AS subscriptionId,
   subscription_status AS subscriptionStatus, subscription_event_at AS subscriptionEventAt,
   past_due_since AS pastDueSince, period_start AS periodStart, period_end AS periodEnd FROM accounts`;
@@ -21,11 +23,18 @@ export function createSqliteBillingStore(db: Db, now: () => number = Date.now): 
       plan = @plan, subscription_event_at = @eventAt, past_due_since = @pastDueSince,
       period_start = @periodStart, period_end = @periodEnd WHERE id = @accountId`),
     standing: db.prepare('UPDATE accounts SET status = ?, status_reason = ? WHERE id = ?'),
-    standingEventAt: db.prepare('UPDATE accounts SET standing_event_at = ? WHERE id = ?'),
+    standingEvent: db.prepare('UPDATE accounts SET standing_event_at = ?, standing_invoice_id = ? WHERE id = ?'),
     period: db.prepare('UPDATE accounts SET period_start = ?, period_end = ? WHERE id = ?'),
     clearPastDue: db.prepare('UPDATE accounts SET past_due_since = NULL WHERE id = ?'),
     addDebt: db.prepare('UPDATE accounts SET debt_micros = debt_micros + ? WHERE id = ?'),
     reduceDebt: db.prepare('UPDATE accounts SET debt_micros = max(debt_micros - ?, 0) WHERE id = ?'),
+    recordFinal: db.prepare(`INSERT INTO stripe_final_states (object_id, account_id, state, event_at) VALUES (?, ?, ?, ?)
+      ON CONFLICT DO NOTHING`),
+    finalAt: db.prepare('SELECT event_at FROM stripe_final_states WHERE object_id = ?').pluck(),
+    checkout: db.prepare(`INSERT INTO checkout_sessions (session_id, account_id, amount_micros, created_at)
+      VALUES (@sessionId, @accountId, @amountMicros, @now) ON CONFLICT DO NOTHING`),
+    creditCheckout: db.prepare(`SELECT session_id AS sessionId, account_id AS accountId, amount_micros AS amountMicros
+      FROM checkout_sessions WHERE session_id = ?`),
     purchase: db.prepare(`INSERT INTO credit_purchases (session_id, account_id, payment_intent, amount_micros, created_at)
       VALUES (@sessionId, @accountId, @paymentIntent, @amountMicros, @now) ON CONFLICT DO NOTHING`),
     purchaseByPi: db.prepare(`SELECT session_id AS sessionId, account_id AS accountId, payment_intent AS paymentIntent,
@@ -56,11 +65,16 @@ export function createSqliteBillingStore(db: Db, now: () => number = Date.now): 
     linkCustomer: (accountId, customerId) => void q.link.run(customerId, accountId),
     setSubscription: (accountId, s) => void q.subscription.run({ accountId, ...s }),
     setStanding: (accountId, status, reason) => void q.standing.run(status, reason, accountId),
-    setStandingEventAt: (accountId, at) => void q.standingEventAt.run(at, accountId),
+    setStandingEvent: (accountId, at, invoiceId) => void q.standingEvent.run(at, invoiceId, accountId),
     setPeriod: (accountId, start, end) => void q.period.run(start, end, accountId),
     clearPastDue: (accountId) => void q.clearPastDue.run(accountId),
     addDebt: (accountId, micros) => void q.addDebt.run(micros, accountId),
     reduceDebt: (accountId, micros) => void q.reduceDebt.run(micros, accountId),
+
+    recordFinal: (objectId, accountId, state, at) => void q.recordFinal.run(objectId, accountId, state, at),
+    finalAt: (objectId) => q.finalAt.get(objectId) as number | undefined,
+    recordCheckout: (c) => void q.checkout.run({ ...c, now: now() }),
+    creditCheckout: (sessionId) => q.creditCheckout.get(sessionId) as CreditCheckout | undefined,
 
     recordPurchase: (p) => q.purchase.run({ ...p, now: now() }).changes === 1,
     purchaseByPaymentIntent: (pi) => q.purchaseByPi.get(pi) as CreditPurchase | undefined,

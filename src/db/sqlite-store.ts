@@ -250,8 +250,9 @@ export function createSqliteStore(db: Db, { now = Date.now, onFlushError }: Sqli
 
     applyOnce(event, effect) {
       return db.transaction((): ApplyOutcome => {
-        const seen = q.eventStatus.get(event.id) as string | undefined;
-        if (seen === 'applied' || seen === 'ignored') return { status: 'duplicate' };
+        // Only an applied event is final: one ignored (a price no plan had yet) runs again when
+        // resent or replayed, and its effect decides afresh.
+        if (q.eventStatus.get(event.id) === 'applied') return { status: 'duplicate' };
         const note = effect();
         const status = note === undefined ? 'applied' : 'ignored';
         q.recordEvent.run({ ...event, status, note: note ?? null, now: now(), appliedAt: now() });

@@ -105,9 +105,10 @@ export interface Store {
   /** Writes batch `id` now if it is still queued (a no-op once it was written). */
   flushBatch(id: number): void;
   /**
-   * Runs `effect` and records the event in one transaction, unless the event was applied or
-   * ignored before. `effect` returns undefined when it applied, or a note saying why it did
-   * nothing. If it throws, nothing it did is kept; record the failure with recordFailure.
+   * Runs `effect` and records the event in one transaction, unless the event was applied
+   * before (an ignored one runs again). `effect` returns undefined when it applied, or a note
+   * saying why it did nothing. If it throws, nothing it did is kept; record the failure with
+   * recordFailure.
    */
   applyOnce(event: InboundEvent, effect: () => string | undefined): ApplyOutcome;
   /** Keeps a failed event (and counts the attempt) so it can be listed and replayed. */
