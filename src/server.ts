@@ -84,7 +84,7 @@ export function createGateway({ config, store, log, billing, now = Date.now }: G
       if (UNSAFE_PATH.test(url)) {
         throw new GatewayError('BAD_REQUEST', { detail: 'Paths with dot segments, backslashes or needless percent-encoding (of / or of letters, digits, -._~) are refused.' });
       }
-      const route = router.match(url);
+      const route = router.match(url, req.headers);
       if (!route) throw new GatewayError('NOT_FOUND');
       ctx.route = route;
       // Cheap checks first, money last.
