@@ -11,7 +11,8 @@ const METERS: readonly ProviderName[] = ['openai', 'anthropic'];
 const ROUTE_KEYS = ['path', 'upstream', 'priceMicros', 'metered', 'auth', 'stripPrefix', 'headers', 'timeoutMs', 'meter'];
 const PLAN_KEYS = ['limits', 'burst', 'monthlyQuota', 'overage', 'models', 'byok', 'stripePrice', 'stripeMeter'];
 const LIMIT_KEYS = ['perSecond', 'perMinute', 'perDay'];
-const PRICE_KEYS = ['input', 'cachedInput', 'cacheWrite5m', 'cacheWrite1h', 'output', 'maxOutput'];
+const RATE_KEYS = ['input', 'cachedInput', 'cacheWrite5m', 'cacheWrite1h', 'output'];
+const PRICE_KEYS = [...RATE_KEYS, 'maxOutput', 'webSearch', 'priority', 'flex', 'longContext'];
 const FILE_KEYS = ['routes', 'plans', 'defaultPlan', 'prices', 'credits'];
 // A header name as RFC 9110 §5.1 allows it (a token).
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -24,7 +25,10 @@ export interface ParsedFile {
   creditPacks?: number[];
 }
 
-export function parseConfigFile(raw: unknown, timeoutMs: number, problems: string[]): ParsedFile {
+/** Default upstream timeouts: plain routes, and AI ("meter") routes. */
+export interface Timeouts { plain: number; ai: number }
+
+export function parseConfigFile(raw: unknown, timeouts: Timeouts, problems: string[]): ParsedFile {
   const out: ParsedFile = { routes: [], prices: {} };
   if (!isRecord(raw)) {
     problems.push('config file: expected a JSON object with "routes" and "plans"');
@@ -35,7 +39,7 @@ export function parseConfigFile(raw: unknown, timeoutMs: number, problems: strin
   if (raw.routes !== undefined) {
     if (!Array.isArray(raw.routes)) problems.push('routes: expected an array');
     else raw.routes.forEach((r, i) => {
-      const parsed = parseRoute(r, `routes[${i}]`, timeoutMs, problems);
+      const parsed = parseRoute(r, `routes[${i}]`, timeouts, problems);
       if (parsed) out.routes.push(parsed);
     });
     const seen = new Set<string>();
@@ -92,7 +96,7 @@ export function parseConfigFile(raw: unknown, timeoutMs: number, problems: strin
   return out;
 }
 
-function parseRoute(raw: unknown, at: string, timeoutMs: number, problems: string[]): Route | undefined {
+function parseRoute(raw: unknown, at: string, timeouts: Timeouts, problems: string[]): Route | undefined {
   if (!isRecord(raw)) {
     problems.push(`${at}: expected an object`);
     return undefined;
@@ -112,7 +116,7 @@ function parseRoute(raw: unknown, at: string, timeoutMs: number, problems: strin
     if (raw.priceMicros !== undefined) problems.push(`${at}: a route is priced by "meter" or by "priceMicros", not both`);
     if (raw.auth === false) problems.push(`${at}: a "meter" route spends the gateway's provider key, so it needs "auth"`);
   }
-  const timeout = optInt(raw.timeoutMs, `${at}.timeoutMs`, 1, problems) ?? timeoutMs;
+  const timeout = optInt(raw.timeoutMs, `${at}.timeoutMs`, 1, problems) ?? (raw.meter !== undefined ? timeouts.ai : timeouts.plain);
   const flags: Record<string, boolean> = {};
   for (const [flag, fallback] of [['metered', true], ['auth', true], ['stripPrefix', false]] as const) {
     const v = raw[flag];
@@ -186,13 +190,41 @@ function parsePrice(raw: unknown, at: string, problems: string[]): ModelPrice | 
   }
   unknownKeys(raw, PRICE_KEYS, at, problems);
   const before = problems.length;
-  const price: Record<string, number> = {};
-  for (const k of PRICE_KEYS) {
+  const price: Record<string, unknown> = rates(raw, at, problems) ?? {};
+  for (const k of ['maxOutput', 'webSearch']) {
     const v = optInt(raw[k], `${at}.${k}`, 0, problems);
     if (v !== undefined) price[k] = v;
-    else if ((k === 'input' || k === 'output' || k === 'maxOutput') && raw[k] === undefined) problems.push(`${at}.${k}: required`);
+    else if (k === 'maxOutput') problems.push(`${at}.${k}: required`);
+  }
+  // Dearer processing: OpenAI's tiers, and rates for prompts past `above` tokens.
+  for (const k of ['priority', 'flex', 'longContext']) {
+    const v = raw[k];
+    if (v === undefined) continue;
+    if (!isRecord(v)) {
+      problems.push(`${at}.${k}: expected an object of micro-dollars per million tokens`);
+      continue;
+    }
+    unknownKeys(v, k === 'longContext' ? [...RATE_KEYS, 'above'] : RATE_KEYS, `${at}.${k}`, problems);
+    const r: Record<string, number> | undefined = rates(v, `${at}.${k}`, problems);
+    if (k === 'longContext') {
+      const above = optInt(v.above, `${at}.${k}.above`, 1, problems);
+      if (above === undefined) problems.push(`${at}.${k}.above: required (prompt tokens)`);
+      else if (r) r.above = above;
+    }
+    if (r) price[k] = r;
   }
   return problems.length > before ? undefined : (price as unknown as ModelPrice);
+}
+
+function rates(raw: Record<string, unknown>, at: string, problems: string[]): Record<string, number> | undefined {
+  const out: Record<string, number> = {};
+  const before = problems.length;
+  for (const k of RATE_KEYS) {
+    const v = optInt(raw[k], `${at}.${k}`, 0, problems);
+    if (v !== undefined) out[k] = v;
+    else if ((k === 'input' || k === 'output') && raw[k] === undefined) problems.push(`${at}.${k}: required`);
+  }
+  return problems.length > before ? undefined : out;
 }
 
 export function parseUrl(raw: string, at: string, problems: string[]): URL | undefined {

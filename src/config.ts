@@ -65,6 +65,8 @@ export interface Route {
   timeoutMs: number;
   /** An AI provider's API: priced by the tokens it reports, errors in its dialect. */
   meter?: ProviderName;
+  /** Matches only requests carrying this header (set on ready-made AI routes that share a path). */
+  whenHeader?: string;
 }
 
 /** What one client may hold of the gateway: slow or greedy clients must not starve the rest. */
@@ -85,6 +87,8 @@ export interface Config {
   databasePath: string;
   logLevel: LogLevel;
   upstreamTimeoutMs: number;
+  /** The same for AI routes: reasoning models think for minutes before their first byte. */
+  aiTimeoutMs: number;
   /** Connections per upstream origin. */
   upstreamConnections: number;
   maxBodyBytes: number;
@@ -124,8 +128,10 @@ export const BUILTIN_PLAN: Plan = Object.freeze({
 
 export const DEMO_PATH = '/demo/';
 const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
-// The ready-made AI routes added when a provider's key is set: [path, path at the provider, metered].
-const AI_ROUTES: Record<ProviderName, [string, string, boolean][]> = {
+// The ready-made AI routes added when a provider's key is set: [path, path at the provider,
+// metered, only for requests with this header]. Both providers list models at /v1/models; every
+// Anthropic client sends anthropic-version.
+const AI_ROUTES: Record<ProviderName, [string, string, boolean, string?][]> = {
   openai: [
     ['/v1/chat/completions', '/chat/completions', true],
     ['/v1/responses', '/responses', true],
@@ -135,6 +141,7 @@ const AI_ROUTES: Record<ProviderName, [string, string, boolean][]> = {
   anthropic: [
     ['/v1/messages', '/v1/messages', true],
     ['/v1/messages/count_tokens', '/v1/messages/count_tokens', false],
+    ['/v1/models', '/v1/models', false, 'anthropic-version'],
   ],
 };
 
@@ -157,8 +164,10 @@ export function loadConfig(env: Env = process.env): Config {
   const host = env.HOST || '127.0.0.1';
   const databasePath = env.DATABASE_PATH || './data/tollgate.db';
   const upstreamTimeoutMs = int('UPSTREAM_TIMEOUT_MS', 30_000, 1);
+  const aiTimeoutMs = int('AI_UPSTREAM_TIMEOUT_MS', 600_000, 1);
   const maxBodyBytes = int('MAX_BODY_BYTES', 10 * 1024 * 1024, 0);
-  const shutdownTimeoutMs = int('SHUTDOWN_TIMEOUT_MS', 10_000, 0);
+  // Long enough for most AI streams to finish; one still running after it is cut and estimated.
+  const shutdownTimeoutMs = int('SHUTDOWN_TIMEOUT_MS', 60_000, 0);
   const upstreamConnections = int('UPSTREAM_CONNECTIONS', 256, 1);
   const clients: ClientLimits = {
     headersTimeoutMs: int('CLIENT_HEADERS_TIMEOUT_MS', 10_000, 1),
@@ -195,7 +204,7 @@ export function loadConfig(env: Env = process.env): Config {
       problems.push(`${configPath}: not valid JSON (${(err as Error).message})`);
     }
     if (parsed !== undefined) {
-      const file = parseConfigFile(parsed, upstreamTimeoutMs, problems);
+      const file = parseConfigFile(parsed, { plain: upstreamTimeoutMs, ai: aiTimeoutMs }, problems);
       routes = file.routes;
       if (file.plans) plans = file.plans;
       prices = { ...prices, ...file.prices };
@@ -216,6 +225,7 @@ export function loadConfig(env: Env = process.env): Config {
     }
   }
 
+  const fileRoutes = new Set(routes.map((r) => r.path));
   const providerKeys: Partial<Record<ProviderName, string>> = {};
   const providerBase: Record<ProviderName, [string, string]> = {
     openai: ['OPENAI_BASE_URL', 'https://api.openai.com/v1'],
@@ -229,10 +239,10 @@ export function loadConfig(env: Env = process.env): Config {
     const base = parseUrl(env[baseVar] || fallback, baseVar, problems);
     if (!key || !base) continue;
     const basePath = base.pathname.replace(/\/$/, '');
-    for (const [path, at, metered] of AI_ROUTES[provider]) {
-      if (routes.some((r) => r.path === path)) continue; // the file's own route wins
+    for (const [path, at, metered, whenHeader] of AI_ROUTES[provider]) {
+      if (fileRoutes.has(path)) continue; // the file's own route wins
       const upstream = new URL(base.origin + basePath + at);
-      routes.push(route({ path, upstream, metered, stripPrefix: true, meter: provider }, upstreamTimeoutMs));
+      routes.push(route({ path, upstream, metered, stripPrefix: true, meter: provider, ...(whenHeader && { whenHeader }) }, aiTimeoutMs));
     }
   }
   const byokAllowed = Object.values(plans).some((p) => p.byok);
@@ -252,7 +262,7 @@ export function loadConfig(env: Env = process.env): Config {
   if (problems.length > 0) throw new ConfigError(problems);
   const demo = routes.length === 0 && source === 'demo';
   return deepFreeze({
-    port, host, databasePath, logLevel, upstreamTimeoutMs, upstreamConnections, maxBodyBytes, shutdownTimeoutMs, clients,
+    port, host, databasePath, logLevel, upstreamTimeoutMs, aiTimeoutMs, upstreamConnections, maxBodyBytes, shutdownTimeoutMs, clients,
     source, routes, plans, defaultPlan, demo, prices, providerKeys, stripe,
   });
 }

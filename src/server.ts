@@ -89,7 +89,7 @@ export function createGateway({ config, store, log, billing, now = Date.now }: G
         ownEndpoint(ctx, url, endpointDeps)?.catch((err: unknown) => refuse(ctx, err));
         return;
       }
-      const route = router.route(url);
+      const route = router.route(url, req.headers);
       if (!route) throw new GatewayError('NOT_FOUND');
       ctx.route = route;
       // Cheap checks first, money last.

@@ -169,7 +169,7 @@ describe('Anthropic routes', () => {
   });
 
   it('a stream that stalls past the upstream timeout is settled as an estimate', async () => {
-    const fast = await startAiGateway(fake, { UPSTREAM_TIMEOUT_MS: '150' });
+    const fast = await startAiGateway(fake, { AI_UPSTREAM_TIMEOUT_MS: '150' });
     try {
       const c = customer(fast, 'pro', grant);
       issued.push(c.key);
@@ -228,20 +228,27 @@ describe('Anthropic routes', () => {
     expectNoProviderKey(fake, res.body, res.headers);
   });
 
-  it('provider errors (429, 529 overloaded) reach the SDK unchanged and are not billed', async () => {
+  it('provider errors (429, 529 overloaded) reach the SDK unchanged but for the operator\'s rate-limit headers, and are not billed', async () => {
     const { account, client } = setup();
     for (const [status, cls, body] of [
       [429, Anthropic.RateLimitError, { type: 'error', error: { type: 'rate_limit_error', message: 'Number of request tokens has exceeded your per-minute rate limit.' }, request_id: 'req_011CUpstream' }],
       [529, Anthropic.OverloadedError, { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' }, request_id: 'req_011CUpstream2' }],
     ] as const) {
-      fake.behave('test-sonnet', { status, errorBody: body, headers: { 'retry-after': '7', 'anthropic-ratelimit-tokens-remaining': '0' } });
+      fake.behave('test-sonnet', { status, errorBody: body, headers: {
+        'retry-after': '7', 'anthropic-ratelimit-tokens-remaining': '0', 'anthropic-ratelimit-requests-limit': '4000',
+        'anthropic-priority-input-tokens-limit': '10000', 'request-id': 'req_011CUpstream',
+      } });
       const err = await client.messages.create(params()).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(cls);
       expect((err as ApiError).status).toBe(status);
       expect((err as ApiError).error).toEqual(body);
       const headers = (err as ApiError).headers!;
-      expect(headers.get('retry-after')).toBe('7');
-      expect(headers.get('anthropic-ratelimit-tokens-remaining')).toBe('0');
+      expect(headers.get('retry-after')).toBe('7'); // the client needs it
+      expect(headers.get('request-id')).toBe('req_011CUpstream');
+      // The operator's limits and what is left of them are the operator's.
+      for (const name of ['anthropic-ratelimit-tokens-remaining', 'anthropic-ratelimit-requests-limit', 'anthropic-priority-input-tokens-limit']) {
+        expect(headers.get(name), name).toBeNull();
+      }
       const requestId = headers.get('x-request-id')!;
       const [[, reserved], settle] = ledgerOf(gw, account.id, requestId);
       expect(settle).toEqual(['settle', -reserved]);
@@ -267,5 +274,47 @@ describe('Anthropic routes', () => {
     } finally {
       await stale.close();
     }
+  });
+
+  it('web searches reported in server_tool_use are billed at $10 per 1000, streamed or not; max_uses bounds the reservation', async () => {
+    const { account, client } = setup();
+    fake.behave('test-sonnet', { webSearches: 5, usage: { input: 2000, cached: 0, cacheWrite5m: 0, cacheWrite1h: 0, output: 100 } });
+    const tools = [{ type: 'web_search_20250305' as const, name: 'web_search' as const, max_uses: 6 }];
+    const cost = ceilMicros(2000 * P.input + 100 * P.output) + 5 * 10_000; // 7500 + 50 000
+    const { data, response } = await client.messages.create(params({ tools, max_tokens: 500 })).withResponse();
+    expect(data.usage.server_tool_use?.web_search_requests).toBe(5);
+    expect(response.headers.get('x-tollgate-cost-micros')).toBe(String(cost));
+    const id = response.headers.get('x-request-id')!;
+    const reserved = reserveSonnet(Buffer.byteLength(last().raw), 500) + 6 * 10_000;
+    expect(ledgerOf(gw, account.id, id)).toEqual([['reserve', -reserved], ['settle', reserved - cost]]);
+
+    const message = await client.messages.stream(params({ tools, max_tokens: 500 })).finalMessage();
+    expect(message.usage.server_tool_use?.web_search_requests).toBe(5);
+    expect(expectBalanced(gw, account.id)).toBe(grant - 2 * cost);
+
+    // Code execution bills container hours a request does not show: refused, nothing upstream.
+    const before = fake.requests.length;
+    const err = await client.messages.create(params({ tools: [{ type: 'code_execution_20250825', name: 'code_execution' }] })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Anthropic.BadRequestError);
+    expect((err as ApiError).message).toContain('code_execution_20250825');
+    expect(fake.requests.length).toBe(before);
+  });
+
+  it('with both providers on, the SDK\'s models.list() reaches Anthropic (anthropic-version picks it) and lists only priced models', async () => {
+    const { key, client } = setup('pro', 0);
+    const ids: string[] = [];
+    for await (const m of client.models.list()) ids.push(m.id);
+    // claude-mythos-preview has no price here.
+    expect(ids).toEqual(['claude-sonnet-4-5-20250929', 'test-sonnet']);
+    expect(last()).toMatchObject({ provider: 'anthropic', method: 'GET', key: fake.anthropicKey });
+    expect(last().path).toMatch(/^\/v1\/models/);
+    expect(last().headers['anthropic-version']).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+    // The OpenAI SDK's request on the same path still reaches OpenAI.
+    const res = await fetchText(`${gw.url}/v1/models`, { headers: { authorization: `Bearer ${key}` } });
+    expect(res.status).toBe(200);
+    expect(last()).toMatchObject({ provider: 'openai', key: fake.openaiKey });
+    const sonnetOnly = [];
+    for await (const m of setup('sonnetOnly', 0).client.models.list()) sonnetOnly.push(m.id);
+    expect(sonnetOnly).toEqual(['test-sonnet']);
   });
 });

@@ -42,7 +42,8 @@ describe('credits on AI routes', () => {
 
   it('a 50-way burst against a balance that pays for 7 reservations: 7 succeed, 43 get 402, nothing overdraws', async () => {
     const params = { model: 'test-gpt', messages: [{ role: 'user' as const, content: PROMPT }], max_tokens: 100 };
-    const bodyBytes = Buffer.byteLength(JSON.stringify(params));
+    // Sent with the tier pinned to the standard one.
+    const bodyBytes = Buffer.byteLength(JSON.stringify({ ...params, service_tier: 'default' }));
     const reserved = ceilMicros(bodyBytes * 2_500_000 + 100 * 10_000_000);
     // Each success really costs 50 × 2.5 + 20 × 10 = 325.
     const cost = ceilMicros(50 * 2_500_000 + 20 * 10_000_000);

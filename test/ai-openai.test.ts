@@ -3,9 +3,11 @@
 // shape so the SDK raises the right class, and provider errors passed through unbilled.
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.ts';
+import { tokenizerReady } from '../src/meters/text-tokens.ts';
 import {
   ceilMicros, customer, expectBalanced, expectNoProviderKey, expectNoTollgateKey, ledgerOf, openaiClient,
-  startAiGateway, startFakeProviders, usageRow, type FakeProviders,
+  startAiGateway, startFakeProviders, usageRow, waitFor, type FakeProviders,
 } from './fake-providers.ts';
 import { fetchText, type TestGateway } from './helpers.ts';
 
@@ -76,15 +78,21 @@ describe('OpenAI routes', () => {
     expectNoProviderKey(fake, response.headers, data);
   });
 
-  it('a dated snapshot is priced as its alias, and rounds up to the micro-dollar', async () => {
+  it('a dated snapshot is priced as itself, never as its alias: unlisted, it is refused; gpt-4o-2024-05-13 costs its own price', async () => {
     const { account, client } = setup();
-    fake.behave('test-gpt-2025-04-14', { usage: { input: 3, cached: 1, cacheWrite5m: 0, cacheWrite1h: 0, output: 1 } });
+    const before = fake.requests.length;
+    const err = await client.chat.completions.create({ model: 'test-gpt-2025-04-14', messages: [{ role: 'user', content: 'hi' }], max_tokens: 5 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(fake.requests.length).toBe(before);
+
+    // The shipped table: the first gpt-4o snapshot costs $5 / $15, twice gpt-4o's input.
+    fake.behave('gpt-4o-2024-05-13', { usage: { input: 3, cached: 0, cacheWrite5m: 0, cacheWrite1h: 0, output: 1 } });
     const { response } = await client.chat.completions.create({
-      model: 'test-gpt-2025-04-14', messages: [{ role: 'user', content: 'hi' }], max_tokens: 5,
+      model: 'gpt-4o-2024-05-13', messages: [{ role: 'user', content: 'hi' }], max_tokens: 5,
     }).withResponse();
-    // 2 × 2.5 + 1 × 1.25 + 1 × 10 = 16.25 → 17
-    expect(response.headers.get('x-tollgate-cost-micros')).toBe('17');
-    expect(expectBalanced(gw, account.id)).toBe(grant - 17);
+    // 3 × 5 + 1 × 15 = 30 (gpt-4o's price would make it 17.5)
+    expect(response.headers.get('x-tollgate-cost-micros')).toBe('30');
+    expect(expectBalanced(gw, account.id)).toBe(grant - 30);
   });
 
   it('a stream where the client did not ask for usage: the gateway asks, bills it, and hides the usage chunk', async () => {
@@ -184,15 +192,21 @@ describe('OpenAI routes', () => {
     expect(await usageRow(gw, requestId)).toMatchObject({ model: 'test-embed', input_tokens: 123, output_tokens: 0, price_micros: 3 });
   });
 
-  it('GET /v1/models passes through for free with the provider key, even with no balance', async () => {
+  it('GET /v1/models is free and lists only the models this gateway prices and the plan allows', async () => {
     const { account, client } = setup('pro', 0);
     const before = fake.requests.length;
     const models = [];
     for await (const m of client.models.list()) models.push(m.id);
+    // The provider also lists o1-pro (no price here) and the operator's fine-tuned model.
     expect(models).toEqual(['gpt-4o', 'test-gpt']);
     expect(fake.requests.length).toBe(before + 1);
     expect(last()).toMatchObject({ method: 'GET', path: '/v1/models', key: fake.openaiKey });
+    expect(last().headers['accept-encoding']).toBe('identity');
     expect(gw.admin.ledger(account.id)).toEqual([]);
+
+    const only = [];
+    for await (const m of setup('gptOnly', 0).client.models.list()) only.push(m.id);
+    expect(only).toEqual(['test-gpt']);
   });
 
   it('an unknown model is refused with 400 before anything goes upstream (BadRequestError)', async () => {
@@ -260,18 +274,24 @@ describe('OpenAI routes', () => {
     }
   });
 
-  it('provider errors (429, 500) reach the SDK unchanged and are not billed: the reservation is released', async () => {
+  it('provider errors (429, 500) reach the SDK unchanged but for the operator\'s rate-limit headers, and are not billed', async () => {
     const { account, client, key } = setup();
     for (const [status, cls, body] of [
       [429, OpenAI.RateLimitError, { error: { message: 'Rate limit reached for test-gpt in organization org-x on tokens per min (TPM).', type: 'tokens', param: null, code: 'rate_limit_exceeded' } }],
       [500, OpenAI.InternalServerError, { error: { message: 'The server had an error while processing your request.', type: 'server_error', param: null, code: null } }],
     ] as const) {
-      fake.behave('test-gpt', { status, errorBody: body, headers: { 'x-ratelimit-remaining-tokens': '0' } });
+      fake.behave('test-gpt', { status, errorBody: body, headers: {
+        'x-ratelimit-remaining-tokens': '0', 'x-ratelimit-limit-requests': '10000', 'x-ratelimit-reset-tokens': '6m0s',
+        'retry-after': '3', 'openai-processing-ms': '12',
+      } });
       const err = await client.chat.completions.create({ model: 'test-gpt', messages: [{ role: 'user', content: 'x' }], max_tokens: 10 }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(cls);
       expect((err as ApiError).status).toBe(status);
       expect((err as ApiError).error).toEqual(body.error);
-      expect((err as ApiError).headers?.get('x-ratelimit-remaining-tokens')).toBe('0');
+      const headers = (err as ApiError).headers!;
+      expect(headers.get('retry-after')).toBe('3');
+      expect(headers.get('openai-processing-ms')).toBe('12');
+      for (const name of ['x-ratelimit-remaining-tokens', 'x-ratelimit-limit-requests', 'x-ratelimit-reset-tokens']) expect(headers.get(name), name).toBeNull();
       const requestId = (err as ApiError).headers!.get('x-request-id')!;
       const [[, reserved], settle] = ledgerOf(gw, account.id, requestId);
       expect(settle).toEqual(['settle', -reserved]);
@@ -354,5 +374,146 @@ describe('OpenAI routes', () => {
     expect(got.headers['openai-organization']).toBeUndefined();
     expect(got.headers['openai-project']).toBeUndefined();
     expect(got.headers.cookie).toBeUndefined();
+  });
+
+  it('the operator\'s rate-limit headers never reach the customer, on a JSON answer or a stream', async () => {
+    const { client } = setup();
+    fake.behave('test-gpt', { headers: { 'x-ratelimit-limit-tokens': '30000000', 'x-ratelimit-remaining-tokens': '29999000', 'x-ratelimit-remaining-requests': '9999', 'openai-processing-ms': '40' } });
+    const { response } = await client.chat.completions.create({ model: 'test-gpt', messages: [{ role: 'user', content: 'x' }], max_tokens: 5 }).withResponse();
+    const { data: stream, response: streamed } = await client.chat.completions.create({ model: 'test-gpt', stream: true, messages: [{ role: 'user', content: 'x' }], max_tokens: 5 }).withResponse();
+    for await (const _ of stream) { /* drain */ }
+    for (const headers of [response.headers, streamed.headers]) {
+      expect([...headers.keys()].filter((k) => k.startsWith('x-ratelimit-'))).toEqual([]);
+      expect(headers.get('openai-processing-ms')).toBe('40');
+    }
+  });
+
+  it('a stream the client cuts after 2 chunks costs less than the whole stream: the estimate counts the text, not the framing', async () => {
+    const { account, client } = setup();
+    // The provider reports what it generated: 10 deltas "wordN " and the prompt's tokens.
+    fake.behave('test-gpt', { deltas: 10, usage: { input: 12, cached: 0, cacheWrite5m: 0, cacheWrite1h: 0, output: 30 } });
+    const params = { model: 'test-gpt', stream: true as const, messages: [{ role: 'user' as const, content: 'Count to ten.' }], max_tokens: 500 };
+    for await (const _ of await client.chat.completions.create(params)) { /* the whole stream */ }
+    const whole = ceilMicros(12 * GPT.input + 30 * GPT.output); // 330
+    expect(expectBalanced(gw, account.id)).toBe(grant - whole);
+    await waitFor(() => tokenizerReady('test-gpt') || undefined, 10_000);
+
+    fake.behave('test-gpt', { deltas: 10, stallAfter: 2 });
+    const ac = new AbortController();
+    const { data: stream, response } = await client.chat.completions.create(params, { signal: ac.signal }).withResponse();
+    let text = '';
+    for await (const c of stream) {
+      text += c.choices[0]?.delta.content ?? '';
+      if (text === 'word0 word1 ') ac.abort();
+    }
+    const row = await usageRow(gw, response.headers.get('x-request-id')!);
+    expect(row.estimated).toBe(1);
+    // "word0 word1 ": 5 tokens in o200k_base, whatever the ~250 bytes of SSE and JSON around them.
+    expect(row.output_tokens).toBe(5);
+    expect(row.price_micros).toBeGreaterThan(0);
+    expect(row.price_micros).toBeLessThan(whole);
+    expect(expectBalanced(gw, account.id)).toBe(grant - whole - row.price_micros);
+  });
+
+  it('AI routes wait minutes for a reasoning model (headers and between chunks), and the shutdown drain a minute, by default', () => {
+    const env = { OPENAI_API_KEY: 'sk-x', DATABASE_PATH: ':memory:', TOLLGATE_CONFIG: '' };
+    const c = loadConfig(env);
+    expect(c.routes.filter((r) => r.meter).map((r) => r.timeoutMs)).toEqual([600_000, 600_000, 600_000, 600_000]);
+    expect(c.shutdownTimeoutMs).toBe(60_000);
+    expect(loadConfig({ ...env, AI_UPSTREAM_TIMEOUT_MS: '1200000', UPSTREAM_TIMEOUT_MS: '5000' }).routes.map((r) => r.timeoutMs)).toEqual([1_200_000, 1_200_000, 1_200_000, 1_200_000]);
+  });
+
+  it('a client that leaves before a non-streaming answer: the request completes upstream and is billed from its usage (status 499)', async () => {
+    // A gateway of its own: the client's connection is its only one, so its close can be seen.
+    const solo = await startAiGateway(fake);
+    try {
+      const { account, key } = customer(solo, 'pro', grant);
+      issued.push(key);
+      fake.behave('test-gpt', { hold: true, usage: { input: 300, cached: 0, cacheWrite5m: 0, cacheWrite1h: 0, output: 200 } });
+      const ac = new AbortController();
+      const call = openaiClient(solo, key).chat.completions.create({ model: 'test-gpt', messages: [{ role: 'user', content: PROMPT }], max_tokens: 1000 }, { signal: ac.signal }).catch((e: unknown) => e);
+      await waitFor(() => (fake.held() === 1 ? true : undefined));
+      const up = last();
+      ac.abort();
+      expect(await call).toBeInstanceOf(OpenAI.APIUserAbortError);
+      const connections = () => new Promise<number>((r) => solo.gateway.server.getConnections((_e, n) => r(n)));
+      await waitFor(async () => ((await connections()) === 0 ? true : undefined));
+      // The provider generates (and bills) the whole answer anyway.
+      fake.release();
+      const requestId = up.headers['x-request-id'] as string;
+      const row = await usageRow(solo, requestId);
+      const cost = ceilMicros(300 * GPT.input + 200 * GPT.output); // 2750
+      expect(row).toMatchObject({ status: 499, price_micros: cost, estimated: 0, input_tokens: 300, output_tokens: 200, billable: 1 });
+      const reserved = reserveGpt(Buffer.byteLength(up.raw), 1000);
+      expect(ledgerOf(solo, account.id, requestId)).toEqual([['reserve', -reserved], ['settle', reserved - cost]]);
+      expect(expectBalanced(solo, account.id)).toBe(grant - cost);
+    } finally {
+      await solo.close();
+    }
+  });
+
+  it('responses in background mode are refused with 400 before anything goes upstream: their usage is never seen', async () => {
+    const { account, client } = setup();
+    const before = fake.requests.length;
+    const err = await client.responses.create({ model: 'test-gpt', input: 'Write a novel.', background: true }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((err as ApiError).message).toMatch(/Background mode/);
+    expect(fake.requests.length).toBe(before);
+    expect(expectBalanced(gw, account.id)).toBe(grant);
+  });
+
+  it('service_tier: priority is reserved and billed at its rates, a downgrade at what the response reports, none is sent as "default"', async () => {
+    const { account, client } = setup();
+    const PRIORITY = { input: 5_000_000, output: 20_000_000 };
+    fake.behave('test-gpt', { usage: { input: 100, cached: 0, cacheWrite5m: 0, cacheWrite1h: 0, output: 10 } });
+    const { response } = await client.chat.completions.create({ model: 'test-gpt', messages: [{ role: 'user', content: 'x' }], max_tokens: 50, service_tier: 'priority' }).withResponse();
+    expect(response.headers.get('x-tollgate-cost-micros')).toBe(String(ceilMicros(100 * PRIORITY.input + 10 * PRIORITY.output))); // 700
+    const id = response.headers.get('x-request-id')!;
+    const reserved = ceilMicros(Buffer.byteLength(last().raw) * PRIORITY.input + 50 * PRIORITY.output);
+    expect(ledgerOf(gw, account.id, id)[0]).toEqual(['reserve', -reserved]);
+
+    // Asked for priority, served at the standard tier: billed at it.
+    fake.behave('test-gpt', { serviceTier: 'default', usage: { input: 100, cached: 0, cacheWrite5m: 0, cacheWrite1h: 0, output: 10 } });
+    const down = await client.chat.completions.create({ model: 'test-gpt', messages: [{ role: 'user', content: 'x' }], max_tokens: 50, service_tier: 'priority' }).withResponse();
+    expect(down.data.service_tier).toBe('default');
+    expect(down.response.headers.get('x-tollgate-cost-micros')).toBe(String(ceilMicros(100 * GPT.input + 10 * GPT.output))); // 350
+
+    await client.responses.create({ model: 'test-gpt', input: 'x', max_output_tokens: 5 });
+    expect(last().body?.service_tier).toBe('default');
+    const scale = await client.chat.completions.create({ model: 'test-gpt', messages: [], service_tier: 'scale' as 'auto' }).catch((e: unknown) => e);
+    expect(scale).toBeInstanceOf(OpenAI.BadRequestError);
+    // gpt-4o has no priority price on this gateway: refused rather than billed at standard.
+    const unpriced = await client.chat.completions.create({ model: 'gpt-4o', messages: [], service_tier: 'priority' }).catch((e: unknown) => e);
+    expect(unpriced).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((unpriced as ApiError).message).toMatch(/priority/);
+  });
+
+  it('responses web search calls are billed per call, streamed or not; file search and code interpreter are refused', async () => {
+    const { account, client } = setup();
+    fake.behave('test-gpt', { webSearches: 2, usage: { input: 1000, cached: 0, cacheWrite5m: 0, cacheWrite1h: 0, output: 50 } });
+    const cost = ceilMicros(1000 * GPT.input + 50 * GPT.output) + 2 * 10_000; // 3000 + 20 000
+    const { response } = await client.responses.create({ model: 'test-gpt', input: 'News?', tools: [{ type: 'web_search' }], max_output_tokens: 100 }).withResponse();
+    expect(response.headers.get('x-tollgate-cost-micros')).toBe(String(cost));
+    // max_tool_calls bounds the searches reserved (the SDK's types do not name it yet).
+    const streamed = { model: 'test-gpt', input: 'News?', tools: [{ type: 'web_search' as const }], stream: true as const, max_tool_calls: 3 };
+    const { data: stream, response: r2 } = await client.responses.create(streamed as OpenAI.Responses.ResponseCreateParamsStreaming).withResponse();
+    let searches = 0;
+    for await (const ev of stream) if (ev.type === 'response.web_search_call.completed') searches++;
+    expect(searches).toBe(2);
+    const id = r2.headers.get('x-request-id')!;
+    expect((await usageRow(gw, id)).price_micros).toBe(cost);
+    // Reserved: three searches allowed by max_tool_calls.
+    const reserved = reserveGpt(Buffer.byteLength(last().raw), 16_384) + 3 * 10_000;
+    expect(ledgerOf(gw, account.id, id)).toEqual([['reserve', -reserved], ['settle', reserved - cost]]);
+    expect(expectBalanced(gw, account.id)).toBe(grant - 2 * cost);
+
+    const before = fake.requests.length;
+    const tools: OpenAI.Responses.Tool[] = [{ type: 'file_search', vector_store_ids: ['vs_operator'] }, { type: 'code_interpreter', container: { type: 'auto' } }];
+    for (const tool of tools) {
+      const err = await client.responses.create({ model: 'test-gpt', input: 'x', tools: [tool] }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+      expect((err as ApiError).message).toContain(tool.type);
+    }
+    expect(fake.requests.length).toBe(before);
   });
 });

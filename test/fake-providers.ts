@@ -1,6 +1,7 @@
-// A local stand-in for api.openai.com and api.anthropic.com: one node:http server that speaks
-// both wire formats (JSON bodies, server-sent event streams, error shapes), checks the provider
-// key it receives, records every request, and lets a test script what a model answers.
+// A local stand-in for api.openai.com and api.anthropic.com: two node:http servers (one origin
+// each, as the real ones) that speak their wire formats (JSON bodies, server-sent event streams,
+// error shapes, service tiers, server tool counts), check the provider key they receive, record
+// every request, and let a test script what a model answers.
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Anthropic from '@anthropic-ai/sdk';
@@ -10,8 +11,8 @@ import { ledgerCheck, seedAccount, startGateway, type TestGateway } from './help
 
 /**
  * Token counts as the provider reports them. OpenAI: `input` is prompt_tokens / input_tokens and
- * includes `cached`. Anthropic: `input` is input_tokens and excludes `cached`
- * (cache_read_input_tokens) and the cache writes.
+ * includes `cached` and `cacheWrite5m` (cache_write_tokens). Anthropic: `input` is input_tokens
+ * and excludes `cached` (cache_read_input_tokens) and the cache writes.
  */
 export interface FakeUsage { input: number; cached: number; cacheWrite5m: number; cacheWrite1h: number; output: number }
 
@@ -36,6 +37,10 @@ export interface Behaviour {
   responsesFinal?: 'completed' | 'incomplete' | 'failed';
   /** Hold the request until release() is called (before any byte of the answer). */
   hold?: boolean;
+  /** OpenAI: the service_tier the response reports (default: the one asked for, else "default"). */
+  serviceTier?: string;
+  /** Paid web searches: Anthropic's server_tool_use count, OpenAI's web_search_call output items. */
+  webSearches?: number;
 }
 
 export interface Recorded {
@@ -51,7 +56,10 @@ export interface Recorded {
 }
 
 export interface FakeProviders {
+  /** OpenAI's origin (its API under /v1). */
   url: string;
+  /** Anthropic's origin. */
+  anthropicUrl: string;
   openaiKey: string;
   anthropicKey: string;
   requests: Recorded[];
@@ -80,7 +88,7 @@ export async function startFakeProviders(
   let waiting: (() => void)[] = [];
   let seq = 0;
 
-  const server = createServer((req, res) => {
+  const serve = (provider: 'openai' | 'anthropic') => createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -92,7 +100,6 @@ export async function startFakeProviders(
         body = undefined;
       }
       const path = req.url!.split('?', 1)[0];
-      const provider = path.startsWith('/v1/messages') ? 'anthropic' : 'openai';
       // Each provider's own header: Authorization: Bearer for OpenAI, x-api-key for Anthropic.
       const presented = provider === 'openai'
         ? /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1]
@@ -125,13 +132,23 @@ export async function startFakeProviders(
       if (method === 'GET' && path === '/v1/models') {
         return json(res, 200, { object: 'list', data: [
           { id: 'gpt-4o', object: 'model', created: CREATED, owned_by: 'system' },
+          { id: 'o1-pro', object: 'model', created: CREATED, owned_by: 'system' },
           { id: 'test-gpt', object: 'model', created: CREATED, owned_by: 'system' },
+          { id: 'ft:gpt-4o:acme::abc123', object: 'model', created: CREATED, owned_by: 'acme' },
         ] }, extra);
       }
       if (path === '/v1/chat/completions') return chat(res, body, b, id, extra);
       if (path === '/v1/responses') return responses(res, body, b, id, extra);
       if (path === '/v1/embeddings') return embeddings(res, body, b, extra);
       return json(res, 404, { error: { message: `Invalid URL (${method} ${path})`, type: 'invalid_request_error', param: null, code: null } });
+    }
+    if (method === 'GET' && path === '/v1/models') {
+      const model = (id: string, name: string) => ({
+        type: 'model', id, display_name: name, created_at: '2026-01-01T00:00:00Z', deprecated_at: null, lifecycle: 'active',
+        capabilities: null, line: null, max_input_tokens: 200_000,
+      });
+      const data = [model('claude-sonnet-4-5-20250929', 'Claude Sonnet 4.5'), model('claude-mythos-preview', 'Claude Mythos Preview'), model('test-sonnet', 'Test Sonnet')];
+      return json(res, 200, { data, has_more: false, first_id: data[0].id, last_id: data[data.length - 1].id }, extra);
     }
     if (path === '/v1/messages/count_tokens') return json(res, 200, { input_tokens: b.usage.input }, extra);
     if (path === '/v1/messages') return messages(res, body, b, id, extra);
@@ -140,10 +157,15 @@ export async function startFakeProviders(
 
   // ---- OpenAI ----
 
+  /** The tier a response reports: the one asked for (OpenAI serves it or says what it used). */
+  function tierUsed(body: Record<string, unknown>, b: Behaviour): string {
+    return b.serviceTier ?? (body.service_tier === 'priority' || body.service_tier === 'flex' ? body.service_tier : 'default');
+  }
+
   function chatUsage(u: FakeUsage) {
     return {
       prompt_tokens: u.input, completion_tokens: u.output, total_tokens: u.input + u.output,
-      prompt_tokens_details: { cached_tokens: u.cached, audio_tokens: 0 },
+      prompt_tokens_details: { cached_tokens: u.cached, cache_write_tokens: u.cacheWrite5m, audio_tokens: 0 },
       completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
     };
   }
@@ -156,13 +178,13 @@ export async function startFakeProviders(
       return json(res, 200, {
         id, object: 'chat.completion', created: CREATED, model,
         choices: [{ index: 0, message: { role: 'assistant', content: words.join(''), refusal: null, annotations: [] }, logprobs: null, finish_reason: 'stop' }],
-        usage: chatUsage(b.usage), service_tier: 'default', system_fingerprint: 'fp_fake',
+        usage: chatUsage(b.usage), service_tier: tierUsed(body, b), system_fingerprint: 'fp_fake',
       }, extra);
     }
     const options = body.stream_options as { include_usage?: boolean } | undefined;
     const includeUsage = options?.include_usage === true;
     const chunk = (delta: unknown, finish: string | null) => ({
-      id, object: 'chat.completion.chunk', created: CREATED, model, service_tier: 'default', system_fingerprint: 'fp_fake',
+      id, object: 'chat.completion.chunk', created: CREATED, model, service_tier: tierUsed(body, b), system_fingerprint: 'fp_fake',
       choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
       // With include_usage every chunk carries "usage": null; the last one carries the figures.
       ...(includeUsage && { usage: null }),
@@ -175,26 +197,31 @@ export async function startFakeProviders(
     }
     await s.send(`data: ${JSON.stringify(chunk({}, 'stop'))}\n\n`, b.delayMs);
     if (includeUsage) {
-      const last = { id, object: 'chat.completion.chunk', created: CREATED, model, service_tier: 'default', system_fingerprint: 'fp_fake', choices: [], usage: chatUsage(b.usage) };
+      const last = { id, object: 'chat.completion.chunk', created: CREATED, model, service_tier: tierUsed(body, b), system_fingerprint: 'fp_fake', choices: [], usage: chatUsage(b.usage) };
       await s.send(`data: ${JSON.stringify(last)}\n\n`, b.delayMs);
     }
     s.end('data: [DONE]\n\n');
   }
 
+  function searchCall(n: number, i: number) {
+    return { id: `ws_${n}_${i}`, type: 'web_search_call', status: 'completed', action: { type: 'search', query: `query ${i}`, sources: null } };
+  }
+
   function responseObject(body: Record<string, unknown>, b: Behaviour, n: number, status: string, text: string | undefined) {
     const u = b.usage;
+    const searches = Array.from({ length: b.webSearches ?? 0 }, (_, i) => searchCall(n, i));
     return {
       id: `resp_${n}`, object: 'response', created_at: CREATED, status, background: false, error: null,
       incomplete_details: status === 'incomplete' ? { reason: 'max_output_tokens' } : null,
       instructions: null, max_output_tokens: body.max_output_tokens ?? null, model: body.model,
-      output: text === undefined ? [] : [{
+      output: text === undefined ? [] : [...searches, {
         id: `msg_${n}`, type: 'message', status: status === 'in_progress' ? 'in_progress' : 'completed', role: 'assistant',
         content: [{ type: 'output_text', annotations: [], logprobs: [], text }],
       }],
       parallel_tool_calls: true, previous_response_id: null, store: true, temperature: 1, text: { format: { type: 'text' }, verbosity: 'medium' },
-      tool_choice: 'auto', tools: [], top_p: 1, truncation: 'disabled',
+      tool_choice: 'auto', tools: body.tools ?? [], top_p: 1, truncation: 'disabled', service_tier: tierUsed(body, b),
       usage: status === 'in_progress' ? null : {
-        input_tokens: u.input, input_tokens_details: { cached_tokens: u.cached },
+        input_tokens: u.input, input_tokens_details: { cached_tokens: u.cached, cache_write_tokens: u.cacheWrite5m },
         output_tokens: u.output, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: u.input + u.output,
       },
       user: null, metadata: {},
@@ -212,16 +239,26 @@ export async function startFakeProviders(
     const itemId = `msg_${n}`;
     await s.send(event('response.created', { response: responseObject(body, b, n, 'in_progress', undefined) }), b.delayMs);
     await s.send(event('response.in_progress', { response: responseObject(body, b, n, 'in_progress', undefined) }), b.delayMs);
-    await s.send(event('response.output_item.added', { output_index: 0, item: { id: itemId, type: 'message', status: 'in_progress', content: [], role: 'assistant' } }), b.delayMs);
-    await s.send(event('response.content_part.added', { item_id: itemId, output_index: 0, content_index: 0, part: { type: 'output_text', annotations: [], logprobs: [], text: '' } }), b.delayMs);
+    const searches = b.webSearches ?? 0;
+    for (let i = 0; i < searches; i++) {
+      const { id } = searchCall(n, i);
+      await s.send(event('response.output_item.added', { output_index: i, item: { id, type: 'web_search_call', status: 'in_progress', action: { type: 'search', query: `query ${i}` } } }), b.delayMs);
+      await s.send(event('response.web_search_call.in_progress', { output_index: i, item_id: id }), b.delayMs);
+      await s.send(event('response.web_search_call.searching', { output_index: i, item_id: id }), b.delayMs);
+      await s.send(event('response.web_search_call.completed', { output_index: i, item_id: id }), b.delayMs);
+      await s.send(event('response.output_item.done', { output_index: i, item: searchCall(n, i) }), b.delayMs);
+    }
+    const at = searches; // the message's output_index
+    await s.send(event('response.output_item.added', { output_index: at, item: { id: itemId, type: 'message', status: 'in_progress', content: [], role: 'assistant' } }), b.delayMs);
+    await s.send(event('response.content_part.added', { item_id: itemId, output_index: at, content_index: 0, part: { type: 'output_text', annotations: [], logprobs: [], text: '' } }), b.delayMs);
     for (let i = 0; i < words.length; i++) {
       if (await s.interrupt(i, b)) return;
-      await s.send(event('response.output_text.delta', { item_id: itemId, output_index: 0, content_index: 0, delta: words[i], logprobs: [] }), b.delayMs);
+      await s.send(event('response.output_text.delta', { item_id: itemId, output_index: at, content_index: 0, delta: words[i], logprobs: [] }), b.delayMs);
     }
     const text = words.join('');
-    await s.send(event('response.output_text.done', { item_id: itemId, output_index: 0, content_index: 0, text, logprobs: [] }), b.delayMs);
-    await s.send(event('response.content_part.done', { item_id: itemId, output_index: 0, content_index: 0, part: { type: 'output_text', annotations: [], logprobs: [], text } }), b.delayMs);
-    await s.send(event('response.output_item.done', { output_index: 0, item: { id: itemId, type: 'message', status: 'completed', content: [{ type: 'output_text', annotations: [], logprobs: [], text }], role: 'assistant' } }), b.delayMs);
+    await s.send(event('response.output_text.done', { item_id: itemId, output_index: at, content_index: 0, text, logprobs: [] }), b.delayMs);
+    await s.send(event('response.content_part.done', { item_id: itemId, output_index: at, content_index: 0, part: { type: 'output_text', annotations: [], logprobs: [], text } }), b.delayMs);
+    await s.send(event('response.output_item.done', { output_index: at, item: { id: itemId, type: 'message', status: 'completed', content: [{ type: 'output_text', annotations: [], logprobs: [], text }], role: 'assistant' } }), b.delayMs);
     s.end(event(`response.${final}`, { response: responseObject(body, b, n, final, text) }));
   }
 
@@ -242,11 +279,17 @@ export async function startFakeProviders(
 
   // ---- Anthropic ----
 
-  function anthropicUsage(u: FakeUsage, output: number) {
+  /** Anthropic reports server tool use only when a server tool ran. */
+  function serverToolUse(b: Behaviour) {
+    return b.webSearches === undefined ? {} : { server_tool_use: { web_search_requests: b.webSearches, web_fetch_requests: 0 } };
+  }
+
+  function anthropicUsage(b: Behaviour, output: number) {
+    const u = b.usage;
     return {
       input_tokens: u.input, cache_creation_input_tokens: u.cacheWrite5m + u.cacheWrite1h, cache_read_input_tokens: u.cached,
       cache_creation: { ephemeral_5m_input_tokens: u.cacheWrite5m, ephemeral_1h_input_tokens: u.cacheWrite1h },
-      output_tokens: output, service_tier: 'standard',
+      output_tokens: output, service_tier: 'standard', inference_geo: 'global', ...serverToolUse(b),
     };
   }
 
@@ -257,14 +300,14 @@ export async function startFakeProviders(
     if (body.stream !== true) {
       return json(res, 200, {
         id, type: 'message', role: 'assistant', model, content: [{ type: 'text', text: words.join('') }],
-        stop_reason: 'end_turn', stop_sequence: null, usage: anthropicUsage(b.usage, b.usage.output),
+        stop_reason: 'end_turn', stop_sequence: null, usage: anthropicUsage(b, b.usage.output),
       }, extra);
     }
     const event = (type: string, data: Record<string, unknown>) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
     const s = startStream(res, extra);
     await s.send(event('message_start', { message: {
       id, type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null,
-      usage: anthropicUsage(b.usage, 1),
+      usage: anthropicUsage(b, 1),
     } }), b.delayMs);
     await s.send(event('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }), b.delayMs);
     await s.send(event('ping', {}), b.delayMs);
@@ -281,6 +324,7 @@ export async function startFakeProviders(
     const { usage: u } = b;
     await s.send(event('message_delta', { delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: {
       input_tokens: u.input, cache_creation_input_tokens: u.cacheWrite5m + u.cacheWrite1h, cache_read_input_tokens: u.cached, output_tokens: u.output,
+      ...serverToolUse(b),
     } }), b.delayMs);
     s.end(event('message_stop', {}));
   }
@@ -320,10 +364,14 @@ export async function startFakeProviders(
     };
   }
 
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
+  const servers = [serve('openai'), serve('anthropic')];
+  const urls = await Promise.all(servers.map(async (server) => {
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }));
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: urls[0],
+    anthropicUrl: urls[1],
     openaiKey,
     anthropicKey,
     requests,
@@ -340,19 +388,21 @@ export async function startFakeProviders(
       waiting = [];
       for (const r of w) r();
     },
-    close: () => new Promise<void>((r) => {
+    async close() {
       for (const w of waiting) w();
-      server.closeAllConnections();
-      server.close(() => r());
-    }),
+      await Promise.all(servers.map((server) => new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      })));
+    },
   };
 }
 
 /** Polls until `check` returns a value other than undefined (rows written after the response). */
-export async function waitFor<T>(check: () => T | undefined, timeoutMs = 1500): Promise<T> {
+export async function waitFor<T>(check: () => T | undefined | Promise<T | undefined>, timeoutMs = 1500): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
-    const v = check();
+    const v = await check();
     if (v !== undefined) return v;
     if (Date.now() > until) throw new Error('waitFor: timed out');
     await sleep(5);
@@ -363,8 +413,11 @@ export async function waitFor<T>(check: () => T | undefined, timeoutMs = 1500): 
 
 /** Micro-dollars per million tokens for the test models; costs are worked out by hand in the tests. */
 export const TEST_PRICES = {
-  'test-gpt': { input: 2_500_000, cachedInput: 1_250_000, output: 10_000_000, maxOutput: 16_384 },
-  'test-sonnet': { input: 3_000_000, cachedInput: 300_000, cacheWrite5m: 3_750_000, cacheWrite1h: 6_000_000, output: 15_000_000, maxOutput: 64_000 },
+  'test-gpt': {
+    input: 2_500_000, cachedInput: 1_250_000, output: 10_000_000, maxOutput: 16_384, webSearch: 10_000,
+    priority: { input: 5_000_000, cachedInput: 2_500_000, output: 20_000_000 },
+  },
+  'test-sonnet': { input: 3_000_000, cachedInput: 300_000, cacheWrite5m: 3_750_000, cacheWrite1h: 6_000_000, output: 15_000_000, maxOutput: 64_000, webSearch: 10_000 },
   'test-embed': { input: 20_000, output: 0, maxOutput: 0 },
 } as const;
 
@@ -386,7 +439,7 @@ export async function startAiGateway(fake: FakeProviders, env: Record<string, st
   return startGateway({
     env: {
       OPENAI_API_KEY: fake.openaiKey, ANTHROPIC_API_KEY: fake.anthropicKey,
-      OPENAI_BASE_URL: `${fake.url}/v1`, ANTHROPIC_BASE_URL: fake.url,
+      OPENAI_BASE_URL: `${fake.url}/v1`, ANTHROPIC_BASE_URL: fake.anthropicUrl,
       // A client that aborted a stream may leave a fresh connection that never sends a request;
       // Node counts it as active, so close() would wait out the whole shutdown timeout.
       SHUTDOWN_TIMEOUT_MS: '300', ...env,

@@ -115,12 +115,13 @@ describe('slow and greedy clients', () => {
   it('a request queued behind a full upstream pool gets 504 within the upstream timeout', async () => {
     // Six accounts, one slow upload each, hold all six connections (undici has no timeout while
     // a request body is still being written); a seventh account's request waits in the queue.
+    const before = openUpstream;
     const holders = await Promise.all(Array.from({ length: 6 }, () => {
       const { key } = seedAccount(gw.admin, 'p');
       return open(gw.url, upload('/api/hold', `Authorization: Bearer ${key}\r\n`));
     }));
     sockets.push(...holders.map((c) => c.socket));
-    await until(() => openUpstream >= 6, 5_000, 'six uploads upstream');
+    await until(() => openUpstream - before === 6, 5_000, 'six uploads upstream');
     const { key } = seedAccount(gw.admin, 'p');
     const t0 = Date.now();
     const res = await fetch(`${gw.url}/api/queued`, { headers: bearer(key) });

@@ -1,6 +1,7 @@
 // What the gateway needs to know of an AI provider's API: what a request asks for, and where its
 // responses report the tokens used. openai.ts and anthropic.ts implement it.
-import type { TokenUsage } from './prices.ts';
+import type { Tier, TokenUsage } from './prices.ts';
+import { isRecord } from '../json.ts';
 import type { SseEvent } from './sse.ts';
 
 export type ProviderName = 'openai' | 'anthropic';
@@ -22,6 +23,12 @@ export interface ParsedCall {
   rewritten: Record<string, unknown> | undefined;
   /** The client did not ask for the usage chunk the gateway added: it must not see it. */
   hideUsageChunk: boolean;
+  /** The response comes as server-sent events. */
+  stream: boolean;
+  /** The processing tier asked for (what is billed is the tier the response reports). */
+  tier: Tier;
+  /** The most paid web searches the request allows (0: it offers none), for the reservation. */
+  maxWebSearches: number;
 }
 
 export interface UsageTracker {
@@ -31,6 +38,10 @@ export interface UsageTracker {
   seen: boolean;
   /** The final usage was reported: the figures are the provider's, not partial. */
   complete: boolean;
+  /** The processing tier the response reports, once it did. */
+  tier: Tier | undefined;
+  /** The text generated so far (content, reasoning, tool arguments), for an estimate of the output. */
+  generatedText(): string;
   /** Reads one stream event; false when the client must not see it. */
   event(ev: SseEvent): boolean;
   /** Reads a whole (non-streaming) JSON response. */
@@ -43,6 +54,10 @@ export interface Provider {
   endpoint(method: string, path: string): EndpointKind | undefined;
   /** Reads a priced request. Throws GatewayError('BAD_REQUEST') when the body is not one it takes. */
   parse(path: string, body: Record<string, unknown>): ParsedCall;
+  /** Whether this free endpoint lists models (its answer is filtered to the models sold). */
+  listsModels(method: string, path: string): boolean;
+  /** The model list without the models `keep` refuses. */
+  filterModels(list: unknown, keep: (model: string) => boolean): unknown;
   /** The header carrying the provider's key: [name, value]. */
   auth(key: string): [string, string];
   tracker(call: ParsedCall): UsageTracker;
@@ -55,12 +70,33 @@ export function bare(path: string): string {
 }
 
 export function freshUsage(): TokenUsage {
-  return { input: 0, cachedInput: 0, cacheWrite5m: 0, cacheWrite1h: 0, output: 0 };
+  return { input: 0, cachedInput: 0, cacheWrite5m: 0, cacheWrite1h: 0, output: 0, webSearches: 0 };
 }
 
 /** A non-negative integer token count, or 0 for anything else a provider might send. */
 export function tokens(v: unknown): number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? v : 0;
+}
+
+/** The request's tools as objects (a missing or malformed list is the provider's to refuse). */
+export function toolsOf(body: Record<string, unknown>): Record<string, unknown>[] {
+  return Array.isArray(body.tools) ? body.tools.filter(isRecord) : [];
+}
+
+/** A list of `{ id, … }` objects under `data` (both providers' model lists), filtered by id. */
+export function filterData(list: unknown, keep: (model: string) => boolean): unknown {
+  if (!isRecord(list) || !Array.isArray(list.data)) return list;
+  return { ...list, data: list.data.filter((m) => isRecord(m) && typeof m.id === 'string' && keep(m.id)) };
+}
+
+/** Parses one event's JSON data; undefined when it is not a JSON object. */
+export function parseJson(data: string): Record<string, unknown> | undefined {
+  try {
+    const json: unknown = JSON.parse(data);
+    return isRecord(json) ? json : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A positive integer limit from the request, or undefined; anything else is the client's error. */

@@ -2,23 +2,42 @@
 // response for the provider's usage report, settle to the actual cost afterwards (which can
 // exceed the reservation when the input held more tokens than bytes: images, files). When the
 // report never comes (client gone, stream cut, timeout) the cost is estimated from the usage seen
-// so far and the bytes streamed: never zero, never more than the reservation.
-import { costMicros, type ModelPrice, type TokenUsage } from './prices.ts';
+// so far and the text generated: never zero, never more than the reservation.
+import { costMicros, ratesFor, type ModelPrice, type Tier, type TokenUsage } from './prices.ts';
 import type { ParsedCall, Provider, UsageTracker } from './provider.ts';
 import { SseSplitter } from './sse.ts';
+import { countTokens, loadTokenizer } from './text-tokens.ts';
 
-/** Roughly four bytes of text make a token; used only where the provider's count is missing. */
-const BYTES_PER_TOKEN = 4;
 /** A non-streaming response larger than this is passed through unparsed (and estimated). */
 const MAX_BUFFERED = 16 * 1024 * 1024;
 
 /**
  * The most a request can cost: every byte of its body an input token at the dearest input rate
- * (a cache write can cost more than plain input), plus its output limit at the output rate.
+ * (a cache write can cost more than plain input) of its tier — at the long-context rates when the
+ * body is that long —, its output limit at the output rate, and every web search it allows.
  */
-export function reservationMicros(price: ModelPrice, bodyBytes: number, maxOutputTokens: number): number {
-  const dearestInput = Math.max(price.input, price.cachedInput ?? 0, price.cacheWrite5m ?? 0, price.cacheWrite1h ?? 0);
-  return costMicros({ ...price, input: dearestInput }, { input: bodyBytes, cachedInput: 0, cacheWrite5m: 0, cacheWrite1h: 0, output: maxOutputTokens });
+export function reservationMicros(price: ModelPrice, bodyBytes: number, maxOutputTokens: number, tier: Tier = 'standard', maxWebSearches = 0): number {
+  const r = ratesFor(price, tier, bodyBytes);
+  const dearestInput = Math.max(r.input, r.cachedInput ?? 0, r.cacheWrite5m ?? 0, r.cacheWrite1h ?? 0);
+  const flat: ModelPrice = { input: dearestInput, output: r.output, maxOutput: 0, webSearch: price.webSearch };
+  return costMicros(flat, { input: bodyBytes, cachedInput: 0, cacheWrite5m: 0, cacheWrite1h: 0, output: maxOutputTokens, webSearches: maxWebSearches });
+}
+
+/** The text of a request body's prompt: its string values but the model name (JSON framing is not a token). */
+function promptText(body: Buffer): string {
+  let text = '';
+  const walk = (v: unknown, key: string): void => {
+    if (typeof v === 'string') {
+      if (key !== 'model') text += v;
+    } else if (Array.isArray(v)) for (const x of v) walk(x, key);
+    else if (typeof v === 'object' && v !== null) for (const [k, x] of Object.entries(v)) walk(x, k);
+  };
+  try {
+    walk(JSON.parse(body.toString('utf8')), '');
+  } catch {
+    return body.toString('utf8');
+  }
+  return text;
 }
 
 export interface Settlement {
@@ -51,7 +70,12 @@ export class AiExchange {
     readonly body: Buffer,
   ) {
     this.tracker = provider.tracker(call);
+    this.openaiTokens = provider.name === 'openai';
+    // Ready long before a stream could be cut; until then an estimate counts characters / 4.
+    if (this.openaiTokens && price !== undefined) void loadTokenizer(call.model);
   }
+
+  private readonly openaiTokens: boolean;
 
   /** Called with the upstream status and content type; decides how the body is handled. */
   start(status: number, contentType: string | undefined): void {
@@ -119,13 +143,18 @@ export class AiExchange {
   private compute(): Settlement {
     const { usage, complete, seen } = this.tracker;
     if (this.price === undefined || !this.succeeded) return { costMicros: 0, usage, estimated: false };
-    if (complete) return { costMicros: costMicros(this.price, usage), usage, estimated: false };
+    const tier = this.tracker.tier ?? this.call.tier;
+    if (complete) return { costMicros: costMicros(this.price, usage, tier), usage, estimated: false };
+    // No final report: the input as reported (Anthropic's message_start) or the prompt's text,
+    // and the output as the tokens of the text generated so far — what the provider bills for
+    // a generation of that length, never the SSE and JSON framing around it.
+    const count = (text: string) => countTokens(text, this.call.model, this.openaiTokens);
     const estimate: TokenUsage = {
       ...usage,
-      input: seen ? usage.input : Math.ceil(this.body.length / BYTES_PER_TOKEN),
-      output: Math.max(usage.output, Math.ceil(this.streamedBytes / BYTES_PER_TOKEN)),
+      input: seen ? usage.input : count(promptText(this.body)),
+      output: Math.max(usage.output, count(this.tracker.generatedText())),
     };
-    const cost = Math.min(this.reservedMicros, Math.max(1, costMicros(this.price, estimate)));
+    const cost = Math.min(this.reservedMicros, Math.max(1, costMicros(this.price, estimate, tier)));
     return { costMicros: cost, usage: estimate, estimated: true };
   }
 }

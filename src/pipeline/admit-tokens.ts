@@ -22,8 +22,15 @@ export function admitProvider(ctx: RequestContext, config: Config): { kind: Endp
     throw new GatewayError('NOT_FOUND', { detail: `This gateway does not serve ${ctx.req.method} ${bare(ctx.req.url!)} of the ${provider} API.` });
   }
   const own = ctx.req.headers['x-provider-key'];
-  if (ctx.plan?.byok && typeof own === 'string' && own !== '') {
-    ctx.providerKey = own;
+  const byok = ctx.plan?.byok === true && typeof own === 'string' && own !== '';
+  if (kind === 'free' && PROVIDERS[provider].listsModels(ctx.req.method!, ctx.req.url!)) {
+    // The list shows what this customer can call: priced models (any, with its own key) the plan allows.
+    const { models } = ctx.plan!;
+    const keep = (model: string) => (byok || findPrice(config.prices, model) !== undefined) && (!models || models.includes(model));
+    ctx.modelFilter = (list) => PROVIDERS[provider].filterModels(list, keep);
+  }
+  if (byok) {
+    ctx.providerKey = own as string;
     return { kind, byok: true };
   }
   ctx.providerKey = config.providerKeys[provider];
@@ -54,7 +61,14 @@ export function admitTokens(ctx: RequestContext, body: Buffer, byok: boolean, co
   }
   const price = findPrice(config.prices, call.model);
   if (!price) throw new GatewayError('UNKNOWN_MODEL', { detail: `The model "${call.model}" has no price on this gateway.` });
-  const reserved = reservationMicros(price, sent.length, call.choices * (call.maxOutputTokens ?? price.maxOutput));
+  // What costs more than tokens at the standard rate needs a price of its own: never billed short.
+  if (call.tier === 'priority' && !price.priority) {
+    throw new GatewayError('BAD_REQUEST', { detail: `service_tier "priority" has no price for the model "${call.model}" on this gateway.` });
+  }
+  if (call.maxWebSearches > 0 && price.webSearch === undefined) {
+    throw new GatewayError('BAD_REQUEST', { detail: `Web search has no price for the model "${call.model}" on this gateway.` });
+  }
+  const reserved = reservationMicros(price, sent.length, call.choices * (call.maxOutputTokens ?? price.maxOutput), call.tier, call.maxWebSearches);
   if (!store.debit(ctx.account!.id, reserved, 'reserve', ctx.requestId)) {
     throw new GatewayError('INSUFFICIENT_CREDITS', { detail: 'The prepaid balance cannot cover this request at its max_tokens; top up credits or lower max_tokens.' });
   }

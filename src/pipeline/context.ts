@@ -30,6 +30,8 @@ export class RequestContext {
   providerKey: string | undefined = undefined;
   /** AI routes priced by tokens: the request, its reservation and the usage seen. */
   ai: AiExchange | undefined = undefined;
+  /** AI model lists: what the customer sees of the provider's list (the models it can call). */
+  modelFilter: ((list: unknown) => unknown) | undefined = undefined;
 
   /** Kept here: node:http detaches req.socket once the request body has been read. */
   readonly socket: Socket;

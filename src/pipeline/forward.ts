@@ -24,6 +24,11 @@ const OWN_REQUEST_HEADERS = new Set(['x-request-id', 'x-forwarded-for', 'x-forwa
 // the operator's organization or project, nor see them, nor get the provider's cookies.
 const AI_REPLACED = new Set(['authorization', 'x-api-key', 'x-provider-key', 'content-length', 'accept-encoding', 'openai-organization', 'openai-project', 'cookie']);
 const AI_PRIVATE_RESPONSE = new Set(['openai-organization', 'openai-project', 'anthropic-organization-id', 'set-cookie']);
+// The operator's rate limits and what is left of them: its tier and every customer's live usage
+// together. Retry-After stays (a client needs it), as do the provider's request id and timings.
+const AI_PRIVATE_PREFIXES = ['x-ratelimit-', 'anthropic-ratelimit-', 'anthropic-priority-'];
+/** A model list larger than this is not the provider's: refused rather than held. */
+const MAX_MODEL_LIST = 4 * 1024 * 1024;
 const CLIENT_GONE = new Error('client disconnected');
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
 
@@ -118,7 +123,7 @@ export function forward(ctx: RequestContext, upstream: Upstream, events: Forward
   res.on('close', () => {
     if (!res.writableEnded) {
       ctx.clientGone = true;
-      handler.controller?.abort(CLIENT_GONE);
+      if (!handler.finishesWithoutClient()) handler.controller?.abort(CLIENT_GONE);
     }
   });
 
@@ -179,7 +184,8 @@ function requestHeaders(ctx: RequestContext, route: Route): string[] {
     else {
       // Free endpoints (model lists, token counts) stream as sent.
       if (headers['content-length'] !== undefined) out.push('content-length', headers['content-length']);
-      if (headers['accept-encoding'] !== undefined) out.push('accept-encoding', headers['accept-encoding']);
+      if (ctx.modelFilter) out.push('accept-encoding', 'identity'); // read to be filtered
+      else if (headers['accept-encoding'] !== undefined) out.push('accept-encoding', headers['accept-encoding']);
     }
     return out;
   }
@@ -222,10 +228,18 @@ export function upstreamFailure(err: Error): GatewayError {
   return new GatewayError(code !== undefined && TIMEOUT_CODES.has(code) ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_UNREACHABLE');
 }
 
+/** An upstream response header a customer must not see on an AI route. */
+function privateToOperator(name: string): boolean {
+  return AI_PRIVATE_RESPONSE.has(name) || AI_PRIVATE_PREFIXES.some((p) => name.startsWith(p));
+}
+
 class ForwardHandler implements Dispatcher.DispatchHandler {
   controller: Dispatcher.DispatchController | undefined = undefined;
   private finished = false;
   private stalled = false;
+  /** A model list held to be filtered. */
+  private list: Buffer[] | undefined = undefined;
+  private listBytes = 0;
 
   constructor(private readonly ctx: RequestContext, private readonly events: ForwardEvents, private readonly upstreams: Upstreams) {}
 
@@ -233,6 +247,16 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   fail(err: Error): void {
     if (this.controller) this.controller.abort(err);
     else this.finish(err); // still queued: onRequestStart aborts it when its turn comes
+  }
+
+  /**
+   * A priced request whose answer comes whole at the end (not a stream): the provider bills it
+   * even if the client leaves, so it runs to its end (bounded by the route's timeout) and is
+   * settled from its usage report.
+   */
+  finishesWithoutClient(): boolean {
+    const ai = this.ctx.ai;
+    return ai !== undefined && ai.price !== undefined && !ai.call.stream && (this.ctx.status === 0 || ai.mode === 'buffer');
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -248,20 +272,21 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     const ai = ctx.ai;
     ctx.status = statusCode;
     ai?.start(statusCode, headers['content-type'] as string | undefined);
+    if (ctx.modelFilter && statusCode >= 200 && statusCode < 300) this.list = [];
     // A body the gateway parses may change length (a hidden usage chunk): Node re-frames it.
-    const dropLength = ai !== undefined && ai.mode !== 'raw';
+    const dropLength = (ai !== undefined && ai.mode !== 'raw') || this.list !== undefined;
     const dropNamed = namedInConnection(headers.connection);
     const out = ctx.responseHeaders;
     for (const name in headers) {
       if (HOP_BY_HOP.has(name) || name === 'x-request-id' || dropNamed?.has(name)) continue;
       if (dropLength && name === 'content-length') continue;
-      if (ai && AI_PRIVATE_RESPONSE.has(name)) continue;
+      if (ctx.route!.meter && privateToOperator(name)) continue;
       const v = headers[name]!;
       if (typeof v === 'string') out.push(name, v);
       else for (const one of v) out.push(name, one);
     }
     // A JSON body is held until its usage is read, so the cost can go out in a header.
-    if (ai?.mode !== 'buffer') {
+    if (ai?.mode !== 'buffer' && !this.list && !ctx.clientGone) {
       this.events.responding(ctx);
       ctx.res.writeHead(statusCode, out);
     }
@@ -269,11 +294,21 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     const { ctx } = this;
+    if (this.list) {
+      this.list.push(chunk);
+      if ((this.listBytes += chunk.length) > MAX_MODEL_LIST) controller.abort(new Error('model list too large'));
+      return;
+    }
     // AI responses are counted by their AiExchange (meter() takes its figure), the rest here.
     let out: Buffer | string = chunk;
     if (ctx.ai) out = ctx.ai.data(chunk);
     else ctx.responseBytes += chunk.length;
     if (out.length === 0) return;
+    if (ctx.clientGone) {
+      // Only a held body finishes without its client; anything streaming stops here.
+      if (ctx.ai?.mode !== 'buffer') controller.abort(CLIENT_GONE);
+      return;
+    }
     const { res } = ctx;
     if (!res.headersSent) {
       // A held JSON body grew past what is parsed: it streams on, its headers first.
@@ -305,11 +340,16 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   onResponseEnd(): void {
     const { ctx } = this;
     const ai = ctx.ai;
+    if (this.list) return this.endList();
     if (!ai) {
       ctx.res.end();
       return this.finish(null);
     }
     const rest = ai.end();
+    if (ctx.clientGone) {
+      ctx.status = 499; // nginx's "client closed request": the answer was billed, never delivered
+      return this.finish(null);
+    }
     if (!ctx.res.headersSent) {
       // Held until now: the whole body is `rest`.
       const out = ctx.responseHeaders;
@@ -319,6 +359,23 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       ctx.res.writeHead(ctx.status, out);
     }
     ctx.res.end(rest);
+    this.finish(null);
+  }
+
+  private endList(): void {
+    const { ctx } = this;
+    let body = Buffer.concat(this.list!);
+    try {
+      body = Buffer.from(JSON.stringify(ctx.modelFilter!(JSON.parse(body.toString('utf8')))));
+    } catch {
+      // Not JSON: passed on as it came (there is nothing in it to hide).
+    }
+    const out = ctx.responseHeaders;
+    out.push('content-length', String(body.length));
+    this.events.responding(ctx);
+    ctx.res.writeHead(ctx.status, out);
+    ctx.res.end(body);
+    ctx.responseBytes = body.length;
     this.finish(null);
   }
 
