@@ -1,6 +1,7 @@
 // Boot: config → database (migrated) → server → listen; a clean stop on SIGTERM and SIGINT.
 import type { Server } from 'node:http';
 import { ConfigError, demoRoute, loadConfig, type Config } from './config.ts';
+import { lockDatabase } from './db/gateway-lock.ts';
 import { openDb } from './db/open.ts';
 import { createBilling } from './billing/billing.ts';
 import { createSqliteBillingStore } from './db/sqlite-billing-store.ts';
@@ -19,6 +20,8 @@ export async function main(): Promise<void> {
     process.exit(78); // EX_CONFIG
   }
   const log = createLogger(config.logLevel);
+  // Before anything reads or writes the file: a second gateway on it must change nothing.
+  const lock = lockDatabase(config.databasePath);
   const db = openDb(config.databasePath);
   const store = createSqliteStore(db, {
     onFlushError: (err) => log.error('writing usage failed; retrying', { error: err.message }),
@@ -55,6 +58,7 @@ export async function main(): Promise<void> {
     await gateway.close();
     demo?.close();
     store.close();
+    lock.release();
     log.info('stopped');
     process.exit(0);
   };
