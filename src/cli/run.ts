@@ -1,6 +1,6 @@
 // The tollgate program as a function: arguments in, output through `io`, the exit code out.
 // Exit codes: 0 done, 1 not found or refused, 2 bad arguments, 78 invalid configuration; a failure
-// is always one line on stderr. index.ts runs it for the bin; tests run it in-process.
+// says why in one line on stderr. index.ts runs it for the bin; tests run it in-process.
 import { CommanderError } from 'commander';
 import { Cli, type CliIo } from './context.ts';
 import { describeFailure, EXIT, oneLine } from './errors.ts';

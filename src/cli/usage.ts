@@ -16,13 +16,14 @@ export function usageCommand(program: Command, cli: Cli): void {
     .argument('<id>', 'account id')
     .option('--month <YYYY-MM>', 'a calendar month (UTC) instead of the current quota period', monthArg)
     .action((id: string, opts: UsageOptions) => {
-      const { account, period, start, end, usage } = cli.withAdmin(opts, (admin) => {
+      const { account, period, subscription, start, end, usage } = cli.withAdmin(opts, (admin) => {
         const account = admin.accountRecord(id);
         const period = opts.month ?? quotaPeriod(account, Date.now(), new MonthlyPeriods());
+        const subscription = period === account.periodKey;
         // A subscription's period takes every request from its start until the next period arrives.
-        const range = period === account.periodKey ? { from: account.periodStart!, to: Infinity } : monthRange(period);
-        const end = period === account.periodKey ? account.periodEnd : range.to;
-        return { account, period, start: range.from, end, usage: admin.usage(id, period, range) };
+        const range = subscription ? { from: account.periodStart!, to: Infinity } : monthRange(period);
+        const end = subscription ? account.periodEnd : range.to;
+        return { account, period, subscription, start: range.from, end, usage: admin.usage(id, period, range) };
       });
       const { plans, defaultPlan } = cli.config();
       // As the gateway does: a plan missing from the config falls back to the default plan.
@@ -32,7 +33,7 @@ export function usageCommand(program: Command, cli: Cli): void {
         quotaUsed: usage.quotaUsed, requests: usage.requests, billable: usage.billable,
         chargedMicros: usage.chargedMicros, charged: formatMicros(usage.chargedMicros), byStatus: usage.byStatus,
       };
-      const described = period === account.periodKey ? `subscription period from ${iso(start)}, renews ${iso(end) ?? '-'}` : `${period} (calendar month, UTC)`;
+      const described = subscription ? `subscription period from ${iso(start)}, renews ${iso(end) ?? '-'}` : `${period} (calendar month, UTC)`;
       cli.emit(opts, doc, () => [
         ...fields([
           ['account', account.id], ['period', described], ['plan', account.plan],
