@@ -147,7 +147,16 @@ const AI_ROUTES: Record<ProviderName, [string, string, boolean, string?][]> = {
 
 type Env = Record<string, string | undefined>;
 
-export function loadConfig(env: Env = process.env): Config {
+export interface LoadOptions {
+  /**
+   * False for operator commands (the CLI): the settings only a serving gateway uses may be missing
+   * (the Stripe key a plan sells through, the Checkout and portal URLs, an AI route's provider key);
+   * a command that needs one of them checks for it itself.
+   */
+  serving?: boolean;
+}
+
+export function loadConfig(env: Env = process.env, { serving = true }: LoadOptions = {}): Config {
   const problems: string[] = [];
   const int = (name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number => {
     const raw = env[name];
@@ -247,14 +256,14 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const byokAllowed = Object.values(plans).some((p) => p.byok);
   for (const r of routes) {
-    if (r.meter && !providerKeys[r.meter] && !byokAllowed) {
+    if (serving && r.meter && !providerKeys[r.meter] && !byokAllowed) {
       problems.push(`route ${r.path}: meter "${r.meter}" needs ${r.meter.toUpperCase()}_API_KEY (or a plan with "byok": true)`);
     }
   }
 
-  const stripe = stripeConfig(env, int, creditPacks, problems);
+  const stripe = stripeConfig(env, int, creditPacks, serving, problems);
   for (const plan of Object.values(plans)) {
-    if ((plan.overage === 'stripe' || plan.stripePrice) && !stripe) {
+    if (serving && (plan.overage === 'stripe' || plan.stripePrice) && !stripe) {
       problems.push(`plans.${plan.name}: uses Stripe, which needs STRIPE_SECRET_KEY`);
     }
   }
@@ -269,13 +278,14 @@ export function loadConfig(env: Env = process.env): Config {
 
 const DEFAULT_PACKS = [10_000_000, 25_000_000, 50_000_000, 100_000_000];
 
-function stripeConfig(env: Env, int: (name: string, fallback: number, min: number) => number, creditPacks: number[], problems: string[]): StripeConfig | undefined {
+function stripeConfig(env: Env, int: (name: string, fallback: number, min: number) => number, creditPacks: number[], serving: boolean, problems: string[]): StripeConfig | undefined {
   const secretKey = env.STRIPE_SECRET_KEY;
   if (!secretKey) return undefined;
   const url = (name: string): string => {
     const raw = env[name];
-    if (!raw) problems.push(`${name}: required with STRIPE_SECRET_KEY`);
-    else if (!/^https?:\/\//.test(raw)) problems.push(`${name}: expected an http(s) URL, got "${raw}"`);
+    if (!raw) {
+      if (serving) problems.push(`${name}: required with STRIPE_SECRET_KEY`);
+    } else if (!/^https?:\/\//.test(raw)) problems.push(`${name}: expected an http(s) URL, got "${raw}"`);
     return raw ?? '';
   };
   return {

@@ -11,12 +11,15 @@ import { openDb } from '../src/db/open.ts';
 import { createSqliteStore } from '../src/db/sqlite-store.ts';
 import { startUpstream, tempDir, type Upstream } from './helpers.ts';
 import { spawnServer, type ServerProcess } from './server-process.ts';
+import { until } from './until.ts';
 
 const CONNECTIONS = 10;
-const LOAD_MS = 1_500;
 const PRICE = 1_000;
 const QUOTA = 50;
-const GRANT = 100_000_000; // pays for 100 000 requests beyond the quota: more than 1.5 s can use
+// The kill comes once this many requests succeeded: the quota is long used up and most of them
+// were paid from credits.
+const LOADED = QUOTA + 1_000;
+const GRANT = 100_000_000; // pays for 100 000 requests beyond the quota: far more than the test sends
 
 describe('kill -9 under load', () => {
   let up: Upstream | undefined;
@@ -75,7 +78,7 @@ describe('kill -9 under load', () => {
       }
     };
     const clients = Array.from({ length: CONNECTIONS }, client);
-    await new Promise((r) => setTimeout(r, LOAD_MS));
+    await until(() => ok >= LOADED, 15_000, `${LOADED} successful requests`);
     killed = true;
     server.child.kill('SIGKILL');
     const exit = await server.exited;

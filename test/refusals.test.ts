@@ -11,6 +11,7 @@ import {
   bearer, checkProblem, closedPort, fakeClock, fetchText, rawRequest, seedAccount, startGateway, startUpstream,
   type TestGateway, type Upstream,
 } from './helpers.ts';
+import { until } from './until.ts';
 
 const T0 = '2026-03-10T12:00:00.000Z';
 const PERIOD = '2026-03';
@@ -272,9 +273,9 @@ describe('refusals', () => {
 
     it('a chunked body that grows past the limit gets 413 while still uploading; the upstream never gets all of it', async () => {
       // Its own upstream: records how much of the body arrived and whether it was complete.
-      const seen: { bytes: number; complete: boolean; aborted: boolean }[] = [];
+      const seen: { bytes: number; complete: boolean; aborted: boolean; closed: boolean }[] = [];
       const upload = createServer((req, res) => {
-        const s = { bytes: 0, complete: false, aborted: false };
+        const s = { bytes: 0, complete: false, aborted: false, closed: false };
         seen.push(s);
         req.on('data', (c: Buffer) => (s.bytes += c.length));
         req.on('end', () => {
@@ -282,6 +283,7 @@ describe('refusals', () => {
           res.end('got it');
         });
         req.on('aborted', () => (s.aborted = true));
+        req.on('close', () => (s.closed = true));
       });
       await new Promise<void>((r) => upload.listen(0, '127.0.0.1', r));
       const g2 = await startGateway({
@@ -317,7 +319,8 @@ describe('refusals', () => {
         expect(res.headers['content-length']).toBeDefined();
         checkProblem(res, 413, 'payload-too-large', [key]);
         expect(written).toBeLessThan(200 * chunk.length);
-        await new Promise((r) => setTimeout(r, 100));
+        // What reached the upstream is final once its request is over (aborted by the gateway).
+        await until(() => seen.every((s) => s.closed), 2_000, 'the upstream request to end');
         expect(seen.every((s) => !s.complete && s.bytes <= 4096)).toBe(true);
         // Not billable: the quota taken for it was given back.
         expect(g2.store.quotaUsed(account.id, new Date().toISOString().slice(0, 7))).toBe(0);

@@ -10,6 +10,7 @@ import { openDb } from '../src/db/open.ts';
 import { createSqliteStore } from '../src/db/sqlite-store.ts';
 import { startUpstream, tempDir, type Upstream } from './helpers.ts';
 import { spawnServer, type ServerProcess } from './server-process.ts';
+import { until } from './until.ts';
 
 const DELAY_MS = 600;
 const BIG = 4 * 1024 * 1024;
@@ -44,14 +45,6 @@ function tryConnect(port: number): Promise<string> {
     });
     s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
   });
-}
-
-async function until(check: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 describe('SIGTERM', () => {

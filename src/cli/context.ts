@@ -1,38 +1,64 @@
-// What every command shares: the --db and --json options, the config (read once, on demand, so a
-// command that needs neither plans nor the default path never trips over it) and an open store.
-import type { Command } from 'commander';
+// What every command of one run shares: where its output goes, the environment its settings come
+// from, the config (read once, on demand, without the settings only a serving gateway needs) and
+// the database file. One Cli per run, so a test can run the program many times in one process.
+import { existsSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
 import { loadConfig, type Config } from '../config.ts';
 import { Admin } from '../db/admin.ts';
 import { openDb } from '../db/open.ts';
 import { createSqliteStore } from '../db/sqlite-store.ts';
-import type { OutputOptions } from './output.ts';
+import { EXIT, FailedError } from './errors.ts';
 
-export interface CommonOptions extends OutputOptions { db?: string }
-
-/** Adds --db and --json to a command that does something (not to the groups). */
-export function common(cmd: Command): Command {
-  return cmd
-    .option('--db <path>', 'SQLite file (default: DATABASE_PATH, else ./data/tollgate.db)')
-    .option('--json', 'print one JSON document on stdout');
+export interface CliIo {
+  /** Where settings are read from: process.env for the bin. */
+  env: Record<string, string | undefined>;
+  stdout(text: string): void;
+  stderr(text: string): void;
 }
 
-let config: Config | undefined;
+/** --db and --json: the program's own options, accepted before or after the command. */
+export interface CommonOptions { db?: string; json?: boolean }
 
-export function cliConfig(): Config {
-  return (config ??= loadConfig());
-}
+export class Cli {
+  /** Set by a command that printed its result and still failed (a Stripe report did not go through). */
+  exitCode: number = EXIT.ok;
+  #config: Config | undefined;
 
-export function dbPath(opts: CommonOptions): string {
-  return opts.db ?? cliConfig().databasePath;
-}
+  constructor(readonly io: CliIo) {}
 
-/** Opens the database (applying pending migrations), runs `fn`, and closes it whatever happens. */
-export function withAdmin<T>(opts: CommonOptions, fn: (admin: Admin) => T): T {
-  const db = openDb(dbPath(opts));
-  const store = createSqliteStore(db);
-  try {
-    return fn(new Admin(db, store));
-  } finally {
-    store.close();
+  config(): Config {
+    return (this.#config ??= loadConfig(this.io.env, { serving: false }));
+  }
+
+  /** Prints `doc` as one JSON document with --json, else the lines `human()` returns. */
+  emit(opts: CommonOptions, doc: unknown, human: () => string[]): void {
+    this.io.stdout(`${opts.json ? JSON.stringify(doc, null, 2) : human().join('\n')}\n`);
+  }
+
+  /**
+   * The database file: --db, else DATABASE_PATH, else ./data/tollgate.db, as an absolute path.
+   * Only `create` (migrate, serve) may start a new one: elsewhere a missing file is a mistake (the
+   * wrong directory, a typo) that would otherwise leave an empty database behind.
+   */
+  database(opts: CommonOptions, { create = false } = {}): string {
+    const given = opts.db ?? this.config().databasePath;
+    const path = resolve(given);
+    if (!create && !existsSync(path)) {
+      throw new FailedError(`no database at ${path} (create it with: tollgate migrate --db ${path})`);
+    }
+    // A relative path means the working directory chose the file: say which one it was.
+    if (!isAbsolute(given)) this.io.stderr(`tollgate: using ${path}\n`);
+    return path;
+  }
+
+  /** Opens the database (applying pending migrations), runs `fn`, and closes it whatever happens. */
+  withAdmin<T>(opts: CommonOptions, fn: (admin: Admin) => T): T {
+    const db = openDb(this.database(opts));
+    const store = createSqliteStore(db);
+    try {
+      return fn(new Admin(db, store));
+    } finally {
+      store.close();
+    }
   }
 }

@@ -1,16 +1,8 @@
-// The CLI's two faces. --json: exactly one JSON document on stdout, every object with its id,
-// times as ISO 8601 UTC, money as integer micros plus a formatted dollar string. Otherwise: short
-// aligned text.
+// The CLI's two faces (Cli.emit prints one or the other). --json: exactly one JSON document on
+// stdout, every object with its id, times as ISO 8601 UTC, money as integer micros plus a formatted
+// dollar string. Otherwise: short aligned text.
 import type { Account, ApiKey, LedgerEntry } from '../db/admin.ts';
 import { formatMicros } from '../money.ts';
-
-export interface OutputOptions { json?: boolean }
-
-/** Prints `doc` as JSON with --json, else the lines `human()` returns. */
-export function emit(opts: OutputOptions, doc: unknown, human: () => string[]): void {
-  const text = opts.json ? JSON.stringify(doc, null, 2) : human().join('\n');
-  process.stdout.write(`${text}\n`);
-}
 
 export const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 

@@ -1,14 +1,15 @@
 // Argument parsers for commander: a value that does not parse is a usage error (exit 2) before any
 // database is opened. Plans are checked against the config in the commands that take them.
 import { InvalidArgumentError } from 'commander';
+import type { Config } from '../config.ts';
 import { parseDuration } from '../duration.ts';
 import { parseDollars } from '../money.ts';
-import { cliConfig } from './context.ts';
 import { UsageError } from './errors.ts';
 
 // Deliberately loose (RFC 5322 is not a regex): one @, something on each side, a dot in the domain.
 const EMAIL = /^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/;
 const MONTH = /^\d{4}-(0[1-9]|1[0-2])$/;
+const COUNT = /^[1-9]\d{0,14}$/;
 
 function parser<T>(parse: (text: string) => T): (text: string) => T {
   return (text) => {
@@ -46,15 +47,16 @@ export const emailArg = parser((text) => {
   return text;
 });
 
+/** A whole number from 1 (a row count, a row id). */
+export const countArg = parser((text) => {
+  if (!COUNT.test(text)) throw new RangeError(`not a whole number from 1: "${text}"`);
+  return Number(text);
+});
+
 /** The plan name if the config declares it; otherwise a usage error naming the plans there are. */
-export function knownPlan(name: string): string {
-  const { plans } = cliConfig();
+export function knownPlan({ plans }: Config, name: string): string {
   if (!Object.hasOwn(plans, name)) {
     throw new UsageError(`unknown plan "${name}" (plans: ${Object.keys(plans).join(', ')})`);
   }
   return name;
-}
-
-export function currentMonth(now: number): string {
-  return new Date(now).toISOString().slice(0, 7);
 }

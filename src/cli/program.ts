@@ -1,8 +1,9 @@
 // The commander tree. Errors are not printed here: every parse error becomes a CommanderError
-// that index.ts turns into one line on stderr and exit 2.
+// that run.ts turns into one line on stderr and exit 2.
 import { Command, CommanderError } from 'commander';
 import { accountsCommand } from './accounts.ts';
 import { billingCommand, webhooksCommand } from './billing.ts';
+import type { Cli } from './context.ts';
 import { creditsCommand } from './credits.ts';
 import { UsageError } from './errors.ts';
 import { keysCommand } from './keys.ts';
@@ -20,26 +21,34 @@ function missingCommand(cmd: Command) {
   };
 }
 
-function group(program: Command, name: string, description: string, add: (group: Command) => void): void {
+function group(program: Command, cli: Cli, name: string, description: string, add: (group: Command, cli: Cli) => void): void {
   const cmd = program.command(name).description(description);
   cmd.exitOverride(missingCommand(cmd));
-  add(cmd);
+  add(cmd, cli);
 }
 
-export function buildProgram(): Command {
+export function buildProgram(cli: Cli): Command {
   const program = new Command('tollgate')
     .description('Tollgate: API keys, plans, rate limits, quotas and prepaid credits in front of an HTTP API')
+    // Commander finds the program's own options anywhere on the line, so these two work before
+    // and after the command; the preAction hook below hands them to the command that runs.
+    .option('--db <path>', 'SQLite file (default: DATABASE_PATH, else ./data/tollgate.db)')
+    .option('--json', 'print one JSON document on stdout')
     // Set before any subcommand exists: commander copies these settings into each one it creates.
-    .configureOutput({ writeErr: () => {}, outputError: () => {} })
-    .showSuggestionAfterError(true);
+    .configureOutput({ writeOut: (text) => cli.io.stdout(text), writeErr: () => {}, outputError: () => {} })
+    .configureHelp({ showGlobalOptions: true })
+    .showSuggestionAfterError(true)
+    .hook('preAction', (root, command) => {
+      for (const [name, value] of Object.entries(root.opts())) command.setOptionValue(name, value);
+    });
   program.exitOverride(missingCommand(program));
 
-  systemCommands(program);
-  group(program, 'accounts', 'manage accounts', accountsCommand);
-  group(program, 'keys', 'issue, list, revoke and rotate API keys', keysCommand);
-  group(program, 'credits', 'grant prepaid credits and read the ledger', creditsCommand);
-  usageCommand(program);
-  group(program, 'billing', 'Stripe: an account\'s billing state, reporting metered overage', billingCommand);
-  group(program, 'webhooks', 'received Stripe events: list them, replay one', webhooksCommand);
+  systemCommands(program, cli);
+  group(program, cli, 'accounts', 'manage accounts', accountsCommand);
+  group(program, cli, 'keys', 'issue, list, revoke and rotate API keys', keysCommand);
+  group(program, cli, 'credits', 'grant prepaid credits and read the ledger', creditsCommand);
+  usageCommand(program, cli);
+  group(program, cli, 'billing', 'Stripe: an account\'s billing state, reporting metered overage', billingCommand);
+  group(program, cli, 'webhooks', 'received Stripe events: list them, replay one', webhooksCommand);
   return program;
 }

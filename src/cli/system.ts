@@ -1,15 +1,14 @@
-// tollgate migrate | serve
+// tollgate migrate | serve: the two commands that may create the database file.
 import type { Command } from 'commander';
 import { migrate } from '../db/migrate.ts';
 import { openDb } from '../db/open.ts';
 import { main } from '../main.ts';
-import { common, dbPath, type CommonOptions } from './context.ts';
-import { emit } from './output.ts';
+import type { Cli, CommonOptions } from './context.ts';
 
-export function systemCommands(program: Command): void {
-  common(program.command('migrate').description('apply pending database migrations'))
+export function systemCommands(program: Command, cli: Cli): void {
+  program.command('migrate').description('create the database or apply its pending migrations')
     .action((opts: CommonOptions) => {
-      const database = dbPath(opts);
+      const database = cli.database(opts, { create: true });
       const db = openDb(database, { migrateNow: false });
       let applied: string[];
       try {
@@ -17,14 +16,14 @@ export function systemCommands(program: Command): void {
       } finally {
         db.close();
       }
-      emit(opts, { database, applied }, () =>
+      cli.emit(opts, { database, applied }, () =>
         applied.length === 0 ? [`${database}: the schema is up to date`] : applied.map((m) => `${database}: applied ${m}`));
     });
 
-  common(program.command('serve').description('run the gateway (logs are JSON lines on stdout either way)'))
+  program.command('serve').description('run the gateway (logs are JSON lines on stdout either way)')
     .action(async (opts: CommonOptions) => {
-      // main() reads its settings through loadConfig(), the one reader of the environment; this
-      // is how --db reaches it.
+      // main() reads its settings through loadConfig(), the one reader of the environment, and
+      // checks all of them, as the gateway needs; this is how --db reaches it.
       if (opts.db !== undefined) process.env.DATABASE_PATH = opts.db;
       await main();
     });

@@ -2,7 +2,7 @@
 // Not on the request path. Money moves through the Store, so every change has its ledger row.
 import { displayPrefix, generateKey, hashKey, newId } from '../keys.ts';
 import type { Db } from './open.ts';
-import type { AccountStatus, Store } from './store.ts';
+import { subscriptionPeriodKey, type AccountRecord, type AccountStatus, type Store } from './store.ts';
 import { usageIdRange } from './usage-range.ts';
 
 export interface Account {
@@ -35,6 +35,12 @@ export interface LedgerEntry {
   createdAt: number;
 }
 
+/** A page of an account's ledger, newest first; `nextBefore` pages further (null: nothing older). */
+export interface LedgerPage {
+  entries: LedgerEntry[];
+  nextBefore: number | null;
+}
+
 export interface UsageSummary {
   accountId: string;
   period: string;
@@ -52,17 +58,33 @@ export class NotFoundError extends Error {
   }
 }
 
+export class EmailTakenError extends Error {
+  constructor(readonly holder: Account) {
+    super(`an account with the email ${holder.email} already exists: ${holder.id} (emails are compared ignoring case)`);
+    this.name = 'EmailTakenError';
+  }
+}
+
 const ACCOUNT_COLS = `id, email, name, plan, status, balance_micros AS balanceMicros, created_at AS createdAt`;
+const LEDGER_COLS = `id, amount_micros AS amountMicros, balance_after_micros AS balanceAfterMicros, kind, reference,
+  created_at AS createdAt`;
 const KEY_COLS = `id, account_id AS accountId, name, prefix, created_at AS createdAt, expires_at AS expiresAt,
   revoked_at AS revokedAt, replaced_by AS replacedBy`;
 
 export class Admin {
   constructor(private readonly db: Db, private readonly store: Store, private readonly now: () => number = Date.now) {}
 
+  /** Refuses an email another account has, in any case (migration 0005's index): EmailTakenError. */
   createAccount(input: { email: string; name?: string; plan: string }): Account {
     const id = newId('acct');
-    this.db.prepare('INSERT INTO accounts (id, email, name, plan, created_at) VALUES (?, ?, ?, ?, ?)')
-      .run(id, input.email, input.name ?? null, input.plan, this.now());
+    try {
+      this.db.prepare('INSERT INTO accounts (id, email, name, plan, created_at) VALUES (?, ?, ?, ?, ?)')
+        .run(id, input.email, input.name ?? null, input.plan, this.now());
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SQLITE_CONSTRAINT_UNIQUE') throw err;
+      const holder = this.db.prepare(`SELECT ${ACCOUNT_COLS} FROM accounts WHERE email = ? COLLATE NOCASE`).get(input.email) as Account | undefined;
+      throw holder ? new EmailTakenError(holder) : err;
+    }
     return this.account(id);
   }
 
@@ -138,18 +160,37 @@ export class Admin {
     return this.account(accountId);
   }
 
+  /** The whole ledger, oldest first. */
   ledger(accountId: string): LedgerEntry[] {
     this.account(accountId);
-    return this.db.prepare(`SELECT id, amount_micros AS amountMicros, balance_after_micros AS balanceAfterMicros,
-      kind, reference, created_at AS createdAt FROM ledger WHERE account_id = ? ORDER BY id`).all(accountId) as LedgerEntry[];
+    return this.db.prepare(`SELECT ${LEDGER_COLS} FROM ledger WHERE account_id = ? ORDER BY id`).all(accountId) as LedgerEntry[];
   }
 
-  /** `period` is a calendar month, "2026-11". */
-  usage(accountId: string, period: string): UsageSummary {
+  /** At most `limit` entries older than the entry `before` (default: the newest), newest first. */
+  ledgerPage(accountId: string, { limit, before = Number.MAX_SAFE_INTEGER }: { limit: number; before?: number }): LedgerPage {
     this.account(accountId);
-    const [y, m] = period.split('-').map(Number);
-    const from = Date.UTC(y, m - 1, 1);
-    const to = Date.UTC(y, m, 1);
+    // One more than asked says whether there is an older page; ledger_account (account_id, id) serves it.
+    const rows = this.db.prepare(`SELECT ${LEDGER_COLS} FROM ledger WHERE account_id = ? AND id < ? ORDER BY id DESC LIMIT ?`)
+      .all(accountId, before, limit + 1) as LedgerEntry[];
+    const entries = rows.slice(0, limit);
+    return { entries, nextBefore: rows.length > limit ? entries[entries.length - 1].id : null };
+  }
+
+  /** The account as the request path sees it (what its quota period is computed from), and its period's end. */
+  accountRecord(id: string): AccountRecord & { periodEnd: number | null } {
+    const r = this.db.prepare(`SELECT id, plan, status, status_reason AS statusReason, past_due_since AS pastDueSince,
+      period_start AS periodStart, period_end AS periodEnd FROM accounts WHERE id = ?`).get(id) as
+      Omit<AccountRecord, 'periodKey'> & { periodEnd: number | null } | undefined;
+    if (!r) throw new NotFoundError(`account ${id}`);
+    return { ...r, periodKey: r.periodStart === null ? null : subscriptionPeriodKey(r.periodStart) };
+  }
+
+  /**
+   * The quota counter of `period` (the gateway's key: a calendar month "2026-11" or a subscription's
+   * "sub:…") and the usage rows from `from` until before `to` (default: that calendar month).
+   */
+  usage(accountId: string, period: string, { from, to } = monthRange(period)): UsageSummary {
+    this.account(accountId);
     const firstId = usageIdRange(this.db);
     const rows = this.db.prepare(`SELECT status, count(*) AS n, sum(billable) AS billable, sum(price_micros) AS charged
       FROM usage WHERE id >= ? AND id < ? AND account_id = ? GROUP BY status`).all(firstId(from), firstId(to), accountId) as
@@ -164,4 +205,10 @@ export class Admin {
     }
     return { accountId, period, quotaUsed: this.store.quotaUsed(accountId, period), requests, billable, chargedMicros, byStatus };
   }
+}
+
+/** A calendar month "2026-11" as [from, to) in ms, UTC. */
+export function monthRange(month: string): { from: number; to: number } {
+  const [y, m] = month.split('-').map(Number);
+  return { from: Date.UTC(y, m - 1, 1), to: Date.UTC(y, m, 1) };
 }

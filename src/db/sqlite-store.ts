@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import type { Db } from './open.ts';
 import { usageIdRange } from './usage-range.ts';
 import { isMigrated } from './migrate.ts';
-import type { AccountRecord, ApplyOutcome, KeyRecord, RecentUsage, Store, UsageRecord } from './store.ts';
+import { subscriptionPeriodKey, type AccountRecord, type ApplyOutcome, type KeyRecord, type RecentUsage, type Store, type UsageRecord } from './store.ts';
 
 /** Past this many queued rows a batch is written at once. */
 const MAX_BATCH = 2000;
@@ -176,7 +176,7 @@ export function createSqliteStore(db: Db, { now = Date.now, onFlushError }: Sqli
         account: {
           id: r.account_id, plan: r.plan, status: r.status, statusReason: r.status_reason, pastDueSince: r.past_due_since,
           periodStart: r.period_start,
-          periodKey: r.period_start === null ? null : `sub:${new Date(r.period_start).toISOString()}`,
+          periodKey: r.period_start === null ? null : subscriptionPeriodKey(r.period_start),
         },
       };
     },

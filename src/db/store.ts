@@ -22,6 +22,11 @@ export interface AccountRecord {
   periodKey: string | null;
 }
 
+/** The quota period key of a subscription's billing period starting at `start`. */
+export function subscriptionPeriodKey(start: number): string {
+  return `sub:${new Date(start).toISOString()}`;
+}
+
 /** A webhook event as received: its id, type and raw JSON. */
 export interface InboundEvent {
   source: string;
