@@ -8,7 +8,9 @@ import { parseDollars } from './money.ts';
 
 const OVERAGE: readonly OveragePolicy[] = ['block', 'credits', 'stripe'];
 const METERS: readonly ProviderName[] = ['openai', 'anthropic'];
-const ROUTE_KEYS = ['path', 'upstream', 'priceMicros', 'metered', 'auth', 'stripPrefix', 'headers', 'timeoutMs', 'meter'];
+const ROUTE_KEYS = ['path', 'upstream', 'priceMicros', 'metered', 'auth', 'stripPrefix', 'headers', 'timeoutMs', 'meter', 'cors'];
+// A browser origin: scheme, host and port, nothing after.
+const ORIGIN = /^https?:\/\/[^/?#\s]+$/;
 const PLAN_KEYS = ['limits', 'burst', 'monthlyQuota', 'overage', 'models', 'byok', 'stripePrice', 'stripeMeter'];
 const LIMIT_KEYS = ['perSecond', 'perMinute', 'perDay'];
 const RATE_KEYS = ['input', 'cachedInput', 'cacheWrite5m', 'cacheWrite1h', 'output'];
@@ -132,8 +134,16 @@ function parseRoute(raw: unknown, at: string, timeouts: Timeouts, problems: stri
       } else headers[k.toLowerCase()] = v;
     }
   }
+  let cors: string[] | undefined;
+  if (raw.cors !== undefined) {
+    if (raw.cors === '*') cors = ['*'];
+    else if (Array.isArray(raw.cors) && raw.cors.length > 0 && raw.cors.every((o) => typeof o === 'string' && ORIGIN.test(o))) {
+      cors = (raw.cors as string[]).map((o) => o.toLowerCase());
+    } else problems.push(`${at}.cors: expected "*" or an array of origins such as "https://app.example.com"`);
+  }
   if (problems.length > before || !upstream) return undefined;
   return {
+    ...(cors && { cors }),
     path: raw.path as string, upstream, priceMicros, timeoutMs: timeout, headers,
     metered: flags.metered, auth: flags.auth, stripPrefix: flags.stripPrefix, ...(meter && { meter }),
   };

@@ -67,6 +67,8 @@ export interface Route {
   meter?: ProviderName;
   /** Matches only requests carrying this header (set on ready-made AI routes that share a path). */
   whenHeader?: string;
+  /** Browser origins that may call this route ('*': any); the gateway answers their preflights. */
+  cors?: readonly string[];
 }
 
 /** What one client may hold of the gateway: slow or greedy clients must not starve the rest. */
@@ -207,10 +209,11 @@ export function loadConfig(env: Env = process.env, { serving = true }: LoadOptio
   } else if (existsSync(configPath)) {
     source = resolve(configPath);
     let parsed: unknown;
+    const text = readFileSync(configPath, 'utf8');
     try {
-      parsed = JSON.parse(readFileSync(configPath, 'utf8'));
+      parsed = JSON.parse(text);
     } catch (err) {
-      problems.push(`${configPath}: not valid JSON (${(err as Error).message})`);
+      problems.push(`${configPath}: not valid JSON: ${whereInJson(text, (err as Error).message)}`);
     }
     if (parsed !== undefined) {
       const file = parseConfigFile(parsed, { plain: upstreamTimeoutMs, ai: aiTimeoutMs }, problems);
@@ -274,6 +277,16 @@ export function loadConfig(env: Env = process.env, { serving = true }: LoadOptio
     port, host, databasePath, logLevel, upstreamTimeoutMs, aiTimeoutMs, upstreamConnections, maxBodyBytes, shutdownTimeoutMs, clients,
     source, routes, plans, defaultPlan, demo, prices, providerKeys, stripe,
   });
+}
+
+/** V8 says "… in JSON at position 27"; an editor wants "line 3, column 5". */
+export function whereInJson(text: string, message: string): string {
+  const m = / in JSON at position (\d+)/.exec(message);
+  if (!m) return message;
+  const before = text.slice(0, Number(m[1]));
+  const line = before.split('\n').length;
+  const column = before.length - before.lastIndexOf('\n');
+  return `line ${line}, column ${column}: ${message.replace(/ in JSON at position \d+.*$/, '')}`;
 }
 
 const DEFAULT_PACKS = [10_000_000, 25_000_000, 50_000_000, 100_000_000];

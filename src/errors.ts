@@ -7,7 +7,7 @@ import type { ProviderName } from './meters/provider.ts';
 export type ErrorCode =
   | 'MISSING_KEY' | 'MALFORMED_KEY' | 'INVALID_KEY'
   | 'RATE_LIMITED' | 'TOO_MANY_CONCURRENT' | 'QUOTA_EXCEEDED' | 'INSUFFICIENT_CREDITS' | 'ACCOUNT_SUSPENDED' | 'PAYMENT_PAST_DUE'
-  | 'NOT_FOUND' | 'PAYLOAD_TOO_LARGE' | 'BAD_REQUEST' | 'REQUEST_TIMEOUT'
+  | 'NOT_FOUND' | 'FORBIDDEN' | 'PAYLOAD_TOO_LARGE' | 'BAD_REQUEST' | 'REQUEST_TIMEOUT'
   | 'UNKNOWN_MODEL' | 'MODEL_NOT_ALLOWED' | 'PROVIDER_NOT_CONFIGURED'
   | 'METHOD_NOT_ALLOWED' | 'CONFLICT' | 'BILLING_NOT_CONFIGURED'
   | 'UPSTREAM_UNREACHABLE' | 'UPSTREAM_TIMEOUT' | 'INTERNAL';
@@ -27,6 +27,7 @@ const SPECS: Record<ErrorCode, ErrorSpec> = {
   CONFLICT: { status: 409, title: 'Conflict', detail: 'The request conflicts with the account\'s current state.' },
   METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed', detail: 'This endpoint does not take this method.' },
   BILLING_NOT_CONFIGURED: { status: 503, title: 'Billing not configured', detail: 'This gateway has no Stripe settings (STRIPE_SECRET_KEY).' },
+  FORBIDDEN: { status: 403, title: 'Forbidden', detail: 'This request is not allowed here.' },
   NOT_FOUND: { status: 404, title: 'Not found', detail: 'No route matches this path.' },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'Payload too large', detail: 'The request body exceeds the gateway\'s limit.' },
   REQUEST_TIMEOUT: { status: 408, title: 'Request timeout', detail: 'The request body stopped arriving; send it without long pauses.' },

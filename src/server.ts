@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Server as NetServer, type AddressInfo, type Socket } from 'node:net';
-import type { Config } from './config.ts';
+import { DEMO_PATH, type Config } from './config.ts';
 import type { Store } from './db/store.ts';
 import { GatewayError, toGatewayError, writeError } from './errors.ts';
 import { RateLimiter } from './limiter/token-bucket.ts';
@@ -13,6 +13,7 @@ import { ownEndpoint, type EndpointDeps } from './endpoints.ts';
 import { admit, MonthlyPeriods } from './pipeline/admit.ts';
 import { admitProvider, admitTokens } from './pipeline/admit-tokens.ts';
 import { Concurrency } from './pipeline/concurrency.ts';
+import { cors } from './pipeline/cors.ts';
 import { discardRest, readBody } from './pipeline/read-body.ts';
 import { authenticate, KeyCache } from './pipeline/authenticate.ts';
 import { RequestContext } from './pipeline/context.ts';
@@ -50,6 +51,8 @@ type TrackedResponse = ServerResponse & { [OWNER]?: TrackedSocket };
 function responseClosed(this: TrackedResponse): void {
   this[OWNER]![UNFINISHED]! -= 1;
 }
+const DEMO_HINT = `No route matches this path. This gateway runs in demo mode (no configuration): try ${DEMO_PATH}, or see the README to put it in front of your API.`;
+
 // What node:http's parser reports before a request exists, as statuses (RFC 9110, RFC 6585).
 const CLIENT_ERRORS: Record<string, [number, string]> = {
   HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large'],
@@ -90,8 +93,9 @@ export function createGateway({ config, store, log, billing, now = Date.now }: G
         return;
       }
       const route = router.route(url, req.headers);
-      if (!route) throw new GatewayError('NOT_FOUND');
+      if (!route) throw new GatewayError('NOT_FOUND', config.demo ? { detail: DEMO_HINT } : {});
       ctx.route = route;
+      if (route.cors && cors(ctx, route)) return;
       // Cheap checks first, money last.
       const length = req.headers['content-length'];
       if (length !== undefined && Number(length) > config.maxBodyBytes) throw new GatewayError('PAYLOAD_TOO_LARGE');
@@ -141,7 +145,12 @@ export function createGateway({ config, store, log, billing, now = Date.now }: G
           if (ctx.status === 0) ctx.status = 499; // nginx's "client closed request"
         } else {
           const failure = ctx.requestBytes > config.maxBodyBytes ? new GatewayError('PAYLOAD_TOO_LARGE') : upstreamFailure(err);
-          if (ctx.status === 0) ctx.status = failure.status;
+          // Nothing of the upstream's answer reached the client (say a JSON body held for its usage
+          // and cut): the row says what the client got, and there is nothing to pay for.
+          if (!ctx.res.headersSent) {
+            ctx.status = failure.status;
+            if (ctx.ai) ctx.ai.succeeded = false;
+          }
           if (failure.status >= 500) log.warn('upstream failed', { requestId: ctx.requestId, route: ctx.route!.path, error: err.message });
           commitPrevious(ctx.socket, store);
           writeError(ctx.res, failure, ctx.requestId, ctx.responseHeaders, ctx.route!.meter);

@@ -166,6 +166,13 @@ describe('loadConfig: refusals name the field', () => {
     expect(got[0]).toContain(path);
   });
 
+  it('says where a JSON error is as line and column, not a character offset', () => {
+    const path = file('{\n  "routes": [],\n  "plans": { "free": {} },\n}\n');
+    const got = problems(() => loadConfig({ TOLLGATE_CONFIG: path }));
+    expect(got[0]).toMatch(/not valid JSON: line 4, column 1: /);
+    expect(got[0]).not.toMatch(/position/);
+  });
+
   it('refuses a TOLLGATE_CONFIG that points to a missing file', () => {
     const missing = join(dir, 'nope.json');
     expect(problems(() => loadConfig({ TOLLGATE_CONFIG: missing }))).toEqual([`TOLLGATE_CONFIG: file not found: ${missing}`]);

@@ -173,7 +173,7 @@ describe('refusals', () => {
       expect(retryAfter).toMatch(/^\d+$/);
       expect(Number(retryAfter)).toBeGreaterThanOrEqual(1);
       expect(r3.headers.get('ratelimit-policy')).toBe('"second";q=2;w=1');
-      expect(r3.headers.get('ratelimit')).toBe('"second";r=0;t=1');
+      expect(r3.headers.get('ratelimit')).toBe(`"second";r=0;t=${retryAfter}`);
 
       // Half a second refills one token of a 2/s bucket.
       clock.advance(500);
@@ -200,7 +200,7 @@ describe('refusals', () => {
       const refused = await call();
       checkProblem(refused, 429, 'rate-limited');
       expect(Number(refused.headers.get('retry-after'))).toBe(17);
-      expect(refused.headers.get('ratelimit')).toMatch(/^"minute";r=0;t=\d+$/);
+      expect(refused.headers.get('ratelimit')).toBe('"minute";r=0;t=17');
       // Refusals count against no quota either: three requests reached the upstream.
       expect(gw.store.quotaUsed(account.id, PERIOD)).toBe(3);
     });

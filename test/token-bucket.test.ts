@@ -99,23 +99,27 @@ describe('Buckets', () => {
     expect(s.take(T0)).toBe(334);
   });
 
-  it('header() reports the tightest window: requests left and seconds until full', () => {
+  it('header() never reports more left than the policy\'s quota, and t is the wait for one more', () => {
     const b = new Buckets(bucketShape(plan({ limits: { perSecond: 5, perMinute: 60 }, burst: 10 })), T0);
     b.take(T0);
-    // second: 9 of 10 left, 1 token short = 0.2 s → 1; minute: 59 of 60.
-    expect(b.header()).toBe('"second";r=9;t=1');
+    // second: 9 tokens in a bucket of 10, but the policy says q=5: r=5, nothing to wait for.
+    expect(b.shape.policy).toBe('"second";q=5;w=1, "minute";q=60;w=60');
+    expect(b.header()).toBe('"second";r=5');
     for (let i = 0; i < 9; i++) b.take(T0);
-    expect(b.header()).toBe('"second";r=0;t=2');
+    // Empty: one more token at 5/s is 0.2 s away → t=1, as a refusal's Retry-After would say.
+    expect(b.header()).toBe('"second";r=0;t=1');
+    expect(b.take(T0)).toBe(200);
+    expect(b.header()).toBe('"second";r=0;t=1');
   });
 
   it('header() switches to the minute window once it has fewer requests left', () => {
     const b = new Buckets(bucketShape(plan({ limits: { perSecond: 10, perMinute: 12 } })), T0);
     expect(drain(b, T0)).toBe(10);
     // A second later: the second window is full again (10 → 9 after this take); the minute window
-    // has 2 + 0.2 − 1 = 1.2 left, 10.8 short at 0.2/s = 54 s until full.
+    // has 2 + 0.2 − 1 = 1.2 left, 0.8 short of a second request at 0.2/s: 4 s.
     expect(b.take(T0 + 1_000)).toBe(0);
     expect(b.tightest).toBe(1);
-    expect(b.header()).toBe('"minute";r=1;t=54');
+    expect(b.header()).toBe('"minute";r=1;t=4');
   });
 
   it('header() after a refusal still names the window and never a negative count', () => {
@@ -123,7 +127,7 @@ describe('Buckets', () => {
     b.take(T0);
     b.take(T0);
     expect(b.take(T0)).toBe(30_000);
-    expect(b.header()).toBe('"minute";r=0;t=60');
+    expect(b.header()).toBe('"minute";r=0;t=30');
   });
 
   it('ignores a clock that goes backwards instead of minting tokens', () => {

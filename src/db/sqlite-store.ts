@@ -1,6 +1,7 @@
 // The Store on one SQLite file. Statements are prepared once; usage rows and quota counts are
 // written in batches (see flushBatch and pipeline/meter.ts); money moves in a transaction with its ledger row.
 import { createHash } from 'node:crypto';
+import { statSync } from 'node:fs';
 import type { Db } from './open.ts';
 import { usageIdRange } from './usage-range.ts';
 import { isMigrated } from './migrate.ts';
@@ -64,6 +65,9 @@ export function createSqliteStore(db: Db, { now = Date.now, onFlushError }: Sqli
   };
 
   const firstUsageId = usageIdRange(db);
+  // A file deleted (or replaced) under the running gateway: what it writes goes nowhere anyone
+  // will read, and the CLI would open a new empty file. Readiness says so.
+  const inode = db.memory ? undefined : statSync(db.name).ino;
 
   // Quota counts live in memory (this process is the only server on the file) and are persisted
   // as deltas with the usage batch; so is metered overage waiting for Stripe. Only the counters
@@ -280,7 +284,7 @@ export function createSqliteStore(db: Db, { now = Date.now, onFlushError }: Sqli
       }, 200).unref();
     },
 
-    isReady: () => db.open && isMigrated(db),
+    isReady: () => db.open && isMigrated(db) && (inode === undefined || statSync(db.name, { throwIfNoEntry: false })?.ino === inode),
     flush,
 
     close() {

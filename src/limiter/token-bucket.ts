@@ -38,7 +38,10 @@ export function bucketShape(plan: Plan): BucketShape {
 export class Buckets {
   readonly tokens: Float64Array;
   private last: number;
-  /** After take(): the window with the fewest tokens left, for the RateLimit header. */
+  /**
+   * After take(): the window the RateLimit header reports. On a refusal, the one that refused
+   * longest (its wait is Retry-After); else the one with the fewest requests left.
+   */
   tightest = 0;
   /** After take(): 0, or how many ms until every window has a token again. */
   waitMs = 0;
@@ -54,25 +57,45 @@ export class Buckets {
     const elapsed = Math.max(0, now - this.last);
     this.last = now;
     let waitMs = 0;
+    let gating = 0;
     for (let i = 0; i < windows.length; i++) {
       const w = windows[i];
       const t = Math.min(w.capacity, this.tokens[i] + elapsed * w.perMs);
       this.tokens[i] = t;
-      if (t < 1) waitMs = Math.max(waitMs, (1 - t) / w.perMs);
+      if (t < 1 && (1 - t) / w.perMs > waitMs) {
+        waitMs = (1 - t) / w.perMs;
+        gating = i;
+      }
     }
-    if (waitMs === 0) for (let i = 0; i < windows.length; i++) this.tokens[i] -= 1;
-    let tightest = 0;
-    for (let i = 1; i < windows.length; i++) if (this.tokens[i] < this.tokens[tightest]) tightest = i;
-    this.tightest = tightest;
+    if (waitMs === 0) {
+      for (let i = 0; i < windows.length; i++) this.tokens[i] -= 1;
+      for (let i = 1; i < windows.length; i++) if (this.left(i) < this.left(gating)) gating = i;
+    }
+    this.tightest = gating;
     return (this.waitMs = Math.ceil(waitMs));
   }
 
-  /** The RateLimit header value for the tightest window: requests left and seconds until full. */
+  /**
+   * What a client may still send in window `i` as RateLimit counts it: never more than the
+   * policy's quota (a burst bucket may hold more), so the two headers agree.
+   */
+  private left(i: number): number {
+    return Math.min(Math.floor(this.tokens[i]), this.shape.windows[i].limit);
+  }
+
+  /**
+   * The RateLimit header value (draft-ietf-httpapi-ratelimit-headers): the reported window's
+   * requests left and, when it is not full, the seconds until it gains one more. On a refusal
+   * that is when the request may be retried: the same figure as Retry-After.
+   */
   header(): string {
     const i = this.tightest;
     const w = this.shape.windows[i];
-    const left = this.tokens[i];
-    return `"${w.name}";r=${Math.floor(left)};t=${Math.ceil((w.capacity - left) / w.perMs / 1000)}`;
+    const r = this.left(i);
+    const name = `"${w.name}";r=${r}`;
+    if (this.waitMs > 0) return `${name};t=${Math.ceil(this.waitMs / 1000)}`;
+    if (r >= w.limit) return name;
+    return `${name};t=${Math.ceil((Math.floor(this.tokens[i]) + 1 - this.tokens[i]) / w.perMs / 1000)}`;
   }
 }
 
