@@ -83,6 +83,18 @@ export interface ClientLimits {
   maxConcurrent: number;
 }
 
+/** How the gateway's memory meets the database (see src/state/). */
+export interface StorageLimits {
+  /** The most one lease takes out of a balance; Infinity (the default) takes all of it. */
+  leaseMaxMicros: number;
+  /** A lease unused this long goes back to the balance. */
+  leaseIdleMs: number;
+  /** How long an account's counters wait in memory before they are written (many requests, one write). */
+  counterDelayMs: number;
+  /** Usage rows queued while the database refuses writes, before readiness turns false. */
+  maxQueuedRows: number;
+}
+
 export interface Config {
   port: number;
   host: string;
@@ -96,6 +108,7 @@ export interface Config {
   maxBodyBytes: number;
   shutdownTimeoutMs: number;
   clients: ClientLimits;
+  storage: StorageLimits;
   /** Where the routes and plans came from: a file path, 'UPSTREAM_URL', or 'demo'. */
   source: string;
   routes: readonly Route[];
@@ -186,6 +199,12 @@ export function loadConfig(env: Env = process.env, { serving = true }: LoadOptio
     writeTimeoutMs: int('CLIENT_WRITE_TIMEOUT_MS', 60_000, 1),
     maxConcurrent: int('MAX_CONCURRENT_PER_CLIENT', 64, 1),
   };
+  const storage: StorageLimits = {
+    leaseMaxMicros: env.LEASE_MAX_MICROS ? int('LEASE_MAX_MICROS', 0, 1) : Infinity,
+    leaseIdleMs: int('LEASE_IDLE_MS', 60_000, 1),
+    counterDelayMs: int('COUNTER_DELAY_MS', 30_000, 0),
+    maxQueuedRows: int('MAX_QUEUED_ROWS', 100_000, 1),
+  };
   if (clients.maxConcurrent >= upstreamConnections) {
     problems.push(`MAX_CONCURRENT_PER_CLIENT (${clients.maxConcurrent}) must be below UPSTREAM_CONNECTIONS (${upstreamConnections}), or one client can take every connection`);
   }
@@ -274,7 +293,7 @@ export function loadConfig(env: Env = process.env, { serving = true }: LoadOptio
   if (problems.length > 0) throw new ConfigError(problems);
   const demo = routes.length === 0 && source === 'demo';
   return deepFreeze({
-    port, host, databasePath, logLevel, upstreamTimeoutMs, aiTimeoutMs, upstreamConnections, maxBodyBytes, shutdownTimeoutMs, clients,
+    port, host, databasePath, logLevel, upstreamTimeoutMs, aiTimeoutMs, upstreamConnections, maxBodyBytes, shutdownTimeoutMs, clients, storage,
     source, routes, plans, defaultPlan, demo, prices, providerKeys, stripe,
   });
 }

@@ -3,24 +3,18 @@
 import type { Billing } from './billing/billing.ts';
 import { MAX_WEBHOOK_BYTES } from './billing/webhooks.ts';
 import type { Config } from './config.ts';
-import type { Store } from './db/store.ts';
 import { GatewayError } from './errors.ts';
-import type { RateLimiter } from './limiter/token-bucket.ts';
 import { formatMicros } from './money.ts';
-import { quotaPeriod, type MonthlyPeriods } from './pipeline/admit.ts';
-import { authenticate, type KeyCache } from './pipeline/authenticate.ts';
+import { authenticate } from './pipeline/authenticate.ts';
 import type { RequestContext } from './pipeline/context.ts';
-import { commitPrevious } from './pipeline/meter.ts';
 import { rateLimit } from './pipeline/rate-limit.ts';
 import { readBody } from './pipeline/read-body.ts';
+import type { GatewayState } from './state/state.ts';
 
 export interface EndpointDeps {
   config: Config;
-  store: Store;
+  state: GatewayState;
   billing: Billing | undefined;
-  keys: KeyCache;
-  limiter: RateLimiter;
-  periods: MonthlyPeriods;
   now: () => number;
   draining: () => boolean;
 }
@@ -32,7 +26,7 @@ const PROBLEM_HEADERS = ['content-type', 'application/problem+json'];
 export function ownEndpoint(ctx: RequestContext, url: string, deps: EndpointDeps): Promise<void> | void {
   const path = url.split('?', 1)[0];
   const method = ctx.req.method;
-  const { store } = deps;
+  const { state } = deps;
   const allow = (...methods: string[]) => {
     if (methods.includes(method!)) return;
     ctx.responseHeaders.push('allow', methods.join(', '));
@@ -41,12 +35,12 @@ export function ownEndpoint(ctx: RequestContext, url: string, deps: EndpointDeps
   switch (path) {
     case '/_tollgate/health':
       allow('GET', 'HEAD');
-      return json(ctx, store, 200, { status: 'ok' });
+      return json(ctx, deps, 200, { status: 'ok' });
     case '/_tollgate/ready': {
       allow('GET', 'HEAD');
       const draining = deps.draining();
-      const ready = !draining && store.isReady();
-      return json(ctx, store, ready ? 200 : 503, { status: ready ? 'ready' : draining ? 'draining' : 'not ready' });
+      const ready = !draining && state.storage.isReady() && state.recorder.accepting;
+      return json(ctx, deps, ready ? 200 : 503, { status: ready ? 'ready' : draining ? 'draining' : 'not ready' });
     }
     case '/_tollgate/usage':
       allow('GET', 'HEAD');
@@ -66,22 +60,22 @@ export function ownEndpoint(ctx: RequestContext, url: string, deps: EndpointDeps
 }
 
 /** The calling customer and the billing it needs (503 when Stripe is not configured). */
-function billingCustomer(ctx: RequestContext, deps: EndpointDeps): { billing: Billing; accountId: string } {
-  customer(ctx, deps);
+async function billingCustomer(ctx: RequestContext, deps: EndpointDeps): Promise<{ billing: Billing; accountId: string }> {
+  await customer(ctx, deps);
   if (!deps.billing) throw new GatewayError('BILLING_NOT_CONFIGURED');
   return { billing: deps.billing, accountId: ctx.account!.id };
 }
 
 /** The calling customer, in good standing or not: these endpoints are how it gets back in. */
-function customer(ctx: RequestContext, { keys, config, limiter, now }: EndpointDeps): number {
+async function customer(ctx: RequestContext, { state, config, now }: EndpointDeps): Promise<number> {
   const t = now();
-  authenticate(ctx, keys, config, t, false);
-  rateLimit(ctx, limiter, t);
+  await authenticate(ctx, state.accounts, config, t, false);
+  rateLimit(ctx, state.limiter, t);
   return t;
 }
 
 async function checkout(ctx: RequestContext, deps: EndpointDeps): Promise<void> {
-  const { billing, accountId } = billingCustomer(ctx, deps);
+  const { billing, accountId } = await billingCustomer(ctx, deps);
   const raw = await readBody(ctx.req, 64 * 1024, deps.config.clients.bodyTimeoutMs);
   let body: unknown;
   try {
@@ -89,15 +83,16 @@ async function checkout(ctx: RequestContext, deps: EndpointDeps): Promise<void> 
   } catch {
     throw new GatewayError('BAD_REQUEST', { detail: 'The body is not valid JSON.' });
   }
-  json(ctx, deps.store, 200, await billing.checkout(accountId, body));
+  json(ctx, deps, 200, await billing.checkout(accountId, body));
 }
 
 async function portal(ctx: RequestContext, deps: EndpointDeps): Promise<void> {
-  const { billing, accountId } = billingCustomer(ctx, deps);
-  json(ctx, deps.store, 200, await billing.portal(accountId));
+  const { billing, accountId } = await billingCustomer(ctx, deps);
+  json(ctx, deps, 200, await billing.portal(accountId));
 }
 
-async function stripeWebhook(ctx: RequestContext, { billing, store, config }: EndpointDeps): Promise<void> {
+async function stripeWebhook(ctx: RequestContext, deps: EndpointDeps): Promise<void> {
+  const { billing, config } = deps;
   if (!billing) throw new GatewayError('BILLING_NOT_CONFIGURED');
   let raw: Buffer;
   try {
@@ -107,34 +102,38 @@ async function stripeWebhook(ctx: RequestContext, { billing, store, config }: En
     throw new GatewayError('BAD_REQUEST', { detail: `A webhook body is at most ${MAX_WEBHOOK_BYTES} bytes.` });
   }
   const signature = ctx.req.headers['stripe-signature'];
-  const reply = billing.webhook(raw, typeof signature === 'string' ? signature : undefined);
-  if (reply.status >= 400) json(ctx, store, reply.status, { ...reply.body, requestId: ctx.requestId }, PROBLEM_HEADERS);
-  else json(ctx, store, reply.status, reply.body);
+  const reply = await billing.webhook(raw, typeof signature === 'string' ? signature : undefined);
+  if (reply.status >= 400) json(ctx, deps, reply.status, { ...reply.body, requestId: ctx.requestId }, PROBLEM_HEADERS);
+  else json(ctx, deps, reply.status, reply.body);
 }
 
-/** The customer's own view, with its own key: balance, plan, quota and its latest requests. */
-function usage(ctx: RequestContext, deps: EndpointDeps): void {
-  const { store, periods } = deps;
-  const t = customer(ctx, deps);
-  const account = ctx.account!;
+/**
+ * The customer's own view, with its own key: balance, plan, quota and its latest requests, all
+ * from memory but the requests, which are a chain of 20 row lookups: the cost does not grow with
+ * the usage table.
+ */
+async function usage(ctx: RequestContext, deps: EndpointDeps): Promise<void> {
+  const { state } = deps;
+  const t = await customer(ctx, deps);
+  const account = ctx.state!;
   const plan = ctx.plan!;
-  const period = quotaPeriod(account, t, periods);
-  const balanceMicros = store.balance(account.id);
-  json(ctx, store, 200, {
-    accountId: account.id,
+  await state.accounts.quota(account, t);
+  const balanceMicros = state.balance(account.accountId);
+  json(ctx, deps, 200, {
+    accountId: account.accountId,
     plan: plan.name,
     balanceMicros,
     balance: formatMicros(balanceMicros),
-    quota: { period, used: store.quotaUsed(account.id, period), limit: plan.monthlyQuota },
-    recent: store.recentUsage(account.id, 20).map(({ ts, ...r }) => ({
+    quota: { period: account.period, used: account.used, limit: plan.monthlyQuota },
+    recent: state.recent(account, 20).map(({ ts, ...r }) => ({
       time: new Date(ts).toISOString(), ...r, cost: formatMicros(r.priceMicros),
     })),
   });
 }
 
-function json(ctx: RequestContext, store: Store, status: number, body: unknown, type = JSON_HEADERS): void {
+function json(ctx: RequestContext, { state }: EndpointDeps, status: number, body: unknown, type = JSON_HEADERS): void {
   const text = JSON.stringify(body);
-  commitPrevious(ctx.socket, store);
+  state.recorder.beforeResponse(ctx.socket);
   ctx.res.writeHead(status, [...ctx.responseHeaders, ...type, 'content-length', String(Buffer.byteLength(text))]);
   ctx.res.end(text);
 }

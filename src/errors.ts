@@ -10,7 +10,7 @@ export type ErrorCode =
   | 'NOT_FOUND' | 'FORBIDDEN' | 'PAYLOAD_TOO_LARGE' | 'BAD_REQUEST' | 'REQUEST_TIMEOUT'
   | 'UNKNOWN_MODEL' | 'MODEL_NOT_ALLOWED' | 'PROVIDER_NOT_CONFIGURED'
   | 'METHOD_NOT_ALLOWED' | 'CONFLICT' | 'BILLING_NOT_CONFIGURED'
-  | 'UPSTREAM_UNREACHABLE' | 'UPSTREAM_TIMEOUT' | 'INTERNAL';
+  | 'UPSTREAM_UNREACHABLE' | 'UPSTREAM_TIMEOUT' | 'STORAGE_BUSY' | 'INTERNAL';
 
 interface ErrorSpec { status: number; title: string; detail: string }
 
@@ -37,6 +37,7 @@ const SPECS: Record<ErrorCode, ErrorSpec> = {
   UNKNOWN_MODEL: { status: 400, title: 'Unknown model', detail: 'This model has no price on this gateway.' },
   MODEL_NOT_ALLOWED: { status: 403, title: 'Model not allowed', detail: 'Your plan does not include this model.' },
   PROVIDER_NOT_CONFIGURED: { status: 503, title: 'Provider not configured', detail: 'The gateway has no key for this provider.' },
+  STORAGE_BUSY: { status: 503, title: 'Storage busy', detail: 'The gateway cannot record requests right now; retry shortly.' },
   INTERNAL: { status: 500, title: 'Internal error', detail: 'The gateway failed to handle this request.' },
 };
 

@@ -1,14 +1,11 @@
-// Boot: config → database (migrated) → server → listen; a clean stop on SIGTERM and SIGINT.
+// Boot: config → the database's lock → the app (storage, memory, server) → listen; a clean stop
+// on SIGTERM and SIGINT.
 import type { Server } from 'node:http';
+import { createApp } from './app.ts';
 import { ConfigError, demoRoute, loadConfig, type Config } from './config.ts';
 import { lockDatabase } from './db/gateway-lock.ts';
-import { openDb } from './db/open.ts';
-import { createBilling } from './billing/billing.ts';
-import { createSqliteBillingStore } from './db/sqlite-billing-store.ts';
-import { createSqliteStore } from './db/sqlite-store.ts';
 import { startEchoUpstream } from './demo-echo.ts';
 import { createLogger } from './log.ts';
-import { createGateway } from './server.ts';
 
 export async function main(): Promise<void> {
   let config: Config;
@@ -22,10 +19,6 @@ export async function main(): Promise<void> {
   const log = createLogger(config.logLevel);
   // Before anything reads or writes the file: a second gateway on it must change nothing.
   const lock = lockDatabase(config.databasePath);
-  const db = openDb(config.databasePath);
-  const store = createSqliteStore(db, {
-    onFlushError: (err) => log.error('writing usage failed; retrying', { error: err.message }),
-  });
 
   let demo: Server | undefined;
   if (config.demo) {
@@ -34,19 +27,16 @@ export async function main(): Promise<void> {
     config = { ...config, routes: [demoRoute(echo.url, config.upstreamTimeoutMs)] };
   }
 
-  const released = store.releaseReservations();
-  if (released > 0) log.warn('gave back AI reservations left by a previous run that stopped mid-request', { released });
-  const billing = createBilling({ config, store, billing: createSqliteBillingStore(db), log });
-  billing?.reporter.start();
-  const gateway = createGateway({ config, store, log, billing });
-  const port = await gateway.listen(config.port, config.host);
+  const app = await createApp(config, { log });
+  app.billing?.reporter.start();
+  const port = await app.listen(config.port, config.host);
   log.info('listening', {
     url: `http://${config.host}:${port}`,
     database: config.databasePath,
     routes: config.routes.map((r) => `${r.path} → ${r.upstream.href}`),
     plans: Object.keys(config.plans),
     source: config.source,
-    billing: billing ? 'stripe' : 'off',
+    billing: app.billing ? 'stripe' : 'off',
   });
 
   let stopping = false;
@@ -54,10 +44,8 @@ export async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info('stopping', { signal });
-    billing?.reporter.stop();
-    await gateway.close();
+    await app.close();
     demo?.close();
-    store.close();
     lock.release();
     log.info('stopped');
     process.exit(0);

@@ -3,28 +3,28 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Server as NetServer, type AddressInfo, type Socket } from 'node:net';
-import { DEMO_PATH, type Config } from './config.ts';
-import type { Store } from './db/store.ts';
+import { DEMO_PATH, type Config, type Route } from './config.ts';
 import { GatewayError, toGatewayError, writeError } from './errors.ts';
-import { RateLimiter } from './limiter/token-bucket.ts';
 import type { Logger } from './log.ts';
 import type { Billing } from './billing/billing.ts';
 import { ownEndpoint, type EndpointDeps } from './endpoints.ts';
-import { admit, MonthlyPeriods } from './pipeline/admit.ts';
+import { admit } from './pipeline/admit.ts';
 import { admitProvider, admitTokens } from './pipeline/admit-tokens.ts';
 import { Concurrency } from './pipeline/concurrency.ts';
 import { cors } from './pipeline/cors.ts';
 import { discardRest, readBody } from './pipeline/read-body.ts';
-import { authenticate, KeyCache } from './pipeline/authenticate.ts';
+import { authenticate } from './pipeline/authenticate.ts';
 import { RequestContext } from './pipeline/context.ts';
 import { forward, upstreamFailure, Upstreams, type ForwardEvents } from './pipeline/forward.ts';
-import { commitPrevious, meter } from './pipeline/meter.ts';
+import { meter } from './pipeline/meter.ts';
 import { rateLimit } from './pipeline/rate-limit.ts';
 import { Router } from './pipeline/route.ts';
+import type { GatewayState } from './state/state.ts';
 
 export interface GatewayDeps {
   config: Config;
-  store: Store;
+  /** The gateway's memory of accounts, money and usage, over its storage. */
+  state: GatewayState;
   log: Logger;
   /** Stripe billing; without it the billing endpoints answer 503. */
   billing?: Billing;
@@ -36,9 +36,12 @@ export interface Gateway {
   server: Server;
   /** Resolves with the port actually bound (PORT=0 picks a free one). */
   listen(port: number, host: string): Promise<number>;
-  /** Stops accepting, lets in-flight requests finish (up to shutdownTimeoutMs), flushes. */
+  /** Stops accepting and lets in-flight requests finish (up to shutdownTimeoutMs). */
   close(): Promise<void>;
 }
+
+/** One step of a request's way; a promise when it must wait (a key read, a lease refill, a body). */
+type Stage = (ctx: RequestContext) => void | Promise<void>;
 
 const OWN_PREFIX = '/_tollgate/';
 // Responses a connection has not finished writing to the kernel: a draining gateway ends only
@@ -60,7 +63,7 @@ const CLIENT_ERRORS: Record<string, [number, string]> = {
   default: [400, 'Bad Request'],
 };
 
-export function createGateway({ config, store, log, billing, now = Date.now }: GatewayDeps): Gateway {
+export function createGateway({ config, state, log, billing, now = Date.now }: GatewayDeps): Gateway {
   const router = new Router(config.routes);
   const upstreams = new Upstreams(config.routes, {
     connections: config.upstreamConnections,
@@ -69,16 +72,36 @@ export function createGateway({ config, store, log, billing, now = Date.now }: G
     maxBodyBytes: config.maxBodyBytes,
   });
   const concurrency = new Concurrency(config.clients.maxConcurrent);
-  const keys = new KeyCache(store);
-  const limiter = new RateLimiter();
-  const periods = new MonthlyPeriods();
+  const { accounts, wallets, recorder, limiter } = state;
   // Overage plans need Stripe (config.ts refuses them without it); the fallback is never used.
   const meterIntervalMs = config.stripe?.meterIntervalMs ?? 60_000;
   let draining = false;
-  const endpointDeps: EndpointDeps = { config, store, billing, keys, limiter, periods, now, draining: () => draining };
+  const endpointDeps: EndpointDeps = { config, state, billing, now, draining: () => draining };
+
+  // Cheap checks first, money last: each route kind's stages, built once.
+  const identify: Stage[] = [
+    (ctx) => authenticate(ctx, accounts, config, now()),
+    (ctx) => rateLimit(ctx, limiter, now()),
+    (ctx) => concurrency.takeAccount(ctx.state!, ctx.res),
+  ];
+  const counted: Stage[] = [...identify, (ctx) => admit(ctx, accounts, wallets, now(), meterIntervalMs)];
+  const uncounted = identify;
+  const ai: Stage[] = [
+    ...identify,
+    (ctx) => {
+      ctx.aiKind = admitProvider(ctx, config);
+    },
+    // Priced by tokens: the body names the model and the output limit, so it is read first.
+    (ctx) => {
+      if (ctx.aiKind!.kind !== 'priced') return;
+      return readBody(ctx.req, config.maxBodyBytes, config.clients.bodyTimeoutMs).then((body) => admitTokens(ctx, body, ctx.aiKind!.byok, config, wallets));
+    },
+  ];
+  const open: Stage[] = [(ctx) => concurrency.takeAddress(`address ${ctx.socket.remoteAddress}`, ctx.res)];
+  const stagesOf = (route: Route): Stage[] => (!route.auth ? open : route.meter ? ai : route.metered ? counted : uncounted);
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
-    // The gateway's own id, never the client's: it is the reference of the request's ledger rows.
+    // The gateway's own id, never the client's: it names the request in its usage row.
     const ctx = new RequestContext(req, res, randomUUID(), performance.now());
     const socket = ctx.socket as TrackedSocket;
     socket[UNFINISHED] = (socket[UNFINISHED] ?? 0) + 1;
@@ -86,7 +109,6 @@ export function createGateway({ config, store, log, billing, now = Date.now }: G
     res.on('close', responseClosed); // 'close' comes once; on() spares once()'s wrapper
     if (draining) ctx.responseHeaders.push('connection', 'close');
     const url = req.url!;
-    let ai: { kind: 'priced' | 'free'; byok: boolean } | undefined;
     try {
       if (url.startsWith(OWN_PREFIX)) {
         ownEndpoint(ctx, url, endpointDeps)?.catch((err: unknown) => refuse(ctx, err));
@@ -96,28 +118,29 @@ export function createGateway({ config, store, log, billing, now = Date.now }: G
       if (!route) throw new GatewayError('NOT_FOUND', config.demo ? { detail: DEMO_HINT } : {});
       ctx.route = route;
       if (route.cors && cors(ctx, route)) return;
-      // Cheap checks first, money last.
       const length = req.headers['content-length'];
       if (length !== undefined && Number(length) > config.maxBodyBytes) throw new GatewayError('PAYLOAD_TOO_LARGE');
-      if (route.auth) {
-        const t = now();
-        authenticate(ctx, keys, config, t);
-        rateLimit(ctx, limiter, t);
-        concurrency.take(ctx.account!.id, res);
-        if (route.meter) ai = admitProvider(ctx, config);
-        else if (route.metered) admit(ctx, store, t, periods, meterIntervalMs);
-      } else concurrency.take(`address ${ctx.socket.remoteAddress}`, res);
+      // Nowhere to record what it would cost: the database has been refusing writes too long.
+      if (!recorder.accepting) throw new GatewayError('STORAGE_BUSY', { retryAfterS: 1 });
     } catch (err) {
       return refuse(ctx, err);
     }
-    if (ai?.kind === 'priced') {
-      // Priced by tokens: the body names the model and the output limit, so it is read first.
-      const { byok } = ai;
-      readBody(req, config.maxBodyBytes, config.clients.bodyTimeoutMs).then((body) => {
-        admitTokens(ctx, body, byok, config, store);
-        send(ctx);
-      }).catch((err: unknown) => refuse(ctx, err));
-      return;
+    run(ctx, stagesOf(ctx.route), 0);
+  }
+
+  /** Runs the stages from `i`; a stage that waits resumes the rest when it is done. */
+  function run(ctx: RequestContext, stages: Stage[], i: number): void {
+    try {
+      for (; i < stages.length; i++) {
+        const waiting = stages[i](ctx);
+        if (waiting !== undefined) {
+          const next = i + 1;
+          waiting.then(() => run(ctx, stages, next), (err: unknown) => refuse(ctx, err));
+          return;
+        }
+      }
+    } catch (err) {
+      return refuse(ctx, err);
     }
     send(ctx);
   }
@@ -131,7 +154,7 @@ export function createGateway({ config, store, log, billing, now = Date.now }: G
   }
 
   const forwardEvents: ForwardEvents = {
-    responding: (ctx) => commitPrevious(ctx.socket, store),
+    responding: (ctx) => recorder.beforeResponse(ctx.socket),
     done: settle,
   };
 
@@ -152,12 +175,10 @@ export function createGateway({ config, store, log, billing, now = Date.now }: G
             if (ctx.ai) ctx.ai.succeeded = false;
           }
           if (failure.status >= 500) log.warn('upstream failed', { requestId: ctx.requestId, route: ctx.route!.path, error: err.message });
-          commitPrevious(ctx.socket, store);
-          writeError(ctx.res, failure, ctx.requestId, ctx.responseHeaders, ctx.route!.meter);
-          discardRest(ctx.req, ctx.socket);
+          respondError(ctx, failure);
         }
       }
-      meter(ctx, store, now());
+      meter(ctx, recorder, now());
     } catch (e) {
       log.error('settling a request failed', { requestId: ctx.requestId, error: (e as Error).message, stack: (e as Error).stack });
       // Whatever went wrong, the client must not wait for an answer that will never come.
@@ -168,7 +189,17 @@ export function createGateway({ config, store, log, billing, now = Date.now }: G
   function refuse(ctx: RequestContext, err: unknown): void {
     const e = toGatewayError(err);
     if (e.code === 'INTERNAL') log.error('request failed', { requestId: ctx.requestId, error: (err as Error).message, stack: (err as Error).stack });
-    commitPrevious(ctx.socket, store);
+    // Money set aside before the refusal (a stage after admission failed) goes back.
+    if (ctx.reservedMicros > 0) {
+      ctx.state!.money.settle(ctx.reservedMicros, 0);
+      ctx.reservedMicros = 0;
+    }
+    respondError(ctx, e);
+  }
+
+  /** An error answer: the connection's previous row is durable first, and an unread body is drained. */
+  function respondError(ctx: RequestContext, e: GatewayError): void {
+    recorder.beforeResponse(ctx.socket);
     writeError(ctx.res, e, ctx.requestId, ctx.responseHeaders, ctx.route?.meter);
     discardRest(ctx.req, ctx.socket);
   }
@@ -187,7 +218,7 @@ export function createGateway({ config, store, log, billing, now = Date.now }: G
     sockets.add(socket);
     socket.once('close', () => {
       sockets.delete(socket);
-      commitPrevious(socket, store);
+      recorder.beforeResponse(socket);
     });
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
@@ -222,7 +253,6 @@ export function createGateway({ config, store, log, billing, now = Date.now }: G
       clearInterval(sweep);
       clearTimeout(deadline);
       await upstreams.close();
-      store.flush();
     },
   };
 }

@@ -218,7 +218,6 @@ describe('customer portal', () => {
   it('a suspended account still reaches the portal (and checkout), though its API requests get 402', async () => {
     const { account, key } = seedAccount(gw.admin);
     gw.billingStore.setStanding(account.id, 'suspended', 'payment_failed');
-    gw.store.notifyChange();
     const api = await fetchText(`${gw.url}/api/x`, { headers: bearer(key) });
     const problem = checkProblem(api, 402, 'account-suspended');
     expect(problem.detail).toMatch(/portal/);

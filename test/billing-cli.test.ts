@@ -102,7 +102,7 @@ describe('tollgate webhooks list and replay', SLOW, () => {
     expect(gw.billingStore.account(a.id)!.balanceMicros).toBe(Number.MAX_SAFE_INTEGER - 10_000_000);
 
     // The operator makes room; the replay now applies it, once.
-    expect(gw.store.debit(a.id, 1_000_000_000, 'operator', 'make room')).toBe(true);
+    expect(gw.storage.ledger.money.debit(a.id, 1_000_000_000, 'operator', 'make room')).toBe(true);
     const applied = json<{ outcome: string }>(await cli('webhooks', 'replay', id, '--json'));
     expect(applied).toEqual({ id, type: 'checkout.session.completed', outcome: 'applied' });
     const balance = Number.MAX_SAFE_INTEGER - 10_000_000 - 1_000_000_000 + 25_000_000;
@@ -165,7 +165,7 @@ describe('tollgate webhooks list and replay', SLOW, () => {
     };
     // Recorded as failed, as a transient failure (SQLITE_BUSY past busy_timeout) would leave it.
     const event = stripeEvent('customer.subscription.created', sub, { created: Math.floor(T0 / 1000) });
-    gw.store.recordFailure({ source: 'stripe', id: event.id as string, type: 'customer.subscription.created', payload: JSON.stringify(event) }, 'database is locked');
+    gw.storage.events.recordFailure({ source: 'stripe', id: event.id as string, type: 'customer.subscription.created', payload: JSON.stringify(event) }, 'database is locked');
     expect(json<EventRow[]>(await cli('webhooks', 'list', '--failed', '--json')).map((e) => e.id)).toContain(event.id);
     expect(json<{ outcome: string }>(await cli('webhooks', 'replay', event.id as string, '--json')).outcome).toBe('applied');
     expect(gw.billingStore.account(a.id)!.plan).toBe('pro');
@@ -212,7 +212,7 @@ describe('tollgate billing sync', SLOW, () => {
   it('reports due overage to Stripe and prints what it did; failing, it exits 1 and keeps the interval pending', async () => {
     const over = async (key: string, n: number) => {
       for (let i = 0; i < n; i++) expect((await fetchText(`${gw.url}/api/x`, { headers: bearer(key) })).status).toBe(200);
-      gw.store.flush();
+      gw.flush();
     };
     const a = customerAccount('metered');
     await over(a.key, 6); // quota 3: 3 of overage

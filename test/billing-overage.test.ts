@@ -3,13 +3,9 @@
 // the summed value and an identifier that makes a retry harmless. Stripe failing, then
 // recovering, loses nothing and doubles nothing; the outbox survives a restart.
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createBilling } from '../src/billing/billing.ts';
+import { createApp } from '../src/app.ts';
 import type { Config } from '../src/config.ts';
-import { openDb } from '../src/db/open.ts';
-import { createSqliteBillingStore } from '../src/db/sqlite-billing-store.ts';
-import { createSqliteStore } from '../src/db/sqlite-store.ts';
 import { createLogger } from '../src/log.ts';
-import { createGateway } from '../src/server.ts';
 import { bearer, fakeClock, fetchText, seedAccount, startGateway, startUpstream, type TestGateway, type Upstream } from './helpers.ts';
 import { billingEnv, billingFile, startFakeStripe, type FakeStripe, type StripeCall } from './fake-stripe.ts';
 
@@ -62,14 +58,14 @@ async function requests(key: string, n: number, path = '/api/x', url = gw.url): 
 
 interface OutboxRow { account_id: string; event_name: string; interval_start: number; value: number; identifier: string; status: string; attempts: number }
 function outbox(accountId: string, target = gw): OutboxRow[] {
-  target.store.flush();
+  target.flush();
   return target.db.prepare(`SELECT account_id, event_name, interval_start, value, identifier, status, attempts
     FROM meter_outbox WHERE account_id = ? ORDER BY interval_start`).all(accountId) as OutboxRow[];
 }
 
 /** What the background reporter does on its tick; the 10 ms usage batch is written first. */
 function report(target = gw) {
-  target.store.flush();
+  target.flush();
   return target.billing!.reporter.runOnce();
 }
 
@@ -78,20 +74,13 @@ const callsFor = (customer: string): StripeCall[] =>
 
 /** A second gateway process's worth of objects on an existing file (startGateway always makes a new file). */
 async function reopen(dbPath: string, config: Config, now: () => number) {
-  const db = openDb(dbPath);
-  const store = createSqliteStore(db, { now });
-  const log = createLogger('silent');
-  const billingStore = createSqliteBillingStore(db, now);
-  const billing = createBilling({ config, store, billing: billingStore, log, now })!;
-  const gateway = createGateway({ config, store, log, billing, now });
-  const port = await gateway.listen(0, '127.0.0.1');
+  const app = await createApp({ ...config, databasePath: dbPath }, { now, log: createLogger('silent') });
+  const port = await app.listen(0, '127.0.0.1');
   return {
     url: `http://127.0.0.1:${port}`,
-    billing,
-    async close() {
-      await gateway.close();
-      store.close();
-    },
+    billing: app.billing!,
+    flush: () => void app.state.recorder.flush(),
+    close: () => app.close(),
   };
 }
 

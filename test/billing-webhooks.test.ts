@@ -315,7 +315,7 @@ describe('refunds', () => {
   it('a refund larger than the balance leaves 0, never negative; the shortfall is a debt the next top-up pays first', async () => {
     const a = customerAccount();
     const { pi } = await buy(a, 2500);
-    expect(gw.store.debit(a.id, 20_000_000, 'request', 'spent-on-requests')).toBe(true);
+    expect(gw.storage.ledger.money.debit(a.id, 20_000_000, 'request', 'spent-on-requests')).toBe(true);
     const res = await send('charge.refunded', charge({ pi, cents: 2500, refunded: 2500 }));
     expect(res.body.outcome).toBe('applied');
     expect(account(a.id)).toMatchObject({ balanceMicros: 0, debtMicros: 20_000_000 });
@@ -396,7 +396,7 @@ describe('disputes', () => {
   it('lost on credits partly spent: what could not be frozen becomes debt the next top-up pays', async () => {
     const a = customerAccount();
     const { pi } = await buy(a, 2500);
-    gw.store.debit(a.id, 20_000_000, 'request', 'spent before the dispute');
+    gw.storage.ledger.money.debit(a.id, 20_000_000, 'request', 'spent before the dispute');
     const id = uid('dp');
     await send('charge.dispute.created', dispute({ id, pi, cents: 2500, status: 'needs_response' }));
     expect(account(a.id)).toMatchObject({ balanceMicros: 0, debtMicros: 0 });
@@ -660,7 +660,7 @@ describe('invoices', () => {
       for (let i = 0; i < 3; i++) expect((await request(a.key)).status).toBe(200);
       const usage = JSON.parse((await request(a.key, '/_tollgate/usage')).body) as { quota: { period: string; used: number } };
       expect(usage.quota).toMatchObject({ period: 'sub:2026-11-07T13:00:00.000Z', used: 3 });
-      gw.store.flush();
+      gw.flush();
       const rows = gw.db.prepare('SELECT period, used FROM quota_usage WHERE account_id = ?').all(a.id);
       expect(rows).toEqual([{ period: 'sub:2026-11-07T13:00:00.000Z', used: 3 }]);
       // After the period ends and before the renewal arrives, the last period keeps counting: a
@@ -685,13 +685,13 @@ describe('events the gateway does not act on', () => {
     expect(recorded('evt_1Pgc76B7WZ01zgkWwyRHS12y')).toMatchObject({ status: 'ignored', note: expect.stringMatching(/plan\.created/) });
   });
 
-  it('an event needing no change is logged once per type and reason, not once per event', () => {
+  it('an event needing no change is logged once per type and reason, not once per event', async () => {
     const lines: string[] = [];
     const log = createLogger('info', (line) => lines.push(line));
-    const deps = { config: gw.config, store: gw.store, billing: gw.billingStore, log };
+    const deps = { config: gw.config, events: gw.storage.events, log };
     for (let i = 0; i < 3; i++) {
       const raw = Buffer.from(JSON.stringify(stripeEvent('invoice_payment.paid', fixture('openapi-fixtures3.invoice_payment.json'))));
-      expect(receiveStripeWebhook(raw, signature(raw), deps)).toMatchObject({ status: 200, body: { outcome: 'ignored' } });
+      expect(await receiveStripeWebhook(raw, signature(raw), deps)).toMatchObject({ status: 200, body: { outcome: 'ignored' } });
     }
     const logged = lines.map((l) => JSON.parse(l) as { msg: string; type: string }).filter((l) => l.type === 'invoice_payment.paid');
     expect(logged).toHaveLength(1);
@@ -719,12 +719,12 @@ describe('an event recorded as ignored', () => {
 
     // The operator sets pro's stripePrice to the new price and restarts; Stripe's resend arrives.
     const fixed = { ...gw.config, plans: { ...gw.config.plans, pro: { ...gw.config.plans.pro, stripePrice: 'price_pro_2027' } } };
-    const deps = { config: fixed, store: gw.store, billing: gw.billingStore, log: createLogger('silent') };
+    const deps = { config: fixed, events: gw.storage.events, log: createLogger('silent') };
     const raw = Buffer.from(text);
-    expect(receiveStripeWebhook(raw, signature(raw), deps)).toMatchObject({ status: 200, body: { outcome: 'applied' } });
+    expect(await receiveStripeWebhook(raw, signature(raw), deps)).toMatchObject({ status: 200, body: { outcome: 'applied' } });
     expect(account(a.id).plan).toBe('pro');
     expect(recorded(first.body.id as string)).toMatchObject({ status: 'applied', note: null, attempts: 2 });
-    expect(receiveStripeWebhook(raw, signature(raw), deps)).toMatchObject({ status: 200, body: { outcome: 'duplicate' } });
+    expect(await receiveStripeWebhook(raw, signature(raw), deps)).toMatchObject({ status: 200, body: { outcome: 'duplicate' } });
   });
 
   it('sent again unchanged is ignored again with its note, and changes nothing', async () => {
@@ -757,7 +757,7 @@ describe('an event whose handling fails', () => {
     expect((await postWebhook(gw.url, text)).status).toBe(500);
     expect(recorded(event.id as string)).toMatchObject({ status: 'failed', attempts: 2 });
 
-    expect(gw.store.debit(a.id, 1_000_000_000, 'operator', 'make room')).toBe(true);
+    expect(gw.storage.ledger.money.debit(a.id, 1_000_000_000, 'operator', 'make room')).toBe(true);
     const retry = await postWebhook(gw.url, text);
     expect(retry.status).toBe(200);
     expect(retry.body.outcome).toBe('applied');

@@ -69,7 +69,7 @@ describe('an auth-free "/" beside a paid "/api/"', () => {
     const paid = await exact(gw, '/Api/secret', bearer(key));
     expect(paid.status).toBe(200);
     expect(up.received.at(-1)!.headers['x-upstream-token']).toBe('operator-secret');
-    expect(gw.store.balance(accountId)).toBe(999_000);
+    expect(gw.balance(accountId)).toBe(999_000);
   });
 
   it('paths that are canonical still reach the free route', async () => {

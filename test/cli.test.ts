@@ -566,7 +566,7 @@ describe('tollgate CLI against a running gateway (another connection to the same
   it('usage reports what the gateway counted, in the period it counts against', async () => {
     const { account, key } = await accountWithKey(gw);
     expect(await status(gw, key.key)).toBe(200);
-    gw.store.flush();
+    gw.flush();
     expect(await cliJson(gw, 'usage', account.id)).toMatchObject({ id: account.id, period: month(Date.now()), requests: 1, quotaUsed: 1, byStatus: { 200: 1 } });
   });
 
@@ -576,7 +576,7 @@ describe('tollgate CLI against a running gateway (another connection to the same
     const end = start + 30 * DAY_MS;
     gw.billingStore.setPeriod(account.id, start, end);
     for (let i = 0; i < 3; i++) expect(await status(gw, key)).toBe(200);
-    gw.store.flush();
+    gw.flush();
     const own = JSON.parse((await fetchText(`${gw.url}/_tollgate/usage`, { headers: bearer(key) })).body) as { quota: { period: string; used: number; limit: number } };
     expect(own.quota).toEqual({ period: `sub:${new Date(start).toISOString()}`, used: 3, limit: 1000 });
 

@@ -1,5 +1,8 @@
 // Prepaid credits beyond the monthly quota: what is charged, what is refused, what is given back,
-// and that the balance always equals its ledger, also under concurrent requests.
+// and that the balance always equals its ledger, also under concurrent requests. The gateway
+// takes a lease of the balance (a 'lease' ledger row) and charges requests from it in memory;
+// each charge is on the request's usage row, and what the lease did not spend comes back
+// ('lease_return') when it ends.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -79,8 +82,11 @@ describe('prepaid credits', () => {
     expect(balance(account.id)).toBe(4000);
     expect((await get(key, '/cheap/d')).status).toBe(200);
     expect(balance(account.id)).toBe(3750);
-    expect(gw.store.quotaUsed(account.id, PERIOD)).toBe(2);
-    expect(kinds(account.id)).toEqual([['grant', 5000], ['request', -PRICE], ['request', -250]]);
+    expect(gw.quotaUsed(account.id, PERIOD)).toBe(2);
+    expect(gw.charges(account.id)).toEqual([PRICE, 250]);
+    await gw.returnLeases();
+    expect(kinds(account.id)).toEqual([['grant', 5000], ['lease', -5000], ['lease_return', 3750]]);
+    expect(balance(account.id)).toBe(3750);
     expectBalanced(account.id);
   });
 
@@ -109,7 +115,7 @@ describe('prepaid credits', () => {
     for (let i = 0; i < 3; i++) expect((await get(key, '/free/x')).status).toBe(200);
     expect(balance(account.id)).toBe(0);
     expect(gw.admin.ledger(account.id)).toEqual([]);
-    expect(gw.store.quotaUsed(account.id, PERIOD)).toBe(0);
+    expect(gw.quotaUsed(account.id, PERIOD)).toBe(0);
   });
 
   it('30 parallel requests against a balance that pays for 7: exactly 7 succeed, the rest get 402, never an overdraft', async () => {
@@ -121,10 +127,10 @@ describe('prepaid credits', () => {
     expect(statuses.filter((s) => s === 402)).toHaveLength(23);
     for (const r of results.filter((x) => x.status === 402)) checkProblem(r, 402, 'insufficient-credits', [key]);
     expect(balance(account.id)).toBe(0);
+    expect(gw.charges(account.id)).toEqual(Array(7).fill(PRICE));
+    await gw.returnLeases();
+    expect(kinds(account.id)).toEqual([['grant', 7 * PRICE], ['lease', -7 * PRICE]]);
     expectBalanced(account.id);
-    const ledger = gw.admin.ledger(account.id);
-    expect(ledger.filter((e) => e.kind === 'request')).toHaveLength(7);
-    expect(ledger.filter((e) => e.kind === 'refund')).toHaveLength(0);
   });
 
   it('an upstream 5xx is not billed: the quota it took is given back', async () => {
@@ -133,22 +139,22 @@ describe('prepaid credits', () => {
     // The upstream's own answer passes through unchanged.
     expect(res.status).toBe(503);
     expect(JSON.parse(res.body)).toEqual({ error: 'down' });
-    expect(gw.store.quotaUsed(account.id, PERIOD)).toBe(0);
+    expect(gw.quotaUsed(account.id, PERIOD)).toBe(0);
     expect(gw.admin.usage(account.id, PERIOD).quotaUsed).toBe(0);
     // Both quota requests are still there.
     expect((await get(key, '/api/x')).status).toBe(200);
     expect((await get(key, '/api/y')).status).toBe(200);
-    expect(gw.store.quotaUsed(account.id, PERIOD)).toBe(2);
+    expect(gw.quotaUsed(account.id, PERIOD)).toBe(2);
   });
 
-  it('an upstream 5xx is not billed: the credits are refunded with a ledger row and the ledger still balances', async () => {
+  it('an upstream 5xx is not billed: the money set aside goes back and the ledger still balances', async () => {
     const { account, key } = seedAccount(gw.admin, 'prepaid');
     gw.admin.grantCredits(account.id, 3000, 'test');
     expect((await get(key, '/boom/x')).status).toBe(503);
     expect(balance(account.id)).toBe(3000);
-    expect(kinds(account.id)).toEqual([['grant', 3000], ['request', -PRICE], ['refund', PRICE]]);
-    const [, debit, refund] = gw.admin.ledger(account.id);
-    expect(refund.reference).toBe(debit.reference);
+    expect(gw.charges(account.id)).toEqual([]);
+    await gw.returnLeases();
+    expect(kinds(account.id)).toEqual([['grant', 3000], ['lease', -3000], ['lease_return', 3000]]);
     expectBalanced(account.id);
   });
 
@@ -162,9 +168,11 @@ describe('prepaid credits', () => {
       checkProblem(paid, status, code, [key]);
       checkProblem(counted, status, code, [quotaAccount.key]);
       expect(balance(account.id)).toBe(2000);
-      expect(kinds(account.id)).toEqual([['grant', 2000], ['request', -PRICE], ['refund', PRICE]]);
+      expect(gw.charges(account.id)).toEqual([]);
+      await gw.returnLeases();
+      expect(kinds(account.id)).toEqual([['grant', 2000], ['lease', -2000], ['lease_return', 2000]]);
       expectBalanced(account.id);
-      expect(gw.store.quotaUsed(quotaAccount.account.id, PERIOD)).toBe(0);
+      expect(gw.quotaUsed(quotaAccount.account.id, PERIOD)).toBe(0);
     });
   }
 
@@ -182,7 +190,7 @@ describe('prepaid credits', () => {
     expect(await call('/api/3', { method: 'POST', body: 'hello', headers: { 'content-type': 'text/plain' } })).toBe(200); // quota 2
     expect(await call('/api/4')).toBe(200); // paid from credits
     expect(await call('/api/5')).toBe(402); // refused: no usage row
-    gw.store.flush();
+    gw.flush();
 
     const rows = gw.db.prepare('SELECT * FROM usage WHERE account_id = ? ORDER BY id').all(account.id) as UsageRow[];
     expect(rows.map((r) => r.request_id)).toEqual(ids.slice(0, 4));

@@ -465,7 +465,7 @@ export interface AiUsageRow {
 /** The usage row of one request, once it is written (it is batched after the response). */
 export function usageRow(gw: TestGateway, requestId: string): Promise<AiUsageRow> {
   return waitFor(() => {
-    gw.store.flush();
+    gw.flush();
     return gw.db.prepare('SELECT * FROM usage WHERE request_id = ?').get(requestId) as AiUsageRow | undefined;
   });
 }
@@ -477,18 +477,16 @@ export function customer(gw: TestGateway, plan: string, micros = 0) {
   return c;
 }
 
-/** The ledger rows of one request: [kind, amount]. */
-export function ledgerOf(gw: TestGateway, accountId: string, requestId: string): [string, number][] {
-  return gw.admin.ledger(accountId).filter((e) => e.reference === requestId).map((e) => [e.kind, e.amountMicros]);
-}
-
-/** Balance equals the ledger's sum, never negative, and never was. */
+/**
+ * The durable balance equals its ledger's sum and never went below zero; returns what the
+ * customer has (that balance and what the gateway's lease of it holds unreserved).
+ */
 export function expectBalanced(gw: TestGateway, accountId: string): number {
   const { balance, ledgerSum } = ledgerCheck(gw.db, accountId);
   expect(balance).toBe(ledgerSum);
   expect(balance).toBeGreaterThanOrEqual(0);
   for (const e of gw.admin.ledger(accountId)) expect(e.balanceAfterMicros).toBeGreaterThanOrEqual(0);
-  return balance;
+  return gw.balance(accountId);
 }
 
 /** Nothing a client can read names the provider keys. */

@@ -5,11 +5,9 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Admin } from '../src/db/admin.ts';
 import { openDb } from '../src/db/open.ts';
-import { createSqliteStore } from '../src/db/sqlite-store.ts';
 import { PLANS, startFakeProviders, TEST_PRICES, waitFor, type FakeProviders } from './fake-providers.ts';
-import { ledgerCheck, tempDir } from './helpers.ts';
+import { ledgerCheck, openAdmin, tempDir } from './helpers.ts';
 import { SERVER_JS, spawnServer, type ServerProcess } from './server-process.ts';
 
 /** Runs dist/server.js to its exit; what it printed on stderr. */
@@ -37,13 +35,12 @@ describe('one gateway per database file', () => {
     const dbPath = join(dir, 'tollgate.db');
     const configPath = join(dir, 'tollgate.config.json');
     writeFileSync(configPath, JSON.stringify({ prices: TEST_PRICES, plans: PLANS, defaultPlan: 'pro' }));
-    const seed = openDb(dbPath);
-    const store = createSqliteStore(seed);
-    const admin = new Admin(seed, store);
+    const seed = openAdmin(dbPath);
+    const { admin } = seed;
     const account = admin.createAccount({ email: 'held@example.com', plan: 'pro' });
     const { key } = admin.createKey({ accountId: account.id });
     admin.grantCredits(account.id, 10_000_000, 'test');
-    store.close();
+    seed.close();
 
     const env = {
       DATABASE_PATH: dbPath, TOLLGATE_CONFIG: configPath,

@@ -6,16 +6,14 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
+import { createApp, type App } from '../src/app.ts';
+import type { Billing } from '../src/billing/billing.ts';
+import type { BillingStore } from '../src/billing/billing-store.ts';
 import { loadConfig, type Config } from '../src/config.ts';
 import { Admin } from '../src/db/admin.ts';
 import { openDb, type Db } from '../src/db/open.ts';
-import { createSqliteStore } from '../src/db/sqlite-store.ts';
-import { createBilling, type Billing } from '../src/billing/billing.ts';
-import type { BillingStore } from '../src/billing/billing-store.ts';
-import { createSqliteBillingStore } from '../src/db/sqlite-billing-store.ts';
-import type { Store } from '../src/db/store.ts';
-import { createLogger } from '../src/log.ts';
-import { createGateway, type Gateway } from '../src/server.ts';
+import { createSqliteStorage, type SqliteStorage } from '../src/db/sqlite-storage.ts';
+import type { Gateway } from '../src/server.ts';
 
 export function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'tollgate-test-'));
@@ -62,14 +60,25 @@ export async function startUpstream(
 
 export interface TestGateway {
   url: string;
+  app: App;
   billing: Billing | undefined;
   billingStore: BillingStore;
   config: Config;
   db: Db;
-  store: Store;
+  storage: SqliteStorage;
   admin: Admin;
   gateway: Gateway;
   dbPath: string;
+  /** What the customer has: the durable balance and what the gateway's lease holds unreserved. */
+  balance(accountId: string): number;
+  /** Quota units counted in memory for the account's period (the file's count otherwise). */
+  quotaUsed(accountId: string, period: string): number;
+  /** Writes every queued usage row and counter now. */
+  flush(): void;
+  /** Writes everything and ends the leases not in use: their remainder is back in the balance. */
+  returnLeases(): Promise<void>;
+  /** What the account's usage rows charged, in order. */
+  charges(accountId: string): number[];
   close(): Promise<void>;
 }
 
@@ -89,21 +98,34 @@ export async function startGateway({ file, env = {}, now = Date.now }: GatewayOp
     writeFileSync(fullEnv.TOLLGATE_CONFIG, JSON.stringify(file));
   }
   const config = loadConfig(fullEnv);
-  const db = openDb(dbPath);
-  const store = createSqliteStore(db, { now });
-  const log = createLogger(config.logLevel);
-  const billingStore = createSqliteBillingStore(db, now);
-  const billing = createBilling({ config, store, billing: billingStore, log, now });
-  const gateway = createGateway({ config, store, log, billing, now });
-  const port = await gateway.listen(0, '127.0.0.1');
+  const app = await createApp(config, { now });
+  const port = await app.listen(0, '127.0.0.1');
+  const storage = app.storage as SqliteStorage;
+  const { state } = app;
+  const quotaUsed = (accountId: string, period: string): number => {
+    const s = state.accounts.state(accountId);
+    if (s && s.period === period) return s.used;
+    state.recorder.flush(); // counters wait in memory (COUNTER_DELAY_MS) before they are written
+    return storage.keys.quotaUsed(accountId, period) as number;
+  };
+  const balance = (accountId: string) => state.balance(accountId);
   return {
     url: `http://127.0.0.1:${port}`,
-    config, db, store, gateway, dbPath, billing, billingStore,
-    admin: new Admin(db, store, now),
-    async close() {
-      await gateway.close();
-      store.close();
+    app, config, storage, db: storage.db, gateway: app.gateway, dbPath, billing: app.billing, billingStore: storage.billing,
+    admin: new Admin(storage, now, { balance, quotaUsed }),
+    balance,
+    quotaUsed,
+    flush: () => {
+      if (!state.recorder.flush()) throw new Error('the database would not take the queued rows');
     },
+    async returnLeases() {
+      if (!(await state.returnLeases())) throw new Error('the database would not take the queued rows');
+    },
+    charges(accountId) {
+      if (!state.recorder.flush()) throw new Error('the database would not take the queued rows');
+      return storage.db.prepare('SELECT price_micros FROM usage WHERE account_id = ? AND price_micros > 0 ORDER BY id').pluck().all(accountId) as number[];
+    },
+    close: () => app.close(),
   };
 }
 
@@ -114,7 +136,7 @@ export function seedAccount(admin: Admin, plan = 'default', email = `a${Math.ran
   return { account, key, keyId };
 }
 
-/** Sum of the ledger and the stored balance: equal, always. */
+/** Sum of the ledger and the stored (durable) balance: equal, always. */
 export function ledgerCheck(db: Db, accountId: string): { balance: number; ledgerSum: number } {
   const balance = db.prepare('SELECT balance_micros FROM accounts WHERE id = ?').pluck().get(accountId) as number;
   const ledgerSum = db.prepare('SELECT coalesce(sum(amount_micros), 0) FROM ledger WHERE account_id = ?').pluck().get(accountId) as number;
@@ -205,4 +227,10 @@ export function checkProblem(
 export async function fetchText(url: string, init?: RequestInit): Promise<{ status: number; headers: Headers; body: string }> {
   const res = await fetch(url, init);
   return { status: res.status, headers: res.headers, body: await res.text() };
+}
+
+/** Operator actions on a database file, as the CLI does them (no gateway in this process). */
+export function openAdmin(dbPath: string, now: () => number = Date.now): { admin: Admin; storage: SqliteStorage; close(): void } {
+  const storage = createSqliteStorage(openDb(dbPath), { now });
+  return { admin: new Admin(storage, now), storage, close: () => storage.close() };
 }

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { Admin } from '../src/db/admin.ts';
 import { isMigrated, migrate, migrationsDir } from '../src/db/migrate.ts';
 import { openDb, type Db } from '../src/db/open.ts';
-import { createSqliteStore } from '../src/db/sqlite-store.ts';
+import { createSqliteStorage } from '../src/db/sqlite-storage.ts';
 import { tempDir } from './helpers.ts';
 
 const onDisk = readdirSync(migrationsDir()).filter((f) => /^\d{4}_[a-z0-9_]+\.sql$/.test(f)).sort();
@@ -65,12 +65,11 @@ describe('migrate', () => {
 
 describe('the schema guards the money', () => {
   function withAccount() {
-    const db = openDb(join(tempDir(), 'tollgate.db'));
-    const store = createSqliteStore(db);
-    const admin = new Admin(db, store);
+    const storage = createSqliteStorage(openDb(join(tempDir(), 'tollgate.db')));
+    const admin = new Admin(storage);
     const account = admin.createAccount({ email: 'a@example.com', plan: 'default' });
     admin.grantCredits(account.id, 5_000, 'test');
-    return { db, store, account };
+    return { db: storage.db, store: storage, money: storage.ledger.money, account };
   }
 
   it('ledger rows cannot be updated or deleted', () => {
@@ -86,15 +85,15 @@ describe('the schema guards the money', () => {
   });
 
   it('a balance cannot go negative, not even by a direct UPDATE', () => {
-    const { db, store, account } = withAccount();
+    const { db, store, money, account } = withAccount();
     try {
       expect(() => db.prepare('UPDATE accounts SET balance_micros = -1 WHERE id = ?').run(account.id))
         .toThrow(/CHECK constraint failed/);
       expect(() => db.prepare(`INSERT INTO ledger (account_id, amount_micros, balance_after_micros, kind, created_at)
         VALUES (?, -6000, -1000, 'test', 0)`).run(account.id)).toThrow(/CHECK constraint failed/);
-      // Through the store: a debit it cannot pay changes nothing.
-      expect(store.debit(account.id, 5_001, 'request', 'r1')).toBe(false);
-      expect(store.debit(account.id, 5_000, 'request', 'r2')).toBe(true);
+      // Through the ledger: a debit it cannot pay changes nothing.
+      expect(money.debit(account.id, 5_001, 'request', 'r1')).toBe(false);
+      expect(money.debit(account.id, 5_000, 'request', 'r2')).toBe(true);
       expect(db.prepare('SELECT balance_micros FROM accounts WHERE id = ?').pluck().get(account.id)).toBe(0);
       expect(db.prepare('SELECT sum(amount_micros) FROM ledger WHERE account_id = ?').pluck().get(account.id)).toBe(0);
     } finally {

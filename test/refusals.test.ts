@@ -3,13 +3,10 @@
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { Admin } from '../src/db/admin.ts';
-import { openDb } from '../src/db/open.ts';
-import { createSqliteStore } from '../src/db/sqlite-store.ts';
 import { generateKey } from '../src/keys.ts';
 import {
   bearer, checkProblem, closedPort, fakeClock, fetchText, rawRequest, seedAccount, startGateway, startUpstream,
-  type TestGateway, type Upstream,
+  openAdmin, type TestGateway, type Upstream,
 } from './helpers.ts';
 import { until } from './until.ts';
 
@@ -103,11 +100,11 @@ describe('refusals', () => {
     it('a key revoked by another process (as the CLI does) is refused within one second', async () => {
       const { key, keyId } = seedAccount(gw.admin);
       expect((await fetchText(`${gw.url}/api/x`, { headers: bearer(key) })).status).toBe(200);
-      const cliDb = openDb(gw.dbPath);
+      const cli = openAdmin(gw.dbPath, clock.now);
       try {
-        new Admin(cliDb, createSqliteStore(cliDb, { now: clock.now }), clock.now).revokeKey(keyId);
+        cli.admin.revokeKey(keyId);
       } finally {
-        cliDb.close();
+        cli.close();
       }
       const revokedAt = performance.now();
       let res = await fetchText(`${gw.url}/api/x`, { headers: bearer(key) });
@@ -151,7 +148,7 @@ describe('refusals', () => {
       const p = checkProblem(res, 402, 'account-suspended', [key]);
       expect(p.title).toBe('Account suspended');
       expect(up.received.length).toBe(before);
-      expect(gw.store.quotaUsed(account.id, PERIOD)).toBe(0);
+      expect(gw.quotaUsed(account.id, PERIOD)).toBe(0);
     });
   });
 
@@ -202,7 +199,7 @@ describe('refusals', () => {
       expect(Number(refused.headers.get('retry-after'))).toBe(17);
       expect(refused.headers.get('ratelimit')).toBe('"minute";r=0;t=17');
       // Refusals count against no quota either: three requests reached the upstream.
-      expect(gw.store.quotaUsed(account.id, PERIOD)).toBe(3);
+      expect(gw.quotaUsed(account.id, PERIOD)).toBe(3);
     });
   });
 
@@ -211,9 +208,9 @@ describe('refusals', () => {
       const { key, account } = seedAccount(gw.admin, 'quota3');
       const call = (path: string) => fetchText(`${gw.url}${path}`, { headers: bearer(key) });
       for (let i = 0; i < 2; i++) expect((await call('/free/x')).status).toBe(200);
-      expect(gw.store.quotaUsed(account.id, PERIOD)).toBe(0);
+      expect(gw.quotaUsed(account.id, PERIOD)).toBe(0);
       for (let i = 0; i < 3; i++) expect((await call('/api/x')).status).toBe(200);
-      expect(gw.store.quotaUsed(account.id, PERIOD)).toBe(3);
+      expect(gw.quotaUsed(account.id, PERIOD)).toBe(3);
 
       const before = up.received.length;
       const res = await call('/api/x');
@@ -225,7 +222,7 @@ describe('refusals', () => {
       expect(up.received.length).toBe(before);
 
       for (let i = 0; i < 3; i++) expect((await call('/free/x')).status).toBe(200);
-      expect(gw.store.quotaUsed(account.id, PERIOD)).toBe(3);
+      expect(gw.quotaUsed(account.id, PERIOD)).toBe(3);
       expect(gw.admin.usage(account.id, PERIOD).quotaUsed).toBe(3);
     });
 
@@ -238,8 +235,8 @@ describe('refusals', () => {
       checkProblem(await call(), 402, 'quota-exceeded');
       clock.set('2026-02-01T00:00:00.000Z');
       expect((await call()).status).toBe(200);
-      expect(gw.store.quotaUsed(account.id, '2026-01')).toBe(2);
-      expect(gw.store.quotaUsed(account.id, '2026-02')).toBe(1);
+      expect(gw.quotaUsed(account.id, '2026-01')).toBe(2);
+      expect(gw.quotaUsed(account.id, '2026-02')).toBe(1);
     });
   });
 
@@ -268,7 +265,7 @@ describe('refusals', () => {
       const p = checkProblem(res, 413, 'payload-too-large', [key]);
       expect(p.title).toBe('Payload too large');
       expect(up.received.length).toBe(before);
-      expect(gw.store.quotaUsed(account.id, PERIOD)).toBe(0);
+      expect(gw.quotaUsed(account.id, PERIOD)).toBe(0);
     });
 
     it('a chunked body that grows past the limit gets 413 while still uploading; the upstream never gets all of it', async () => {
@@ -323,7 +320,7 @@ describe('refusals', () => {
         await until(() => seen.every((s) => s.closed), 2_000, 'the upstream request to end');
         expect(seen.every((s) => !s.complete && s.bytes <= 4096)).toBe(true);
         // Not billable: the quota taken for it was given back.
-        expect(g2.store.quotaUsed(account.id, new Date().toISOString().slice(0, 7))).toBe(0);
+        expect(g2.quotaUsed(account.id, new Date().toISOString().slice(0, 7))).toBe(0);
       } finally {
         await g2.close();
         upload.closeAllConnections();
@@ -339,7 +336,7 @@ describe('refusals', () => {
       const p = checkProblem(res, 502, 'upstream-unreachable', [key]);
       expect(p.title).toBe('Bad gateway');
       expect(res.body).not.toContain('ECONNREFUSED');
-      expect(gw.store.quotaUsed(account.id, PERIOD)).toBe(0);
+      expect(gw.quotaUsed(account.id, PERIOD)).toBe(0);
     });
 
     it('an upstream slower than the route timeout gives 504, soon after the timeout', async () => {

@@ -5,10 +5,7 @@ import { connect } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Admin } from '../src/db/admin.ts';
-import { openDb } from '../src/db/open.ts';
-import { createSqliteStore } from '../src/db/sqlite-store.ts';
-import { startUpstream, tempDir, type Upstream } from './helpers.ts';
+import { openAdmin, startUpstream, tempDir, type Upstream } from './helpers.ts';
 import { spawnServer, type ServerProcess } from './server-process.ts';
 import { until } from './until.ts';
 
@@ -67,12 +64,11 @@ describe('SIGTERM', () => {
     dbPath = join(dir, 'tollgate.db');
     configPath = join(dir, 'tollgate.config.json');
     writeFileSync(configPath, JSON.stringify({ routes: [{ path: '/slow/', upstream: up.url, priceMicros: 1000 }] }));
-    const db = openDb(dbPath);
-    const store = createSqliteStore(db);
-    const admin = new Admin(db, store);
+    const seed = openAdmin(dbPath);
+    const { admin } = seed;
     const account = admin.createAccount({ email: 'slow@example.com', plan: 'default' });
     ({ key } = admin.createKey({ accountId: account.id }));
-    store.close();
+    seed.close();
   });
 
   afterAll(async () => {

@@ -125,7 +125,7 @@ describe('slow and greedy clients', () => {
     const { key } = seedAccount(gw.admin, 'p');
     const t0 = Date.now();
     const res = await fetch(`${gw.url}/api/queued`, { headers: bearer(key) });
-    expect(res.status).toBe(504);
+    expect(res.status, await res.clone().text()).toBe(504);
     expect(Date.now() - t0).toBeLessThan(3_000);
     for (const c of holders) c.socket.destroy();
   });

@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Admin } from '../../src/db/admin.ts';
 import { openDb } from '../../src/db/open.ts';
-import { createSqliteStore } from '../../src/db/sqlite-store.ts';
+import { createSqliteStorage } from '../../src/db/sqlite-storage.ts';
 import { MODEL, MODEL_PRICE } from './chat-stream.ts';
 import { freePort, spawnTracked, stop, withTimeout } from './processes.ts';
 
@@ -114,10 +114,9 @@ export async function startGateway({ dir, upstreamUrl, entry, nodeFlags = [], ai
 
 /** One account on the bench plan and one key for it, written before the gateway opens the file. */
 function seed(databasePath: string, creditsMicros: number): { key: string; accountId: string } {
-  const db = openDb(databasePath);
-  const store = createSqliteStore(db);
+  const store = createSqliteStorage(openDb(databasePath));
   try {
-    const admin = new Admin(db, store);
+    const admin = new Admin(store);
     const account = admin.createAccount({ email: 'bench@example.com', name: 'bench', plan: PLAN });
     if (creditsMicros > 0) admin.grantCredits(account.id, creditsMicros, 'bench');
     return { key: admin.createKey({ accountId: account.id, name: 'bench' }).key, accountId: account.id };

@@ -2,15 +2,14 @@
 // overage reporter, over one Stripe client and the billing store.
 import Stripe from 'stripe';
 import type { Config, StripeConfig } from '../config.ts';
-import type { Store } from '../db/store.ts';
+import type { Storage } from '../storage/ports.ts';
 import type { Logger } from '../log.ts';
-import type { BillingStore } from './billing-store.ts';
 import { createCheckout, createPortal } from './checkout.ts';
 import { MeterReporter } from './meter-reporter.ts';
 import { receiveStripeWebhook, type WebhookReply } from './webhooks.ts';
 
 export interface Billing {
-  webhook(raw: Buffer, signature: string | undefined): WebhookReply;
+  webhook(raw: Buffer, signature: string | undefined): Promise<WebhookReply> | WebhookReply;
   checkout(accountId: string, body: unknown): Promise<{ id: string; url: string }>;
   portal(accountId: string): Promise<{ url: string }>;
   reporter: MeterReporter;
@@ -33,8 +32,7 @@ export function createStripeClient(sc: StripeConfig): Stripe {
 
 export interface BillingDeps {
   config: Config;
-  store: Store;
-  billing: BillingStore;
+  storage: Pick<Storage, 'billing' | 'events'>;
   log: Logger;
   stripe?: Stripe;
   now?: () => number;
@@ -45,11 +43,13 @@ export function createBilling(deps: BillingDeps): Billing | undefined {
   const stripeConfig = deps.config.stripe;
   if (!stripeConfig) return undefined;
   const stripe = deps.stripe ?? createStripeClient(stripeConfig);
-  const checkoutDeps = { config: deps.config, stripeConfig, billing: deps.billing, stripe, log: deps.log };
+  const { billing, events } = deps.storage;
+  const checkoutDeps = { config: deps.config, stripeConfig, billing, stripe, log: deps.log };
+  const webhookDeps = { config: deps.config, events, log: deps.log };
   return {
-    webhook: (raw, signature) => receiveStripeWebhook(raw, signature, deps),
+    webhook: (raw, signature) => receiveStripeWebhook(raw, signature, webhookDeps),
     checkout: (accountId, body) => createCheckout(accountId, body, checkoutDeps),
     portal: (accountId) => createPortal(accountId, checkoutDeps),
-    reporter: new MeterReporter({ billing: deps.billing, stripe, stripeConfig, log: deps.log, now: deps.now }),
+    reporter: new MeterReporter({ billing, stripe, stripeConfig, log: deps.log, now: deps.now }),
   };
 }

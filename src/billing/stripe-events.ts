@@ -1,8 +1,8 @@
 // What each Stripe event does to the gateway's accounts. applyStripeEvent runs inside
-// Store.applyOnce's transaction: it returns undefined when it changed something, or a note saying
+// EventLog.applyOnce's transaction, with its money: it returns undefined when it changed something, or a note saying
 // why the event needed nothing (recorded with the event). It throws only on a real failure.
 import type { Config } from '../config.ts';
-import type { Store } from '../db/store.ts';
+import type { Money } from '../storage/ports.ts';
 import { formatMicros } from '../money.ts';
 import type { BillingAccount, BillingStore } from './billing-store.ts';
 import {
@@ -20,7 +20,7 @@ export interface StripeEvent {
 
 export interface EventDeps {
   config: Config;
-  store: Store;
+  money: Money;
   billing: BillingStore;
 }
 
@@ -67,7 +67,7 @@ function link(account: BillingAccount, o: Record<string, unknown>, billing: Bill
   if (customer !== undefined && account.stripeCustomerId === null) billing.linkCustomer(account.id, customer);
 }
 
-function checkoutCompleted(session: Record<string, unknown>, event: StripeEvent, { store, billing }: EventDeps): string | undefined {
+function checkoutCompleted(session: Record<string, unknown>, event: StripeEvent, { money, billing }: EventDeps): string | undefined {
   const sessionId = String(session.id);
   if (session.mode === 'subscription') {
     const account = accountFor(session, billing);
@@ -92,11 +92,11 @@ function checkoutCompleted(session: Record<string, unknown>, event: StripeEvent,
   if (!billing.recordPurchase({ sessionId, accountId: account.id, paymentIntent: idOf(session.payment_intent) ?? null, amountMicros: amount })) {
     return `credits for ${sessionId} were granted already (${event.type})`;
   }
-  store.credit(account.id, amount, 'purchase', sessionId);
+  money.credit(account.id, amount, 'purchase', sessionId);
   // A refund that found the balance short left a debt: the top-up pays it first.
   const repay = Math.min(account.debtMicros, amount);
   if (repay > 0) {
-    store.debit(account.id, repay, 'debt_repayment', sessionId);
+    money.debit(account.id, repay, 'debt_repayment', sessionId);
     billing.reduceDebt(account.id, repay);
   }
   return undefined;
@@ -214,7 +214,7 @@ function invoicePaymentFailed(inv: Record<string, unknown>, event: StripeEvent, 
   return undefined;
 }
 
-function chargeRefunded(charge: Record<string, unknown>, _event: StripeEvent, { store, billing }: EventDeps): string | undefined {
+function chargeRefunded(charge: Record<string, unknown>, _event: StripeEvent, { money, billing }: EventDeps): string | undefined {
   const pi = idOf(charge.payment_intent);
   const purchase = pi === undefined ? undefined : billing.purchaseByPaymentIntent(pi);
   if (!purchase) return `charge ${String(charge.id)} paid for no credit purchase`;
@@ -224,14 +224,14 @@ function chargeRefunded(charge: Record<string, unknown>, _event: StripeEvent, { 
   const delta = Math.min(refunded, purchase.amountMicros) - purchase.refundedMicros;
   if (delta <= 0) return 'nothing refunded beyond what was already debited';
   const account = billing.account(purchase.accountId)!;
-  const take = Math.min(delta, account.balanceMicros);
-  if (take > 0) store.debit(account.id, take, 'refund', String(charge.id));
+  const take = Math.min(delta, money.available(account.id));
+  if (take > 0) money.debit(account.id, take, 'refund', String(charge.id));
   if (delta > take) billing.addDebt(account.id, delta - take);
   billing.setRefunded(purchase.sessionId, purchase.refundedMicros + delta);
   return undefined;
 }
 
-function disputeCreated(dispute: Record<string, unknown>, _event: StripeEvent, { store, billing }: EventDeps): string | undefined {
+function disputeCreated(dispute: Record<string, unknown>, _event: StripeEvent, { money, billing }: EventDeps): string | undefined {
   const id = String(dispute.id);
   if (billing.dispute(id)) return `dispute ${id} is open already`;
   const pi = idOf(dispute.payment_intent);
@@ -239,14 +239,14 @@ function disputeCreated(dispute: Record<string, unknown>, _event: StripeEvent, {
   if (!purchase) return `dispute ${id} is about no credit purchase`;
   const account = billing.account(purchase.accountId)!;
   const disputed = Math.min(centsToMicros(dispute.amount) ?? 0, purchase.amountMicros - purchase.refundedMicros);
-  const frozen = Math.min(disputed, account.balanceMicros);
-  if (frozen > 0) store.debit(account.id, frozen, 'dispute_hold', id);
+  const frozen = Math.min(disputed, money.available(account.id));
+  if (frozen > 0) money.debit(account.id, frozen, 'dispute_hold', id);
   billing.openDispute({ id, accountId: account.id, disputedMicros: disputed, frozenMicros: frozen, status: str(dispute.status) ?? 'open' });
   billing.setStanding(account.id, 'suspended', 'dispute');
   return undefined;
 }
 
-function disputeClosed(dispute: Record<string, unknown>, _event: StripeEvent, { store, billing }: EventDeps): string | undefined {
+function disputeClosed(dispute: Record<string, unknown>, _event: StripeEvent, { money, billing }: EventDeps): string | undefined {
   const id = String(dispute.id);
   const open = billing.dispute(id);
   if (!open) return `dispute ${id} was never opened here`;
@@ -255,7 +255,7 @@ function disputeClosed(dispute: Record<string, unknown>, _event: StripeEvent, { 
   // Lost: the bank took the money back; the frozen credits stay gone, and what was disputed beyond
   // them (credits already spent) becomes debt, as for a refund. Any other end (won, an inquiry
   // closed with a warning) takes nothing: the frozen credits come back.
-  if (status !== 'lost' && open.frozenMicros > 0) store.credit(open.accountId, open.frozenMicros, 'dispute_release', id);
+  if (status !== 'lost' && open.frozenMicros > 0) money.credit(open.accountId, open.frozenMicros, 'dispute_release', id);
   if (status === 'lost' && open.disputedMicros > open.frozenMicros) billing.addDebt(open.accountId, open.disputedMicros - open.frozenMicros);
   billing.closeDispute(id, status);
   const account = billing.account(open.accountId)!;

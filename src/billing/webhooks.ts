@@ -3,9 +3,8 @@
 // before the reply, so it comes back in well under Stripe's timeout.
 import Stripe from 'stripe';
 import type { Config } from '../config.ts';
-import type { InboundEvent, Store } from '../db/store.ts';
+import type { EventLog, InboundEvent } from '../storage/ports.ts';
 import type { Logger } from '../log.ts';
-import type { BillingStore } from './billing-store.ts';
 import { applyStripeEvent, type StripeEvent } from './stripe-events.ts';
 
 export const MAX_WEBHOOK_BYTES = 1024 * 1024;
@@ -17,8 +16,7 @@ export interface WebhookReply {
 
 export interface WebhookDeps {
   config: Config;
-  store: Store;
-  billing: BillingStore;
+  events: EventLog;
   log: Logger;
 }
 
@@ -35,7 +33,7 @@ function verify(raw: Buffer, signature: string, secrets: readonly string[]): boo
   return false;
 }
 
-export function receiveStripeWebhook(raw: Buffer, signature: string | undefined, deps: WebhookDeps): WebhookReply {
+export function receiveStripeWebhook(raw: Buffer, signature: string | undefined, deps: WebhookDeps): Promise<WebhookReply> | WebhookReply {
   const secrets = deps.config.stripe?.webhookSecrets ?? [];
   if (secrets.length === 0) return problem(503, 'Webhooks are not configured: set STRIPE_WEBHOOK_SECRET.');
   if (!signature) return problem(400, 'Missing Stripe-Signature header.');
@@ -55,16 +53,15 @@ export function receiveStripeWebhook(raw: Buffer, signature: string | undefined,
 }
 
 /** Applies an event once; also what `tollgate webhooks replay` calls with a stored payload. */
-export function apply(inbound: InboundEvent, event: StripeEvent, deps: WebhookDeps): WebhookReply {
+export async function apply(inbound: InboundEvent, event: StripeEvent, deps: WebhookDeps): Promise<WebhookReply> {
   try {
-    const outcome = deps.store.applyOnce(inbound, () => applyStripeEvent(event, deps));
-    if (outcome.status === 'applied') deps.store.notifyChange(); // plans and standing take effect now
+    const outcome = await deps.events.applyOnce(inbound, (tx) => applyStripeEvent(event, { config: deps.config, ...tx }));
     if (outcome.status === 'ignored') logOnce(deps.log, event.type, outcome.note);
     return { status: 200, body: { received: true, id: event.id, outcome: outcome.status } };
   } catch (err) {
     // Nothing of the effect was kept; Stripe retries on a non-2xx, and the operator can replay.
     const message = (err as Error).message;
-    deps.store.recordFailure(inbound, message);
+    await deps.events.recordFailure(inbound, message);
     deps.log.error('stripe event failed', { eventId: event.id, type: event.type, error: message });
     return problem(500, 'The event could not be applied; it was recorded and will be retried.');
   }

@@ -2,13 +2,10 @@
 // and of the webhook log, from the same SQLite file the server uses.
 import type { Command } from 'commander';
 import { createBilling } from '../billing/billing.ts';
-import type { BillingStore } from '../billing/billing-store.ts';
 import type { StripeEvent } from '../billing/stripe-events.ts';
 import { apply } from '../billing/webhooks.ts';
-import type { Store } from '../db/store.ts';
 import { openDb } from '../db/open.ts';
-import { createSqliteBillingStore } from '../db/sqlite-billing-store.ts';
-import { createSqliteStore } from '../db/sqlite-store.ts';
+import { createSqliteStorage, type SqliteStorage } from '../db/sqlite-storage.ts';
 import { NotFoundError } from '../db/admin.ts';
 import { createLogger } from '../log.ts';
 import { formatMicros } from '../money.ts';
@@ -18,21 +15,22 @@ import { fields, iso, table } from './output.ts';
 
 interface ReplayOptions extends CommonOptions { failed?: boolean }
 
-async function withBilling<T>(cli: Cli, opts: CommonOptions, fn: (store: Store, billing: BillingStore) => T | Promise<T>): Promise<T> {
-  const db = openDb(cli.database(opts));
-  const store = createSqliteStore(db);
+async function withBilling<T>(cli: Cli, opts: CommonOptions, fn: (storage: SqliteStorage) => T | Promise<T>): Promise<T> {
+  const storage = createSqliteStorage(openDb(cli.database(opts)));
   try {
-    return await fn(store, createSqliteBillingStore(db));
+    return await fn(storage);
   } finally {
-    store.close();
+    storage.close();
   }
 }
 
 export function billingCommand(group: Command, cli: Cli): void {
   group.command('status').description('an account\'s Stripe customer, subscription, plan, period and standing').argument('<id>', 'account id')
-    .action((id: string, opts: CommonOptions) => withBilling(cli, opts, (_store, billing) => {
-      const a = billing.account(id);
-      if (!a) throw new NotFoundError(`account ${id}`);
+    .action((id: string, opts: CommonOptions) => withBilling(cli, opts, (storage) => {
+      const found = storage.billing.account(id);
+      if (!found) throw new NotFoundError(`account ${id}`);
+      // What the customer has: the balance and what a gateway's lease of it holds unspent.
+      const a = { ...found, balanceMicros: storage.ledger.balance(id) as number };
       const doc = {
         id: a.id, plan: a.plan, status: a.status, statusReason: a.statusReason,
         stripeCustomerId: a.stripeCustomerId, subscriptionId: a.subscriptionId, subscriptionStatus: a.subscriptionStatus,
@@ -48,9 +46,10 @@ export function billingCommand(group: Command, cli: Cli): void {
     }));
 
   group.command('sync').description('report pending metered overage to Stripe now and print what was sent')
-    .action((opts: CommonOptions) => withBilling(cli, opts, async (store, billingStore) => {
+    .action((opts: CommonOptions) => withBilling(cli, opts, async (storage) => {
       const config = cli.config();
-      const billing = createBilling({ config, store, billing: billingStore, log: createLogger('silent') });
+      const billingStore = storage.billing;
+      const billing = createBilling({ config, storage, log: createLogger('silent') });
       if (!billing) throw new FailedError('Stripe is not configured: set STRIPE_SECRET_KEY');
       const results = await billing.reporter.runOnce();
       const pending = billingStore.pendingMeterEvents();
@@ -66,19 +65,19 @@ export function billingCommand(group: Command, cli: Cli): void {
 export function webhooksCommand(group: Command, cli: Cli): void {
   group.command('list').description('received webhook events, newest first')
     .option('--failed', 'only events whose handling failed')
-    .action((opts: ReplayOptions) => withBilling(cli, opts, (_store, billing) => {
-      const events = billing.webhookEvents(opts.failed === true);
+    .action((opts: ReplayOptions) => withBilling(cli, opts, (storage) => {
+      const events = storage.billing.webhookEvents(opts.failed === true);
       cli.emit(opts, events.map((e) => ({ ...e, receivedAt: iso(e.receivedAt), appliedAt: iso(e.appliedAt) })), () =>
         table(['ID', 'TYPE', 'STATUS', 'ATTEMPTS', 'RECEIVED', 'NOTE'],
           events.map((e) => [e.id, e.type, e.status, e.attempts, iso(e.receivedAt)!, e.note ?? '']), 'no events'));
     }));
 
   group.command('replay').description('apply a recorded event again (no effect if it was applied already)').argument('<event-id>', 'evt_…')
-    .action((id: string, opts: CommonOptions) => withBilling(cli, opts, (store, billing) => {
-      const payload = billing.webhookPayload(id);
+    .action((id: string, opts: CommonOptions) => withBilling(cli, opts, async (storage) => {
+      const payload = storage.billing.webhookPayload(id);
       if (payload === undefined) throw new NotFoundError(`event ${id}`);
       const event = JSON.parse(payload) as StripeEvent;
-      const reply = apply({ source: 'stripe', id, type: event.type, payload }, event, { config: cli.config(), store, billing, log: createLogger('silent') });
+      const reply = await apply({ source: 'stripe', id, type: event.type, payload }, event, { config: cli.config(), events: storage.events, log: createLogger('silent') });
       const outcome = (reply.body.outcome as string | undefined) ?? 'failed';
       cli.emit(opts, { id, type: event.type, outcome }, () => [`${id} ${event.type}: ${outcome}`]);
       if (reply.status !== 200) cli.exitCode = EXIT.failed;

@@ -6,7 +6,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { loadConfig, type Config } from '../config.ts';
 import { Admin } from '../db/admin.ts';
 import { openDb } from '../db/open.ts';
-import { createSqliteStore } from '../db/sqlite-store.ts';
+import { createSqliteStorage, type SqliteStorage } from '../db/sqlite-storage.ts';
 import { EXIT, FailedError } from './errors.ts';
 
 export interface CliIo {
@@ -52,13 +52,16 @@ export class Cli {
   }
 
   /** Opens the database (applying pending migrations), runs `fn`, and closes it whatever happens. */
-  withAdmin<T>(opts: CommonOptions, fn: (admin: Admin) => T): T {
-    const db = openDb(this.database(opts));
-    const store = createSqliteStore(db);
+  withStorage<T>(opts: CommonOptions, fn: (storage: SqliteStorage) => T): T {
+    const storage = createSqliteStorage(openDb(this.database(opts)));
     try {
-      return fn(new Admin(db, store));
+      return fn(storage);
     } finally {
-      store.close();
+      storage.close();
     }
+  }
+
+  withAdmin<T>(opts: CommonOptions, fn: (admin: Admin) => T): T {
+    return this.withStorage(opts, (storage) => fn(new Admin(storage)));
   }
 }

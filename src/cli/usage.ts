@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { monthRange } from '../db/admin.ts';
 import { formatMicros } from '../money.ts';
-import { MonthlyPeriods, quotaPeriod } from '../pipeline/admit.ts';
+import { MonthlyPeriods, quotaPeriod } from '../state/periods.ts';
 import type { Cli, CommonOptions } from './context.ts';
 import { fields, iso, table } from './output.ts';
 import { monthArg } from './parse.ts';

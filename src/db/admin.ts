@@ -1,9 +1,18 @@
 // Operator actions on accounts, keys and credits: what the CLI (and later the admin API) calls.
-// Not on the request path. Money moves through the Store, so every change has its ledger row.
+// Not on the request path. Reads are SQL on the file; changes go through the storage ports, so
+// money moves with its ledger row and every change is published: a gateway in this process
+// hears of it at once, one in another process within 200 ms.
 import { displayPrefix, generateKey, hashKey, newId } from '../keys.ts';
+import type { Storage } from '../storage/ports.ts';
+import { subscriptionPeriodKey, type AccountRecord, type AccountStatus } from '../storage/records.ts';
 import type { Db } from './open.ts';
-import { subscriptionPeriodKey, type AccountRecord, type AccountStatus, type Store } from './store.ts';
 import { usageIdRange } from './usage-range.ts';
+
+/** What a running gateway in this process knows better than the file: balances and quota counts. */
+export interface LiveView {
+  balance(accountId: string): number;
+  quotaUsed(accountId: string, period: string): number | undefined;
+}
 
 export interface Account {
   id: string;
@@ -65,14 +74,21 @@ export class EmailTakenError extends Error {
   }
 }
 
-const ACCOUNT_COLS = `id, email, name, plan, status, balance_micros AS balanceMicros, created_at AS createdAt`;
+// The balance a customer has: the durable one and what open leases hold unspent (as far as the
+// gateway has written its counters: a running gateway's own view, LiveView, is exact).
+const ACCOUNT_COLS = `id, email, name, plan, status, balance_micros + coalesce((SELECT sum(granted_micros - consumed_micros)
+  FROM leases l WHERE l.account_id = accounts.id AND l.closed_at IS NULL), 0) AS balanceMicros, created_at AS createdAt`;
 const LEDGER_COLS = `id, amount_micros AS amountMicros, balance_after_micros AS balanceAfterMicros, kind, reference,
   created_at AS createdAt`;
 const KEY_COLS = `id, account_id AS accountId, name, prefix, created_at AS createdAt, expires_at AS expiresAt,
   revoked_at AS revokedAt, replaced_by AS replacedBy`;
 
 export class Admin {
-  constructor(private readonly db: Db, private readonly store: Store, private readonly now: () => number = Date.now) {}
+  private readonly db: Db;
+
+  constructor(private readonly storage: Storage & { db: Db }, private readonly now: () => number = Date.now, private readonly live?: LiveView) {
+    this.db = storage.db;
+  }
 
   /** Refuses an email another account has, in any case (migration 0005's index): EmailTakenError. */
   createAccount(input: { email: string; name?: string; plan: string }): Account {
@@ -89,23 +105,35 @@ export class Admin {
   }
 
   listAccounts(): Account[] {
-    return this.db.prepare(`SELECT ${ACCOUNT_COLS} FROM accounts ORDER BY created_at, id`).all() as Account[];
+    return (this.db.prepare(`SELECT ${ACCOUNT_COLS} FROM accounts ORDER BY created_at, id`).all() as Account[]).map((a) => this.withLive(a));
   }
 
   account(id: string): Account {
     const a = this.db.prepare(`SELECT ${ACCOUNT_COLS} FROM accounts WHERE id = ?`).get(id) as Account | undefined;
     if (!a) throw new NotFoundError(`account ${id}`);
-    return a;
+    return this.withLive(a);
   }
 
   setPlan(id: string, plan: string): Account {
-    if (this.db.prepare('UPDATE accounts SET plan = ? WHERE id = ?').run(plan, id).changes === 0) throw new NotFoundError(`account ${id}`);
+    this.changeAccount(id, () => this.db.prepare('UPDATE accounts SET plan = ? WHERE id = ?').run(plan, id).changes);
     return this.account(id);
   }
 
   setStatus(id: string, status: AccountStatus): Account {
-    if (this.db.prepare('UPDATE accounts SET status = ? WHERE id = ?').run(status, id).changes === 0) throw new NotFoundError(`account ${id}`);
+    this.changeAccount(id, () => this.db.prepare('UPDATE accounts SET status = ? WHERE id = ?').run(status, id).changes);
     return this.account(id);
+  }
+
+  /** Runs an UPDATE of one account and publishes the change in its transaction. */
+  private changeAccount(id: string, update: () => number): void {
+    this.db.transaction(() => {
+      if (update() === 0) throw new NotFoundError(`account ${id}`);
+      this.storage.changes.publish({ kind: 'account', id });
+    }).immediate();
+  }
+
+  private withLive(a: Account): Account {
+    return this.live ? { ...a, balanceMicros: this.live.balance(a.id) } : a;
   }
 
   /** Returns the key itself once; only its hash is stored. */
@@ -113,9 +141,14 @@ export class Admin {
     this.account(input.accountId);
     const key = generateKey();
     const id = newId('key');
-    this.db.prepare(`INSERT INTO api_keys (id, account_id, name, hash, prefix, created_at, expires_at)
-      VALUES (?, ?, ?, ?, ?, ?, ?)`)
-      .run(id, input.accountId, input.name ?? null, hashKey(key), displayPrefix(key), this.now(), input.expiresAt ?? null);
+    const hash = hashKey(key);
+    this.db.transaction(() => {
+      this.db.prepare(`INSERT INTO api_keys (id, account_id, name, hash, prefix, created_at, expires_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?)`)
+        .run(id, input.accountId, input.name ?? null, hash, displayPrefix(key), this.now(), input.expiresAt ?? null);
+      // A gateway may have seen this key before it existed (and remembered it as unknown).
+      this.storage.changes.publish({ kind: 'key', hash });
+    }).immediate();
     return { ...this.key(id), key };
   }
 
@@ -133,10 +166,18 @@ export class Admin {
 
   /** Revoking twice keeps the first time. */
   revokeKey(id: string): ApiKey {
-    if (this.db.prepare('UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?').run(this.now(), id).changes === 0) {
-      throw new NotFoundError(`key ${id}`);
-    }
+    this.db.transaction(() => {
+      if (this.db.prepare('UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?').run(this.now(), id).changes === 0) {
+        throw new NotFoundError(`key ${id}`);
+      }
+      this.keyChanged(id);
+    }).immediate();
     return this.key(id);
+  }
+
+  private keyChanged(id: string): void {
+    const hash = this.db.prepare('SELECT hash FROM api_keys WHERE id = ?').pluck().get(id) as string;
+    this.storage.changes.publish({ kind: 'key', hash });
   }
 
   /** Issues a new key for the same account; the old one keeps working for `graceMs`, then stops. */
@@ -149,6 +190,7 @@ export class Admin {
       const until = this.now() + graceMs;
       this.db.prepare('UPDATE api_keys SET expires_at = min(coalesce(expires_at, @until), @until), replaced_by = @fresh WHERE id = @id')
         .run({ until, fresh: fresh.id, id });
+      this.keyChanged(id);
       return { old: this.key(id), new: fresh };
     }).immediate();
   }
@@ -156,7 +198,7 @@ export class Admin {
   grantCredits(accountId: string, micros: number, reason: string): Account {
     if (!Number.isSafeInteger(micros) || micros <= 0) throw new RangeError('amount must be a positive whole number of micro-dollars');
     this.account(accountId);
-    this.store.credit(accountId, micros, 'grant', reason);
+    this.storage.ledger.money.credit(accountId, micros, 'grant', reason);
     return this.account(accountId);
   }
 
@@ -203,7 +245,8 @@ export class Admin {
       billable += r.billable;
       chargedMicros += r.charged;
     }
-    return { accountId, period, quotaUsed: this.store.quotaUsed(accountId, period), requests, billable, chargedMicros, byStatus };
+    const quotaUsed = this.live?.quotaUsed(accountId, period) ?? this.storage.keys.quotaUsed(accountId, period) as number;
+    return { accountId, period, quotaUsed, requests, billable, chargedMicros, byStatus };
   }
 }
 

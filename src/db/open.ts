@@ -6,7 +6,12 @@ import { migrate } from './migrate.ts';
 
 export type Db = Database.Database;
 
-export function openDb(path: string, { migrateNow = true } = {}): Db {
+/**
+ * `waitMs`: how long a write waits for another process's write lock. The CLI can wait; the
+ * gateway (0) never does: its writes are retried off the request path (db/sqlite-busy.ts).
+ * Migrations always wait, before anything is served.
+ */
+export function openDb(path: string, { migrateNow = true, waitMs = 5000 } = {}): Db {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path);
   // WAL lets the CLI read and write while the server runs; NORMAL syncs at checkpoints only,
@@ -16,5 +21,6 @@ export function openDb(path: string, { migrateNow = true } = {}): Db {
   db.pragma('busy_timeout = 5000');
   db.pragma('foreign_keys = ON');
   if (migrateNow) migrate(db);
+  db.pragma(`busy_timeout = ${waitMs}`);
   return db;
 }

@@ -3,6 +3,7 @@
 import type {
   BillingAccount, BillingStore, CreditCheckout, CreditPurchase, Dispute, OutboxRow, WebhookEventRow,
 } from '../billing/billing-store.ts';
+import type { ChangeFeed } from '../storage/ports.ts';
 import type { Db } from './open.ts';
 
 const ACCOUNT = `SELECT id, email, name, plan, status, status_reason AS statusReason,
@@ -14,7 +15,7 @@ const OUTBOX = `SELECT o.id, o.account_id AS accountId, o.event_name AS eventNam
   o.value, o.identifier, o.attempts, a.stripe_customer_id AS stripeCustomerId
   FROM meter_outbox o JOIN accounts a ON a.id = o.account_id`;
 
-export function createSqliteBillingStore(db: Db, now: () => number = Date.now): BillingStore {
+export function createSqliteBillingStore(db: Db, changes: ChangeFeed, now: () => number = Date.now): BillingStore {
   const q = {
     account: db.prepare(`${ACCOUNT} WHERE id = ?`),
     byCustomer: db.prepare(`${ACCOUNT} WHERE stripe_customer_id = ?`),
@@ -59,15 +60,18 @@ export function createSqliteBillingStore(db: Db, now: () => number = Date.now): 
     payload: db.prepare('SELECT payload FROM webhook_events WHERE id = ?').pluck(),
   };
 
+  const changed = (accountId: string, _result: unknown): void => changes.publish({ kind: 'account', id: accountId });
+
   return {
     account: (id) => q.account.get(id) as BillingAccount | undefined,
     accountByCustomer: (customerId) => q.byCustomer.get(customerId) as BillingAccount | undefined,
     linkCustomer: (accountId, customerId) => void q.link.run(customerId, accountId),
-    setSubscription: (accountId, s) => void q.subscription.run({ accountId, ...s }),
-    setStanding: (accountId, status, reason) => void q.standing.run(status, reason, accountId),
+    // What the request path reads of an account (plan, standing, quota period) is a change it must hear of.
+    setSubscription: (accountId, s) => changed(accountId, q.subscription.run({ accountId, ...s })),
+    setStanding: (accountId, status, reason) => changed(accountId, q.standing.run(status, reason, accountId)),
     setStandingEvent: (accountId, at, invoiceId) => void q.standingEvent.run(at, invoiceId, accountId),
-    setPeriod: (accountId, start, end) => void q.period.run(start, end, accountId),
-    clearPastDue: (accountId) => void q.clearPastDue.run(accountId),
+    setPeriod: (accountId, start, end) => changed(accountId, q.period.run(start, end, accountId)),
+    clearPastDue: (accountId) => changed(accountId, q.clearPastDue.run(accountId)),
     addDebt: (accountId, micros) => void q.addDebt.run(micros, accountId),
     reduceDebt: (accountId, micros) => void q.reduceDebt.run(micros, accountId),
 

@@ -36,7 +36,8 @@ export function bucketShape(plan: Plan): BucketShape {
 }
 
 export class Buckets {
-  readonly tokens: Float64Array;
+  // A plain array: per account it is half the memory of a Float64Array and its buffer.
+  readonly tokens: number[];
   private last: number;
   /**
    * After take(): the window the RateLimit header reports. On a refusal, the one that refused
@@ -47,7 +48,7 @@ export class Buckets {
   waitMs = 0;
 
   constructor(readonly shape: BucketShape, now: number) {
-    this.tokens = Float64Array.from(shape.windows, (w) => w.capacity);
+    this.tokens = shape.windows.map((w) => w.capacity);
     this.last = now;
   }
 
@@ -99,18 +100,20 @@ export class Buckets {
   }
 }
 
-/** One Buckets per account; rebuilt when the account's plan changes. */
+/** Whoever keeps an account's buckets: the account's state in memory. */
+export interface BucketHolder { buckets: Buckets | undefined }
+
+/** The buckets of a plan's shape, rebuilt when the account changes plan. */
 export class RateLimiter {
-  private readonly accounts = new Map<string, Buckets>();
   private readonly shapes = new WeakMap<Plan, BucketShape>();
 
   /** The account's buckets after a take(): their `waitMs` is 0 when the request may pass. */
-  take(accountId: string, plan: Plan, now: number): Buckets | undefined {
+  take(holder: BucketHolder, plan: Plan, now: number): Buckets | undefined {
     let shape = this.shapes.get(plan);
     if (!shape) this.shapes.set(plan, (shape = bucketShape(plan)));
     if (shape.windows.length === 0) return undefined;
-    let b = this.accounts.get(accountId);
-    if (!b || b.shape !== shape) this.accounts.set(accountId, (b = new Buckets(shape, now)));
+    let b = holder.buckets;
+    if (!b || b.shape !== shape) holder.buckets = b = new Buckets(shape, now);
     b.take(now);
     return b;
   }

@@ -1,13 +1,14 @@
 // Stage 3 on AI routes: price the request by its model and reserve its worst case from the
 // prepaid balance before anything goes upstream. meter() settles it to the tokens actually used.
 import type { Config } from '../config.ts';
-import type { Store } from '../db/store.ts';
 import { GatewayError } from '../errors.ts';
 import { findPrice } from '../meters/prices.ts';
 import { isRecord } from '../json.ts';
 import { bare, type EndpointKind } from '../meters/provider.ts';
 import { PROVIDERS } from '../meters/providers.ts';
 import { AiExchange, reservationMicros } from '../meters/token-meter.ts';
+import type { Wallets } from '../state/wallet.ts';
+import { pay } from './admit.ts';
 import type { RequestContext } from './context.ts';
 
 /**
@@ -40,7 +41,7 @@ export function admitProvider(ctx: RequestContext, config: Config): { kind: Endp
   return { kind, byok: false };
 }
 
-export function admitTokens(ctx: RequestContext, body: Buffer, byok: boolean, config: Config, store: Store): void {
+export function admitTokens(ctx: RequestContext, body: Buffer, byok: boolean, config: Config, wallets: Wallets): void | Promise<void> {
   const provider = PROVIDERS[ctx.route!.meter!];
   let json: unknown;
   try {
@@ -69,8 +70,6 @@ export function admitTokens(ctx: RequestContext, body: Buffer, byok: boolean, co
     throw new GatewayError('BAD_REQUEST', { detail: `Web search has no price for the model "${call.model}" on this gateway.` });
   }
   const reserved = reservationMicros(price, sent.length, call.choices * (call.maxOutputTokens ?? price.maxOutput), call.tier, call.maxWebSearches);
-  if (!store.debit(ctx.account!.id, reserved, 'reserve', ctx.requestId)) {
-    throw new GatewayError('INSUFFICIENT_CREDITS', { detail: 'The prepaid balance cannot cover this request at its max_tokens; top up credits or lower max_tokens.' });
-  }
   ctx.ai = new AiExchange(provider, call, price, reserved, sent);
+  return pay(ctx, wallets, reserved, 'INSUFFICIENT_CREDITS', 'The prepaid balance cannot cover this request at its max_tokens; top up credits or lower max_tokens.');
 }

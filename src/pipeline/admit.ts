@@ -1,56 +1,55 @@
 // Stage 3: quota, then credits. A metered request counts against the quota of its period (the
 // calendar month, or the subscription's billing period while one runs); beyond it the plan's
 // overage policy decides: block (402), pay the route's price from prepaid credits, or pass and
-// count one unit of metered overage for Stripe. Whatever is taken here is given back by
+// count one unit of metered overage for Stripe. All of it in memory: the counter in the account's
+// state, the money in its wallet (a lease of its balance). Whatever is taken here is given back by
 // meter() when the request turns out not billable.
-import type { AccountRecord, Store } from '../db/store.ts';
 import { intervalStart } from '../billing/meter-reporter.ts';
-import { GatewayError } from '../errors.ts';
+import { GatewayError, type ErrorCode } from '../errors.ts';
+import type { Accounts } from '../state/accounts.ts';
+import type { Wallets } from '../state/wallet.ts';
 import type { RequestContext } from './context.ts';
 
-export function admit(ctx: RequestContext, store: Store, now: number, periods: MonthlyPeriods, meterIntervalMs: number): void {
-  const account = ctx.account!;
+export function admit(ctx: RequestContext, accounts: Accounts, wallets: Wallets, now: number, meterIntervalMs: number): void | Promise<void> {
+  const counted = accounts.quota(ctx.state!, now);
+  if (counted instanceof Promise) return counted.then(() => admitCounted(ctx, wallets, now, meterIntervalMs));
+  return admitCounted(ctx, wallets, now, meterIntervalMs);
+}
+
+function admitCounted(ctx: RequestContext, wallets: Wallets, now: number, meterIntervalMs: number): void | Promise<void> {
+  const state = ctx.state!;
   const plan = ctx.plan!;
-  const period = quotaPeriod(account, now, periods);
-  if (store.takeQuota(account.id, period, plan.monthlyQuota)) {
-    ctx.quotaPeriod = period;
+  if (plan.monthlyQuota === null || state.used < plan.monthlyQuota) {
+    state.used++;
+    ctx.quotaPeriod = state.period;
     return;
   }
   if (plan.overage === 'block') throw new GatewayError('QUOTA_EXCEEDED');
   if (plan.overage === 'stripe') {
     ctx.overageInterval = intervalStart(now, meterIntervalMs);
-    store.addOverage(account.id, plan.stripeMeter!, ctx.overageInterval, 1);
     return;
   }
   const price = ctx.route!.priceMicros;
-  if (!store.debit(account.id, price, 'request', ctx.requestId)) throw new GatewayError('INSUFFICIENT_CREDITS');
-  ctx.chargedMicros = price;
+  if (price > 0) return pay(ctx, wallets, price, 'INSUFFICIENT_CREDITS');
 }
 
 /**
- * The subscription's billing period while it runs (and after its end until the next one arrives,
- * so a late renewal gives no fresh quota), else the calendar month.
+ * Sets `micros` aside in the account's wallet, refilling its lease from the balance when it holds
+ * too little (a promise then: the request waits for the refill, never for a lock); `code` when
+ * the balance cannot pay.
  */
-export function quotaPeriod(account: AccountRecord, now: number, periods: MonthlyPeriods): string {
-  const inSubscription = account.periodKey !== null && account.periodStart! <= now;
-  return inSubscription ? account.periodKey! : periods.at(now);
-}
-
-/** Calendar months in UTC, as "2026-11". The current one is cached until it ends. */
-export class MonthlyPeriods {
-  private name = '';
-  private endsAt = -Infinity;
-  private startsAt = Infinity;
-
-  at(now: number): string {
-    if (now >= this.endsAt || now < this.startsAt) {
-      const d = new Date(now);
-      const y = d.getUTCFullYear();
-      const m = d.getUTCMonth();
-      this.startsAt = Date.UTC(y, m, 1);
-      this.endsAt = Date.UTC(y, m + 1, 1);
-      this.name = `${y}-${String(m + 1).padStart(2, '0')}`;
-    }
-    return this.name;
+export function pay(ctx: RequestContext, wallets: Wallets, micros: number, code: ErrorCode, detail?: string): void | Promise<void> {
+  const w = ctx.state!.money;
+  w.lastUsed = performance.now();
+  if (w.reserve(micros)) {
+    ctx.reservedMicros = micros;
+    wallets.maybeTopUp(w);
+    return;
   }
+  const done = (enough: boolean) => {
+    if (!enough || !w.reserve(micros)) throw new GatewayError(code, detail === undefined ? {} : { detail });
+    ctx.reservedMicros = micros;
+  };
+  const refilled = wallets.refill(w, micros);
+  return refilled instanceof Promise ? refilled.then(done) : done(refilled);
 }

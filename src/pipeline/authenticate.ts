@@ -1,38 +1,11 @@
-// Stage 1: who is calling. Shape and checksum are checked before any lookup; lookups go through
-// an in-memory cache that is dropped whenever another process changes keys or accounts, so the
-// hot path does not touch the database and a key revoked from the CLI stops within a second.
+// Stage 1: who is calling. Shape and checksum are checked before any lookup; the key and its
+// account then come from the gateway's memory (state/accounts.ts), read from storage only the
+// first time a key is seen or after a change names it.
 import type { Config } from '../config.ts';
-import type { AccountRecord, KeyRecord, Store } from '../db/store.ts';
 import { GatewayError } from '../errors.ts';
 import { hashKey, isWellFormedKey } from '../keys.ts';
+import type { Accounts, KeyEntry } from '../state/accounts.ts';
 import type { RequestContext } from './context.ts';
-
-type Found = { key: KeyRecord; account: AccountRecord } | null;
-
-/** Past this many entries the cache starts over, so a flood of random keys cannot grow it. */
-const MAX_ENTRIES = 50_000;
-
-export class KeyCache {
-  private readonly entries = new Map<string, Found>();
-
-  constructor(private readonly store: Store) {
-    store.onChange(() => this.clear());
-  }
-
-  get(hash: string): Found {
-    let found = this.entries.get(hash);
-    if (found === undefined) {
-      found = this.store.findKey(hash) ?? null;
-      if (this.entries.size >= MAX_ENTRIES) this.entries.clear();
-      this.entries.set(hash, found);
-    }
-    return found;
-  }
-
-  clear(): void {
-    this.entries.clear();
-  }
-}
 
 const BEARER = /^Bearer +(\S+) *$/i;
 
@@ -45,7 +18,7 @@ const SUSPENDED: Record<string, string> = {
  * Who is calling. `checkStanding: false` lets a suspended or past-due account through: the
  * billing endpoints are how it gets back in good standing.
  */
-export function authenticate(ctx: RequestContext, cache: KeyCache, config: Config, now: number, checkStanding = true): void {
+export function authenticate(ctx: RequestContext, accounts: Accounts, config: Config, now: number, checkStanding = true): void | Promise<void> {
   const { headers } = ctx.req;
   let presented: string | undefined;
   // X-API-Key first: with the key there, Authorization is the client's own, for the upstream.
@@ -61,9 +34,15 @@ export function authenticate(ctx: RequestContext, cache: KeyCache, config: Confi
   if (!presented) throw new GatewayError('MISSING_KEY');
   if (!isWellFormedKey(presented)) throw new GatewayError('MALFORMED_KEY');
 
-  const found = cache.get(hashKey(presented));
+  const found = accounts.lookup(hashKey(presented));
+  if (found instanceof Promise) return found.then((f) => admitKey(ctx, f, config, now, checkStanding));
+  admitKey(ctx, found, config, now, checkStanding);
+}
+
+function admitKey(ctx: RequestContext, found: KeyEntry | null, config: Config, now: number, checkStanding: boolean): void {
   if (!found) throw new GatewayError('INVALID_KEY');
-  const { key, account } = found;
+  const { key, state } = found;
+  const account = state.record;
   if (key.revokedAt !== null && key.revokedAt <= now) throw new GatewayError('INVALID_KEY', { detail: 'This key was revoked.' });
   if (key.expiresAt !== null && key.expiresAt <= now) throw new GatewayError('INVALID_KEY', { detail: 'This key has expired.' });
   if (checkStanding) {
@@ -76,7 +55,7 @@ export function authenticate(ctx: RequestContext, cache: KeyCache, config: Confi
     }
   }
   ctx.key = key;
+  ctx.state = state;
   ctx.account = account;
-  // A plan removed from the config falls back to the default rather than locking the account out.
-  ctx.plan = config.plans[account.plan] ?? config.plans[config.defaultPlan];
+  ctx.plan = state.plan;
 }

@@ -2,7 +2,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Plan, Route } from '../config.ts';
-import type { AccountRecord, KeyRecord } from '../db/store.ts';
+import type { AccountState } from '../state/accounts.ts';
+import type { AccountRecord, KeyRecord } from '../storage/records.ts';
+import type { EndpointKind } from '../meters/provider.ts';
 import type { AiExchange } from '../meters/token-meter.ts';
 
 export class RequestContext {
@@ -10,12 +12,16 @@ export class RequestContext {
   key: KeyRecord | undefined = undefined;
   account: AccountRecord | undefined = undefined;
   plan: Plan | undefined = undefined;
+  /** The account in memory: its buckets, quota counter and money. */
+  state: AccountState | undefined = undefined;
   /** Which request header carried the key, so forward() removes exactly that one. */
   keyHeader: 'authorization' | 'x-api-key' | undefined = undefined;
   /** Flat [name, value, …] headers the gateway adds to its response (RateLimit, …). */
   readonly responseHeaders: string[];
-  /** What admit() reserved; meter() gives it back when the request is not billable. */
+  /** What admit() took: the quota unit of this period, and money set aside in the account's wallet. */
   quotaPeriod: string | undefined = undefined;
+  reservedMicros = 0;
+  /** What meter() settled: the money spent. */
   chargedMicros = 0;
   /** Overage counted for Stripe, in the interval starting here. */
   overageInterval: number | undefined = undefined;
@@ -26,6 +32,8 @@ export class RequestContext {
   billable = false;
   /** The client closed its connection before the response was complete. */
   clientGone = false;
+  /** AI routes: what the endpoint is (priced or free) and whose provider key pays. */
+  aiKind: { kind: EndpointKind; byok: boolean } | undefined = undefined;
   /** AI routes: the key sent to the provider in place of the client's Tollgate key. */
   providerKey: string | undefined = undefined;
   /** AI routes priced by tokens: the request, its reservation and the usage seen. */

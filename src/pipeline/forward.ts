@@ -51,9 +51,10 @@ export class Upstreams {
   private readonly byRoute = new Map<Route, Upstream>();
   private readonly pools = new Map<string, Pool>();
   /**
-   * Requests sent upstream that have no response yet, and when they time out. undici starts its
-   * headersTimeout only once a request is written to a connection: one queued behind a full pool
-   * would wait for ever. A sweep every 250 ms ends them (a timer per request would cost more).
+   * Requests queued for a connection, and when they time out. undici's headersTimeout starts
+   * only once a request is written to a connection (and an upload may rightly take long): one
+   * queued behind a full pool would wait for ever. A sweep every 250 ms ends them (a timer per
+   * request would cost more); once a connection takes a request, undici's timeouts run.
    */
   private readonly waiting = new Map<ForwardHandler, number>();
   private readonly sweep: NodeJS.Timeout;
@@ -80,11 +81,11 @@ export class Upstreams {
     return this.byRoute.get(route)!;
   }
 
-  wait(handler: ForwardHandler, timeoutMs: number): void {
+  queued(handler: ForwardHandler, timeoutMs: number): void {
     this.waiting.set(handler, performance.now() + timeoutMs);
   }
 
-  answered(handler: ForwardHandler): void {
+  started(handler: ForwardHandler): void {
     this.waiting.delete(handler);
   }
 
@@ -147,7 +148,7 @@ export function forward(ctx: RequestContext, upstream: Upstream, events: Forward
     req.once('end', () => ctx.socket.setTimeout(0));
   }
 
-  upstream.owner.wait(handler, route.timeoutMs);
+  upstream.owner.queued(handler, route.timeoutMs);
   upstream.pool.dispatch({
     path: upstreamPath(route, upstream.basePath, req.url!),
     method: req.method as Dispatcher.HttpMethod,
@@ -261,13 +262,13 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
+    this.upstreams.started(this);
     if (this.ctx.clientGone) controller.abort(CLIENT_GONE);
     else if (this.finished) controller.abort(UPSTREAM_TIMEOUT);
   }
 
   onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
     if (statusCode < 200) return; // 1xx: the final status follows
-    this.upstreams.answered(this);
     const { ctx } = this;
     const ai = ctx.ai;
     ctx.status = statusCode;
@@ -387,7 +388,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   private finish(err: Error | null): void {
     if (this.finished) return;
     this.finished = true;
-    this.upstreams.answered(this);
+    this.upstreams.started(this);
     this.events.done(this.ctx, err);
   }
 }

@@ -1,47 +1,22 @@
-// Stage 5: settle and record. What admit() reserved stays spent only if the request is billable:
-// the upstream answered below 500. Upstream 5xx, unreachable, timeouts and gateway errors are
-// given back (quota and credits). AI requests settle their reservation to the tokens used.
-// Every proxied request gets one usage row.
-import type { Socket } from 'node:net';
-import type { Store, UsageRecord } from '../db/store.ts';
+// Stage 5: settle and record. What admit() took stays spent only if the request is billable: the
+// upstream answered below 500. Upstream 5xx, unreachable, timeouts and gateway errors give it
+// back (the quota unit, the money set aside). AI requests settle their reservation to the tokens
+// used. All of it in memory; every proxied request then gets one usage row, which names the
+// lease its price came from: the row is the durable record of what was spent.
+import type { Recorder } from '../state/recorder.ts';
+import type { UsageRecord } from '../storage/records.ts';
 import type { RequestContext } from './context.ts';
 
-const LAST_BATCH = Symbol('tollgate.lastBatch');
-type TrackedSocket = Socket & { [LAST_BATCH]?: number };
-
-/**
- * Group commit bounded by connections. Usage rows are written in batches, yet a kill -9 may lose
- * at most one answered request per open connection: before a connection gets the first byte of
- * another response, the batch holding its previous row is written. Meanwhile the other
- * connections' rows join that batch, so under load one commit carries about one row per
- * connection rather than one per request.
- */
-export function commitPrevious(socket: Socket, store: Store): void {
-  const batch = (socket as TrackedSocket)[LAST_BATCH];
-  if (batch !== undefined) store.flushBatch(batch);
-}
-
-export function meter(ctx: RequestContext, store: Store, now: number): void {
-  const account = ctx.account;
+export function meter(ctx: RequestContext, recorder: Recorder, now: number): void {
+  const state = ctx.state;
   const ai = ctx.ai;
   let aiUsage: UsageRecord['ai'];
+  let spent = 0;
   if (ai) {
     // Tokens: keep what the usage cost out of the reservation and give back the rest, or take
-    // what it cost beyond (as much as the balance holds). Every reservation gets its settle row,
-    // even of 0, so one without is known to have died with the process (releaseReservations).
+    // what it cost beyond it, as far as the lease goes.
     const s = ai.settle();
-    let charged = s.costMicros;
-    if (ai.reservedMicros > 0 && s.costMicros <= ai.reservedMicros) {
-      store.credit(account!.id, ai.reservedMicros - s.costMicros, 'settle', ctx.requestId);
-    } else if (s.costMicros > ai.reservedMicros) {
-      const extra = Math.min(s.costMicros - ai.reservedMicros, store.balance(account!.id));
-      if (extra > 0 && store.debit(account!.id, extra, 'settle', ctx.requestId)) charged = ai.reservedMicros + extra;
-      else {
-        store.credit(account!.id, 0, 'settle', ctx.requestId);
-        charged = ai.reservedMicros;
-      }
-    }
-    ctx.chargedMicros = charged;
+    if (ctx.reservedMicros > 0 || s.costMicros > 0) spent = state!.money.settle(ctx.reservedMicros, s.costMicros);
     ctx.responseBytes = ai.streamedBytes;
     ctx.billable = s.costMicros > 0 || (ai.succeeded && !ctx.clientGone);
     const u = s.usage;
@@ -50,17 +25,21 @@ export function meter(ctx: RequestContext, store: Store, now: number): void {
       cachedTokens: u.cachedInput, cacheWriteTokens: u.cacheWrite5m + u.cacheWrite1h, outputTokens: u.output,
       estimated: s.estimated,
     };
-  } else if (!ctx.billable && account) {
-    if (ctx.quotaPeriod !== undefined) store.returnQuota(account.id, ctx.quotaPeriod);
-    if (ctx.chargedMicros > 0) store.credit(account.id, ctx.chargedMicros, 'refund', ctx.requestId);
-    if (ctx.overageInterval !== undefined) store.addOverage(account.id, ctx.plan!.stripeMeter!, ctx.overageInterval, -1);
-    ctx.quotaPeriod = undefined;
-    ctx.chargedMicros = 0;
+  } else if (state) {
+    if (ctx.reservedMicros > 0) spent = state.money.settle(ctx.reservedMicros, ctx.billable ? ctx.reservedMicros : 0);
+    if (!ctx.billable) {
+      if (ctx.quotaPeriod !== undefined && ctx.quotaPeriod === state.period) state.used--;
+      ctx.quotaPeriod = undefined;
+      ctx.overageInterval = undefined;
+    }
   }
-  (ctx.socket as TrackedSocket)[LAST_BATCH] = store.appendUsage({
+  ctx.chargedMicros = spent;
+  recorder.append({
+    id: 0,
+    prevId: 0,
     ts: now,
     requestId: ctx.requestId,
-    accountId: account?.id ?? null,
+    accountId: state?.accountId ?? null,
     keyId: ctx.key?.id ?? null,
     route: ctx.route!.path,
     method: ctx.req.method!,
@@ -69,8 +48,12 @@ export function meter(ctx: RequestContext, store: Store, now: number): void {
     requestBytes: ctx.requestBytes,
     responseBytes: ctx.responseBytes,
     latencyUs: Math.round((performance.now() - ctx.startedAt) * 1000),
-    priceMicros: ctx.chargedMicros,
+    priceMicros: spent,
     billable: ctx.billable,
+    quotaPeriod: ctx.quotaPeriod,
+    leaseId: spent > 0 ? state!.wallet!.leaseId : undefined,
+    overageMeter: ctx.overageInterval === undefined ? undefined : ctx.plan!.stripeMeter,
+    overageInterval: ctx.overageInterval,
     ai: aiUsage,
-  });
+  }, state, ctx.socket);
 }

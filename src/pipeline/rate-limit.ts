@@ -4,7 +4,7 @@ import type { RateLimiter } from '../limiter/token-bucket.ts';
 import type { RequestContext } from './context.ts';
 
 export function rateLimit(ctx: RequestContext, limiter: RateLimiter, now: number): void {
-  const buckets = limiter.take(ctx.account!.id, ctx.plan!, now);
+  const buckets = limiter.take(ctx.state!, ctx.plan!, now);
   if (!buckets) return;
   ctx.responseHeaders.push('ratelimit-policy', buckets.shape.policy, 'ratelimit', buckets.header());
   if (buckets.waitMs > 0) {

@@ -1,0 +1,149 @@
+// Usage rows and their counters on the SQLite file. A group commit appends rows (append-only
+// pages, cheap) and writes the tallies the gateway hands it, at most a bounded number per commit;
+// each counter row keeps the id of the newest row it has counted (through_id), and `counters`
+// the id up to which every row is counted. After a crash, recover() counts the rows past that
+// mark into the counter rows that missed them: the counters lose nothing the rows hold.
+import { createHash } from 'node:crypto';
+import type { Tally, UsageLog } from '../storage/ports.ts';
+import type { RecentUsage, UsageRecord } from '../storage/records.ts';
+import type { Db } from './open.ts';
+import { writing } from './sqlite-busy.ts';
+
+const COLUMNS = ['id', 'prev_id', 'ts', 'request_id', 'account_id', 'key_id', 'route', 'method', 'path', 'status',
+  'request_bytes', 'response_bytes', 'latency_us', 'price_micros', 'billable', 'lease_id', 'quota_period', 'overage_meter', 'overage_interval',
+  'model', 'input_tokens', 'cached_tokens', 'cache_write_tokens', 'output_tokens', 'estimated'];
+/** Rows per INSERT statement: one statement for many rows costs less per row than one each. */
+const PER_STATEMENT = 32;
+
+function insert(db: Db, rows: number) {
+  const one = `(${COLUMNS.map(() => '?').join(', ')})`;
+  return db.prepare(`INSERT INTO usage (${COLUMNS.join(', ')}) VALUES ${Array(rows).fill(one).join(', ')}`);
+}
+
+/** The row's values in COLUMNS order, into `out` from `at`. */
+function values(r: UsageRecord, out: unknown[], at: number): void {
+  const ai = r.ai;
+  out[at] = r.id;
+  out[at + 1] = r.prevId;
+  out[at + 2] = r.ts;
+  out[at + 3] = r.requestId;
+  out[at + 4] = r.accountId;
+  out[at + 5] = r.keyId;
+  out[at + 6] = r.route;
+  out[at + 7] = r.method;
+  out[at + 8] = r.path;
+  out[at + 9] = r.status;
+  out[at + 10] = r.requestBytes;
+  out[at + 11] = r.responseBytes;
+  out[at + 12] = r.latencyUs;
+  out[at + 13] = r.priceMicros;
+  out[at + 14] = r.billable ? 1 : 0;
+  out[at + 15] = r.leaseId ?? null;
+  out[at + 16] = r.quotaPeriod ?? null;
+  out[at + 17] = r.overageMeter ?? null;
+  out[at + 18] = r.overageInterval ?? null;
+  out[at + 19] = ai?.model ?? null;
+  out[at + 20] = ai?.inputTokens ?? null;
+  out[at + 21] = ai?.cachedTokens ?? null;
+  out[at + 22] = ai?.cacheWriteTokens ?? null;
+  out[at + 23] = ai?.outputTokens ?? null;
+  out[at + 24] = ai?.estimated ? 1 : 0;
+}
+
+/** Stripe caps identifiers at 100 characters: a hash of what names the interval fits. */
+export function overageIdentifier(accountId: string, meter: string, intervalStart: number): string {
+  return `tg_${createHash('sha256').update(`${accountId}\u0000${meter}\u0000${intervalStart}`).digest('base64url').slice(0, 40)}`;
+}
+
+export function createSqliteUsage(db: Db): UsageLog & { recount(): number } {
+  const many = insert(db, PER_STATEMENT);
+  const single = insert(db, 1);
+  const args = new Array<unknown>(PER_STATEMENT * COLUMNS.length);
+  const arg = new Array<unknown>(COLUMNS.length);
+  const q = {
+    quota: db.prepare(`INSERT INTO quota_usage (account_id, period, used, through_id) VALUES (?, ?, ?, ?)
+      ON CONFLICT (account_id, period) DO UPDATE SET used = used + excluded.used, through_id = excluded.through_id`),
+    head: db.prepare('UPDATE accounts SET last_usage_id = ? WHERE id = ? AND last_usage_id < ?'),
+    spent: db.prepare('UPDATE leases SET consumed_micros = consumed_micros + ?, through_id = ? WHERE id = ?'),
+    overage: db.prepare(`INSERT INTO meter_outbox (account_id, event_name, interval_start, value, identifier, through_id)
+      VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, event_name, interval_start)
+      DO UPDATE SET value = value + excluded.value, through_id = excluded.through_id WHERE status = 'pending'`),
+    through: db.prepare(`UPDATE counters SET value = ? WHERE name = 'through_id'`),
+    throughNow: db.prepare(`SELECT value FROM counters WHERE name = 'through_id'`).pluck(),
+    last: db.prepare('SELECT coalesce(max(id), 0) FROM usage').pluck(),
+    row: db.prepare(`SELECT id, prev_id AS prevId, ts, request_id AS requestId, method, path, status, price_micros AS priceMicros,
+      model, input_tokens AS inputTokens, output_tokens AS outputTokens, estimated FROM usage WHERE id = ?`),
+  };
+
+  const writeTx = db.transaction((rows: readonly UsageRecord[], tallies: readonly Tally[], throughId: number) => {
+    let i = 0;
+    for (; i + PER_STATEMENT <= rows.length; i += PER_STATEMENT) {
+      for (let j = 0; j < PER_STATEMENT; j++) values(rows[i + j], args, j * COLUMNS.length);
+      many.run(args);
+    }
+    for (; i < rows.length; i++) {
+      values(rows[i], arg, 0);
+      single.run(arg);
+    }
+    for (const t of tallies) {
+      for (const [period, units] of t.quota) q.quota.run(t.accountId, period, units, t.throughId);
+      q.head.run(t.throughId, t.accountId, t.throughId);
+      for (const [leaseId, micros] of t.spent) q.spent.run(micros, t.throughId, leaseId);
+      for (const o of t.overage.values()) {
+        q.overage.run(t.accountId, o.meter, o.intervalStart, o.units, overageIdentifier(t.accountId, o.meter, o.intervalStart), t.throughId);
+      }
+    }
+    q.through.run(throughId);
+  });
+
+  // After a crash: every row past the mark, counted into each counter row that has not counted it.
+  const recountTx = db.transaction((): number => {
+    const from = q.throughNow.get() as number;
+    const last = q.last.get() as number;
+    if (last <= from) return 0;
+    db.prepare(`CREATE TEMP TABLE tail AS SELECT id, account_id, quota_period, lease_id, price_micros, overage_meter, overage_interval
+      FROM usage WHERE id > ? AND account_id IS NOT NULL`).run(from);
+    db.exec(`
+      INSERT INTO quota_usage (account_id, period, used, through_id)
+        SELECT t.account_id, t.quota_period, count(*), max(t.id) FROM temp.tail t
+        LEFT JOIN quota_usage q ON q.account_id = t.account_id AND q.period = t.quota_period
+        WHERE t.quota_period IS NOT NULL AND t.id > coalesce(q.through_id, 0)
+        GROUP BY t.account_id, t.quota_period
+        ON CONFLICT (account_id, period) DO UPDATE SET used = used + excluded.used, through_id = excluded.through_id;
+      UPDATE accounts SET last_usage_id = h.last FROM (SELECT account_id, max(id) AS last FROM temp.tail GROUP BY account_id) AS h
+        WHERE accounts.id = h.account_id AND accounts.last_usage_id < h.last;
+      UPDATE leases SET consumed_micros = consumed_micros + c.spent, through_id = c.last
+        FROM (SELECT t.lease_id, sum(t.price_micros) AS spent, max(t.id) AS last FROM temp.tail t
+          JOIN leases l ON l.id = t.lease_id WHERE t.id > l.through_id GROUP BY t.lease_id) AS c
+        WHERE leases.id = c.lease_id;`);
+    // Overage rows are few (accounts past their quota on a Stripe plan) and need an identifier.
+    const overage = db.prepare(`SELECT t.account_id AS accountId, t.overage_meter AS meter, t.overage_interval AS intervalStart,
+      count(*) AS units, max(t.id) AS last FROM temp.tail t
+      LEFT JOIN meter_outbox o ON o.account_id = t.account_id AND o.event_name = t.overage_meter AND o.interval_start = t.overage_interval
+      WHERE t.overage_meter IS NOT NULL AND t.id > coalesce(o.through_id, 0)
+      GROUP BY t.account_id, t.overage_meter, t.overage_interval`).all() as { accountId: string; meter: string; intervalStart: number; units: number; last: number }[];
+    for (const o of overage) {
+      q.overage.run(o.accountId, o.meter, o.intervalStart, o.units, overageIdentifier(o.accountId, o.meter, o.intervalStart), o.last);
+    }
+    db.exec('DROP TABLE temp.tail');
+    q.through.run(last);
+    return last - from;
+  });
+
+  return {
+    nextId: () => (q.last.get() as number) + 1,
+    write: (rows, tallies, throughId) => writing(() => writeTx.immediate(rows, tallies, throughId)),
+    chain(head, limit) {
+      const out: RecentUsage[] = [];
+      for (let id = head; id > 0 && out.length < limit;) {
+        const r = q.row.get(id) as (Omit<RecentUsage, 'estimated'> & { id: number; prevId: number | null; estimated: number }) | undefined;
+        if (!r) break; // deleted by retention: the chain ends here
+        const { prevId, id: _id, ...rest } = r;
+        out.push({ ...rest, estimated: r.estimated === 1 });
+        id = prevId ?? 0;
+      }
+      return out;
+    },
+    recount: () => writing(() => recountTx.immediate()),
+  };
+}

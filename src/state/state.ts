@@ -1,0 +1,106 @@
+// The gateway's memory of accounts, money and usage, over a storage backend: what the request
+// path reads and changes, and the background work that keeps it and the database in step
+// (leases refilled and returned, counters written, idle accounts forgotten).
+import type { Config, StorageLimits } from '../config.ts';
+import type { Logger } from '../log.ts';
+import { MonthlyPeriods } from './periods.ts';
+import { RateLimiter } from '../limiter/token-bucket.ts';
+import type { Storage } from '../storage/ports.ts';
+import type { RecentUsage } from '../storage/records.ts';
+import { Accounts, type AccountState } from './accounts.ts';
+import { Recorder } from './recorder.ts';
+import { Wallets } from './wallet.ts';
+
+const SWEEP_MS = 5_000;
+
+export class GatewayState {
+  readonly accounts: Accounts;
+  readonly wallets: Wallets;
+  readonly recorder: Recorder;
+  readonly limiter = new RateLimiter();
+  readonly periods = new MonthlyPeriods();
+  private sweeper: NodeJS.Timeout | undefined;
+
+  private readonly options: StorageLimits;
+
+  constructor(readonly storage: Storage, config: Config, private readonly log: Logger, private readonly now: () => number) {
+    const options = (this.options = config.storage);
+    const warn = (msg: string, err: Error) => log.error(msg, { error: err.message });
+    this.wallets = new Wallets(storage.ledger, { leaseMaxMicros: options.leaseMaxMicros, refillWaitMs: 5_000 }, warn);
+    this.recorder = new Recorder(storage.usage, { maxQueuedRows: options.maxQueuedRows, counterDelayMs: options.counterDelayMs, onError: warn });
+    this.accounts = new Accounts(storage.keys, config, this.periods, (s) => {
+      if (s.wallet) this.wallets.balanceChanged(s.wallet);
+    });
+    storage.changes.subscribe((change) => this.accounts.changed(change));
+    // A debit (a refund, a dispute) that finds the balance short takes back what our lease holds.
+    storage.ledger.holder({
+      holding: (accountId) => this.accounts.state(accountId)?.wallet?.available ?? 0,
+      giveBack: (accountId, micros) => {
+        const w = this.accounts.state(accountId)?.wallet;
+        if (w) this.wallets.giveBack(w, micros);
+      },
+    });
+  }
+
+  /** Counts what a crash left uncounted, ends the leases it left open, then starts the background work. */
+  async start(): Promise<void> {
+    const recovered = await this.storage.recover();
+    if (recovered.leasesClosed > 0 || recovered.rowsCounted > 0) {
+      this.log.warn('recovered from a previous run that stopped without writing everything', recovered);
+    }
+    this.recorder.start(await this.storage.usage.nextId());
+    this.sweeper = setInterval(() => this.sweep(), SWEEP_MS).unref();
+  }
+
+  /** What the customer has: the durable balance and what this gateway's lease holds unreserved. */
+  balance(accountId: string): number {
+    return this.storage.ledger.money.available(accountId);
+  }
+
+  /** The account's latest requests, newest first: those still queued, then the written chain. */
+  recent(state: AccountState, limit: number): RecentUsage[] {
+    this.recorder.commit();
+    const queued = this.recorder.queued(state.accountId, limit);
+    const recent = queued.map((r): RecentUsage => ({
+      ts: r.ts, requestId: r.requestId, method: r.method, path: r.path, status: r.status, priceMicros: r.priceMicros,
+      model: r.ai?.model ?? null, inputTokens: r.ai?.inputTokens ?? null, outputTokens: r.ai?.outputTokens ?? null, estimated: r.ai?.estimated ?? false,
+    }));
+    if (recent.length >= limit) return recent;
+    // Every queued row of the account is in `queued`: the oldest one's previous row is written.
+    const head = queued.length > 0 ? queued[queued.length - 1].prevId : state.lastUsageId;
+    const written = this.storage.usage.chain(head, limit - recent.length);
+    if (written instanceof Promise) throw new Error('an asynchronous usage log needs an asynchronous recent()');
+    return [...recent, ...written];
+  }
+
+  /**
+   * Writes every row and counter, then ends every lease not in use: what it did not spend goes
+   * back to its balance. False when the database would not take the rows (nothing is returned).
+   */
+  async returnLeases(): Promise<boolean> {
+    if (!this.recorder.flush()) return false;
+    for (const s of this.accounts.all()) if (s.wallet && s.wallet.reserved === 0) await this.wallets.close(s.wallet);
+    return true;
+  }
+
+  /** Shutdown: everything written, every lease returned. */
+  async stop(): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
+    if (!(await this.returnLeases())) this.log.error('stopping with usage rows the database would not take; they are lost', {});
+    this.recorder.stop();
+  }
+
+  /** Leases unused for leaseIdleMs go back to the balance; accounts idle long enough leave memory. */
+  private sweep(): void {
+    const t = performance.now();
+    for (const s of this.accounts.all()) {
+      const w = s.wallet;
+      if (!w || w.leaseId === undefined || w.reserved > 0 || w.pending || t - w.lastUsed < this.options.leaseIdleMs) continue;
+      // The lease's spending must be in the file before it ends.
+      if (!this.recorder.commitAccount(s)) return;
+      const closed = this.wallets.close(w);
+      if (closed instanceof Promise) closed.catch((err: Error) => this.log.error('returning a lease failed', { error: err.message }));
+    }
+    this.accounts.evictIdle(this.now());
+  }
+}

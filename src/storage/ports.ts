@@ -1,0 +1,198 @@
+// The storage seam: what the gateway's memory (src/state/) needs of a durable backend, one port
+// per promise. The request path touches only memory; these are called to fill it (a key not seen
+// yet), to refill or return a lease, and to write what memory decided, in group commits.
+//
+// A method a networked backend must wait for may return a promise; the SQLite backend
+// (src/db/sqlite-storage.ts) returns plain values, so the hot path allocates no promise. A write
+// that cannot happen now (another process holds SQLite's write lock) throws StorageBusy: nothing
+// was written, and the caller tries again later, off the request path.
+import type { BillingStore } from '../billing/billing-store.ts';
+import type { AccountRecord, AccountStatus, KeyRecord, RecentUsage, UsageRecord } from './records.ts';
+
+export type MaybePromise<T> = T | Promise<T>;
+
+/** A write that could not run now and changed nothing; try again shortly. */
+export class StorageBusy extends Error {
+  constructor(cause: unknown) {
+    super('the database is busy', { cause });
+    this.name = 'StorageBusy';
+  }
+}
+
+/** What loading a key brings into memory: the key, its account, and where its counters stand. */
+export interface KeyLookup {
+  key: KeyRecord;
+  account: AccountRecord;
+  /** The account's newest usage row (the head of its chain), or 0. */
+  lastUsageId: number;
+}
+
+/** Keys and accounts as stored. Reads only; may be served from a replica. */
+export interface KeyDirectory {
+  /** The key whose SHA-256 is `hash`, with its account; undefined when unknown. */
+  findKey(hash: string): MaybePromise<KeyLookup | undefined>;
+  /** The account as stored now (after a change). */
+  findAccount(id: string): MaybePromise<AccountRecord | undefined>;
+  /** Quota units counted for the account in `period`. */
+  quotaUsed(accountId: string, period: string): MaybePromise<number>;
+}
+
+/** A lease as the ledger knows it: how much it holds out of the balance. */
+export interface LeaseGrant {
+  leaseId: number;
+  /** Added to the lease by this call (0: the balance could not give `min`). */
+  micros: number;
+}
+
+/**
+ * Balances and their ledger. Every change of a balance is one ledger row in the same
+ * transaction; a balance never goes below zero.
+ */
+export interface Ledger {
+  /**
+   * Moves between `min` and `max` micro-dollars (as much as the balance holds) out of the balance
+   * into this gateway's lease of the account, opening one when `leaseId` is undefined. micros is
+   * 0, and nothing changes, when the balance holds less than `min`.
+   */
+  lease(accountId: string, leaseId: number | undefined, min: number, max: number): MaybePromise<LeaseGrant>;
+  /** Puts `micros` of a running lease (unspent and unreserved) back into the balance. */
+  giveBack(leaseId: number, micros: number): MaybePromise<void>;
+  /**
+   * Ends a lease: what its usage rows did not spend goes back to the balance. Its rows must be
+   * written first (UsageLog.write). Returns what was given back.
+   */
+  close(leaseId: number): MaybePromise<number>;
+  /** The durable balance plus what open leases hold unspent (what a customer has). */
+  balance(accountId: string): MaybePromise<number>;
+  /** Money moved by an operator or a payment, each in a transaction of its own. */
+  money: Money;
+  /** Who holds leases of accounts in this process (the gateway's wallets): see LeaseHolder. */
+  holder(holder: LeaseHolder): void;
+}
+
+/**
+ * The wallets of this gateway, as money sees them: a debit that finds the durable balance short
+ * (a refund, a dispute) asks for what a lease holds unreserved, given back in its transaction.
+ */
+export interface LeaseHolder {
+  /** What this gateway's lease of the account holds unreserved. */
+  holding(accountId: string): number;
+  /** Gives back up to `micros` of it (with Ledger.giveBack). */
+  giveBack(accountId: string, micros: number): void;
+}
+
+/**
+ * Credits and debits of the durable balance with their ledger rows, in the transaction of the
+ * caller when there is one (a webhook's effect).
+ */
+export interface Money {
+  /** Adds `micros` with a ledger row; returns the durable balance after. */
+  credit(accountId: string, micros: number, kind: string, reference: string): number;
+  /**
+   * Takes `micros` with a ledger row; false, and no change, when the balance cannot pay. When
+   * the durable balance alone is short, a lease of the account is asked to give back first
+   * (Ledger.onShort).
+   */
+  debit(accountId: string, micros: number, kind: string, reference: string): boolean;
+  /** The durable balance alone. */
+  durable(accountId: string): number;
+  /** What a debit could take now: the durable balance and what a lease here holds unreserved. */
+  available(accountId: string): number;
+}
+
+/** What a webhook's effect is handed: the money and billing state of its transaction. */
+export interface EventTx {
+  money: Money;
+  billing: BillingStore;
+}
+
+/**
+ * Webhook events, each applied exactly once: the event's id is recorded in the transaction of
+ * its effect, and the effect is handed that transaction's money.
+ */
+export interface EventLog {
+  /**
+   * Runs `effect` and records the event in one transaction, unless it was applied before (an
+   * ignored one runs again). The effect returns undefined when it applied, or a note saying why
+   * it did nothing; if it throws, nothing it did is kept.
+   */
+  applyOnce(event: InboundEvent, effect: (tx: EventTx) => string | undefined): MaybePromise<ApplyOutcome>;
+  /** Keeps a failed event (and counts the attempt) so it can be listed and replayed. */
+  recordFailure(event: InboundEvent, error: string): MaybePromise<void>;
+}
+
+/** What a group commit writes besides the rows: the counters of one account, as deltas. */
+export interface Tally {
+  accountId: string;
+  /** The oldest and newest rows of the account counted here (throughId: the counter rows' through_id). */
+  firstId: number;
+  throughId: number;
+  /** quota period → units counted since the last write. */
+  quota: Map<string, number>;
+  /** lease id → micro-dollars its rows spent since the last write. */
+  spent: Map<number, number>;
+  /** Overage units since the last write, by Stripe meter and interval start. */
+  overage: Map<string, { meter: string; intervalStart: number; units: number }>;
+}
+
+/** Usage rows and the counters derived from them. */
+export interface UsageLog {
+  /** The id the next row gets (rows are numbered by the gateway, one writer per database). */
+  nextId(): MaybePromise<number>;
+  /**
+   * Writes rows and tallies in one transaction, and records that every row up to `throughId`
+   * is counted in the counter rows. Throws StorageBusy when it cannot write now.
+   */
+  write(rows: readonly UsageRecord[], tallies: readonly Tally[], throughId: number): MaybePromise<void>;
+  /** The rows of a chain, newest first, starting at row `head` (0: none). */
+  chain(head: number, limit: number): MaybePromise<RecentUsage[]>;
+}
+
+/** A webhook event as received: its id, type and raw JSON. */
+export interface InboundEvent {
+  source: string;
+  id: string;
+  type: string;
+  payload: string;
+}
+
+/** What applying an event did: its effect ran, it needed none (with why), or it was seen before. */
+export type ApplyOutcome = { status: 'applied' } | { status: 'ignored'; note: string } | { status: 'duplicate' };
+
+/** What a change touched, for the memory that holds a copy of it. */
+export type Change =
+  | { kind: 'key'; hash: string }
+  | { kind: 'account'; id: string }
+  | { kind: 'balance'; id: string }
+  /** Something changed that the feed cannot name (a hand edit): reload everything. */
+  | { kind: 'all' };
+
+/** Changes made by this or another process, delivered to whoever holds copies. */
+export interface ChangeFeed {
+  /** Records `change` (inside the caller's transaction when there is one) for other processes. */
+  publish(change: Change): void;
+  /** `listener` hears changes of this process at once, other processes' within 200 ms. */
+  subscribe(listener: (change: Change) => void): void;
+}
+
+/** Everything the gateway stores, behind its ports. */
+export interface Storage {
+  keys: KeyDirectory;
+  billing: BillingStore;
+  ledger: Ledger;
+  usage: UsageLog;
+  events: EventLog;
+  changes: ChangeFeed;
+  /** This gateway's name in the leases it holds. */
+  readonly node: string;
+  /**
+   * Counts usage rows written before a crash into the counters they missed, and ends the leases
+   * a previous run of this node left open (what they did not spend returns to the balance).
+   * Called once at start, before serving.
+   */
+  recover(): MaybePromise<{ leasesClosed: number; rowsCounted: number }>;
+  isReady(): boolean;
+  close(): MaybePromise<void>;
+}
+
+export type { AccountStatus };
