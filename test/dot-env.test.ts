@@ -61,10 +61,15 @@ describe('.env in the working directory', () => {
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
     let gone = false;
     void exited.then(() => (gone = true));
-    await until(async () => {
-      if (gone) throw new Error(`the server exited:\n${out}`);
-      return fetch(`http://127.0.0.1:${port}/_tollgate/ready`).then((r) => r.status === 200, () => false);
-    }, 10_000, `the server on port ${port}`);
+    try {
+      await until(async () => {
+        if (gone) throw new Error(`the server exited:\n${out}`);
+        return fetch(`http://127.0.0.1:${port}/_tollgate/ready`).then((r) => r.status === 200, () => false);
+      }, 10_000, `the server on port ${port}`);
+    } catch (err) {
+      child.kill('SIGKILL');
+      throw err;
+    }
     child.kill('SIGTERM');
     return { code: await exited, out };
   }
