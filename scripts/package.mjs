@@ -52,7 +52,7 @@ try {
     main,
     output: blob,
     disableExperimentalSEAWarning: true,
-    // V8's compiled code for the script, made at build time: start-up does not parse 5 MB of JS.
+    // V8's compiled code for the script, made at build time: start-up does not compile the 8 MB bundle again.
     useCodeCache: true,
     assets: {
       'better_sqlite3.node': join(sqlite, 'build', 'Release', 'better_sqlite3.node'),

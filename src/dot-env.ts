@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { parseEnv } from 'node:util';
 
-export const DOT_ENV = '.env';
+const DOT_ENV = '.env';
 
 const ASSIGNMENT = /^\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*\s*=\s*(.*)$/;
 const QUOTES = new Set(['"', "'", '`']);

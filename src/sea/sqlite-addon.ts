@@ -4,7 +4,7 @@
 // then loaded with process.dlopen. scripts/package.mjs points better-sqlite3's `bindings` lookup
 // here.
 import { createHash } from 'node:crypto';
-import { lstatSync, mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getRawAsset } from 'node:sea';
@@ -39,7 +39,8 @@ export function loadSqliteAddon(name: string): object {
 function privateDir(): string {
   // Where this program unpacks itself, not a gateway setting: config.ts does not know about it.
   const xdg = process.env.XDG_CACHE_HOME;
-  const dir = xdg ? join(xdg, 'tollgate') : join(tmpdir(), `tollgate-${process.getuid?.() ?? 'user'}`);
+  const uid = process.getuid?.();
+  const dir = xdg ? join(xdg, 'tollgate') : join(tmpdir(), `tollgate-${uid ?? 'user'}`);
   if (xdg) mkdirSync(xdg, { recursive: true, mode: 0o700 });
   try {
     mkdirSync(dir, { mode: 0o700 });
@@ -47,7 +48,6 @@ function privateDir(): string {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
   const st = lstatSync(dir);
-  const uid = process.getuid?.();
   if (!st.isDirectory() || (uid !== undefined && st.uid !== uid) || (st.mode & 0o022) !== 0) {
     throw new Error(`${dir} must be a directory owned by this user and writable by no one else (to unpack the SQLite addon); remove it or set XDG_CACHE_HOME`);
   }
