@@ -1,7 +1,10 @@
 // Entry point of dist/server.js. A failure to start is one line on stderr, not a stack trace,
 // when it is one the operator can act on.
 import { GatewayLockedError } from './db/gateway-lock.ts';
+import { loadDotEnvOrExit } from './dot-env.ts';
 import { main } from './main.ts';
+
+loadDotEnvOrExit(process.env);
 
 main().catch((err: NodeJS.ErrnoException & { address?: string; port?: number }) => {
   let line = err.stack ?? err.message;

@@ -1,5 +1,6 @@
 // Applies migrations/NNNN_name.sql in order, each in its own transaction, and records them.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { getAsset, isSea } from 'node:sea';
 import { fileURLToPath } from 'node:url';
 import type { Db } from './open.ts';
 
@@ -14,13 +15,24 @@ export function migrationsDir(): string {
   throw new Error('migrations/ folder not found next to the program');
 }
 
+/** The single executable's copy of migrations/: file name → SQL (scripts/package.mjs writes it). */
+export const MIGRATIONS_ASSET = 'migrations.json';
+
 interface Migration { version: number; name: string; sql: string }
 
-function available(dir = migrationsDir()): Migration[] {
-  return readdirSync(dir)
-    .map((f) => FILE.exec(f))
-    .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => ({ version: Number(m[1]), name: m[2], sql: readFileSync(dir + m[0], 'utf8') }))
+/** File name → SQL of every .sql file: migrations/ on disk, or the copy the single executable carries. */
+function sqlFiles(): Record<string, string> {
+  if (isSea()) return JSON.parse(getAsset(MIGRATIONS_ASSET, 'utf8')) as Record<string, string>;
+  const dir = migrationsDir();
+  return Object.fromEntries(readdirSync(dir).filter((f) => f.endsWith('.sql')).map((f) => [f, readFileSync(dir + f, 'utf8')]));
+}
+
+function available(): Migration[] {
+  return Object.entries(sqlFiles())
+    .flatMap(([file, sql]) => {
+      const m = FILE.exec(file);
+      return m ? [{ version: Number(m[1]), name: m[2], sql }] : [];
+    })
     .sort((a, b) => a.version - b.version);
 }
 
