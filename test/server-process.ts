@@ -1,7 +1,9 @@
 // The built gateway (dist/server.js) as a child process, for the tests that kill or stop it.
 // `npm test` builds dist/ before vitest runs.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
@@ -33,7 +35,9 @@ export interface ServerProcess {
 export async function spawnServer(env: Record<string, string>, timeoutMs = 5_000): Promise<ServerProcess> {
   if (!existsSync(SERVER_JS)) throw new Error(`${SERVER_JS} is missing: run \`npm run build\` first (npm test does)`);
   const port = await freePort();
+  // In a directory of its own: a developer's .env or tollgate.config.json in the checkout must not leak in.
   const child = spawn(process.execPath, [SERVER_JS], {
+    cwd: mkdtempSync(join(tmpdir(), 'tollgate-cwd-')),
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
