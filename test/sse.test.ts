@@ -1,7 +1,7 @@
 // The byte-level server-sent event splitter: where events end (WHATWG HTML §9.2), which fields the
 // trackers get, and that what reaches the client is the upstream's bytes minus the events cut.
 import { describe, expect, it } from 'vitest';
-import { SseSplitter, type SseEvent } from '../src/meters/sse.ts';
+import { Marker, SseSplitter, type SseEvent } from '../src/meters/sse.ts';
 
 const b = (s: string) => Buffer.from(s);
 type Seen = [name: string, data: string];
@@ -96,8 +96,23 @@ describe('SseSplitter: fields', () => {
     const events: SseEvent[] = [];
     const s = new SseSplitter((ev) => (events.push(ev), true), false);
     s.push(b('data: {"usage":null}\n\ndata: {"usage": {"x":1}}\n\n'));
-    expect(events.map((ev) => ev.includes(b('"usage": {')))).toEqual([false, true]);
+    expect(events.map((ev) => ev.includes(new Marker('"usage": {')))).toEqual([false, true]);
     expect(events.map((ev) => ev.dataIs(b('{"usage":null}')))).toEqual([true, false]);
+  });
+});
+
+describe('Marker', () => {
+  it('finds what Buffer.indexOf finds, at every offset and in every range', () => {
+    const hay = b('data: {"usage":null,"x":"usagusage\\"usage","usage":{"a":1}} "usage"');
+    for (const text of ['"usage"', 'u', 'ge"', '"usage":{', 'usage\\"', '}} "usage"', 'absent']) {
+      const m = new Marker(text);
+      for (let from = 0; from <= hay.length; from++) {
+        for (const end of [hay.length, hay.length - 3, from + text.length + 2]) {
+          const want = hay.subarray(0, Math.min(end, hay.length)).indexOf(text, from);
+          expect(m.in(hay, from, Math.min(end, hay.length)), `${text} from ${from} to ${end}`).toBe(want);
+        }
+      }
+    }
   });
 });
 
@@ -152,7 +167,7 @@ describe('SseSplitter: forwarding', () => {
     ];
     const input = b(parts.join(''));
     const hidden = parts[4];
-    const cut = (ev: SseEvent) => ev.includes(b('"choices":[]'));
+    const cut = (ev: SseEvent) => ev.includes(new Marker('"choices":[]'));
     const expected = b(parts.filter((p) => p !== hidden).join(''));
     for (const cuts of [true, false]) {
       const whole = feed(input, [], cuts, cut);

@@ -9,7 +9,7 @@ import type { Tier } from './prices.ts';
 import {
   bare, filterData, freshUsage, limitField, parseJson, tokens, toolsOf, type ParsedCall, type Provider, type UsageTracker,
 } from './provider.ts';
-import type { SseEvent } from './sse.ts';
+import { Marker, type SseEvent } from './sse.ts';
 
 type Priced = 'chat' | 'responses' | 'embeddings';
 
@@ -111,23 +111,23 @@ export const openai: Provider = {
 // tells, so events are tested on their bytes first.
 const USAGE_OBJECT = /"usage"\s*:\s*\{/;
 const SERVICE_TIER = /"service_tier"\s*:\s*"(\w+)"/;
-const USAGE_KEY = Buffer.from('"usage"');
-const SERVICE_TIER_KEY = Buffer.from('"service_tier"');
-const WEB_SEARCH_CALL = Buffer.from('"web_search_call"');
+const USAGE_KEY = new Marker('"usage"');
+const SERVICE_TIER_KEY = new Marker('"service_tier"');
+const WEB_SEARCH_CALL = new Marker('"web_search_call"');
 const DONE = Buffer.from('[DONE]');
 // Responses API events that carry the final `response.usage`.
 const RESPONSE_DONE = new Set(['response.completed', 'response.incomplete', 'response.failed']);
 
 /** USAGE_OBJECT on the event's bytes: a `"usage"` key whose value is an object (not the chunks' `null`). */
 function hasUsageObject(ev: SseEvent): boolean {
-  const { raw } = ev;
-  for (let i = raw.indexOf(USAGE_KEY); i !== -1; i = raw.indexOf(USAGE_KEY, i + USAGE_KEY.length)) {
-    let p = skipBlanks(raw, i + USAGE_KEY.length);
-    if (raw[p] === COLON) p = skipBlanks(raw, p + 1);
-    else if (!lineEnd(raw[p])) continue;
-    if (raw[p] === BRACE) return true;
+  const key = USAGE_KEY.bytes.length;
+  for (let i = ev.find(USAGE_KEY); i !== -1; i = ev.find(USAGE_KEY, i + key)) {
+    let p = skipBlanks(ev, i + key);
+    if (ev.byteAt(p) === COLON) p = skipBlanks(ev, p + 1);
+    else if (!lineEnd(ev.byteAt(p))) continue;
+    if (ev.byteAt(p) === BRACE) return true;
     // JSON broken over data lines has "data:" between its bytes: test the decoded data.
-    if (lineEnd(raw[p])) return USAGE_OBJECT.test(ev.data);
+    if (lineEnd(ev.byteAt(p))) return USAGE_OBJECT.test(ev.data);
   }
   return false;
 }
@@ -136,8 +136,8 @@ const COLON = 0x3a;
 const BRACE = 0x7b;
 const lineEnd = (c: number | undefined) => c === 0x0a || c === 0x0d;
 
-function skipBlanks(raw: Buffer, p: number): number {
-  while (raw[p] === 0x20 || raw[p] === 0x09) p++;
+function skipBlanks(ev: SseEvent, p: number): number {
+  for (let c = ev.byteAt(p); c === 0x20 || c === 0x09; c = ev.byteAt(++p));
   return p;
 }
 

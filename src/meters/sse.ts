@@ -8,41 +8,75 @@ const LF = 0x0a;
 const CR = 0x0d;
 const SPACE = 0x20;
 const COLON = 0x3a;
-const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 const DATA = Buffer.from('data');
 const EVENT = Buffer.from('event');
 const EMPTY = Buffer.alloc(0);
 
-/** One event: a view of its bytes, its name, and its data decoded on demand. */
+/**
+ * A byte string to look for in events. Events are short (a few hundred bytes): Horspool's search
+ * in JS costs less there than the setup of a native Buffer.indexOf.
+ */
+export class Marker {
+  readonly bytes: Buffer;
+  private readonly skip = new Uint8Array(256);
+
+  constructor(text: string) {
+    this.bytes = Buffer.from(text);
+    const m = this.bytes.length;
+    if (m === 0 || m > 255) throw new RangeError('a marker is 1 to 255 bytes');
+    this.skip.fill(m);
+    for (let i = 0; i < m - 1; i++) this.skip[this.bytes[i]] = m - 1 - i;
+  }
+
+  /** The first index in [from, end) where the marker starts, or -1. */
+  in(buf: Buffer, from: number, end: number): number {
+    const { bytes, skip } = this;
+    const m = bytes.length;
+    const last = bytes[m - 1];
+    for (let i = from + m - 1; i < end; i += skip[buf[i]]) {
+      if (buf[i] !== last) continue;
+      let j = m - 2;
+      while (j >= 0 && buf[i - m + 1 + j] === bytes[j]) j--;
+      if (j < 0) return i - m + 1;
+    }
+    return -1;
+  }
+}
+
+/** One event: where its bytes are, its name, and its data decoded on demand. */
 export class SseEvent {
   /** The `event:` field, or "message". */
   readonly event: string = 'message';
-  // The byte ranges of the data lines' values in `raw`: [start, end, start, end, …].
+  // The byte ranges of the data lines' values in `bytes`: [start, end, start, end, …].
   private readonly values: number[] = [];
   private decoded: string | undefined;
 
-  constructor(
-    /** The event's bytes as they came, including the blank line that ended it (as far as it arrived). */
-    readonly raw: Buffer,
-    from: number,
-  ) {
-    const n = raw.length;
-    const crs = raw.includes(CR);
-    let name: [number, number] | undefined;
-    for (let p = from; p < n;) {
-      let end = raw.indexOf(LF, p);
-      if (end === -1) end = n;
-      if (crs) {
-        const cr = raw.indexOf(CR, p);
-        if (cr !== -1 && cr < end) end = cr;
+  /**
+   * The event is bytes[start, end), from its first line to the blank line that ended it (as far
+   * as it arrived); `crs`: some of its lines end in CR.
+   */
+  constructor(private readonly bytes: Buffer, private readonly start: number, private readonly end: number, bom: boolean, crs: boolean) {
+    let name = -1;
+    let nameEnd = -1;
+    for (let p = start + (bom ? 3 : 0); p < end;) {
+      let eol = p;
+      if (crs) while (eol < end && bytes[eol] !== LF && bytes[eol] !== CR) eol++;
+      else if ((eol = bytes.indexOf(LF, p)) === -1 || eol > end) eol = end; // memchr: the line's LF is in the event
+      if (eol === p) break; // the blank line
+      const c = bytes[p];
+      if (c === 0x64 && isField(bytes, p, eol, DATA)) this.values.push(valueAt(bytes, p + 4, eol), eol);
+      else if (c === 0x65 && isField(bytes, p, eol, EVENT)) {
+        name = valueAt(bytes, p + 5, eol);
+        nameEnd = eol;
       }
-      if (end === p) break; // the blank line
-      const c = raw[p];
-      if (c === 0x64 && isField(raw, p, end, DATA)) this.values.push(valueOf(raw, p, end), end);
-      else if (c === 0x65 && isField(raw, p, end, EVENT)) name = [valueOf(raw, p, end), end];
-      p = end + (raw[end] === CR && raw[end + 1] === LF ? 2 : 1);
+      p = eol + (bytes[eol] === CR && bytes[eol + 1] === LF ? 2 : 1);
     }
-    if (name && name[1] > name[0]) this.event = raw.toString('utf8', name[0], name[1]);
+    if (nameEnd > name) this.event = bytes.toString('utf8', name, nameEnd);
+  }
+
+  /** The event's bytes as they came (a view of the upstream's chunk when it came in one). */
+  get raw(): Buffer {
+    return this.bytes.subarray(this.start, this.end);
   }
 
   /** Whether it has a data field: an event without one is not dispatched (§9.2.6). */
@@ -54,8 +88,8 @@ export class SseEvent {
   get data(): string {
     if (this.decoded !== undefined) return this.decoded;
     const v = this.values;
-    let text = v.length === 0 ? '' : this.raw.toString('utf8', v[0], v[1]);
-    for (let i = 2; i < v.length; i += 2) text += '\n' + this.raw.toString('utf8', v[i], v[i + 1]);
+    let text = v.length === 0 ? '' : this.bytes.toString('utf8', v[0], v[1]);
+    for (let i = 2; i < v.length; i += 2) text += '\n' + this.bytes.toString('utf8', v[i], v[i + 1]);
     return (this.decoded = text);
   }
 
@@ -63,27 +97,38 @@ export class SseEvent {
   dataIs(bytes: Buffer): boolean {
     const v = this.values;
     if (v.length !== 2) return v.length > 2 && this.data === bytes.toString();
-    return v[1] - v[0] === bytes.length && this.raw.compare(bytes, 0, bytes.length, v[0], v[1]) === 0;
+    return v[1] - v[0] === bytes.length && this.bytes.compare(bytes, 0, bytes.length, v[0], v[1]) === 0;
+  }
+
+  /** Where `marker` first occurs in the event's bytes at or after `from` (offsets in raw), or -1. */
+  find(marker: Marker, from = 0): number {
+    const at = marker.in(this.bytes, this.start + from, this.end);
+    return at === -1 ? -1 : at - this.start;
   }
 
   /** Whether the event's bytes contain `marker`: a cheap test before reading the data. */
-  includes(marker: Buffer): boolean {
-    return this.raw.includes(marker);
+  includes(marker: Marker): boolean {
+    return marker.in(this.bytes, this.start, this.end) !== -1;
+  }
+
+  /** The byte at offset i of raw (undefined past its end). */
+  byteAt(i: number): number | undefined {
+    return i < this.end - this.start ? this.bytes[this.start + i] : undefined;
   }
 }
 
-/** Where the value of a field's line [p, end) starts: after its colon and one space (none: empty). */
-function valueOf(raw: Buffer, p: number, end: number): number {
-  const colon = raw.indexOf(COLON, p);
-  if (colon === -1 || colon >= end) return end;
-  return colon + 1 < end && raw[colon + 1] === SPACE ? colon + 2 : colon + 1;
+/** Where a field's value starts, `p` just past its name: after the colon and one space (no colon: empty). */
+function valueAt(bytes: Buffer, p: number, eol: number): number {
+  if (p === eol) return eol;
+  return bytes[p + 1] === SPACE && p + 1 < eol ? p + 2 : p + 1;
 }
 
-/** Whether the line [p, end) is this field: its name, then a colon or the line's end. */
-function isField(raw: Buffer, p: number, end: number, field: Buffer): boolean {
+/** Whether the line [p, eol) is this field: its name (first byte checked by the caller), then a colon or the line's end. */
+function isField(bytes: Buffer, p: number, eol: number, field: Buffer): boolean {
   const after = p + field.length;
-  if (after > end || (after < end && raw[after] !== COLON)) return false;
-  return raw.compare(field, 0, field.length, p, after) === 0;
+  if (after > eol || (after < eol && bytes[after] !== COLON)) return false;
+  for (let i = 1; i < field.length; i++) if (bytes[p + i] !== field[i]) return false;
+  return true;
 }
 
 /**
@@ -100,8 +145,12 @@ export class SseSplitter {
   private afterCr = false;
   /** The last chunk ended with the CR that completed an event: an LF next is that event's, and cut with it. */
   private lfOf: 'none' | 'kept' | 'cut' = 'none';
+  /** A CR ended a line of the current event (most streams have none: their lines are found by LF alone). */
+  private crs = false;
+  /** No event seen yet: a byte order mark may start the stream. */
   private first = true;
-  /** Where the next CR in the current chunk is (-1: none). */
+  // The next LF and CR in the current chunk at or after where the scan is (-1: none left).
+  private lf = -1;
   private cr = -1;
 
   constructor(private readonly visit: (ev: SseEvent) => boolean, private readonly cuts: boolean) {}
@@ -119,24 +168,30 @@ export class SseSplitter {
       }
       this.lfOf = 'none';
     }
-    const out: Buffer[] = [];
+    let out: Buffer[] | undefined;
+    this.lf = chunk.indexOf(LF, start);
     this.cr = chunk.indexOf(CR, start);
     for (let end = this.scan(chunk, start); end !== -1; end = this.scan(chunk, start)) {
       if (chunk[end - 1] === CR && chunk[end] === LF) {
         end++;
         this.afterCr = false;
       }
-      const own = chunk.subarray(start, end);
-      const raw = this.held.length === 0 ? own : Buffer.concat([...this.held, own]);
-      this.held = [];
-      const ev = new SseEvent(raw, this.bomAt(raw));
+      let copy: Buffer | undefined;
+      let ev: SseEvent;
+      if (this.held.length === 0) ev = this.event(chunk, start, end);
+      else {
+        this.held.push(chunk.subarray(start, end));
+        copy = Buffer.concat(this.held);
+        this.held = [];
+        ev = this.event(copy, 0, copy.length);
+      }
       const keep = !ev.dispatched || this.visit(ev) || !this.cuts;
-      if (this.cuts && raw !== own) {
+      if (this.cuts && copy) {
         // Its first bytes were held back: it goes out whole from the copy, or not at all.
-        if (keep) out.push(raw);
+        if (keep) (out ??= []).push(copy);
         sent = end;
       } else if (!keep) {
-        if (start > sent) out.push(chunk.subarray(sent, start));
+        if (start > sent) (out ??= []).push(chunk.subarray(sent, start));
         sent = end;
       }
       if (end === chunk.length && chunk[end - 1] === CR) this.lfOf = keep ? 'kept' : 'cut';
@@ -144,8 +199,18 @@ export class SseSplitter {
     }
     if (start < chunk.length) this.held.push(chunk.subarray(start));
     if (!this.cuts) return chunk;
+    if (out === undefined) return sent === 0 && start === chunk.length ? chunk : chunk.subarray(sent, start);
     if (start > sent) out.push(chunk.subarray(sent, start));
-    return out.length === 0 ? EMPTY : out.length === 1 ? out[0] : Buffer.concat(out);
+    return out.length === 1 ? out[0] : Buffer.concat(out);
+  }
+
+  private event(bytes: Buffer, start: number, end: number): SseEvent {
+    // A byte order mark at the start of the stream is not part of its first field (§9.2.6).
+    const bom = this.first && end - start >= 3 && bytes[start] === 0xef && bytes[start + 1] === 0xbb && bytes[start + 2] === 0xbf;
+    const ev = new SseEvent(bytes, start, end, bom, this.crs);
+    this.first = false;
+    this.crs = false;
+    return ev;
   }
 
   /**
@@ -163,6 +228,7 @@ export class SseSplitter {
         p++;
       } else if (c === CR) {
         this.afterCr = true;
+        this.crs = true;
         if (this.lineEmpty) return p + 1;
         this.lineEmpty = true;
         p++;
@@ -175,19 +241,12 @@ export class SseSplitter {
     return -1;
   }
 
-  /** The next CR or LF at or after p, or the chunk's length. */
+  /** The next CR or LF at or after p, or the chunk's length (each found once per chunk by memchr). */
   private lineEnd(chunk: Buffer, p: number): number {
-    const lf = chunk.indexOf(LF, p);
+    if (this.lf !== -1 && this.lf < p) this.lf = chunk.indexOf(LF, p);
     if (this.cr !== -1 && this.cr < p) this.cr = chunk.indexOf(CR, p);
-    if (this.cr === -1) return lf === -1 ? chunk.length : lf;
-    return lf === -1 || this.cr < lf ? this.cr : lf;
-  }
-
-  /** A byte order mark at the start of the stream is not part of its first field (§9.2.6). */
-  private bomAt(raw: Buffer): number {
-    if (!this.first) return 0;
-    this.first = false;
-    return raw.length >= 3 && raw.compare(BOM, 0, 3, 0, 3) === 0 ? 3 : 0;
+    const lf = this.lf === -1 ? chunk.length : this.lf;
+    return this.cr === -1 || lf < this.cr ? lf : this.cr;
   }
 
   /**
@@ -199,7 +258,7 @@ export class SseSplitter {
     if (this.held.length === 0) return EMPTY;
     const raw = Buffer.concat(this.held);
     this.held = [];
-    const ev = new SseEvent(raw, this.bomAt(raw));
+    const ev = this.event(raw, 0, raw.length);
     const keep = !ev.dispatched || this.visit(ev);
     return this.cuts && keep ? raw : EMPTY;
   }
