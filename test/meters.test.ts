@@ -1,69 +1,18 @@
-// The pure parts of token metering: splitting server-sent events, pricing usage, and reading the
-// providers' usage reports from real event sequences.
+// The pure parts of token metering: pricing usage and reading the providers' usage reports from
+// real event sequences (splitting server-sent events: sse.test.ts).
 import { describe, expect, it } from 'vitest';
 import { anthropic } from '../src/meters/anthropic.ts';
 import { openai } from '../src/meters/openai.ts';
 import { costMicros, DEFAULT_PRICES, findPrice, NO_USAGE, type ModelPrice } from '../src/meters/prices.ts';
 import type { ParsedCall } from '../src/meters/provider.ts';
-import { SseSplitter, type SseEvent } from '../src/meters/sse.ts';
 import { loadTokenizer, tokenizerReady } from '../src/meters/text-tokens.ts';
 import { AiExchange, reservationMicros } from '../src/meters/token-meter.ts';
 
-const enc = (s: string) => new TextEncoder().encode(s);
 const SONNET: ModelPrice = { input: 3_000_000, cachedInput: 300_000, cacheWrite5m: 3_750_000, cacheWrite1h: 6_000_000, output: 15_000_000, maxOutput: 64_000 };
 const GPT: ModelPrice = { input: 2_500_000, cachedInput: 1_250_000, output: 10_000_000, maxOutput: 16_384 };
 const usage = (u: Partial<typeof NO_USAGE>) => ({ ...NO_USAGE, ...u });
 /** ⌈micros·tokens / 10^6⌉ of a sum worked out by hand. */
 const ceil = (perMillionSum: number) => Math.ceil(perMillionSum / 1_000_000);
-
-describe('SseSplitter', () => {
-  it('yields nothing until the blank line that ends an event, then the whole event with its raw text', () => {
-    const s = new SseSplitter();
-    expect(s.push(enc('event: message_start\nda'))).toEqual([]);
-    expect(s.push(enc('ta: {"a":1}\n'))).toEqual([]);
-    const [ev] = s.push(enc('\nevent: ping'));
-    expect(ev).toEqual({ raw: 'event: message_start\ndata: {"a":1}\n\n', event: 'message_start', data: '{"a":1}' });
-    expect(s.rest()).toBe('event: ping');
-  });
-
-  it('splits one byte at a time, with CRLF line ends, and keeps each event byte for byte', () => {
-    const text = 'event: a\r\ndata: 1\r\n\r\ndata: 2\r\n\r\n: comment\r\ndata: 3\r\n\r\n';
-    const s = new SseSplitter();
-    const out: SseEvent[] = [];
-    for (const byte of enc(text)) out.push(...s.push(Uint8Array.of(byte)));
-    expect(out.map((e) => [e.event, e.data])).toEqual([['a', '1'], ['message', '2'], ['message', '3']]);
-    expect(out.map((e) => e.raw).join('')).toBe(text);
-    expect(s.rest()).toBe('');
-  });
-
-  it('finds a CRLF boundary split across two chunks (\\r\\n | \\r\\n)', () => {
-    const s = new SseSplitter();
-    expect(s.push(enc('data: x\r\n'))).toEqual([]);
-    const out = s.push(enc('\r\ndata: y\r\n\r\n'));
-    expect(out.map((e) => e.data)).toEqual(['x', 'y']);
-  });
-
-  it('joins multi-line data with "\\n", strips one leading space, and treats a bare CR as a line end', () => {
-    const s = new SseSplitter();
-    const out = s.push(enc('data: {"a":\ndata:  1}\n\nevent:e\rdata:z\r\r'));
-    expect(out[0].data).toBe('{"a":\n 1}');
-    expect(out[1]).toMatchObject({ event: 'e', data: 'z' });
-  });
-
-  it('decodes a UTF-8 character split between chunks', () => {
-    const bytes = enc('data: héllo €\n\n');
-    const s = new SseSplitter();
-    const cut = 9; // inside "é"
-    expect(s.push(bytes.slice(0, cut))).toEqual([]);
-    expect(s.push(bytes.slice(cut))[0].data).toBe('héllo €');
-  });
-
-  it('keeps a cut-off event in rest()', () => {
-    const s = new SseSplitter();
-    expect(s.push(enc('data: 1\n\ndata: {"partial'))).toHaveLength(1);
-    expect(s.rest()).toBe('data: {"partial');
-  });
-});
 
 describe('costMicros', () => {
   it('prices each kind of token at its own rate, exactly', () => {
@@ -184,6 +133,53 @@ describe('OpenAI tracker', () => {
     expect(ex.settle()).toEqual({ costMicros: 2405, usage: ex.tracker.usage, estimated: false });
   });
 
+  it('cuts exactly the usage chunk at every chunk size; the rest goes out byte for byte and is what streamedBytes counts', () => {
+    const call = openai.parse('/v1/chat/completions', chatBody);
+    const events: [undefined, unknown][] = [[undefined, chunk({ content: 'Grüße 😀' }, { usage: null })], [undefined, chunk({ content: '!' }, { usage: null })]];
+    const text = sse(...events, [undefined, usageChunk], [undefined, '[DONE]']);
+    const expected = sse(...events, [undefined, '[DONE]']);
+    for (let size = 1; size <= text.length; size++) {
+      const ex = new AiExchange(openai, call, GPT, 10_000, Buffer.from(JSON.stringify(call.rewritten)));
+      ex.start(200, 'text/event-stream');
+      const bytes = Buffer.from(text);
+      const out: Buffer[] = [];
+      for (let i = 0; i < bytes.length; i += size) out.push(ex.data(bytes.subarray(i, i + size)));
+      out.push(ex.end());
+      const sent = Buffer.concat(out);
+      expect(sent.toString(), `chunks of ${size}`).toBe(expected);
+      expect(ex.streamedBytes).toBe(sent.length);
+      expect(ex.settle()).toMatchObject({ costMicros: 2405, estimated: false });
+    }
+  });
+
+  it('finds the usage object on the bytes however its JSON is spaced or split over data lines', () => {
+    const call = openai.parse('/v1/chat/completions', { ...chatBody, stream_options: { include_usage: true } });
+    const streams = [
+      'data: {"choices":[],"usage" : {"prompt_tokens":1234,"completion_tokens":57,"prompt_tokens_details":{"cached_tokens":1000}}}\n\n',
+      'data: {"choices":[],"usage":\ndata: {"prompt_tokens":1234,"completion_tokens":57,"prompt_tokens_details":{"cached_tokens":1000}}}\n\n',
+      'data: {"choices":[],"usage"\ndata: :{"prompt_tokens":1234,"completion_tokens":57,"prompt_tokens_details":{"cached_tokens":1000}}}\r\n\r\n',
+    ];
+    for (const usageEvent of streams) {
+      const ex = new AiExchange(openai, call, GPT, 10_000, Buffer.from('{}'));
+      ex.start(200, 'text/event-stream');
+      // "[DONE]" and "usage" inside generated text are text, not markers.
+      run(ex, sse([undefined, chunk({ content: '"usage":{[DONE]' }, { usage: null })]) + usageEvent + 'data: [DONE]\n\n');
+      expect(ex.settle(), usageEvent).toMatchObject({ costMicros: 2405, estimated: false });
+      expect(ex.tracker.generatedText()).toBe('"usage":{[DONE]');
+    }
+  });
+
+  it('a stream with nothing to hide goes out chunk by chunk as it came', () => {
+    const body = { ...chatBody, stream_options: { include_usage: true }, service_tier: 'default' };
+    const ex = new AiExchange(openai, openai.parse('/v1/chat/completions', body), GPT, 10_000, Buffer.from(JSON.stringify(body)));
+    ex.start(200, 'text/event-stream');
+    const bytes = Buffer.from(sse([undefined, chunk({ content: 'x' }, { usage: null })], [undefined, usageChunk], [undefined, '[DONE]']));
+    for (const part of [bytes.subarray(0, 10), bytes.subarray(10, 200), bytes.subarray(200)]) expect(ex.data(part)).toBe(part);
+    expect(ex.end()).toHaveLength(0);
+    expect(ex.streamedBytes).toBe(bytes.length);
+    expect(ex.settle().costMicros).toBe(2405);
+  });
+
   it('passes the usage chunk to a client that asked for it, stream_options unchanged', () => {
     const body = { ...chatBody, stream_options: { include_usage: true }, service_tier: 'default' };
     const call = openai.parse('/v1/chat/completions', body);
@@ -218,7 +214,7 @@ describe('OpenAI tracker', () => {
     expect(call.maxOutputTokens).toBe(0);
     const ex = new AiExchange(openai, call, { input: 20_000, output: 0, maxOutput: 0 }, 100, Buffer.from('{}'));
     ex.start(200, 'application/json');
-    expect(ex.data(Buffer.from('{"object":"list","data":[],"usage":{"prompt_tokens":8'))).toBe('');
+    expect(ex.data(Buffer.from('{"object":"list","data":[],"usage":{"prompt_tokens":8'))).toHaveLength(0);
     ex.data(Buffer.from(',"total_tokens":8}}'));
     expect(ex.costKnown).toBe(false);
     expect(JSON.parse(ex.end().toString()).usage.prompt_tokens).toBe(8);

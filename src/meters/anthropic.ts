@@ -76,13 +76,13 @@ class AnthropicTracker implements UsageTracker {
   seen = false;
   complete = false;
   readonly tier = 'standard' as const;
-  /** content_block_delta data, decoded only for an estimate. */
-  private readonly deltas: string[] = [];
+  /** content_block_delta events, decoded only for an estimate. */
+  private readonly deltas: SseEvent[] = [];
 
   event(ev: SseEvent): boolean {
     switch (ev.event) {
       case 'content_block_delta':
-        this.deltas.push(ev.data);
+        this.deltas.push(ev);
         return true;
       case 'message_start':
       case 'message_delta': {
@@ -107,8 +107,8 @@ class AnthropicTracker implements UsageTracker {
 
   generatedText(): string {
     let text = '';
-    for (const data of this.deltas) {
-      const delta = parseJson(data)?.delta;
+    for (const ev of this.deltas) {
+      const delta = parseJson(ev.data)?.delta;
       if (!isRecord(delta)) continue;
       // text_delta, thinking_delta, input_json_delta (tool input); signatures are not text.
       for (const k of ['text', 'thinking', 'partial_json']) if (typeof delta[k] === 'string') text += delta[k];

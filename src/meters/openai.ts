@@ -9,7 +9,7 @@ import type { Tier } from './prices.ts';
 import {
   bare, filterData, freshUsage, limitField, parseJson, tokens, toolsOf, type ParsedCall, type Provider, type UsageTracker,
 } from './provider.ts';
-import type { SseEvent } from './sse.ts';
+import { Marker, type SseEvent } from './sse.ts';
 
 type Priced = 'chat' | 'responses' | 'embeddings';
 
@@ -107,11 +107,39 @@ export const openai: Provider = {
   tracker: (call) => new OpenAiTracker(call),
 };
 
-// Only a few events carry usage or an error; parsing every token delta would cost more than it tells.
+// Only a few events carry usage or an error; decoding every token delta would cost more than it
+// tells, so events are tested on their bytes first.
 const USAGE_OBJECT = /"usage"\s*:\s*\{/;
 const SERVICE_TIER = /"service_tier"\s*:\s*"(\w+)"/;
+const USAGE_KEY = new Marker('"usage"');
+const SERVICE_TIER_KEY = new Marker('"service_tier"');
+const WEB_SEARCH_CALL = new Marker('"web_search_call"');
+const DONE = Buffer.from('[DONE]');
 // Responses API events that carry the final `response.usage`.
 const RESPONSE_DONE = new Set(['response.completed', 'response.incomplete', 'response.failed']);
+
+/** USAGE_OBJECT on the event's bytes: a `"usage"` key whose value is an object (not the chunks' `null`). */
+function hasUsageObject(ev: SseEvent): boolean {
+  const key = USAGE_KEY.bytes.length;
+  for (let i = ev.find(USAGE_KEY); i !== -1; i = ev.find(USAGE_KEY, i + key)) {
+    let p = skipBlanks(ev, i + key);
+    if (ev.byteAt(p) === COLON) p = skipBlanks(ev, p + 1);
+    else if (!lineEnd(ev.byteAt(p))) continue;
+    if (ev.byteAt(p) === BRACE) return true;
+    // JSON broken over data lines has "data:" between its bytes: test the decoded data.
+    if (lineEnd(ev.byteAt(p))) return USAGE_OBJECT.test(ev.data);
+  }
+  return false;
+}
+
+const COLON = 0x3a;
+const BRACE = 0x7b;
+const lineEnd = (c: number | undefined) => c === 0x0a || c === 0x0d;
+
+function skipBlanks(ev: SseEvent, p: number): number {
+  for (let c = ev.byteAt(p); c === 0x20 || c === 0x09; c = ev.byteAt(++p));
+  return p;
+}
 
 function tierOf(v: unknown): Tier | undefined {
   if (typeof v !== 'string') return undefined;
@@ -128,26 +156,25 @@ class OpenAiTracker implements UsageTracker {
   seen = false;
   complete = false;
   tier: Tier | undefined = undefined;
-  /** The data of the events that can carry generated text, decoded only for an estimate. */
-  private readonly textEvents: string[] = [];
+  /** The events that can carry generated text, decoded only for an estimate. */
+  private readonly textEvents: SseEvent[] = [];
 
   constructor(private readonly call: ParsedCall) {}
 
   event(ev: SseEvent): boolean {
-    const { data } = ev;
-    if (data === '[DONE]' || ev.event === 'error') return true;
-    if (this.tier === undefined) this.tier = tierOf(SERVICE_TIER.exec(data)?.[1]);
+    if (ev.event === 'error' || ev.dataIs(DONE)) return true;
+    if (this.tier === undefined && ev.includes(SERVICE_TIER_KEY)) this.tier = tierOf(SERVICE_TIER.exec(ev.data)?.[1]);
     if (ev.event.endsWith('.delta') && ev.event !== 'response.audio.delta') {
-      this.textEvents.push(data);
+      this.textEvents.push(ev);
       return true;
     }
     // Responses: a web search started (the final response counts them all).
-    if (ev.event === 'response.output_item.added' && data.includes('"web_search_call"')) this.usage.webSearches++;
-    if (!USAGE_OBJECT.test(data)) {
-      if (ev.event === 'message') this.textEvents.push(data); // a chat chunk
+    if (ev.event === 'response.output_item.added' && ev.includes(WEB_SEARCH_CALL)) this.usage.webSearches++;
+    if (!hasUsageObject(ev)) {
+      if (ev.event === 'message') this.textEvents.push(ev); // a chat chunk
       return true;
     }
-    const json = parseJson(data);
+    const json = parseJson(ev.data);
     if (!json) return true;
     if (isRecord(json.response) && (RESPONSE_DONE.has(ev.event) || RESPONSE_DONE.has(json.type as string))) {
       this.readResponse(json.response);
@@ -159,7 +186,7 @@ class OpenAiTracker implements UsageTracker {
       // The usage chunk the gateway asked for: no choices, only usage.
       if (this.call.hideUsageChunk && Array.isArray(json.choices) && json.choices.length === 0) return false;
     }
-    if (Array.isArray(json.choices)) this.textEvents.push(data);
+    if (Array.isArray(json.choices)) this.textEvents.push(ev);
     return true;
   }
 
@@ -174,8 +201,8 @@ class OpenAiTracker implements UsageTracker {
 
   generatedText(): string {
     let text = '';
-    for (const data of this.textEvents) {
-      const json = parseJson(data);
+    for (const ev of this.textEvents) {
+      const json = parseJson(ev.data);
       if (!json) continue;
       if (typeof json.delta === 'string') text += json.delta; // a Responses *.delta event
       if (!Array.isArray(json.choices)) continue;

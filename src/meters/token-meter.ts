@@ -10,6 +10,7 @@ import { countTokens, loadTokenizer } from './text-tokens.ts';
 
 /** A non-streaming response larger than this is passed through unparsed (and estimated). */
 const MAX_BUFFERED = 16 * 1024 * 1024;
+const NOTHING = Buffer.alloc(0);
 
 /**
  * The most a request can cost: every byte of its body an input token at the dearest input rate
@@ -83,22 +84,22 @@ export class AiExchange {
     if (!this.succeeded) this.mode = 'raw'; // provider errors pass through unchanged
     else if (contentType?.startsWith('text/event-stream')) {
       this.mode = 'stream';
-      this.splitter = new SseSplitter();
+      // Only a stream with an event to hide waits for each event's end before sending it.
+      this.splitter = new SseSplitter((ev) => this.tracker.event(ev), this.call.hideUsageChunk);
     } else this.mode = 'buffer';
   }
 
-  /** What to send the client for this chunk ('' when nothing yet). */
-  data(chunk: Buffer): Buffer | string {
+  /** What to send the client for this chunk (empty when nothing yet): the upstream's bytes or views of them. */
+  data(chunk: Buffer): Buffer {
     if (this.mode === 'stream') {
-      let out = '';
-      for (const ev of this.splitter!.push(chunk)) if (this.tracker.event(ev)) out += ev.raw;
-      this.streamedBytes += Buffer.byteLength(out);
+      const out = this.splitter!.push(chunk);
+      this.streamedBytes += out.length;
       return out;
     }
     if (this.mode === 'buffer') {
       this.held.push(chunk);
       this.heldBytes += chunk.length;
-      if (this.heldBytes <= MAX_BUFFERED) return '';
+      if (this.heldBytes <= MAX_BUFFERED) return NOTHING;
       this.mode = 'raw';
       const all = Buffer.concat(this.held);
       this.held = [];
@@ -110,13 +111,13 @@ export class AiExchange {
   }
 
   /** The rest to send once the upstream finished (a held JSON body, a cut-off event). */
-  end(): Buffer | string {
+  end(): Buffer {
     if (this.mode === 'stream') {
-      const rest = this.splitter!.rest();
-      this.streamedBytes += Buffer.byteLength(rest);
+      const rest = this.splitter!.end();
+      this.streamedBytes += rest.length;
       return rest;
     }
-    if (this.mode !== 'buffer') return '';
+    if (this.mode !== 'buffer') return NOTHING;
     const body = Buffer.concat(this.held);
     this.held = [];
     try {
