@@ -87,11 +87,12 @@ export interface GatewayOptions {
   file?: unknown;
   env?: Record<string, string>;
   now?: () => number;
+  /** An existing database file (default: a new one). */
+  dbPath?: string;
 }
 
-export async function startGateway({ file, env = {}, now = Date.now }: GatewayOptions = {}): Promise<TestGateway> {
+export async function startGateway({ file, env = {}, now = Date.now, dbPath = join(tempDir(), 'tollgate.db') }: GatewayOptions = {}): Promise<TestGateway> {
   const dir = tempDir();
-  const dbPath = join(dir, 'tollgate.db');
   const fullEnv: Record<string, string> = { DATABASE_PATH: dbPath, LOG_LEVEL: 'silent', ...env };
   if (file !== undefined) {
     fullEnv.TOLLGATE_CONFIG = join(dir, 'tollgate.config.json');

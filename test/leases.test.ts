@@ -1,0 +1,114 @@
+// Money in memory against leases: a lease may hold less than the balance (several gateways, a
+// cap) or all of a small balance, and either way N requests at once against money for K get
+// exactly K yeses. Credits another process grants are usable within a second; a debit that finds
+// the balance short takes back what the lease holds.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bearer, fetchText, ledgerCheck, openAdmin, seedAccount, startGateway, startUpstream, type TestGateway, type Upstream } from './helpers.ts';
+import { until } from './until.ts';
+
+const PRICE = 1_000;
+
+describe('leases', () => {
+  let up: Upstream;
+  let gw: TestGateway;
+  beforeAll(async () => {
+    up = await startUpstream();
+    gw = await startGateway({
+      // Leases of at most 2.5 requests' worth: every few requests a refill, as with several gateways.
+      env: { LEASE_MAX_MICROS: String(2_500) },
+      file: {
+        routes: [{ path: '/api/', upstream: up.url, priceMicros: PRICE }],
+        plans: { paid: { limits: { perSecond: 10_000 }, burst: 10_000, monthlyQuota: 0, overage: 'credits' } },
+      },
+    });
+  });
+  afterAll(async () => {
+    await gw.close();
+    await up.close();
+  });
+
+  const get = (key: string) => fetchText(`${gw.url}/api/x`, { headers: bearer(key) });
+  const kinds = (accountId: string) => gw.admin.ledger(accountId).map((e) => e.kind);
+  const balanced = (accountId: string) => {
+    const { balance, ledgerSum } = ledgerCheck(gw.db, accountId);
+    expect(balance).toBe(ledgerSum);
+    expect(balance).toBeGreaterThanOrEqual(0);
+  };
+
+  it('leases smaller than the balance: 40 requests at once against money for 10 get exactly 10 yeses', async () => {
+    const { account, key } = seedAccount(gw.admin, 'paid');
+    gw.admin.grantCredits(account.id, 10 * PRICE, 'test');
+    const statuses = (await Promise.all(Array.from({ length: 40 }, () => get(key)))).map((r) => r.status);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(10);
+    expect(statuses.filter((s) => s === 402)).toHaveLength(30);
+    expect(gw.charges(account.id)).toEqual(Array(10).fill(PRICE));
+    // Several lease calls took it out, never more than the cap at once.
+    const leases = gw.admin.ledger(account.id).filter((e) => e.kind === 'lease');
+    expect(leases.length).toBeGreaterThanOrEqual(4);
+    for (const l of leases) expect(-l.amountMicros).toBeLessThanOrEqual(2_500);
+    await gw.returnLeases();
+    expect(gw.balance(account.id)).toBe(0);
+    balanced(account.id);
+  });
+
+  it('a balance smaller than one lease works exactly: no overdraw, no spurious 402', async () => {
+    const { account, key } = seedAccount(gw.admin, 'paid');
+    gw.admin.grantCredits(account.id, PRICE + 400, 'test');
+    expect((await get(key)).status).toBe(200);
+    expect((await get(key)).status).toBe(402);
+    expect(gw.balance(account.id)).toBe(400);
+    gw.admin.grantCredits(account.id, 600, 'test');
+    expect((await get(key)).status).toBe(200);
+    expect(gw.balance(account.id)).toBe(0);
+    await gw.returnLeases();
+    balanced(account.id);
+    expect(kinds(account.id).filter((k) => k === 'grant')).toHaveLength(2);
+  });
+
+  it('credits granted by another process are usable within a second', async () => {
+    const { account, key } = seedAccount(gw.admin, 'paid');
+    expect((await get(key)).status).toBe(402);
+    const cli = openAdmin(gw.dbPath);
+    try {
+      cli.admin.grantCredits(account.id, 3 * PRICE, 'from the CLI');
+    } finally {
+      cli.close();
+    }
+    const grantedAt = performance.now();
+    await until(async () => (await get(key)).status === 200, 1_000, 'the granted credits to be usable');
+    expect(performance.now() - grantedAt).toBeLessThan(1_000);
+    balanced(account.id);
+  });
+
+  it('a debit by another process while the gateway holds the money: it takes what is left, the gateway\'s writes go on', async () => {
+    const { account, key } = seedAccount(gw.admin, 'paid');
+    gw.admin.grantCredits(account.id, 10 * PRICE, 'test');
+    expect((await get(key)).status).toBe(200); // the lease now holds 2 500 of it
+    const cli = openAdmin(gw.dbPath);
+    try {
+      // The CLI sees only the durable balance: 7 500 is there, 8 000 is not.
+      expect(cli.storage.ledger.money.debit(account.id, 8_000, 'operator', 'too much')).toBe(false);
+      expect(cli.storage.ledger.money.debit(account.id, 7_500, 'operator', 'all of it')).toBe(true);
+    } finally {
+      cli.close();
+    }
+    expect((await get(key)).status).toBe(200);
+    gw.flush();
+    expect(gw.charges(account.id)).toEqual([PRICE, PRICE]);
+    await gw.returnLeases();
+    expect(gw.balance(account.id)).toBe(500);
+    balanced(account.id);
+  });
+
+  it('a debit in this process that finds the balance short takes back what the lease holds', async () => {
+    const { account, key } = seedAccount(gw.admin, 'paid');
+    gw.admin.grantCredits(account.id, 2_000, 'test');
+    expect((await get(key)).status).toBe(200); // the lease holds all 2 000; 1 000 spent
+    expect(gw.storage.ledger.money.debit(account.id, 1_000, 'refund', 'ch_1')).toBe(true);
+    expect(gw.balance(account.id)).toBe(0);
+    expect((await get(key)).status).toBe(402);
+    await gw.returnLeases();
+    expect(kinds(account.id)).toEqual(['grant', 'lease', 'lease_return', 'refund']);
+    balanced(account.id);
+  });
+});
