@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { expect } from 'vitest';
 import { createApp, type App } from '../src/app.ts';
 import type { Billing } from '../src/billing/billing.ts';
@@ -92,7 +92,7 @@ export interface GatewayOptions {
 }
 
 export async function startGateway({ file, env = {}, now = Date.now, dbPath = join(tempDir(), 'tollgate.db') }: GatewayOptions = {}): Promise<TestGateway> {
-  const dir = tempDir();
+  const dir = dirname(dbPath);
   const fullEnv: Record<string, string> = { DATABASE_PATH: dbPath, LOG_LEVEL: 'silent', ...env };
   if (file !== undefined) {
     fullEnv.TOLLGATE_CONFIG = join(dir, 'tollgate.config.json');

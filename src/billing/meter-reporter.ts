@@ -26,11 +26,6 @@ export interface MeterReporterDeps {
   now?: () => number;
 }
 
-/** The start of the interval `t` falls in. */
-export function intervalStart(t: number, intervalMs: number): number {
-  return t - (t % intervalMs);
-}
-
 export class MeterReporter {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<ReportResult[]> | undefined;

@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { monthRange } from '../db/admin.ts';
 import { formatMicros } from '../money.ts';
-import { MonthlyPeriods, quotaPeriod } from '../state/periods.ts';
+import { MonthlyPeriods, quotaPeriod, subscriptionPeriodKey } from '../state/periods.ts';
 import type { Cli, CommonOptions } from './context.ts';
 import { fields, iso, table } from './output.ts';
 import { monthArg } from './parse.ts';
@@ -19,7 +19,7 @@ export function usageCommand(program: Command, cli: Cli): void {
       const { account, period, subscription, start, end, usage } = cli.withAdmin(opts, (admin) => {
         const account = admin.accountRecord(id);
         const period = opts.month ?? quotaPeriod(account, Date.now(), new MonthlyPeriods());
-        const subscription = period === account.periodKey;
+        const subscription = account.periodStart !== null && period === subscriptionPeriodKey(account.periodStart);
         // A subscription's period takes every request from its start until the next period arrives.
         const range = subscription ? { from: account.periodStart!, to: Infinity } : monthRange(period);
         const end = subscription ? account.periodEnd : range.to;

@@ -4,7 +4,7 @@
 // hears of it at once, one in another process within 200 ms.
 import { displayPrefix, generateKey, hashKey, newId } from '../keys.ts';
 import type { Storage } from '../storage/ports.ts';
-import { subscriptionPeriodKey, type AccountRecord, type AccountStatus } from '../storage/records.ts';
+import type { AccountRecord, AccountStatus } from '../storage/records.ts';
 import type { Db } from './open.ts';
 import { usageIdRange } from './usage-range.ts';
 
@@ -222,9 +222,9 @@ export class Admin {
   accountRecord(id: string): AccountRecord & { periodEnd: number | null } {
     const r = this.db.prepare(`SELECT id, plan, status, status_reason AS statusReason, past_due_since AS pastDueSince,
       period_start AS periodStart, period_end AS periodEnd FROM accounts WHERE id = ?`).get(id) as
-      Omit<AccountRecord, 'periodKey'> & { periodEnd: number | null } | undefined;
+      AccountRecord & { periodEnd: number | null } | undefined;
     if (!r) throw new NotFoundError(`account ${id}`);
-    return { ...r, periodKey: r.periodStart === null ? null : subscriptionPeriodKey(r.periodStart) };
+    return r;
   }
 
   /**

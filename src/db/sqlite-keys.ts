@@ -1,19 +1,15 @@
 // The key directory on the SQLite file: point reads by primary key or unique index. WAL readers
 // never wait for a writer, so these run on the request path when a key is first seen.
 import type { KeyDirectory, KeyLookup } from '../storage/ports.ts';
-import { subscriptionPeriodKey, type AccountRecord } from '../storage/records.ts';
+import type { AccountRecord } from '../storage/records.ts';
 import type { Db } from './open.ts';
 
 const ACCOUNT = `a.id AS id, a.plan AS plan, a.status AS status, a.status_reason AS statusReason,
   a.past_due_since AS pastDueSince, a.period_start AS periodStart`;
 
-type AccountRow = Omit<AccountRecord, 'periodKey'>;
-
-function account(r: AccountRow): AccountRecord {
-  return {
-    id: r.id, plan: r.plan, status: r.status, statusReason: r.statusReason, pastDueSince: r.pastDueSince,
-    periodStart: r.periodStart, periodKey: r.periodStart === null ? null : subscriptionPeriodKey(r.periodStart),
-  };
+/** The columns as the record's fields (the query names them so). */
+function account(r: AccountRecord): AccountRecord {
+  return { id: r.id, plan: r.plan, status: r.status, statusReason: r.statusReason, pastDueSince: r.pastDueSince, periodStart: r.periodStart };
 }
 
 export function createSqliteKeys(db: Db): KeyDirectory {
@@ -26,7 +22,7 @@ export function createSqliteKeys(db: Db): KeyDirectory {
   };
   return {
     findKey(hash) {
-      const r = q.key.get(hash) as AccountRow & { keyId: string; expiresAt: number | null; revokedAt: number | null; lastUsageId: number } | undefined;
+      const r = q.key.get(hash) as AccountRecord & { keyId: string; expiresAt: number | null; revokedAt: number | null; lastUsageId: number } | undefined;
       if (!r) return undefined;
       const found: KeyLookup = {
         key: { id: r.keyId, accountId: r.id, expiresAt: r.expiresAt, revokedAt: r.revokedAt },
@@ -36,7 +32,7 @@ export function createSqliteKeys(db: Db): KeyDirectory {
       return found;
     },
     findAccount(id) {
-      const r = q.account.get(id) as AccountRow | undefined;
+      const r = q.account.get(id) as AccountRecord | undefined;
       return r && account(r);
     },
     quotaUsed: (accountId, period) => (q.quotaUsed.get(accountId, period) as number | undefined) ?? 0,

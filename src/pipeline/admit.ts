@@ -4,7 +4,7 @@
 // count one unit of metered overage for Stripe. All of it in memory: the counter in the account's
 // state, the money in its wallet (a lease of its balance). Whatever is taken here is given back by
 // meter() when the request turns out not billable.
-import { intervalStart } from '../billing/meter-reporter.ts';
+import { intervalStart } from '../state/periods.ts';
 import { GatewayError, type ErrorCode } from '../errors.ts';
 import type { Accounts } from '../state/accounts.ts';
 import type { Wallets } from '../state/wallet.ts';

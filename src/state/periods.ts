@@ -6,8 +6,13 @@ import type { AccountRecord } from '../storage/records.ts';
  * so a late renewal gives no fresh quota), else the calendar month.
  */
 export function quotaPeriod(account: AccountRecord, now: number, periods: MonthlyPeriods): string {
-  const inSubscription = account.periodKey !== null && account.periodStart! <= now;
-  return inSubscription ? account.periodKey! : periods.at(now);
+  const start = account.periodStart;
+  return start !== null && start <= now ? periods.subscription(start) : periods.at(now);
+}
+
+/** The quota period key of a subscription's billing period starting at `start`. */
+export function subscriptionPeriodKey(start: number): string {
+  return `sub:${new Date(start).toISOString()}`;
 }
 
 /** Calendar months in UTC, as "2026-11". The current one is cached until it ends. */
@@ -15,6 +20,18 @@ export class MonthlyPeriods {
   private name = '';
   private endsAt = -Infinity;
   private startsAt = Infinity;
+
+  private readonly subscriptions = new Map<number, string>();
+
+  /** subscriptionPeriodKey, remembered: the request path asks for it on every metered request. */
+  subscription(start: number): string {
+    let key = this.subscriptions.get(start);
+    if (key === undefined) {
+      if (this.subscriptions.size >= 10_000) this.subscriptions.clear();
+      this.subscriptions.set(start, (key = subscriptionPeriodKey(start)));
+    }
+    return key;
+  }
 
   at(now: number): string {
     if (now >= this.endsAt || now < this.startsAt) {
@@ -27,4 +44,9 @@ export class MonthlyPeriods {
     }
     return this.name;
   }
+}
+
+/** The start of the metered-overage interval `t` falls in (intervals are multiples of their length). */
+export function intervalStart(t: number, intervalMs: number): number {
+  return t - (t % intervalMs);
 }

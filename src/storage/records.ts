@@ -17,14 +17,8 @@ export interface AccountRecord {
   statusReason: string | null;
   /** A past_due subscription keeps access for a grace period from here. */
   pastDueSince: number | null;
-  /** The subscription's billing period start: the quota period from then on ("sub:<start>"). */
+  /** The subscription's billing period start: the quota period from then on (state/periods.ts). */
   periodStart: number | null;
-  periodKey: string | null;
-}
-
-/** The quota period key of a subscription's billing period starting at `start`. */
-export function subscriptionPeriodKey(start: number): string {
-  return `sub:${new Date(start).toISOString()}`;
 }
 
 /** One row per proxied request. */
