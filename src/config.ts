@@ -93,6 +93,8 @@ export interface StorageLimits {
   counterDelayMs: number;
   /** Usage rows queued while the database refuses writes, before readiness turns false. */
   maxQueuedRows: number;
+  /** Raw usage rows older than this many days are deleted (rollups and the ledger stay); 0: kept. */
+  retentionDays: number;
 }
 
 export interface Config {
@@ -204,6 +206,7 @@ export function loadConfig(env: Env = process.env, { serving = true }: LoadOptio
     leaseIdleMs: int('LEASE_IDLE_MS', 60_000, 1),
     counterDelayMs: int('COUNTER_DELAY_MS', 30_000, 0),
     maxQueuedRows: int('MAX_QUEUED_ROWS', 100_000, 1),
+    retentionDays: int('USAGE_RETENTION_DAYS', 90, 0),
   };
   if (clients.maxConcurrent >= upstreamConnections) {
     problems.push(`MAX_CONCURRENT_PER_CLIENT (${clients.maxConcurrent}) must be below UPSTREAM_CONNECTIONS (${upstreamConnections}), or one client can take every connection`);

@@ -119,6 +119,9 @@ describe('kill -9 under load', () => {
       const used = db.prepare('SELECT sum(used) FROM quota_usage WHERE account_id = ?').pluck().get(account.id) as number;
       expect(used).toBe(db.prepare('SELECT count(*) FROM usage WHERE account_id = ? AND quota_period IS NOT NULL').pluck().get(account.id));
       expect(used).toBe(QUOTA);
+      // So did the daily rollups, which outlive the raw rows.
+      const rollup = db.prepare('SELECT sum(requests) AS n, sum(charged_micros) AS charged FROM usage_daily WHERE account_id = ?').get(account.id);
+      expect(rollup).toEqual({ n: plain.n + ai.n, charged: plain.charged + ai.charged });
     } finally {
       db.close();
     }

@@ -104,8 +104,8 @@ export async function startGateway({ file, env = {}, now = Date.now, dbPath = jo
   const storage = app.storage as SqliteStorage;
   const { state } = app;
   const quotaUsed = (accountId: string, period: string): number => {
-    const s = state.accounts.state(accountId);
-    if (s && s.period === period) return s.used;
+    const live = state.live.quotaUsed(accountId, period);
+    if (live !== undefined) return live;
     state.recorder.flush(); // counters wait in memory (COUNTER_DELAY_MS) before they are written
     return storage.keys.quotaUsed(accountId, period) as number;
   };
@@ -113,7 +113,7 @@ export async function startGateway({ file, env = {}, now = Date.now, dbPath = jo
   return {
     url: `http://127.0.0.1:${port}`,
     app, config, storage, db: storage.db, gateway: app.gateway, dbPath, billing: app.billing, billingStore: storage.billing,
-    admin: new Admin(storage, now, { balance, quotaUsed }),
+    admin: new Admin(storage, now, state.live),
     balance,
     quotaUsed,
     flush: () => {

@@ -3,15 +3,17 @@
 // money moves with its ledger row and every change is published: a gateway in this process
 // hears of it at once, one in another process within 200 ms.
 import { displayPrefix, generateKey, hashKey, newId } from '../keys.ts';
-import type { Storage } from '../storage/ports.ts';
+import type { DayTotals, Storage } from '../storage/ports.ts';
 import type { AccountRecord, AccountStatus } from '../storage/records.ts';
 import type { Db } from './open.ts';
-import { usageIdRange } from './usage-range.ts';
+import { totalsByStatus } from './usage-totals.ts';
 
-/** What a running gateway in this process knows better than the file: balances and quota counts. */
+/** What a running gateway in this process knows better than the file: balances and counts not written yet. */
 export interface LiveView {
   balance(accountId: string): number;
   quotaUsed(accountId: string, period: string): number | undefined;
+  /** The account's daily totals still in memory. */
+  pendingDays(accountId: string): Iterable<DayTotals>;
 }
 
 export interface Account {
@@ -233,17 +235,13 @@ export class Admin {
    */
   usage(accountId: string, period: string, { from, to } = monthRange(period)): UsageSummary {
     this.account(accountId);
-    const firstId = usageIdRange(this.db);
-    const rows = this.db.prepare(`SELECT status, count(*) AS n, sum(billable) AS billable, sum(price_micros) AS charged
-      FROM usage WHERE id >= ? AND id < ? AND account_id = ? GROUP BY status`).all(firstId(from), firstId(to), accountId) as
-      { status: number; n: number; billable: number; charged: number }[];
     const byStatus: Record<string, number> = {};
     let requests = 0, billable = 0, chargedMicros = 0;
-    for (const r of rows) {
-      byStatus[r.status] = r.n;
-      requests += r.n;
+    for (const [status, r] of totalsByStatus(this.db, accountId, from, to, this.live?.pendingDays(accountId))) {
+      byStatus[status] = r.requests;
+      requests += r.requests;
       billable += r.billable;
-      chargedMicros += r.charged;
+      chargedMicros += r.chargedMicros;
     }
     const quotaUsed = this.live?.quotaUsed(accountId, period) ?? this.storage.keys.quotaUsed(accountId, period) as number;
     return { accountId, period, quotaUsed, requests, billable, chargedMicros, byStatus };

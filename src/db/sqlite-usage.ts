@@ -8,6 +8,7 @@ import type { Tally, UsageLog } from '../storage/ports.ts';
 import type { RecentUsage, UsageRecord } from '../storage/records.ts';
 import type { Db } from './open.ts';
 import { writing } from './sqlite-busy.ts';
+import { usageIdRange } from './usage-range.ts';
 
 const COLUMNS = ['id', 'prev_id', 'ts', 'request_id', 'account_id', 'key_id', 'route', 'method', 'path', 'status',
   'request_bytes', 'response_bytes', 'latency_us', 'price_micros', 'billable', 'lease_id', 'quota_period', 'overage_meter', 'overage_interval',
@@ -56,6 +57,7 @@ export function overageIdentifier(accountId: string, meter: string, intervalStar
 }
 
 export function createSqliteUsage(db: Db): UsageLog & { recount(): number } {
+  const firstAtOrAfter = usageIdRange(db);
   const many = insert(db, PER_STATEMENT);
   const single = insert(db, 1);
   const args = new Array<unknown>(PER_STATEMENT * COLUMNS.length);
@@ -68,6 +70,17 @@ export function createSqliteUsage(db: Db): UsageLog & { recount(): number } {
     overage: db.prepare(`INSERT INTO meter_outbox (account_id, event_name, interval_start, value, identifier, through_id)
       VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, event_name, interval_start)
       DO UPDATE SET value = value + excluded.value, through_id = excluded.through_id WHERE status = 'pending'`),
+    day: db.prepare(`INSERT INTO usage_daily (account_id, day, route, model, status, requests, billable, charged_micros,
+      input_tokens, cached_tokens, cache_write_tokens, output_tokens, through_id)
+      VALUES (@accountId, @day, @route, @model, @status, @requests, @billable, @chargedMicros,
+      @inputTokens, @cachedTokens, @cacheWriteTokens, @outputTokens, @throughId)
+      ON CONFLICT (account_id, day, route, model, status) DO UPDATE SET requests = requests + excluded.requests,
+        billable = billable + excluded.billable, charged_micros = charged_micros + excluded.charged_micros,
+        input_tokens = input_tokens + excluded.input_tokens, cached_tokens = cached_tokens + excluded.cached_tokens,
+        cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens, output_tokens = output_tokens + excluded.output_tokens,
+        through_id = excluded.through_id`),
+    oldest: db.prepare('SELECT id, ts FROM usage ORDER BY id LIMIT 1'),
+    prune: db.prepare('DELETE FROM usage WHERE id < ?'),
     through: db.prepare(`UPDATE counters SET value = ? WHERE name = 'through_id'`),
     throughNow: db.prepare(`SELECT value FROM counters WHERE name = 'through_id'`).pluck(),
     last: db.prepare('SELECT coalesce(max(id), 0) FROM usage').pluck(),
@@ -92,6 +105,7 @@ export function createSqliteUsage(db: Db): UsageLog & { recount(): number } {
       for (const o of t.overage.values()) {
         q.overage.run(t.accountId, o.meter, o.intervalStart, o.units, overageIdentifier(t.accountId, o.meter, o.intervalStart), t.throughId);
       }
+      for (const d of t.days.values()) q.day.run({ accountId: t.accountId, throughId: t.throughId, ...d });
     }
     q.through.run(throughId);
   });
@@ -101,8 +115,11 @@ export function createSqliteUsage(db: Db): UsageLog & { recount(): number } {
     const from = q.throughNow.get() as number;
     const last = q.last.get() as number;
     if (last <= from) return 0;
-    db.prepare(`CREATE TEMP TABLE tail AS SELECT id, account_id, quota_period, lease_id, price_micros, overage_meter, overage_interval
-      FROM usage WHERE id > ? AND account_id IS NOT NULL`).run(from);
+    db.prepare(`CREATE TEMP TABLE tail AS SELECT id, coalesce(account_id, '') AS account_id, quota_period, lease_id,
+      price_micros, overage_meter, overage_interval, ts - ts % 86400000 AS day, route, coalesce(model, '') AS model, status,
+      billable, coalesce(input_tokens, 0) AS input_tokens, coalesce(cached_tokens, 0) AS cached_tokens,
+      coalesce(cache_write_tokens, 0) AS cache_write_tokens, coalesce(output_tokens, 0) AS output_tokens
+      FROM usage WHERE id > ?`).run(from);
     db.exec(`
       INSERT INTO quota_usage (account_id, period, used, through_id)
         SELECT t.account_id, t.quota_period, count(*), max(t.id) FROM temp.tail t
@@ -115,13 +132,25 @@ export function createSqliteUsage(db: Db): UsageLog & { recount(): number } {
       UPDATE leases SET consumed_micros = consumed_micros + c.spent, through_id = c.last
         FROM (SELECT t.lease_id, sum(t.price_micros) AS spent, max(t.id) AS last FROM temp.tail t
           JOIN leases l ON l.id = t.lease_id WHERE t.id > l.through_id GROUP BY t.lease_id) AS c
-        WHERE leases.id = c.lease_id;`);
+        WHERE leases.id = c.lease_id;
+      INSERT INTO usage_daily
+        SELECT t.account_id, t.day, t.route, t.model, t.status, count(*), sum(t.billable), sum(t.price_micros),
+          sum(t.input_tokens), sum(t.cached_tokens), sum(t.cache_write_tokens), sum(t.output_tokens), max(t.id)
+        FROM temp.tail t LEFT JOIN usage_daily d ON d.account_id = t.account_id AND d.day = t.day AND d.route = t.route
+          AND d.model = t.model AND d.status = t.status
+        WHERE t.id > coalesce(d.through_id, 0)
+        GROUP BY t.account_id, t.day, t.route, t.model, t.status
+        ON CONFLICT (account_id, day, route, model, status) DO UPDATE SET requests = requests + excluded.requests,
+          billable = billable + excluded.billable, charged_micros = charged_micros + excluded.charged_micros,
+          input_tokens = input_tokens + excluded.input_tokens, cached_tokens = cached_tokens + excluded.cached_tokens,
+          cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens, output_tokens = output_tokens + excluded.output_tokens,
+          through_id = excluded.through_id;`);
     // Overage rows are few (accounts past their quota on a Stripe plan) and need an identifier.
     const overage = db.prepare(`SELECT t.account_id AS accountId, t.overage_meter AS meter, t.overage_interval AS intervalStart,
       count(*) AS units, max(t.id) AS last FROM temp.tail t
       LEFT JOIN meter_outbox o ON o.account_id = t.account_id AND o.event_name = t.overage_meter AND o.interval_start = t.overage_interval
       WHERE t.overage_meter IS NOT NULL AND t.id > coalesce(o.through_id, 0)
-      GROUP BY t.account_id, t.overage_meter, t.overage_interval`).all() as { accountId: string; meter: string; intervalStart: number; units: number; last: number }[];
+      GROUP BY t.account_id, t.overage_meter, t.overage_interval HAVING t.account_id <> ''`).all() as { accountId: string; meter: string; intervalStart: number; units: number; last: number }[];
     for (const o of overage) {
       q.overage.run(o.accountId, o.meter, o.intervalStart, o.units, overageIdentifier(o.accountId, o.meter, o.intervalStart), o.last);
     }
@@ -145,5 +174,12 @@ export function createSqliteUsage(db: Db): UsageLog & { recount(): number } {
       return out;
     },
     recount: () => writing(() => recountTx.immediate()),
+    prune(before, limit) {
+      const first = q.oldest.get() as { id: number; ts: number } | undefined;
+      if (!first || first.ts >= before) return 0;
+      // The oldest `limit` rows, but none past `before` and none not yet counted (rows are in time order).
+      const end = Math.min(firstAtOrAfter(before), first.id + limit, (q.throughNow.get() as number) + 1);
+      return writing(() => q.prune.run(end).changes);
+    },
   };
 }

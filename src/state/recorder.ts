@@ -14,7 +14,7 @@
 // the rows they count: each account's deltas wait COUNTER_DELAY_MS (so many requests make one
 // write) and at most MAX_TALLIES go with one commit, whatever the number of accounts.
 import type { Socket } from 'node:net';
-import { StorageBusy, type Tally, type UsageLog } from '../storage/ports.ts';
+import { StorageBusy, type DayTotals, type Tally, type UsageLog } from '../storage/ports.ts';
 import type { UsageRecord } from '../storage/records.ts';
 
 /** Past this many queued rows a commit is written at once. */
@@ -24,6 +24,7 @@ const MAX_DELAY_MS = 10;
 const RETRY_MS = 50;
 const MAX_TALLIES = 256;
 
+const DAY_MS = 86_400_000;
 const LAST_BATCH = Symbol('tollgate.lastBatch');
 type TrackedSocket = Socket & { [LAST_BATCH]?: number };
 
@@ -45,6 +46,7 @@ export interface RecorderOptions {
 
 export class Recorder {
   private rows: UsageRecord[] = [];
+  private readonly anonymous: Counted = { accountId: '', lastUsageId: 0, tally: undefined, dirtySince: 0 };
   /** Accounts with deltas to write, oldest first. */
   private readonly dirty = new Set<Counted>();
   private nextId = 0;
@@ -78,16 +80,19 @@ export class Recorder {
   /** Queues a row (numbering it and chaining it to its account's previous row) and its counts. */
   append(row: UsageRecord, account: Counted | undefined, socket: Socket): void {
     row.id = this.nextId++;
-    if (account) {
-      row.prevId = account.lastUsageId;
-      account.lastUsageId = row.id;
-      let t = account.tally;
+    // Rows of no account (auth-free routes) are counted in the rollups of the account ''.
+    const counted = account ?? this.anonymous;
+    row.prevId = account ? account.lastUsageId : 0;
+    if (account) account.lastUsageId = row.id;
+    {
+      let t = counted.tally;
       if (!t) {
-        t = account.tally = { accountId: account.accountId, throughId: 0, firstId: row.id, quota: new Map(), spent: new Map(), overage: new Map() };
-        account.dirtySince = performance.now();
-        this.dirty.add(account);
+        t = counted.tally = { accountId: counted.accountId, throughId: 0, firstId: row.id, quota: new Map(), spent: new Map(), overage: new Map(), days: new Map() };
+        counted.dirtySince = performance.now();
+        this.dirty.add(counted);
       }
       t.throughId = row.id;
+      addToDay(t, row);
       if (row.quotaPeriod !== undefined) t.quota.set(row.quotaPeriod, (t.quota.get(row.quotaPeriod) ?? 0) + 1);
       if (row.leaseId !== undefined && row.priceMicros > 0) t.spent.set(row.leaseId, (t.spent.get(row.leaseId) ?? 0) + row.priceMicros);
       if (row.overageMeter !== undefined) {
@@ -96,7 +101,7 @@ export class Recorder {
         if (o) o.units++;
         else t.overage.set(key, { meter: row.overageMeter, intervalStart: row.overageInterval!, units: 1 });
       }
-    } else row.prevId = 0;
+    }
     this.rows.push(row);
     (socket as TrackedSocket)[LAST_BATCH] = this.batch;
     if (this.rows.length >= MAX_BATCH && !this.busy) this.commit();
@@ -158,6 +163,11 @@ export class Recorder {
     return true;
   }
 
+  /** The daily totals of an account ('' for auth-free routes) not written yet. */
+  pendingDays(account: Counted | undefined): Iterable<DayTotals> {
+    return (account ?? this.anonymous).tally?.days.values() ?? [];
+  }
+
   /** The queued rows of one account, newest first (what the database does not have yet). */
   queued(accountId: string, limit: number): UsageRecord[] {
     const out: UsageRecord[] = [];
@@ -213,6 +223,32 @@ export class Recorder {
   }
 }
 
+/** Counts the row in its day's totals (the last group is reused: most rows of an account repeat it). */
+function addToDay(t: Tally & { last?: DayTotals }, r: UsageRecord): void {
+  const day = r.ts - (r.ts % DAY_MS);
+  const model = r.ai?.model ?? '';
+  let d = t.last;
+  if (!d || d.day !== day || d.status !== r.status || d.route !== r.route || d.model !== model) {
+    const key = `${day}\u0000${r.route}\u0000${model}\u0000${r.status}`;
+    d = t.days.get(key);
+    if (!d) {
+      d = { day, route: r.route, model, status: r.status, requests: 0, billable: 0, chargedMicros: 0, inputTokens: 0, cachedTokens: 0, cacheWriteTokens: 0, outputTokens: 0 };
+      t.days.set(key, d);
+    }
+    t.last = d;
+  }
+  d.requests++;
+  if (r.billable) d.billable++;
+  d.chargedMicros += r.priceMicros;
+  const ai = r.ai;
+  if (ai) {
+    d.inputTokens += ai.inputTokens;
+    d.cachedTokens += ai.cachedTokens;
+    d.cacheWriteTokens += ai.cacheWriteTokens;
+    d.outputTokens += ai.outputTokens;
+  }
+}
+
 /** Adds the later deltas `b` into `a` (a is older). */
 function merge(a: Tally, b: Tally): void {
   a.throughId = b.throughId;
@@ -222,5 +258,18 @@ function merge(a: Tally, b: Tally): void {
     const o = a.overage.get(k);
     if (o) o.units += v.units;
     else a.overage.set(k, v);
+  }
+  for (const [k, v] of b.days) {
+    const d = a.days.get(k);
+    if (!d) a.days.set(k, v);
+    else {
+      d.requests += v.requests;
+      d.billable += v.billable;
+      d.chargedMicros += v.chargedMicros;
+      d.inputTokens += v.inputTokens;
+      d.cachedTokens += v.cachedTokens;
+      d.cacheWriteTokens += v.cacheWriteTokens;
+      d.outputTokens += v.outputTokens;
+    }
   }
 }

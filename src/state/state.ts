@@ -2,16 +2,22 @@
 // path reads and changes, and the background work that keeps it and the database in step
 // (leases refilled and returned, counters written, idle accounts forgotten).
 import type { Config, StorageLimits } from '../config.ts';
+import type { LiveView } from '../db/admin.ts';
 import type { Logger } from '../log.ts';
 import { MonthlyPeriods } from './periods.ts';
 import { RateLimiter } from '../limiter/token-bucket.ts';
-import type { Storage } from '../storage/ports.ts';
+import { StorageBusy, type Storage } from '../storage/ports.ts';
 import type { RecentUsage } from '../storage/records.ts';
 import { Accounts, type AccountState } from './accounts.ts';
 import { Recorder } from './recorder.ts';
 import { Wallets } from './wallet.ts';
 
 const SWEEP_MS = 5_000;
+/** Retention deletes this many raw rows at a time: a few ms of the write lock, never long. */
+const PRUNE_ROWS = 2_000;
+/** How often retention looks for old rows; while it finds them, it goes on every PRUNE_BUSY_MS. */
+const PRUNE_IDLE_MS = 600_000;
+const PRUNE_BUSY_MS = 50;
 
 export class GatewayState {
   readonly accounts: Accounts;
@@ -20,6 +26,7 @@ export class GatewayState {
   readonly limiter = new RateLimiter();
   readonly periods = new MonthlyPeriods();
   private sweeper: NodeJS.Timeout | undefined;
+  private pruner: NodeJS.Timeout | undefined;
 
   private readonly options: StorageLimits;
 
@@ -50,7 +57,37 @@ export class GatewayState {
     }
     this.recorder.start(await this.storage.usage.nextId());
     this.sweeper = setInterval(() => this.sweep(), SWEEP_MS).unref();
+    if (this.options.retentionDays > 0) this.prune();
   }
+
+  /**
+   * Deletes raw usage rows past their retention, a small batch at a time, off the request path:
+   * each batch holds the write lock for a few ms, and a busy database just waits for next time.
+   */
+  private prune(): void {
+    let deleted = 0;
+    let wait = PRUNE_IDLE_MS;
+    try {
+      const n = this.storage.usage.prune(this.now() - this.options.retentionDays * 86_400_000, PRUNE_ROWS);
+      if (n instanceof Promise) throw new Error('an asynchronous usage log needs an asynchronous prune');
+      deleted = n;
+      if (deleted === PRUNE_ROWS) wait = PRUNE_BUSY_MS;
+    } catch (err) {
+      if (err instanceof StorageBusy) wait = 1_000;
+      else this.log.error('deleting old usage rows failed', { error: (err as Error).message });
+    }
+    this.pruner = setTimeout(() => this.prune(), wait).unref();
+  }
+
+  /** What Admin reads from this gateway's memory rather than the file (see db/admin.ts). */
+  readonly live: LiveView = {
+    balance: (accountId) => this.balance(accountId),
+    quotaUsed: (accountId, period) => {
+      const s = this.accounts.state(accountId);
+      return s && s.period === period ? s.used : undefined;
+    },
+    pendingDays: (accountId) => this.recorder.pendingDays(accountId === '' ? undefined : this.accounts.state(accountId)),
+  };
 
   /** What the customer has: the durable balance and what this gateway's lease holds unreserved. */
   balance(accountId: string): number {
@@ -86,6 +123,7 @@ export class GatewayState {
   /** Shutdown: everything written, every lease returned. */
   async stop(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
+    if (this.pruner) clearTimeout(this.pruner);
     if (!(await this.returnLeases())) this.log.error('stopping with usage rows the database would not take; they are lost', {});
     this.recorder.stop();
   }

@@ -133,6 +133,24 @@ export interface Tally {
   spent: Map<number, number>;
   /** Overage units since the last write, by Stripe meter and interval start. */
   overage: Map<string, { meter: string; intervalStart: number; units: number }>;
+  /** The account's daily rollups since the last write, by day, route, model and status. */
+  days: Map<string, DayTotals>;
+}
+
+/** One day's totals of an account on a route, model ('' for plain routes) and status. */
+export interface DayTotals {
+  /** Midnight UTC, in ms. */
+  day: number;
+  route: string;
+  model: string;
+  status: number;
+  requests: number;
+  billable: number;
+  chargedMicros: number;
+  inputTokens: number;
+  cachedTokens: number;
+  cacheWriteTokens: number;
+  outputTokens: number;
 }
 
 /** Usage rows and the counters derived from them. */
@@ -146,6 +164,11 @@ export interface UsageLog {
   write(rows: readonly UsageRecord[], tallies: readonly Tally[], throughId: number): MaybePromise<void>;
   /** The rows of a chain, newest first, starting at row `head` (0: none). */
   chain(head: number, limit: number): MaybePromise<RecentUsage[]>;
+  /**
+   * Deletes up to `limit` of the oldest rows written before `before` (ms), never one not yet
+   * counted; returns how many it deleted (0: nothing is that old). Rollups and the ledger stay.
+   */
+  prune(before: number, limit: number): MaybePromise<number>;
 }
 
 /** A webhook event as received: its id, type and raw JSON. */
