@@ -43,7 +43,7 @@ export interface SideResult {
 /** Runs the rounds, prints them, and returns both sides and the median of B/A over the rounds. */
 export async function alternate(a: Side, b: Side, o: RoundOptions): Promise<{ a: SideResult; b: SideResult; ratio: number }> {
   const results = [a, b].map((side) => ({ side, rounds: [] as Figures[], responses: 0, runs: 0, failures: [] as string[] }));
-  const account = (r: (typeof results)[number], run: WrkResult, what: string) => {
+  const tally = (r: (typeof results)[number], run: WrkResult, what: string) => {
     r.responses += run.requests;
     r.runs++;
     if (run.errors > 0) r.failures.push(`${r.side.name}, ${what}: ${run.errorText}`);
@@ -51,7 +51,7 @@ export async function alternate(a: Side, b: Side, o: RoundOptions): Promise<{ a:
   };
   for (const r of results) {
     const { warmupResponses: n } = r.side;
-    account(r, await wrk(r.side.load, n ? { connections: o.connections, stopAfter: n } : { connections: o.connections, seconds: o.warmupSeconds }), 'warm-up');
+    tally(r, await wrk(r.side.load, n ? { connections: o.connections, stopAfter: n } : { connections: o.connections, seconds: o.warmupSeconds }), 'warm-up');
   }
   const ratios: number[] = [];
   for (let round = 1; round <= o.rounds; round++) {
@@ -59,7 +59,7 @@ export async function alternate(a: Side, b: Side, o: RoundOptions): Promise<{ a:
       const before = cpuTimeMs(r.side.pid) ?? NaN;
       const run = await wrk(r.side.load, { connections: o.connections, seconds: o.seconds });
       const cpuMs = (cpuTimeMs(r.side.pid) ?? NaN) - before;
-      account(r, run, `round ${round}`);
+      tally(r, run, `round ${round}`);
       r.rounds.push({ rps: run.requests / run.seconds, p50Ms: run.p50Ms, p99Ms: run.p99Ms, cpuUs: (cpuMs * 1000) / run.requests });
     }
     const [fa, fb] = results.map((r) => r.rounds[round - 1]);
