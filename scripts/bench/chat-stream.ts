@@ -58,22 +58,21 @@ export function upstreamEvents(stream: ChatStream, includeUsage: boolean): strin
 }
 
 /**
- * The whole body a client should receive. Through the gateway the upstream was always asked for
- * usage (so chunks carry `"usage":null`), and the usage chunk is dropped unless the client asked.
+ * The whole body a client that did not ask for usage receives. Through the gateway the upstream
+ * was asked for it all the same (so chunks carry `"usage":null`) and the usage chunk is taken out.
  */
-export function expectedBody(stream: ChatStream, via: 'direct' | 'gateway', clientAsked: boolean): string {
-  const events = upstreamEvents(stream, via === 'gateway' || clientAsked);
-  if (via === 'gateway' && !clientAsked) events.splice(events.length - 2, 1);
+export function expectedBody(stream: ChatStream, via: 'direct' | 'gateway'): string {
+  const events = upstreamEvents(stream, via === 'gateway');
+  if (via === 'gateway') events.splice(events.length - 2, 1);
   return events.join('');
 }
 
-/** The client's request: a small prompt and a small max_tokens keep every reservation small. */
-export function requestBody(stream: ChatStream, includeUsage = false): string {
+/** The client's request, without stream_options: a small prompt and max_tokens keep every reservation small. */
+export function requestBody(stream: ChatStream): string {
   return JSON.stringify({
     model: MODEL,
     stream: true,
     max_tokens: stream.completionTokens,
-    ...(includeUsage ? { stream_options: { include_usage: true } } : {}),
     messages: [
       { role: 'system', content: 'You are the Tollgate benchmark.' },
       { role: 'user', content: 'Count words.' },

@@ -1,135 +1,94 @@
-// The gateway under test: the built dist/server.js in its own process, with a temp database that
-// holds one account and key, and a config whose plan never refuses under the bench's load. With
-// `ai`, the ready-made OpenAI routes point at the bench upstream, the bench model has a price and
-// the account holds credits enough for every reservation of the run.
-import type { ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+// The gateway under test, as a black box: `node dist/server.js` (or BENCH_SERVER) in its own
+// process, on a temp database seeded before it starts, with a config file written here. It is
+// driven over HTTP only and its file is read after it stopped, so the bench measures whatever
+// the build is, storage design included.
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Admin } from '../../src/db/admin.ts';
-import { openDb } from '../../src/db/open.ts';
-import { createSqliteStorage } from '../../src/db/sqlite-storage.ts';
-import { MODEL, MODEL_PRICE } from './chat-stream.ts';
+import { readBooks, type Books } from './books.ts';
 import { freePort, spawnTracked, stop, withTimeout } from './processes.ts';
+import { seed } from './seed.ts';
 
-const PLAN = 'bench';
-// All three windows and the quota counter run, as in production; none of them ever says no.
-const CONFIG_PLANS = {
-  [PLAN]: {
-    limits: { perSecond: 10_000_000, perMinute: 600_000_000, perDay: 1_000_000_000 },
-    burst: 10_000_000,
-    monthlyQuota: null,
-    overage: 'block',
-  },
+export const PLAN = 'bench';
+/**
+ * Every request is paid from prepaid credits (no quota to use up first), and the rate-limit
+ * windows run as in production but never say no.
+ */
+export const PAID_PLAN = {
+  limits: { perSecond: 10_000_000, perMinute: 600_000_000, perDay: 1_000_000_000 },
+  burst: 10_000_000,
+  monthlyQuota: 0,
+  overage: 'credits',
 };
-
-export interface RunningGateway {
-  url: string;
-  key: string;
-  pid: number | undefined;
-  /** SIGTERM (the gateway drains and flushes), then the exit code. */
-  stop(): Promise<number | null>;
-  /** Rows in the usage table, of one route or all; read after stop(). */
-  usageRows(route?: string): number;
-  /** What an AI route's rows cost the account; read after stop(). */
-  aiUsage(route: string): AiUsage;
-  output(): string;
-}
-
-export interface AiUsage {
-  /** Rows grouped by what they recorded. */
-  groups: { status: number; estimated: boolean; outputTokens: number | null; priceMicros: number; rows: number }[];
-  grantedMicros: number;
-  balanceMicros: number;
-}
+/**
+ * Per account ($10,000): more than a long run spends at the bench's prices (a few million
+ * requests at 100 µ$), while the sum over 100,000 accounts stays below 2^53, exact in JavaScript.
+ */
+export const CREDITS_MICROS = 10_000_000_000;
 
 export interface GatewayOptions {
+  name: string;
+  /** A directory of its own: config, database, keys file. */
   dir: string;
-  upstreamUrl: string;
-  /** The bundle to run: dist/server.js, or another build to compare against. */
   entry: string;
-  /** Extra node flags, e.g. --cpu-prof. */
+  /** The config file's content; `plans` and `defaultPlan` are added. */
+  config: Record<string, unknown>;
+  /** Accounts seeded, one key each, each granted CREDITS_MICROS. */
+  accounts: number;
+  env?: Record<string, string>;
   nodeFlags?: string[];
-  /** Enables the OpenAI routes (OPENAI_BASE_URL = upstreamUrl/v1) and grants the account credits. */
-  ai?: { creditsMicros: number };
 }
 
-export async function startGateway({ dir, upstreamUrl, entry, nodeFlags = [], ai }: GatewayOptions): Promise<RunningGateway> {
-  const configPath = join(dir, 'tollgate.config.json');
-  const databasePath = join(dir, 'tollgate.db');
-  writeFileSync(configPath, JSON.stringify({
-    routes: [{ path: '/', upstream: upstreamUrl, priceMicros: 1000 }],
-    plans: CONFIG_PLANS,
-    defaultPlan: PLAN,
-    ...(ai ? { prices: { [MODEL]: MODEL_PRICE } } : {}),
-  }, null, 2));
-  const { key, accountId } = seed(databasePath, ai?.creditsMicros ?? 0);
+export interface Gateway {
+  name: string;
+  url: string;
+  pid: number | undefined;
+  /** Every account's key, one a line. */
+  keysFile: string;
+  firstKey: string;
+  grantedMicros: number;
+  /** SIGTERM and wait; throws unless it exits 0. */
+  stop(): Promise<void>;
+  /** Read after stop(). */
+  books(): Books;
+  databasePath: string;
+}
+
+export async function startGateway(o: GatewayOptions): Promise<Gateway> {
+  mkdirSync(o.dir, { recursive: true });
+  const configPath = join(o.dir, 'tollgate.config.json');
+  const databasePath = join(o.dir, 'tollgate.db');
+  writeFileSync(configPath, JSON.stringify({ ...o.config, plans: { [PLAN]: PAID_PLAN }, defaultPlan: PLAN }, null, 2));
+  const { keysFile, firstKey } = seed({
+    entry: o.entry, databasePath, keysFile: join(o.dir, 'keys.txt'), plan: PLAN, accounts: o.accounts, creditsMicros: CREDITS_MICROS,
+  });
 
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const { child, output } = spawnTracked(process.execPath, [...nodeFlags, entry], {
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    DATABASE_PATH: databasePath,
-    TOLLGATE_CONFIG: configPath,
-    LOG_LEVEL: 'warn',
-    ...(ai ? { OPENAI_API_KEY: 'sk-bench', OPENAI_BASE_URL: `${upstreamUrl}/v1` } : {}),
+  const { child, output } = spawnTracked(process.execPath, [...(o.nodeFlags ?? []), o.entry], {
+    PORT: String(port), HOST: '127.0.0.1', DATABASE_PATH: databasePath, TOLLGATE_CONFIG: configPath, LOG_LEVEL: 'warn', ...o.env,
   });
-  await withTimeout('gateway /_tollgate/ready', untilReady(url, child)).catch((err: Error) => {
-    throw new Error(`${err.message}\n--- gateway output ---\n${output()}`);
+  await withTimeout(`${o.name} /_tollgate/ready`, untilReady(url, () => child.exitCode ?? child.signalCode)).catch((err: Error) => {
+    throw new Error(`${err.message}\n--- ${o.name} output ---\n${output()}`);
   });
-
   return {
+    name: o.name,
     url,
-    key,
     pid: child.pid,
-    stop: () => stop(child),
-    usageRows(route) {
-      const db = openDb(databasePath, { migrateNow: false });
-      try {
-        return (route === undefined
-          ? db.prepare('SELECT count(*) FROM usage').pluck().get()
-          : db.prepare('SELECT count(*) FROM usage WHERE route = ?').pluck().get(route)) as number;
-      } finally {
-        db.close();
-      }
+    keysFile,
+    firstKey,
+    grantedMicros: o.accounts * CREDITS_MICROS,
+    async stop() {
+      const code = await stop(child);
+      if (code !== 0) throw new Error(`${o.name} exited with ${code} on SIGTERM\n--- output ---\n${output()}`);
     },
-    aiUsage(route) {
-      const db = openDb(databasePath, { migrateNow: false });
-      try {
-        const groups = db.prepare(`SELECT status, estimated, output_tokens AS outputTokens, price_micros AS priceMicros,
-          count(*) AS rows FROM usage WHERE route = ? GROUP BY 1, 2, 3, 4 ORDER BY rows DESC`).all(route) as AiUsage['groups'];
-        const balanceMicros = db.prepare('SELECT balance_micros FROM accounts WHERE id = ?').pluck().get(accountId) as number;
-        return {
-          groups: groups.map((g) => ({ ...g, estimated: Boolean(g.estimated) })),
-          grantedMicros: ai?.creditsMicros ?? 0,
-          balanceMicros,
-        };
-      } finally {
-        db.close();
-      }
-    },
-    output,
+    books: () => readBooks(databasePath),
+    databasePath,
   };
 }
 
-/** One account on the bench plan and one key for it, written before the gateway opens the file. */
-function seed(databasePath: string, creditsMicros: number): { key: string; accountId: string } {
-  const store = createSqliteStorage(openDb(databasePath));
-  try {
-    const admin = new Admin(store);
-    const account = admin.createAccount({ email: 'bench@example.com', name: 'bench', plan: PLAN });
-    if (creditsMicros > 0) admin.grantCredits(account.id, creditsMicros, 'bench');
-    return { key: admin.createKey({ accountId: account.id, name: 'bench' }).key, accountId: account.id };
-  } finally {
-    store.close();
-  }
-}
-
-async function untilReady(url: string, child: ChildProcess): Promise<void> {
+async function untilReady(url: string, exited: () => number | string | null): Promise<void> {
   for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`gateway exited before it was ready (${child.signalCode ?? child.exitCode})`);
-    }
+    if (exited() !== null) throw new Error(`exited before it was ready (${exited()})`);
     try {
       const res = await fetch(`${url}/_tollgate/ready`);
       await res.arrayBuffer();

@@ -27,7 +27,7 @@ export async function forkServer(
   return { child, url: `http://127.0.0.1:${ready.port}` };
 }
 
-/** Spawns a process the bench does not own the code of (the gateway), output kept for errors. */
+/** Spawns a process the bench does not own the code of (the gateway, wrk), output kept for errors. */
 export function spawnTracked(command: string, args: string[], env: Record<string, string>): { child: ChildProcess; output: () => string } {
   const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
@@ -71,6 +71,17 @@ export function cpuTimeMs(pid: number | undefined): number | undefined {
     // proc(5): the fields after "(comm)" start at field 3; utime and stime are fields 14 and 15.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_S;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Resident memory of the process (VmRSS in /proc/<pid>/status), in MB; undefined without /proc. */
+export function rssMb(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const kb = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return kb ? Number(kb[1]) / 1024 : undefined;
   } catch {
     return undefined;
   }

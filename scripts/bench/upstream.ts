@@ -1,7 +1,7 @@
 // The bench's upstream: answers every request with the same small JSON body, keep-alive. Runs in
 // its own process so it neither shares a core with the load generator nor with the proxy under test.
 // POST /v1/chat/completions with "stream": true is a fake OpenAI chat stream (chat-stream.ts):
-// SSE_EVENTS chunk events, SSE_DELAY_MS apart (0: all written at once, one write per event).
+// SSE_EVENTS chunk events and the usage chunk, written back to back (one write per event).
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { chatStream, upstreamEvents } from './chat-stream.ts';
 import { serveForParent } from './child.ts';
@@ -11,7 +11,6 @@ const HEADERS = { 'content-type': 'application/json', 'content-length': String(B
 
 const CHAT_PATH = '/v1/chat/completions';
 const STREAM = chatStream(Number(process.env.SSE_EVENTS ?? 20));
-const DELAY_MS = Number(process.env.SSE_DELAY_MS ?? 0);
 // Both variants written once; a request only picks one.
 const EVENTS = {
   withUsage: upstreamEvents(STREAM, true).map((e) => Buffer.from(e)),
@@ -48,18 +47,8 @@ function chat(req: IncomingMessage, res: ServerResponse): void {
     }
     const events = body.stream_options?.include_usage === true ? EVENTS.withUsage : EVENTS.withoutUsage;
     res.writeHead(200, SSE_HEADERS);
-    if (DELAY_MS <= 0) {
-      for (const e of events) res.write(e);
-      return void res.end();
-    }
-    let i = 0;
-    const next = (): void => {
-      if (res.destroyed) return;
-      res.write(events[i++]);
-      if (i < events.length) setTimeout(next, DELAY_MS);
-      else res.end();
-    };
-    next();
+    for (const e of events) res.write(e);
+    res.end();
   });
 }
 
