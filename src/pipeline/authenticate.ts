@@ -55,6 +55,7 @@ function admitKey(ctx: RequestContext, found: KeyEntry | null, config: Config, n
     }
   }
   ctx.key = key;
+  state.lastUsed = now;
   ctx.state = state;
   ctx.account = account;
   ctx.plan = state.plan;

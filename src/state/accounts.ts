@@ -23,6 +23,7 @@ export class AccountState implements Counted {
   dirtySince = 0;
   /** Requests admitted and not yet metered. */
   inFlight = 0;
+  /** When a request last authenticated as the account (ms since the epoch). */
   lastUsed = 0;
   /** A change named the account: its record is read again before its next request. */
   stale = false;
