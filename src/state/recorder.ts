@@ -51,6 +51,8 @@ export class Recorder {
   private readonly anonymous: Counted = { accountId: '', lastUsageId: 0, tally: undefined, dirtySince: 0 };
   /** Accounts with deltas to write, oldest first. */
   private readonly dirty = new Set<Counted>();
+  /** Accounts whose deltas go with the next commits whatever their age (a lease about to end). */
+  private readonly urgent = new Set<Counted>();
   private nextId = 0;
   /** Numbers the commits: rows appended now join commit `batch`. */
   private batch = 1;
@@ -94,20 +96,15 @@ export class Recorder {
     {
       let t = counted.tally;
       if (!t) {
-        t = counted.tally = { accountId: counted.accountId, throughId: 0, firstId: row.id, quota: new Map(), spent: new Map(), overage: new Map(), days: new Map() };
+        t = counted.tally = { accountId: counted.accountId, throughId: 0, firstId: row.id, quota: undefined, spent: undefined, overage: undefined, days: [] };
         counted.dirtySince = performance.now();
         this.dirty.add(counted);
       }
       t.throughId = row.id;
       addToDay(t, row);
-      if (row.quotaPeriod !== undefined) t.quota.set(row.quotaPeriod, (t.quota.get(row.quotaPeriod) ?? 0) + 1);
-      if (row.leaseId !== undefined && row.priceMicros > 0) t.spent.set(row.leaseId, (t.spent.get(row.leaseId) ?? 0) + row.priceMicros);
-      if (row.overageMeter !== undefined) {
-        const key = `${row.overageMeter}\u0000${row.overageInterval}`;
-        const o = t.overage.get(key);
-        if (o) o.units++;
-        else t.overage.set(key, { meter: row.overageMeter, intervalStart: row.overageInterval!, units: 1 });
-      }
+      if (row.quotaPeriod !== undefined) addQuota(t, row.quotaPeriod, 1);
+      if (row.leaseId !== undefined && row.priceMicros > 0) addSpent(t, row.leaseId, row.priceMicros);
+      if (row.overageMeter !== undefined) addOverage(t, row.overageMeter, row.overageInterval!, 1);
     }
     this.rows.push(row);
     (socket as TrackedSocket)[LAST_BATCH] = this.batch;
@@ -154,17 +151,11 @@ export class Recorder {
     return true;
   }
 
-  /** Writes one account's counters now (before its lease ends). False when busy. */
-  commitAccount(account: Counted): boolean {
-    if (!account.tally) return this.rows.length === 0 || this.commit();
-    // Move it to the front: the next commit takes the oldest first.
-    this.dirty.delete(account);
-    const rest = [...this.dirty];
-    this.dirty.clear();
-    this.dirty.add(account);
-    for (const a of rest) this.dirty.add(a);
-    account.dirtySince = -Infinity;
-    return this.commit();
+  /** Writes these accounts' counters now (before their leases end), with what is queued. False when busy. */
+  commitAccounts(accounts: Iterable<Counted>): boolean {
+    for (const a of accounts) if (a.tally) this.urgent.add(a);
+    while (this.urgent.size > 0) if (!this.commit()) return false;
+    return this.rows.length === 0 || this.commit();
   }
 
   /** Everything queued, rows and counters; false when busy. */
@@ -175,7 +166,7 @@ export class Recorder {
 
   /** The daily totals of an account ('' for auth-free routes) not written yet. */
   pendingDays(account: Counted | undefined): Iterable<DayTotals> {
-    return (account ?? this.anonymous).tally?.days.values() ?? [];
+    return (account ?? this.anonymous).tally?.days ?? [];
   }
 
   /** The queued rows of one account, newest first (what the database does not have yet). */
@@ -195,16 +186,21 @@ export class Recorder {
     return first && performance.now() - first.dirtySince >= this.options.counterDelayMs ? 1 : 0;
   }
 
-  /** The accounts whose counters go with this commit, oldest first, at most MAX_TALLIES. */
+  /** The accounts whose counters go with this commit: urgent ones, then the oldest due, at most MAX_TALLIES. */
   private takeDue(all: boolean): Counted[] {
-    const out: Counted[] = [];
+    const out = new Set<Counted>();
+    for (const a of this.urgent) {
+      if (out.size >= MAX_TALLIES) break;
+      if (a.tally) out.add(a);
+      this.urgent.delete(a);
+    }
     const dueBefore = performance.now() - this.options.counterDelayMs;
     for (const a of this.dirty) {
-      if (out.length >= MAX_TALLIES || (!all && a.dirtySince > dueBefore)) break;
-      out.push(a);
+      if (out.size >= MAX_TALLIES || (!all && a.dirtySince > dueBefore)) break;
+      out.add(a);
     }
     for (const a of out) this.dirty.delete(a);
-    return out;
+    return [...out];
   }
 
   /** A commit that failed: its counters wait in front again, merged with what came since. */
@@ -233,17 +229,34 @@ export class Recorder {
   }
 }
 
+function addQuota(t: Tally, period: string, units: number): void {
+  const q = (t.quota ??= []).find((x) => x.period === period);
+  if (q) q.units += units;
+  else t.quota.push({ period, units });
+}
+
+function addSpent(t: Tally, leaseId: number, micros: number): void {
+  const x = (t.spent ??= []).find((e) => e.leaseId === leaseId);
+  if (x) x.micros += micros;
+  else t.spent.push({ leaseId, micros });
+}
+
+function addOverage(t: Tally, meter: string, intervalStart: number, units: number): void {
+  const o = (t.overage ??= []).find((e) => e.meter === meter && e.intervalStart === intervalStart);
+  if (o) o.units += units;
+  else t.overage.push({ meter, intervalStart, units });
+}
+
 /** Counts the row in its day's totals (the last group is reused: most rows of an account repeat it). */
 function addToDay(t: Tally & { last?: DayTotals }, r: UsageRecord): void {
   const day = r.ts - (r.ts % DAY_MS);
   const model = r.ai?.model ?? '';
   let d = t.last;
   if (!d || d.day !== day || d.status !== r.status || d.route !== r.route || d.model !== model) {
-    const key = `${day}\u0000${r.route}\u0000${model}\u0000${r.status}`;
-    d = t.days.get(key);
+    d = t.days.find((x) => x.day === day && x.status === r.status && x.route === r.route && x.model === model);
     if (!d) {
       d = { day, route: r.route, model, status: r.status, requests: 0, billable: 0, chargedMicros: 0, inputTokens: 0, cachedTokens: 0, cacheWriteTokens: 0, outputTokens: 0 };
-      t.days.set(key, d);
+      t.days.push(d);
     }
     t.last = d;
   }
@@ -262,16 +275,12 @@ function addToDay(t: Tally & { last?: DayTotals }, r: UsageRecord): void {
 /** Adds the later deltas `b` into `a` (a is older). */
 function merge(a: Tally, b: Tally): void {
   a.throughId = b.throughId;
-  for (const [k, v] of b.quota) a.quota.set(k, (a.quota.get(k) ?? 0) + v);
-  for (const [k, v] of b.spent) a.spent.set(k, (a.spent.get(k) ?? 0) + v);
-  for (const [k, v] of b.overage) {
-    const o = a.overage.get(k);
-    if (o) o.units += v.units;
-    else a.overage.set(k, v);
-  }
-  for (const [k, v] of b.days) {
-    const d = a.days.get(k);
-    if (!d) a.days.set(k, v);
+  for (const q of b.quota ?? []) addQuota(a, q.period, q.units);
+  for (const x of b.spent ?? []) addSpent(a, x.leaseId, x.micros);
+  for (const o of b.overage ?? []) addOverage(a, o.meter, o.intervalStart, o.units);
+  for (const v of b.days) {
+    const d = a.days.find((x) => x.day === v.day && x.status === v.status && x.route === v.route && x.model === v.model);
+    if (!d) a.days.push(v);
     else {
       d.requests += v.requests;
       d.billable += v.billable;
