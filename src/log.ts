@@ -41,13 +41,25 @@ export interface Logger {
 
 const noop = () => {};
 
+// pino.stdTimeFunctions.isoTime formats a Date for every line; lines of one millisecond share it.
+let lastMs = -1;
+let lastTime = '';
+function isoTime(): string {
+  const ms = Date.now();
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastTime = `,"time":"${new Date(ms).toISOString()}"`;
+  }
+  return lastTime;
+}
+
 /** `write` receives each line (tests); without it lines go to stdout. */
 export function createLogger(level: LogLevel, write?: (line: string) => void): Logger {
-  const destination: DestinationStream = write ? { write } : pino.destination({ dest: 1, sync: false });
+  const destination: DestinationStream = write ? { write } : level === 'silent' ? { write: noop } : pino.destination({ dest: 1, sync: false });
   const root = pino({
     level,
     base: null, // no pid and hostname on every line: the process manager knows them
-    timestamp: pino.stdTimeFunctions.isoTime,
+    timestamp: isoTime,
     formatters: { level: (label) => ({ level: label }) },
   }, destination);
   const at = (name: Level): LogFn => {
