@@ -152,10 +152,14 @@ describe('metrics of AI routes', () => {
   it('tokens by provider, model and type (OpenTelemetry\'s gen_ai_client_token_usage), and the credits they cost', async () => {
     const { account, key } = customer(gw, 'pro', 10_000_000);
     fake.behave('test-gpt', { usage: { input: 1234, cached: 1000, cacheWrite5m: 0, cacheWrite1h: 0, output: 57 } });
-    const { response } = await openaiClient(gw, key).chat.completions.create({
+    const { response } = await openaiClient(gw, key, { 'x-request-id': 'ticket-ai-1' }).chat.completions.create({
       model: 'test-gpt', messages: [{ role: 'user', content: 'hello' }], max_completion_tokens: 100,
     }).withResponse();
     const row = await usageRow(gw, response.headers.get('x-request-id')!);
+    // The client's id is echoed to it; the provider gets only the gateway's.
+    expect(response.headers.get('x-client-request-id')).toBe('ticket-ai-1');
+    expect(fake.requests.at(-1)!.headers['x-client-request-id']).toBeUndefined();
+    expect(fake.requests.at(-1)!.headers['x-request-id']).toBe(response.headers.get('x-request-id'));
     const e = await metrics.scrape();
     const tokens = (type: string) => e.value('gen_ai_client_token_usage_sum', { gen_ai_system: 'openai', gen_ai_request_model: 'test-gpt', gen_ai_token_type: type });
     expect(tokens('input')).toBe(1234);
@@ -205,7 +209,7 @@ describe('metrics of Stripe webhooks', () => {
     await stripe.close();
   });
 
-  it('events by type and outcome: applied, duplicate, ignored, and a bad signature', async () => {
+  it('events by type and outcome: applied, duplicate, ignored, failed, and a bad signature', async () => {
     const a = seedAccount(gw.admin, 'free');
     gw.billingStore.linkCustomer(a.account.id, `cus_m_${a.account.id.slice(-8)}`);
     const paid = stripeEvent('checkout.session.completed', await paidCheckout(stripe, gw.url, a.key, { cents: 1000 }));
@@ -213,11 +217,17 @@ describe('metrics of Stripe webhooks', () => {
     expect((await postWebhook(gw.url, paid)).body.outcome).toBe('duplicate');
     expect((await postWebhook(gw.url, stripeEvent('plan.created', { id: 'plan_1', object: 'plan' }))).body.outcome).toBe('ignored');
     expect((await postWebhook(gw.url, paid, { secret: 'whsec_wrong' })).status).toBe(400);
+    // One top-up away from the largest balance the schema allows: crediting it fails.
+    const whale = seedAccount(gw.admin, 'free');
+    gw.billingStore.linkCustomer(whale.account.id, `cus_w_${whale.account.id.slice(-8)}`);
+    gw.admin.grantCredits(whale.account.id, Number.MAX_SAFE_INTEGER - 10_000_000, 'whale');
+    expect((await postWebhook(gw.url, stripeEvent('checkout.session.completed', await paidCheckout(stripe, gw.url, whale.key, { cents: 2500 })))).status).toBe(500);
     const e = await metrics.scrape();
     const events = (type: string, outcome: string) => e.value('tollgate_webhook_events_total', { type, outcome });
     expect(events('checkout.session.completed', 'applied')).toBe(1);
     expect(events('checkout.session.completed', 'duplicate')).toBe(1);
     expect(events('plan.created', 'ignored')).toBe(1);
     expect(events('unknown', 'bad_signature')).toBe(1);
+    expect(events('checkout.session.completed', 'failed')).toBe(1);
   });
 });
