@@ -14,8 +14,9 @@
 // the rows they count: each account's deltas wait COUNTER_DELAY_MS (so many requests make one
 // write) and at most MAX_TALLIES go with one commit, whatever the number of accounts.
 import type { Socket } from 'node:net';
-import { StorageBusy, type DayTotals, type Tally, type UsageLog } from '../storage/ports.ts';
+import { StorageBusy, type DayTotals, type UsageLog } from '../storage/ports.ts';
 import type { UsageRecord } from '../storage/records.ts';
+import { Pending } from './pending.ts';
 
 /** Past this many queued rows a commit is written at once. */
 const MAX_BATCH = 2000;
@@ -24,7 +25,6 @@ const MAX_DELAY_MS = 10;
 const RETRY_MS = 50;
 const MAX_TALLIES = 256;
 
-const DAY_MS = 86_400_000;
 const LAST_BATCH = Symbol('tollgate.lastBatch');
 type TrackedSocket = Socket & { [LAST_BATCH]?: number };
 
@@ -33,8 +33,8 @@ export interface Counted {
   readonly accountId: string;
   /** The account's newest row: the previous row of its next one. */
   lastUsageId: number;
-  /** Deltas not written yet, and since when (for COUNTER_DELAY_MS). */
-  tally: Tally | undefined;
+  /** Counts not written yet, and since when (for COUNTER_DELAY_MS). */
+  tally: Pending | undefined;
   dirtySince: number;
 }
 
@@ -93,19 +93,13 @@ export class Recorder {
     const counted = account ?? this.anonymous;
     row.prevId = account ? account.lastUsageId : 0;
     if (account) account.lastUsageId = row.id;
-    {
-      let t = counted.tally;
-      if (!t) {
-        t = counted.tally = { accountId: counted.accountId, throughId: 0, firstId: row.id, quota: undefined, spent: undefined, overage: undefined, days: [] };
-        counted.dirtySince = performance.now();
-        this.dirty.add(counted);
-      }
-      t.throughId = row.id;
-      addToDay(t, row);
-      if (row.quotaPeriod !== undefined) addQuota(t, row.quotaPeriod, 1);
-      if (row.leaseId !== undefined && row.priceMicros > 0) addSpent(t, row.leaseId, row.priceMicros);
-      if (row.overageMeter !== undefined) addOverage(t, row.overageMeter, row.overageInterval!, 1);
+    let t = counted.tally;
+    if (!t) {
+      t = counted.tally = new Pending(row.id);
+      counted.dirtySince = performance.now();
+      this.dirty.add(counted);
     }
+    t.add(row);
     this.rows.push(row);
     (socket as TrackedSocket)[LAST_BATCH] = this.batch;
     if (this.rows.length >= MAX_BATCH && !this.busy) this.commit();
@@ -128,7 +122,8 @@ export class Recorder {
     this.scheduled = false;
     const accounts = this.takeDue(all);
     if (this.rows.length === 0 && accounts.length === 0) return true;
-    const tallies = accounts.map((a) => a.tally!);
+    const pending = accounts.map((a) => a.tally!);
+    const tallies = accounts.map((a, i) => pending[i].toTally(a.accountId));
     for (const a of accounts) a.tally = undefined;
     // Every row before the oldest account still dirty after this commit is counted.
     const oldest = this.dirty.values().next().value as Counted | undefined;
@@ -138,7 +133,7 @@ export class Recorder {
       const r = this.usage.write(this.rows, tallies, throughId);
       if (r instanceof Promise) throw new Error('an asynchronous usage log needs the asynchronous recorder');
     } catch (err) {
-      this.putBack(accounts, tallies);
+      this.putBack(accounts, pending);
       if (!(err instanceof StorageBusy)) this.options.onError('writing usage failed; retrying', err as Error);
       else this.options.onCommit?.(performance.now() - started, 0, true);
       this.retryLater();
@@ -166,7 +161,7 @@ export class Recorder {
 
   /** The daily totals of an account ('' for auth-free routes) not written yet. */
   pendingDays(account: Counted | undefined): Iterable<DayTotals> {
-    return (account ?? this.anonymous).tally?.days ?? [];
+    return (account ?? this.anonymous).tally?.days() ?? [];
   }
 
   /** The queued rows of one account, newest first (what the database does not have yet). */
@@ -204,13 +199,13 @@ export class Recorder {
   }
 
   /** A commit that failed: its counters wait in front again, merged with what came since. */
-  private putBack(accounts: Counted[], tallies: Tally[]): void {
+  private putBack(accounts: Counted[], tallies: Pending[]): void {
     if (accounts.length === 0) return;
     const rest = [...this.dirty];
     this.dirty.clear();
     accounts.forEach((a, i) => {
       const t = tallies[i];
-      if (a.tally) merge(t, a.tally);
+      if (a.tally) t.merge(a.tally);
       a.tally = t;
       a.dirtySince = -Infinity;
       this.dirty.add(a);
@@ -226,69 +221,5 @@ export class Recorder {
       this.commit();
     }, RETRY_MS);
     this.timer.unref();
-  }
-}
-
-function addQuota(t: Tally, period: string, units: number): void {
-  const q = (t.quota ??= []).find((x) => x.period === period);
-  if (q) q.units += units;
-  else t.quota.push({ period, units });
-}
-
-function addSpent(t: Tally, leaseId: number, micros: number): void {
-  const x = (t.spent ??= []).find((e) => e.leaseId === leaseId);
-  if (x) x.micros += micros;
-  else t.spent.push({ leaseId, micros });
-}
-
-function addOverage(t: Tally, meter: string, intervalStart: number, units: number): void {
-  const o = (t.overage ??= []).find((e) => e.meter === meter && e.intervalStart === intervalStart);
-  if (o) o.units += units;
-  else t.overage.push({ meter, intervalStart, units });
-}
-
-/** Counts the row in its day's totals (the last group is reused: most rows of an account repeat it). */
-function addToDay(t: Tally & { last?: DayTotals }, r: UsageRecord): void {
-  const day = r.ts - (r.ts % DAY_MS);
-  const model = r.ai?.model ?? '';
-  let d = t.last;
-  if (!d || d.day !== day || d.status !== r.status || d.route !== r.route || d.model !== model) {
-    d = t.days.find((x) => x.day === day && x.status === r.status && x.route === r.route && x.model === model);
-    if (!d) {
-      d = { day, route: r.route, model, status: r.status, requests: 0, billable: 0, chargedMicros: 0, inputTokens: 0, cachedTokens: 0, cacheWriteTokens: 0, outputTokens: 0 };
-      t.days.push(d);
-    }
-    t.last = d;
-  }
-  d.requests++;
-  if (r.billable) d.billable++;
-  d.chargedMicros += r.priceMicros;
-  const ai = r.ai;
-  if (ai) {
-    d.inputTokens += ai.inputTokens;
-    d.cachedTokens += ai.cachedTokens;
-    d.cacheWriteTokens += ai.cacheWriteTokens;
-    d.outputTokens += ai.outputTokens;
-  }
-}
-
-/** Adds the later deltas `b` into `a` (a is older). */
-function merge(a: Tally, b: Tally): void {
-  a.throughId = b.throughId;
-  for (const q of b.quota ?? []) addQuota(a, q.period, q.units);
-  for (const x of b.spent ?? []) addSpent(a, x.leaseId, x.micros);
-  for (const o of b.overage ?? []) addOverage(a, o.meter, o.intervalStart, o.units);
-  for (const v of b.days) {
-    const d = a.days.find((x) => x.day === v.day && x.status === v.status && x.route === v.route && x.model === v.model);
-    if (!d) a.days.push(v);
-    else {
-      d.requests += v.requests;
-      d.billable += v.billable;
-      d.chargedMicros += v.chargedMicros;
-      d.inputTokens += v.inputTokens;
-      d.cachedTokens += v.cachedTokens;
-      d.cacheWriteTokens += v.cacheWriteTokens;
-      d.outputTokens += v.outputTokens;
-    }
   }
 }
