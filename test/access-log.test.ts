@@ -147,7 +147,12 @@ describe('request ids', () => {
   let gw: TestGateway;
   let key: string;
   beforeAll(async () => {
-    up = await startUpstream();
+    // It echoes the ids it got, as some servers do: the client still sees each id once.
+    up = await startUpstream((req, res) => {
+      const echo = ['x-request-id', 'x-client-request-id'].filter((h) => req.headers[h]).map((h) => [h, req.headers[h] as string]);
+      res.writeHead(200, Object.fromEntries(echo));
+      res.end('ok');
+    });
     gw = await startGateway({ file: FILE(up.url) });
     const a = seedAccount(gw.admin, 'paid');
     gw.admin.grantCredits(a.account.id, 100 * PRICE, 'test');
@@ -164,6 +169,7 @@ describe('request ids', () => {
       expect(res.status).toBe(200);
       expect(res.headers['x-client-request-id']).toBe(sent);
       expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+      expect(res.rawHeaders.filter((h) => /^x-(client-)?request-id$/i.test(h))).toHaveLength(2);
       const got = up.received.at(-1)!.headers;
       expect(got['x-client-request-id']).toBe(sent);
       expect(got['x-request-id']).toBe(res.headers['x-request-id']);

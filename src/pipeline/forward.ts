@@ -246,7 +246,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     const dropNamed = namedInConnection(headers.connection);
     const out = ctx.responseHeaders;
     for (const name in headers) {
-      if (HOP_BY_HOP.has(name) || name === 'x-request-id' || dropNamed?.has(name)) continue;
+      if (HOP_BY_HOP.has(name) || name === 'x-request-id' || name === 'x-client-request-id' || dropNamed?.has(name)) continue;
       if (ctx.route!.cors && name.startsWith('access-control-')) continue; // the gateway answers for CORS
       if (dropLength && name === 'content-length') continue;
       if (ctx.route!.meter && privateToOperator(name)) continue;
