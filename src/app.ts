@@ -7,6 +7,7 @@ import type { Config } from './config.ts';
 import { openDb } from './db/open.ts';
 import { createSqliteStorage } from './db/sqlite-storage.ts';
 import { createLogger, type Logger } from './log.ts';
+import { Metrics } from './metrics.ts';
 import { createGateway, type Gateway } from './server.ts';
 import { GatewayState } from './state/state.ts';
 import type { Storage } from './storage/ports.ts';
@@ -27,6 +28,8 @@ export interface App {
   state: GatewayState;
   billing: Billing | undefined;
   gateway: Gateway;
+  /** Its Prometheus metrics; `metrics.handler` serves GET /metrics (on the admin listener). */
+  metrics: Metrics;
   /** Resolves with the port bound. */
   listen(port: number, host: string): Promise<number>;
   /** Drains the server, writes what is queued, returns the leases, closes the database. */
@@ -38,12 +41,13 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   const log = overrides.log ?? createLogger(config.logLevel);
   // The gateway's connection never waits for another process's write lock (see db/open.ts).
   const storage = overrides.storage ?? createSqliteStorage(openDb(config.databasePath, { waitMs: 0 }), { now });
-  const state = new GatewayState(storage, config, log, now);
+  const metrics = new Metrics(config.routes.map((r) => r.path), Object.keys(config.prices));
+  const state = new GatewayState(storage, config, log, now, metrics);
   await state.start();
-  const billing = createBilling({ config, storage, log, now, stripe: overrides.stripe });
-  const gateway = createGateway({ config, state, log, billing, now });
+  const billing = createBilling({ config, storage, log, now, stripe: overrides.stripe, onWebhookEvent: (type, outcome) => metrics.webhookEvent(type, outcome) });
+  const gateway = createGateway({ config, state, log, metrics, billing, now });
   return {
-    config, storage, state, billing, gateway,
+    config, storage, state, billing, gateway, metrics,
     listen: (port, host) => gateway.listen(port, host),
     async close() {
       billing?.reporter.stop();

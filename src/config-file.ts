@@ -107,9 +107,7 @@ function parseRoute(raw: unknown, at: string, timeouts: Timeouts, problems: stri
   const before = problems.length;
   if (typeof raw.path !== 'string' || !raw.path.startsWith('/')) problems.push(`${at}.path: expected a path starting with "/"`);
   else if (raw.path.startsWith('/_tollgate')) problems.push(`${at}.path: /_tollgate/ belongs to the gateway`);
-  const upstream = typeof raw.upstream === 'string'
-    ? parseUrl(raw.upstream, `${at}.upstream`, problems)
-    : void problems.push(`${at}.upstream: expected an http(s) URL`);
+  const upstreams = parseUpstreams(raw.upstream, `${at}.upstream`, problems);
   const priceMicros = optInt(raw.priceMicros, `${at}.priceMicros`, 0, problems) ?? 0;
   let meter: ProviderName | undefined;
   if (raw.meter !== undefined) {
@@ -141,12 +139,26 @@ function parseRoute(raw: unknown, at: string, timeouts: Timeouts, problems: stri
       cors = (raw.cors as string[]).map((o) => o.toLowerCase());
     } else problems.push(`${at}.cors: expected "*" or an array of origins such as "https://app.example.com"`);
   }
-  if (problems.length > before || !upstream) return undefined;
+  if (problems.length > before || !upstreams) return undefined;
   return {
     ...(cors && { cors }),
-    path: raw.path as string, upstream, priceMicros, timeoutMs: timeout, headers,
+    path: raw.path as string, upstreams, priceMicros, timeoutMs: timeout, headers,
     metered: flags.metered, auth: flags.auth, stripPrefix: flags.stripPrefix, ...(meter && { meter }),
   };
+}
+
+/** One URL, or several (requests are spread over them): `"http://a:9000"` or `["http://a:9000", "http://b:9000"]`. */
+function parseUpstreams(raw: unknown, at: string, problems: string[]): URL[] | undefined {
+  const list = typeof raw === 'string' ? [raw] : raw;
+  if (!Array.isArray(list) || list.length === 0 || !list.every((u) => typeof u === 'string')) {
+    problems.push(`${at}: expected an http(s) URL, or a non-empty array of them`);
+    return undefined;
+  }
+  const before = problems.length;
+  const urls = (list as string[]).map((u, i) => parseUrl(u, typeof raw === 'string' ? at : `${at}[${i}]`, problems));
+  const origins = new Set(urls.map((u) => u?.origin));
+  if (origins.size < urls.length) problems.push(`${at}: an upstream is named twice`);
+  return problems.length > before ? undefined : (urls as URL[]);
 }
 
 function parsePlan(name: string, raw: unknown, at: string, problems: string[]): Plan | undefined {

@@ -5,8 +5,11 @@ import { resolve } from 'node:path';
 import { parseConfigFile, parseUrl } from './config-file.ts';
 import { DEFAULT_PRICES, type ModelPrice } from './meters/prices.ts';
 import type { ProviderName } from './meters/provider.ts';
+import { parseTrustProxy } from './pipeline/trusted-proxies.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+/** Which requests get an access-log line: every one, those answered with a status ≥ 400, none. */
+export type AccessLog = 'all' | 'errors' | 'off';
 /**
  * What happens when the monthly quota is used up: refuse (402), pay from prepaid credits, or allow
  * and report the overage to Stripe as a billing meter event.
@@ -56,7 +59,8 @@ export interface StripeConfig {
 
 export interface Route {
   path: string;
-  upstream: URL;
+  /** One or more: requests are spread over them, and one that keeps failing is left out a while. */
+  upstreams: readonly URL[];
   priceMicros: number;
   metered: boolean;
   auth: boolean;
@@ -102,6 +106,9 @@ export interface Config {
   host: string;
   databasePath: string;
   logLevel: LogLevel;
+  accessLog: AccessLog;
+  /** Addresses and CIDRs of the proxies whose X-Forwarded-* are believed (none by default). */
+  trustProxy: readonly string[];
   upstreamTimeoutMs: number;
   /** The same for AI routes: reasoning models think for minutes before their first byte. */
   aiTimeoutMs: number;
@@ -145,6 +152,7 @@ export const BUILTIN_PLAN: Plan = Object.freeze({
 
 export const DEMO_PATH = '/demo/';
 const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
+const ACCESS_LOGS: readonly AccessLog[] = ['all', 'errors', 'off'];
 // The ready-made AI routes added when a provider's key is set: [path, path at the provider,
 // metered, only for requests with this header]. Both providers list models at /v1/models; every
 // Anthropic client sends anthropic-version.
@@ -216,6 +224,12 @@ export function loadConfig(env: Env = process.env, { serving = true }: LoadOptio
     if ((LOG_LEVELS as string[]).includes(env.LOG_LEVEL)) logLevel = env.LOG_LEVEL as LogLevel;
     else problems.push(`LOG_LEVEL: expected one of ${LOG_LEVELS.join(', ')}, got "${env.LOG_LEVEL}"`);
   }
+  let accessLog: AccessLog = 'all';
+  if (env.ACCESS_LOG) {
+    if ((ACCESS_LOGS as string[]).includes(env.ACCESS_LOG)) accessLog = env.ACCESS_LOG as AccessLog;
+    else problems.push(`ACCESS_LOG: expected one of ${ACCESS_LOGS.join(', ')}, got "${env.ACCESS_LOG}"`);
+  }
+  const trustProxy = parseTrustProxy(env.TRUST_PROXY, problems);
 
   let routes: Route[] = [];
   let plans: Record<string, Plan> = { default: BUILTIN_PLAN };
@@ -254,7 +268,7 @@ export function loadConfig(env: Env = process.env, { serving = true }: LoadOptio
       problems.push('UPSTREAM_URL: the config file already declares a route for "/"');
     } else if (upstream) {
       // The catch-all sits below any route from the file: longest prefix wins.
-      routes.push(route({ path: '/', upstream }, upstreamTimeoutMs));
+      routes.push(route({ path: '/', upstreams: [upstream] }, upstreamTimeoutMs));
       if (source === 'demo') source = 'UPSTREAM_URL';
     }
   }
@@ -276,7 +290,7 @@ export function loadConfig(env: Env = process.env, { serving = true }: LoadOptio
     for (const [path, at, metered, whenHeader] of AI_ROUTES[provider]) {
       if (fileRoutes.has(path)) continue; // the file's own route wins
       const upstream = new URL(base.origin + basePath + at);
-      routes.push(route({ path, upstream, metered, stripPrefix: true, meter: provider, ...(whenHeader && { whenHeader }) }, aiTimeoutMs));
+      routes.push(route({ path, upstreams: [upstream], metered, stripPrefix: true, meter: provider, ...(whenHeader && { whenHeader }) }, aiTimeoutMs));
     }
   }
   const byokAllowed = Object.values(plans).some((p) => p.byok);
@@ -296,7 +310,7 @@ export function loadConfig(env: Env = process.env, { serving = true }: LoadOptio
   if (problems.length > 0) throw new ConfigError(problems);
   const demo = routes.length === 0 && source === 'demo';
   return deepFreeze({
-    port, host, databasePath, logLevel, upstreamTimeoutMs, aiTimeoutMs, upstreamConnections, maxBodyBytes, shutdownTimeoutMs, clients, storage,
+    port, host, databasePath, logLevel, accessLog, trustProxy, upstreamTimeoutMs, aiTimeoutMs, upstreamConnections, maxBodyBytes, shutdownTimeoutMs, clients, storage,
     source, routes, plans, defaultPlan, demo, prices, providerKeys, stripe,
   });
 }
@@ -338,10 +352,10 @@ function stripeConfig(env: Env, int: (name: string, fallback: number, min: numbe
 
 /** The route main.ts puts in front of the built-in echo upstream once it knows its port. */
 export function demoRoute(upstream: URL, timeoutMs: number): Route {
-  return Object.freeze(route({ path: DEMO_PATH, upstream, stripPrefix: true, priceMicros: 1000 }, timeoutMs));
+  return Object.freeze(route({ path: DEMO_PATH, upstreams: [upstream], stripPrefix: true, priceMicros: 1000 }, timeoutMs));
 }
 
-export function route(r: Partial<Route> & Pick<Route, 'path' | 'upstream'>, timeoutMs: number): Route {
+export function route(r: Partial<Route> & Pick<Route, 'path' | 'upstreams'>, timeoutMs: number): Route {
   return {
     priceMicros: 0, metered: true, auth: true, stripPrefix: false, headers: {}, timeoutMs, ...r,
   };

@@ -10,7 +10,7 @@ export type ErrorCode =
   | 'NOT_FOUND' | 'FORBIDDEN' | 'PAYLOAD_TOO_LARGE' | 'BAD_REQUEST' | 'REQUEST_TIMEOUT'
   | 'UNKNOWN_MODEL' | 'MODEL_NOT_ALLOWED' | 'PROVIDER_NOT_CONFIGURED'
   | 'METHOD_NOT_ALLOWED' | 'CONFLICT' | 'BILLING_NOT_CONFIGURED'
-  | 'UPSTREAM_UNREACHABLE' | 'UPSTREAM_TIMEOUT' | 'STORAGE_BUSY' | 'INTERNAL';
+  | 'UPSTREAM_UNREACHABLE' | 'UPSTREAM_TIMEOUT' | 'UPSTREAM_UNAVAILABLE' | 'STORAGE_BUSY' | 'INTERNAL';
 
 interface ErrorSpec { status: number; title: string; detail: string }
 
@@ -34,6 +34,7 @@ const SPECS: Record<ErrorCode, ErrorSpec> = {
   BAD_REQUEST: { status: 400, title: 'Bad request', detail: 'The request could not be understood.' },
   UPSTREAM_UNREACHABLE: { status: 502, title: 'Bad gateway', detail: 'The upstream service could not be reached.' },
   UPSTREAM_TIMEOUT: { status: 504, title: 'Gateway timeout', detail: 'The upstream service did not answer in time.' },
+  UPSTREAM_UNAVAILABLE: { status: 503, title: 'Upstream unavailable', detail: 'Every upstream of this route failed its last requests; retry after the number of seconds in Retry-After.' },
   UNKNOWN_MODEL: { status: 400, title: 'Unknown model', detail: 'This model has no price on this gateway.' },
   MODEL_NOT_ALLOWED: { status: 403, title: 'Model not allowed', detail: 'Your plan does not include this model.' },
   PROVIDER_NOT_CONFIGURED: { status: 503, title: 'Provider not configured', detail: 'The gateway has no key for this provider.' },

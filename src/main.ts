@@ -33,7 +33,7 @@ export async function main(): Promise<void> {
   log.info('listening', {
     url: `http://${config.host}:${port}`,
     database: config.databasePath,
-    routes: config.routes.map((r) => `${r.path} → ${r.upstream.href}`),
+    routes: config.routes.map((r) => `${r.path} → ${r.upstreams.map((u) => u.href).join(', ')}`),
     plans: Object.keys(config.plans),
     source: config.source,
     billing: app.billing ? 'stripe' : 'off',

@@ -6,6 +6,7 @@ import { Server as NetServer, type AddressInfo, type Socket } from 'node:net';
 import { DEMO_PATH, type Config, type Route } from './config.ts';
 import { GatewayError, toGatewayError, writeError } from './errors.ts';
 import type { Logger } from './log.ts';
+import { NO_ROUTE, OWN_ROUTE, type Metrics } from './metrics.ts';
 import type { Billing } from './billing/billing.ts';
 import { ownEndpoint, type EndpointDeps } from './endpoints.ts';
 import { admit } from './pipeline/admit.ts';
@@ -15,10 +16,12 @@ import { cors } from './pipeline/cors.ts';
 import { discardRest, readBody } from './pipeline/read-body.ts';
 import { authenticate } from './pipeline/authenticate.ts';
 import { RequestContext } from './pipeline/context.ts';
-import { forward, upstreamFailure, Upstreams, type ForwardEvents } from './pipeline/forward.ts';
+import { forward, upstreamFailure, type ForwardEvents } from './pipeline/forward.ts';
 import { meter } from './pipeline/meter.ts';
 import { rateLimit } from './pipeline/rate-limit.ts';
 import { Router } from './pipeline/route.ts';
+import { TrustedProxies } from './pipeline/trusted-proxies.ts';
+import { Upstreams } from './pipeline/upstreams.ts';
 import type { GatewayState } from './state/state.ts';
 
 export interface GatewayDeps {
@@ -26,6 +29,7 @@ export interface GatewayDeps {
   /** The gateway's memory of accounts, money and usage, over its storage. */
   state: GatewayState;
   log: Logger;
+  metrics: Metrics;
   /** Stripe billing; without it the billing endpoints answer 503. */
   billing?: Billing;
   /** Milliseconds since the epoch; tests pass a fake clock. */
@@ -54,6 +58,13 @@ type TrackedResponse = ServerResponse & { [OWNER]?: TrackedSocket };
 function responseClosed(this: TrackedResponse): void {
   this[OWNER]![UNFINISHED]! -= 1;
 }
+// Own endpoints log their line when their answer is over (they write it in endpoints.ts).
+const CTX = Symbol('tollgate.context');
+type OwnResponse = ServerResponse & { [CTX]?: RequestContext };
+// A client's X-Request-Id worth keeping: a token that cannot break a header, a log line or a query.
+const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+// A key a client put in its URL by mistake (?api_key=tg_…) stays out of the access log.
+const KEY_IN_URL = /tg_[0-9A-Za-z]{38}/g;
 const DEMO_HINT = `No route matches this path. This gateway runs in demo mode (no configuration): try ${DEMO_PATH}, or see the README to put it in front of your API.`;
 
 // What node:http's parser reports before a request exists, as statuses (RFC 9110, RFC 6585).
@@ -63,14 +74,18 @@ const CLIENT_ERRORS: Record<string, [number, string]> = {
   default: [400, 'Bad Request'],
 };
 
-export function createGateway({ config, state, log, billing, now = Date.now }: GatewayDeps): Gateway {
+export function createGateway({ config, state, log, metrics, billing, now = Date.now }: GatewayDeps): Gateway {
   const router = new Router(config.routes);
   const upstreams = new Upstreams(config.routes, {
     connections: config.upstreamConnections,
     bodyTimeoutMs: config.clients.bodyTimeoutMs,
     writeTimeoutMs: config.clients.writeTimeoutMs,
     maxBodyBytes: config.maxBodyBytes,
-  });
+    now,
+  }, metrics, log);
+  const proxies = new TrustedProxies(config.trustProxy);
+  const accessLog = config.accessLog;
+  const debug = log.isLevelEnabled('debug');
   const concurrency = new Concurrency(config.clients.maxConcurrent);
   const { accounts, wallets, recorder, limiter } = state;
   // Overage plans need Stripe (config.ts refuses them without it); the fallback is never used.
@@ -97,7 +112,7 @@ export function createGateway({ config, state, log, billing, now = Date.now }: G
       return readBody(ctx.req, config.maxBodyBytes, config.clients.bodyTimeoutMs).then((body) => admitTokens(ctx, body, ctx.aiKind!.byok, config, wallets));
     },
   ];
-  const open: Stage[] = [(ctx) => concurrency.takeAddress(`address ${ctx.socket.remoteAddress}`, ctx.res)];
+  const open: Stage[] = [(ctx) => concurrency.takeAddress(ctx.client!, ctx.res)];
   const stagesOf = (route: Route): Stage[] => (!route.auth ? open : route.meter ? ai : route.metered ? counted : uncounted);
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
@@ -108,9 +123,19 @@ export function createGateway({ config, state, log, billing, now = Date.now }: G
     (res as TrackedResponse)[OWNER] = socket;
     res.on('close', responseClosed); // 'close' comes once; on() spares once()'s wrapper
     if (draining) ctx.responseHeaders.push('connection', 'close');
+    const peer = socket.remoteAddress ?? 'unknown';
+    ctx.viaProxy = proxies.trusts(peer);
+    ctx.client = ctx.viaProxy ? proxies.client(peer, req.headers['x-forwarded-for'] as string | undefined) : peer;
+    const clientId = req.headers['x-request-id'];
+    if (clientId !== undefined && CLIENT_REQUEST_ID.test(clientId as string)) {
+      ctx.clientRequestId = clientId as string;
+      ctx.responseHeaders.push('x-client-request-id', clientId as string);
+    }
     const url = req.url!;
     try {
       if (url.startsWith(OWN_PREFIX)) {
+        (res as OwnResponse)[CTX] = ctx;
+        res.on('close', ownAnswered);
         ownEndpoint(ctx, url, endpointDeps)?.catch((err: unknown) => refuse(ctx, err));
         return;
       }
@@ -147,9 +172,12 @@ export function createGateway({ config, state, log, billing, now = Date.now }: G
 
   function send(ctx: RequestContext): void {
     try {
-      forward(ctx, upstreams.get(ctx.route!), forwardEvents);
+      const upstream = upstreams.pick(ctx.route!);
+      if (debug) log.debug('forwarding', { requestId: ctx.requestId, route: ctx.route!.path, upstream: upstream.origin.name, accountId: ctx.account?.id });
+      forward(ctx, upstream, forwardEvents);
     } catch (err) {
-      settle(ctx, err as Error); // undici refuses some requests synchronously (invalid header values)
+      // Every upstream left out (503), or undici refused the request synchronously (invalid header values).
+      settle(ctx, err as Error);
     }
   }
 
@@ -174,11 +202,13 @@ export function createGateway({ config, state, log, billing, now = Date.now }: G
             ctx.status = failure.status;
             if (ctx.ai) ctx.ai.succeeded = false;
           }
-          if (failure.status >= 500) log.warn('upstream failed', { requestId: ctx.requestId, route: ctx.route!.path, error: err.message });
+          if (failure.status >= 500 && failure.code !== 'UPSTREAM_UNAVAILABLE') log.warn('upstream failed', { requestId: ctx.requestId, route: ctx.route!.path, error: err.message });
+          ctx.error = failure.code;
           respondError(ctx, failure);
         }
       }
-      meter(ctx, recorder, now());
+      meter(ctx, recorder, metrics, now());
+      finished(ctx);
     } catch (e) {
       log.error('settling a request failed', { requestId: ctx.requestId, error: (e as Error).message, stack: (e as Error).stack });
       // Whatever went wrong, the client must not wait for an answer that will never come.
@@ -194,14 +224,50 @@ export function createGateway({ config, state, log, billing, now = Date.now }: G
       ctx.state!.money.settle(ctx.reservedMicros, 0);
       ctx.reservedMicros = 0;
     }
+    if (!ctx.res.headersSent) ctx.status = e.status;
+    ctx.error = e.code;
     respondError(ctx, e);
+    if ((ctx.res as OwnResponse)[CTX] === undefined) finished(ctx);
   }
 
   /** An error answer: the connection's previous row is durable first, and an unread body is drained. */
   function respondError(ctx: RequestContext, e: GatewayError): void {
+    metrics.refused(e.code, e.status);
     recorder.beforeResponse(ctx.socket);
     writeError(ctx.res, e, ctx.requestId, ctx.responseHeaders, ctx.route?.meter);
     discardRest(ctx.req, ctx.socket);
+  }
+
+  /** A request is over (its usage row made, or refused): its metrics and its access-log line. */
+  function finished(ctx: RequestContext): void {
+    const ms = performance.now() - ctx.startedAt;
+    const route = ctx.route?.path;
+    metrics.requestDone(route ?? ((ctx.res as OwnResponse)[CTX] ? OWN_ROUTE : NO_ROUTE), ctx.status, ms / 1000);
+    if (accessLog === 'off' || (accessLog === 'errors' && ctx.status < 400)) return;
+    const url = ctx.req.url;
+    log.access({
+      requestId: ctx.requestId,
+      clientRequestId: ctx.clientRequestId,
+      client: ctx.client,
+      accountId: ctx.account?.id,
+      keyId: ctx.key?.id,
+      route,
+      method: ctx.req.method,
+      path: url?.includes('tg_') ? url.replaceAll(KEY_IN_URL, 'tg_…') : url,
+      status: ctx.status,
+      durationMs: Math.round(ms * 1000) / 1000,
+      bytesIn: ctx.requestBytes,
+      bytesOut: ctx.responseBytes,
+      costMicros: ctx.chargedMicros,
+      error: ctx.error,
+    });
+  }
+
+  /** An own endpoint's answer is over: what it wrote is its status. */
+  function ownAnswered(this: OwnResponse): void {
+    const ctx = this[CTX]!;
+    ctx.status = this.headersSent ? this.statusCode : 499;
+    finished(ctx);
   }
 
   const server = createServer({

@@ -69,7 +69,7 @@ describe('loadConfig: defaults', () => {
     expect(c.source).toBe('UPSTREAM_URL');
     expect(c.routes).toHaveLength(1);
     expect(c.routes[0]).toMatchObject({ path: '/', metered: true, auth: true, stripPrefix: false, priceMicros: 0, timeoutMs: 30_000 });
-    expect(c.routes[0].upstream.href).toBe('http://127.0.0.1:9000/v1');
+    expect(c.routes[0].upstreams[0].href).toBe('http://127.0.0.1:9000/v1');
   });
 
   it('picks up ./tollgate.config.json when TOLLGATE_CONFIG is not set', () => {
@@ -104,13 +104,26 @@ describe('loadConfig: a config file', () => {
       priceMicros: 1000, metered: true, auth: true, stripPrefix: true, timeoutMs: 2000,
       headers: { 'x-upstream-key': 'secret' },
     });
-    expect(c.routes[0].upstream.href).toBe('http://127.0.0.1:9000/base/');
+    expect(c.routes[0].upstreams[0].href).toBe('http://127.0.0.1:9000/base/');
     expect(c.routes[1]).toMatchObject({ priceMicros: 0, metered: false, auth: false, stripPrefix: false, timeoutMs: 30_000 });
     expect(c.plans.free).toEqual({ name: 'free', byok: false, ...okPlan });
     expect(c.plans.pro).toMatchObject({ name: 'pro', limits: { perMinute: 600 }, monthlyQuota: 100_000, overage: 'credits' });
     expect(c.plans.unlimited).toMatchObject({ limits: {}, monthlyQuota: null, overage: 'block' });
     expect(Object.isFrozen(c.routes[0].headers)).toBe(true);
     expect(Object.isFrozen(c.plans.free.limits)).toBe(true);
+  });
+
+  it('a route may name several upstreams; one stays a list of one', () => {
+    const c = withFile({ routes: [{ path: '/api/', upstream: [UP, 'http://10.0.0.2:9000/v1'] }, { path: '/one/', upstream: UP }] });
+    expect(c.routes[0].upstreams.map((u) => u.href)).toEqual(['http://127.0.0.1:9000/', 'http://10.0.0.2:9000/v1']);
+    expect(c.routes[1].upstreams.map((u) => u.href)).toEqual(['http://127.0.0.1:9000/']);
+    expect(Object.isFrozen(c.routes[0].upstreams)).toBe(true);
+  });
+
+  it('ACCESS_LOG is all by default, and errors or off when set', () => {
+    expect(loadConfig({}).accessLog).toBe('all');
+    expect(loadConfig({ ACCESS_LOG: 'errors' }).accessLog).toBe('errors');
+    expect(loadConfig({ ACCESS_LOG: 'off' }).accessLog).toBe('off');
   });
 
   it('without plans, the built-in default plan applies to the file\'s routes', () => {
@@ -133,6 +146,9 @@ describe('loadConfig: refusals name the field', () => {
     ['a URL that does not parse', { routes: [{ ...okRoute, upstream: 'not a url' }] }, /^routes\[0\]\.upstream: not a URL/],
     ['a non-http URL', { routes: [{ ...okRoute, upstream: 'ftp://example.com/' }] }, /^routes\[0\]\.upstream: expected an http\(s\) URL/],
     ['a missing upstream', { routes: [{ path: '/a/' }] }, /^routes\[0\]\.upstream/],
+    ['an empty list of upstreams', { routes: [{ ...okRoute, upstream: [] }] }, /^routes\[0\]\.upstream: expected an http\(s\) URL, or a non-empty array/],
+    ['a bad URL in a list of upstreams', { routes: [{ ...okRoute, upstream: [UP, 'ftp://x'] }] }, /^routes\[0\]\.upstream\[1\]: expected an http\(s\) URL/],
+    ['an upstream named twice', { routes: [{ ...okRoute, upstream: [UP, `${UP}/`] }] }, /^routes\[0\]\.upstream: an upstream is named twice/],
     ['a path without a leading slash', { routes: [{ ...okRoute, path: 'api/' }] }, /^routes\[0\]\.path/],
     ['a negative priceMicros', { routes: [{ ...okRoute, priceMicros: -1 }] }, /^routes\[0\]\.priceMicros: expected an integer ≥ 0/],
     ['a fractional priceMicros', { routes: [{ ...okRoute, priceMicros: 0.5 }] }, /^routes\[0\]\.priceMicros/],
@@ -180,7 +196,7 @@ describe('loadConfig: refusals name the field', () => {
 
   it.each([
     ['PORT', 'abc'], ['PORT', '70000'], ['PORT', '-1'], ['PORT', '80.5'],
-    ['UPSTREAM_TIMEOUT_MS', '0'], ['MAX_BODY_BYTES', '10MB'], ['LOG_LEVEL', 'verbose'],
+    ['UPSTREAM_TIMEOUT_MS', '0'], ['MAX_BODY_BYTES', '10MB'], ['LOG_LEVEL', 'verbose'], ['ACCESS_LOG', 'some'],
   ])('refuses %s=%s', (name, value) => {
     const got = problems(() => loadConfig({ [name]: value }));
     expect(got).toHaveLength(1);

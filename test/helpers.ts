@@ -13,6 +13,7 @@ import { loadConfig, type Config } from '../src/config.ts';
 import { Admin } from '../src/db/admin.ts';
 import { openDb, type Db } from '../src/db/open.ts';
 import { createSqliteStorage, type SqliteStorage } from '../src/db/sqlite-storage.ts';
+import type { Logger } from '../src/log.ts';
 import type { Gateway } from '../src/server.ts';
 
 export function tempDir(): string {
@@ -89,9 +90,11 @@ export interface GatewayOptions {
   now?: () => number;
   /** An existing database file (default: a new one). */
   dbPath?: string;
+  /** The gateway's logger (default: one for LOG_LEVEL, silent unless `env` says otherwise). */
+  log?: Logger;
 }
 
-export async function startGateway({ file, env = {}, now = Date.now, dbPath = join(tempDir(), 'tollgate.db') }: GatewayOptions = {}): Promise<TestGateway> {
+export async function startGateway({ file, env = {}, now = Date.now, dbPath = join(tempDir(), 'tollgate.db'), log }: GatewayOptions = {}): Promise<TestGateway> {
   const dir = dirname(dbPath);
   const fullEnv: Record<string, string> = { DATABASE_PATH: dbPath, LOG_LEVEL: 'silent', ...env };
   if (file !== undefined) {
@@ -99,7 +102,7 @@ export async function startGateway({ file, env = {}, now = Date.now, dbPath = jo
     writeFileSync(fullEnv.TOLLGATE_CONFIG, JSON.stringify(file));
   }
   const config = loadConfig(fullEnv);
-  const app = await createApp(config, { now });
+  const app = await createApp(config, { now, log });
   const port = await app.listen(0, '127.0.0.1');
   const storage = app.storage as SqliteStorage;
   const { state } = app;

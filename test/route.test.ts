@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { Route } from '../src/config.ts';
-import { upstreamPath, Upstreams } from '../src/pipeline/forward.ts';
+import { upstreamPath } from '../src/pipeline/forward.ts';
+import { Upstreams } from '../src/pipeline/upstreams.ts';
 import { Router } from '../src/pipeline/route.ts';
 
 function route(path: string, upstream = 'http://127.0.0.1:9', extra: Partial<Route> = {}): Route {
   return {
-    path, upstream: new URL(upstream), priceMicros: 0, metered: true, auth: true, stripPrefix: false,
+    path, upstreams: [new URL(upstream)], priceMicros: 0, metered: true, auth: true, stripPrefix: false,
     headers: {}, timeoutMs: 1000, ...extra,
   };
 }
@@ -82,15 +83,15 @@ describe('upstreamPath', () => {
       route('/c/', 'http://127.0.0.1:9/v1'),
       route('/d/', 'http://127.0.0.1:9/v1/', { stripPrefix: true }),
     ];
-    const ups = new Upstreams(routes, { connections: 4, bodyTimeoutMs: 1000, writeTimeoutMs: 1000, maxBodyBytes: 1024 });
+    const ups = new Upstreams(routes, { connections: 4, bodyTimeoutMs: 1000, writeTimeoutMs: 1000, maxBodyBytes: 1024, now: Date.now });
     try {
-      const path = (r: Route, url: string) => upstreamPath(r, ups.get(r).basePath, url);
+      const path = (r: Route, url: string) => upstreamPath(r, ups.pick(r).basePath, url);
       expect(path(routes[0], '/a/x')).toBe('/a/x');
       expect(path(routes[1], '/b/x')).toBe('/b/x');
       expect(path(routes[2], '/c/x?y=1')).toBe('/v1/c/x?y=1');
       expect(path(routes[3], '/d/x?y=1')).toBe('/v1/x?y=1');
       // One connection pool per upstream origin.
-      expect(ups.get(routes[0]).pool).toBe(ups.get(routes[3]).pool);
+      expect(ups.pick(routes[0]).origin.pool).toBe(ups.pick(routes[3]).origin.pool);
     } finally {
       await ups.close();
     }

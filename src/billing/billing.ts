@@ -36,6 +36,8 @@ export interface BillingDeps {
   log: Logger;
   stripe?: Stripe;
   now?: () => number;
+  /** Each Stripe event received, by type and outcome (metrics). */
+  onWebhookEvent?: (type: string, outcome: string) => void;
 }
 
 /** Undefined without Stripe settings: the billing endpoints then answer 503. */
@@ -45,7 +47,7 @@ export function createBilling(deps: BillingDeps): Billing | undefined {
   const stripe = deps.stripe ?? createStripeClient(stripeConfig);
   const { billing, events } = deps.storage;
   const checkoutDeps = { config: deps.config, stripeConfig, billing, stripe, log: deps.log };
-  const webhookDeps = { config: deps.config, events, log: deps.log };
+  const webhookDeps = { config: deps.config, events, log: deps.log, onEvent: deps.onWebhookEvent };
   return {
     webhook: (raw, signature) => receiveStripeWebhook(raw, signature, webhookDeps),
     checkout: (accountId, body) => createCheckout(accountId, body, checkoutDeps),

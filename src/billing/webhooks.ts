@@ -18,6 +18,8 @@ export interface WebhookDeps {
   config: Config;
   events: EventLog;
   log: Logger;
+  /** Each event applied (or not), by type and outcome: applied, ignored, duplicate, failed. */
+  onEvent?: (type: string, outcome: string) => void;
 }
 
 /** Checks the Stripe-Signature header against every configured secret (several during a rotation). */
@@ -38,6 +40,7 @@ export function receiveStripeWebhook(raw: Buffer, signature: string | undefined,
   if (secrets.length === 0) return problem(503, 'Webhooks are not configured: set STRIPE_WEBHOOK_SECRET.');
   if (!signature) return problem(400, 'Missing Stripe-Signature header.');
   if (!verify(raw, signature, secrets)) {
+    deps.onEvent?.('unknown', 'bad_signature'); // often a STRIPE_WEBHOOK_SECRET that does not match the endpoint's
     return problem(400, 'The Stripe-Signature does not match the body with any configured secret, or its timestamp is outside the tolerance.');
   }
   let event: StripeEvent;
@@ -57,11 +60,13 @@ export async function apply(inbound: InboundEvent, event: StripeEvent, deps: Web
   try {
     const outcome = await deps.events.applyOnce(inbound, (tx) => applyStripeEvent(event, { config: deps.config, ...tx }));
     if (outcome.status === 'ignored') logOnce(deps.log, event.type, outcome.note);
+    deps.onEvent?.(event.type, outcome.status);
     return { status: 200, body: { received: true, id: event.id, outcome: outcome.status } };
   } catch (err) {
     // Nothing of the effect was kept; Stripe retries on a non-2xx, and the operator can replay.
     const message = (err as Error).message;
     await deps.events.recordFailure(inbound, message);
+    deps.onEvent?.(event.type, 'failed');
     deps.log.error('stripe event failed', { eventId: event.id, type: event.type, error: message });
     return problem(500, 'The event could not be applied; it was recorded and will be retried.');
   }

@@ -21,6 +21,8 @@ export class RequestContext {
   /** What admit() took: the quota unit of this period, and money set aside in the account's wallet. */
   quotaPeriod: string | undefined = undefined;
   reservedMicros = 0;
+  /** The code of the error the gateway answered with, if it did (for the access log). */
+  error: string | undefined = undefined;
   /** What meter() settled: the money spent. */
   chargedMicros = 0;
   /** Overage counted for Stripe, in the interval starting here. */
@@ -40,6 +42,12 @@ export class RequestContext {
   ai: AiExchange | undefined = undefined;
   /** AI model lists: what the customer sees of the provider's list (the models it can call). */
   modelFilter: ((list: unknown) => unknown) | undefined = undefined;
+  /** The client's own X-Request-Id, when it is a sane token: logged, echoed and passed on. */
+  clientRequestId: string | undefined = undefined;
+  /** The peer is a trusted proxy (TRUST_PROXY): its X-Forwarded-* are believed. */
+  viaProxy = false;
+  /** The client's address: the peer's, or behind a trusted proxy the one X-Forwarded-For names. */
+  client: string | undefined = undefined;
 
   /** Kept here: node:http detaches req.socket once the request body has been read. */
   readonly socket: Socket;

@@ -1,12 +1,13 @@
-// Stage 4: forward to the upstream and stream the answer back, both bodies unbuffered. One undici
-// Pool per upstream origin; the dispatch handler writes each chunk to the client as it arrives
-// and pauses the upstream while the client's socket is full.
+// Stage 4: forward to the upstream and stream the answer back, both bodies unbuffered. The
+// upstream is picked by upstreams.ts (one undici Pool per origin); the dispatch handler writes
+// each chunk to the client as it arrives and pauses the upstream while the client's socket is full.
 import { Transform, type TransformCallback } from 'node:stream';
-import { Pool, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { Route } from '../config.ts';
 import { GatewayError } from '../errors.ts';
 import { PROVIDERS } from '../meters/providers.ts';
 import type { RequestContext } from './context.ts';
+import type { Upstream, Upstreams } from './upstreams.ts';
 
 // RFC 9110 §7.6.1 hop-by-hop fields, plus Host (it belongs to the upstream's URL) and Expect
 // (node:http already answered 100-continue; undici refuses the field). Fields named in
@@ -15,10 +16,12 @@ const HOP_BY_HOP = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
   'proxy-authorization', 'proxy-authenticate', 'host', 'expect',
 ]);
-// Written by the gateway itself: X-Forwarded-For appends the peer to what came in, -Proto keeps
-// what a proxy in front (Caddy) said, X-Request-Id is the gateway's own. A client's Forwarded
-// and X-Real-IP would reach the upstream as if the gateway vouched for them.
-const OWN_REQUEST_HEADERS = new Set(['x-request-id', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-real-ip']);
+// Written by the gateway itself: X-Forwarded-* (see requestHeaders), X-Request-Id (its own) and
+// X-Client-Request-Id (the client's, once checked). A client's Forwarded and X-Real-IP would
+// reach the upstream as if the gateway vouched for them.
+const OWN_REQUEST_HEADERS = new Set([
+  'x-request-id', 'x-client-request-id', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-real-ip',
+]);
 // On AI routes: the provider key replaces the client's; a read (maybe rewritten) body has a new
 // length; usage is read from the response, so it must come uncompressed. A client must not pick
 // the operator's organization or project, nor see them, nor get the provider's cookies.
@@ -34,66 +37,6 @@ const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'
 
 const UPSTREAM_TIMEOUT = new GatewayError('UPSTREAM_TIMEOUT');
 const BODY_STALLED = new GatewayError('REQUEST_TIMEOUT');
-
-export interface UpstreamOptions {
-  /** Connections per upstream origin. */
-  connections: number;
-  /** How long a request body may pause between chunks. */
-  bodyTimeoutMs: number;
-  /** How long a response may wait for a client that stopped reading. */
-  writeTimeoutMs: number;
-  maxBodyBytes: number;
-}
-
-export interface Upstream { pool: Pool; basePath: string; owner: Upstreams }
-
-export class Upstreams {
-  private readonly byRoute = new Map<Route, Upstream>();
-  private readonly pools = new Map<string, Pool>();
-  /**
-   * Requests queued for a connection, and when they time out. undici's headersTimeout starts
-   * only once a request is written to a connection (and an upload may rightly take long): one
-   * queued behind a full pool would wait for ever. A sweep every 250 ms ends them (a timer per
-   * request would cost more); once a connection takes a request, undici's timeouts run.
-   */
-  private readonly waiting = new Map<ForwardHandler, number>();
-  private readonly sweep: NodeJS.Timeout;
-
-  constructor(routes: readonly Route[], readonly options: UpstreamOptions) {
-    for (const r of routes) {
-      const origin = r.upstream.origin;
-      let pool = this.pools.get(origin);
-      if (!pool) this.pools.set(origin, (pool = new Pool(origin, { connections: options.connections, keepAliveTimeout: 30_000 })));
-      const p = r.upstream.pathname;
-      this.byRoute.set(r, { pool, basePath: p === '/' ? '' : p.replace(/\/$/, ''), owner: this });
-    }
-    this.sweep = setInterval(() => {
-      const now = performance.now();
-      for (const [handler, deadline] of this.waiting) {
-        if (deadline > now) continue;
-        this.waiting.delete(handler);
-        handler.fail(UPSTREAM_TIMEOUT);
-      }
-    }, 250).unref();
-  }
-
-  get(route: Route): Upstream {
-    return this.byRoute.get(route)!;
-  }
-
-  queued(handler: ForwardHandler, timeoutMs: number): void {
-    this.waiting.set(handler, performance.now() + timeoutMs);
-  }
-
-  started(handler: ForwardHandler): void {
-    this.waiting.delete(handler);
-  }
-
-  async close(): Promise<void> {
-    clearInterval(this.sweep);
-    await Promise.all([...this.pools.values()].map((p) => p.close()));
-  }
-}
 
 /** The path to request upstream: the upstream's own base path, then the client's path. */
 export function upstreamPath(route: Route, basePath: string, url: string): string {
@@ -120,7 +63,7 @@ export function forward(ctx: RequestContext, upstream: Upstream, events: Forward
   const { req, res } = ctx;
   const route = ctx.route!;
   const { options } = upstream.owner;
-  const handler = new ForwardHandler(ctx, events, upstream.owner);
+  const handler = new ForwardHandler(ctx, events, upstream);
   res.on('close', () => {
     if (!res.writableEnded) {
       ctx.clientGone = true;
@@ -149,7 +92,7 @@ export function forward(ctx: RequestContext, upstream: Upstream, events: Forward
   }
 
   upstream.owner.queued(handler, route.timeoutMs);
-  upstream.pool.dispatch({
+  upstream.origin.pool.dispatch({
     path: upstreamPath(route, upstream.basePath, req.url!),
     method: req.method as Dispatcher.HttpMethod,
     headers: requestHeaders(ctx, route),
@@ -193,16 +136,32 @@ function requestHeaders(ctx: RequestContext, route: Route): string[] {
   if (ctx.account) {
     out.push('x-tollgate-account', ctx.account.id, 'x-tollgate-plan', ctx.plan!.name, 'x-tollgate-key-id', ctx.key!.id);
   }
-  const forwardedFor = headers['x-forwarded-for'];
-  const client = ctx.socket.remoteAddress ?? 'unknown';
-  out.push(
-    'x-request-id', ctx.requestId,
-    'x-forwarded-for', forwardedFor ? `${forwardedFor}, ${client}` : client,
-    // Behind Caddy the client's scheme arrives here; directly, it is plain http.
-    'x-forwarded-proto', (headers['x-forwarded-proto'] as string | undefined) ?? 'http',
-  );
-  if (headers.host) out.push('x-forwarded-host', headers.host);
+  out.push('x-request-id', ctx.requestId);
+  if (ctx.clientRequestId !== undefined) out.push('x-client-request-id', ctx.clientRequestId);
+  const peer = ctx.socket.remoteAddress ?? 'unknown';
+  if (ctx.viaProxy) {
+    // A trusted proxy in front (TRUST_PROXY): its headers stand, the gateway adds its own hop.
+    const forwardedFor = headers['x-forwarded-for'];
+    const host = headers['x-forwarded-host'] ?? headers.host;
+    out.push(
+      'x-forwarded-for', forwardedFor ? `${forwardedFor}, ${peer}` : peer,
+      'x-forwarded-proto', first(headers['x-forwarded-proto']) ?? 'http',
+    );
+    if (host) out.push('x-forwarded-host', first(host)!);
+  } else {
+    // Anyone else's X-Forwarded-* is its own word: the upstream gets what the gateway saw.
+    out.push('x-forwarded-for', peer, 'x-forwarded-proto', 'http');
+    if (headers.host) out.push('x-forwarded-host', headers.host);
+  }
   return out;
+}
+
+/** node:http joins repeats of most fields with ", "; a repeated X-Forwarded-Proto or -Host keeps the first. */
+function first(v: string | string[] | undefined): string | undefined {
+  if (v === undefined) return undefined;
+  const s = typeof v === 'string' ? v : v[0];
+  const comma = s.indexOf(',');
+  return comma === -1 ? s : s.slice(0, comma).trim();
 }
 
 /** RFC 9110 §7.6.1: the fields a Connection header names are hop-by-hop too (none for the usual values). */
@@ -238,11 +197,17 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   controller: Dispatcher.DispatchController | undefined = undefined;
   private finished = false;
   private stalled = false;
+  /** Whether the upstream's health heard of this request yet (once: at its response, or its failure). */
+  private told = false;
   /** A model list held to be filtered. */
   private list: Buffer[] | undefined = undefined;
   private listBytes = 0;
+  private readonly upstreams: Upstreams;
+  private readonly sentAt = performance.now();
 
-  constructor(private readonly ctx: RequestContext, private readonly events: ForwardEvents, private readonly upstreams: Upstreams) {}
+  constructor(private readonly ctx: RequestContext, private readonly events: ForwardEvents, private readonly upstream: Upstream) {
+    this.upstreams = upstream.owner;
+  }
 
   /** Ends the exchange from the gateway's side: the upstream is aborted, or never started. */
   fail(err: Error): void {
@@ -272,6 +237,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     const { ctx } = this;
     const ai = ctx.ai;
     ctx.status = statusCode;
+    this.told = true;
+    this.upstreams.responded(ctx.route!.path, this.upstream.origin, statusCode, performance.now() - this.sentAt);
     ai?.start(statusCode, headers['content-type'] as string | undefined);
     if (ctx.modelFilter && statusCode >= 200 && statusCode < 300) this.list = [];
     // A body the gateway parses may change length (a hidden usage chunk): Node re-frames it.
@@ -279,7 +246,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     const dropNamed = namedInConnection(headers.connection);
     const out = ctx.responseHeaders;
     for (const name in headers) {
-      if (HOP_BY_HOP.has(name) || name === 'x-request-id' || dropNamed?.has(name)) continue;
+      if (HOP_BY_HOP.has(name) || name === 'x-request-id' || name === 'x-client-request-id' || dropNamed?.has(name)) continue;
       if (ctx.route!.cors && name.startsWith('access-control-')) continue; // the gateway answers for CORS
       if (dropLength && name === 'content-length') continue;
       if (ctx.route!.meter && privateToOperator(name)) continue;
@@ -389,6 +356,11 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     if (this.finished) return;
     this.finished = true;
     this.upstreams.started(this);
+    // The upstream failed to answer: not the gateway's own doing (a stalled body, a full queue),
+    // nor the client's (gone, or its body broke off).
+    if (err !== null && !this.told && !(err instanceof GatewayError) && err !== CLIENT_GONE && !this.ctx.clientGone && !this.ctx.req.errored) {
+      this.upstreams.failed(this.upstream.origin);
+    }
     this.events.done(this.ctx, err);
   }
 }

@@ -3,11 +3,12 @@
 // back (the quota unit, the money set aside). AI requests settle their reservation to the tokens
 // used. All of it in memory; every proxied request then gets one usage row, which names the
 // lease its price came from: the row is the durable record of what was spent.
+import type { Metrics } from '../metrics.ts';
 import type { Recorder } from '../state/recorder.ts';
 import type { UsageRecord } from '../storage/records.ts';
 import type { RequestContext } from './context.ts';
 
-export function meter(ctx: RequestContext, recorder: Recorder, now: number): void {
+export function meter(ctx: RequestContext, recorder: Recorder, metrics: Metrics, now: number): void {
   const state = ctx.state;
   const ai = ctx.ai;
   let aiUsage: UsageRecord['ai'];
@@ -20,6 +21,7 @@ export function meter(ctx: RequestContext, recorder: Recorder, now: number): voi
     ctx.responseBytes = ai.streamedBytes;
     ctx.billable = s.costMicros > 0 || (ai.succeeded && !ctx.clientGone);
     const u = s.usage;
+    metrics.tokens(ctx.route!.meter!, ai.call.model, u);
     aiUsage = {
       model: ai.call.model, inputTokens: u.input + u.cachedInput + u.cacheWrite5m + u.cacheWrite1h,
       cachedTokens: u.cachedInput, cacheWriteTokens: u.cacheWrite5m + u.cacheWrite1h, outputTokens: u.output,
@@ -34,6 +36,7 @@ export function meter(ctx: RequestContext, recorder: Recorder, now: number): voi
     }
   }
   ctx.chargedMicros = spent;
+  metrics.charged(ctx.route!.path, spent);
   recorder.append({
     id: 0,
     prevId: 0,

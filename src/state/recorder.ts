@@ -42,6 +42,8 @@ export interface RecorderOptions {
   maxQueuedRows: number;
   counterDelayMs: number;
   onError: (msg: string, err: Error) => void;
+  /** After each commit: how long it took, the rows it wrote, and whether the database was busy (then retried). */
+  onCommit?: (ms: number, rows: number, busy: boolean) => void;
 }
 
 export class Recorder {
@@ -73,6 +75,11 @@ export class Recorder {
   /** True while the queue is below its bound (readiness, and whether requests are taken). */
   get accepting(): boolean {
     return this.rows.length < this.options.maxQueuedRows;
+  }
+
+  /** Rows waiting for their commit. */
+  get queuedRows(): number {
+    return this.rows.length;
   }
 
   get busy(): boolean {
@@ -121,15 +128,18 @@ export class Recorder {
     // Every row before the oldest account still dirty after this commit is counted.
     const oldest = this.dirty.values().next().value as Counted | undefined;
     const throughId = oldest ? oldest.tally!.firstId - 1 : this.nextId - 1;
+    const started = performance.now();
     try {
       const r = this.usage.write(this.rows, tallies, throughId);
       if (r instanceof Promise) throw new Error('an asynchronous usage log needs the asynchronous recorder');
     } catch (err) {
       this.putBack(accounts, pending);
       if (!(err instanceof StorageBusy)) this.options.onError('writing usage failed; retrying', err as Error);
+      else this.options.onCommit?.(performance.now() - started, 0, true);
       this.retryLater();
       return false;
     }
+    this.options.onCommit?.(performance.now() - started, this.rows.length, false);
     this.rows = [];
     this.batch++;
     this.busySince = undefined;

@@ -4,6 +4,7 @@
 import type { Config, StorageLimits } from '../config.ts';
 import type { LiveView } from '../db/admin.ts';
 import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
 import { MonthlyPeriods } from './periods.ts';
 import { RateLimiter } from '../limiter/token-bucket.ts';
 import { StorageBusy, type Storage } from '../storage/ports.ts';
@@ -31,11 +32,32 @@ export class GatewayState {
 
   private readonly options: StorageLimits;
 
-  constructor(readonly storage: Storage, config: Config, private readonly log: Logger, private readonly now: () => number) {
+  constructor(readonly storage: Storage, config: Config, private readonly log: Logger, private readonly now: () => number, metrics?: Metrics) {
     const options = (this.options = config.storage);
     const warn = (msg: string, err: Error) => log.error(msg, { error: err.message });
-    this.wallets = new Wallets(storage.ledger, { leaseMaxMicros: options.leaseMaxMicros, refillWaitMs: 5_000 }, warn);
-    this.recorder = new Recorder(storage.usage, { maxQueuedRows: options.maxQueuedRows, counterDelayMs: options.counterDelayMs, onError: warn });
+    const debug = log.isLevelEnabled('debug');
+    this.wallets = new Wallets(storage.ledger, {
+      leaseMaxMicros: options.leaseMaxMicros, refillWaitMs: 5_000,
+      onLeaseCall: (call, outcome, accountId) => {
+        metrics?.leaseCall(call, outcome);
+        if (debug) log.debug('lease call', { call, outcome, accountId });
+      },
+    }, warn);
+    this.recorder = new Recorder(storage.usage, {
+      maxQueuedRows: options.maxQueuedRows, counterDelayMs: options.counterDelayMs, onError: warn,
+      onCommit: (ms, rows, busy) => {
+        metrics?.committed(ms, rows, busy);
+        if (debug) log.debug(busy ? 'usage commit refused: database busy; retrying' : 'usage committed', { ms: Math.round(ms * 1000) / 1000, rows });
+      },
+    });
+    metrics?.watch({
+      queuedRows: () => this.recorder.queuedRows,
+      openLeases: () => {
+        let n = 0;
+        for (const s of this.accounts.all()) if (s.wallet?.leaseId !== undefined) n++;
+        return n;
+      },
+    });
     this.accounts = new Accounts(storage.keys, config, this.periods, (s) => {
       if (s.wallet) this.wallets.balanceChanged(s.wallet);
     });

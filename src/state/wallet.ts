@@ -47,6 +47,8 @@ export interface WalletOptions {
   leaseMaxMicros: number;
   /** How long a request waits for a refill the database keeps refusing (then 503). */
   refillWaitMs: number;
+  /** After each lease call on the ledger ('take': open or top up a lease; 'return': end it). */
+  onLeaseCall?: (call: 'take' | 'return', outcome: 'ok' | 'busy' | 'error', accountId: string) => void;
 }
 
 const FIRST_RETRY_MS = 10;
@@ -77,6 +79,7 @@ export class Wallets {
     };
     let wait = FIRST_RETRY_MS;
     const retry = (err: unknown): Promise<boolean> => {
+      this.options.onLeaseCall?.('take', err instanceof StorageBusy ? 'busy' : 'error', w.accountId);
       if (!(err instanceof StorageBusy)) throw err;
       if (performance.now() + wait > deadline) throw new GatewayError('STORAGE_BUSY', { retryAfterS: 1 });
       return new Promise<void>((r) => setTimeout(r, wait)).then(() => {
@@ -93,6 +96,7 @@ export class Wallets {
   }
 
   private granted(w: Wallet, leaseId: number, micros: number, need: number): boolean {
+    this.options.onLeaseCall?.('take', 'ok', w.accountId);
     if (micros === 0) {
       w.topUpDue = false; // the balance had less than `need`: nothing more until credits arrive
       return false;
@@ -135,6 +139,7 @@ export class Wallets {
     if (w.leaseId === undefined) return true;
     const leaseId = w.leaseId;
     const done = () => {
+      this.options.onLeaseCall?.('return', 'ok', w.accountId);
       if (w.leaseId === leaseId) {
         w.leaseId = undefined;
         w.available = 0;
@@ -146,6 +151,7 @@ export class Wallets {
       const r = this.ledger.close(leaseId);
       return r instanceof Promise ? r.then(done, () => false) : done();
     } catch (err) {
+      this.options.onLeaseCall?.('return', err instanceof StorageBusy ? 'busy' : 'error', w.accountId);
       if (err instanceof StorageBusy) return false;
       throw err;
     }
