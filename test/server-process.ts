@@ -38,7 +38,7 @@ export async function spawnServer(env: Record<string, string>, timeoutMs = 5_000
   // In a directory of its own: a developer's .env or tollgate.config.json in the checkout must not leak in.
   const child = spawn(process.execPath, [SERVER_JS], {
     cwd: mkdtempSync(join(tmpdir(), 'tollgate-cwd-')),
-    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env, PORT: String(port) },
+    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ACCESS_LOG: 'off', ...env, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
