@@ -1,10 +1,14 @@
-// The composition root: config → storage → the gateway's memory → billing → the HTTP server.
+// The composition root: config → storage → the gateway's memory → billing → the HTTP server, and
+// the admin API's listener beside it when ADMIN_TOKEN is set.
 // main.ts, `tollgate serve` and the tests all build the gateway here, so tests run what
 // production runs.
 import type Stripe from 'stripe';
+import type { ExtraRoute } from './admin/http.ts';
+import { createAdminServer, type AdminListener } from './admin/server.ts';
 import { createBilling, type Billing } from './billing/billing.ts';
 import type { Config } from './config.ts';
-import { openDb } from './db/open.ts';
+import { Admin, type LiveView } from './db/admin.ts';
+import { openDb, type Db } from './db/open.ts';
 import { createSqliteStorage } from './db/sqlite-storage.ts';
 import { createLogger, type Logger } from './log.ts';
 import { createGateway, type Gateway } from './server.ts';
@@ -19,6 +23,8 @@ export interface AppOverrides {
   storage?: Storage;
   /** A Stripe client (tests point one at a local fake). */
   stripe?: Stripe;
+  /** More endpoints on the admin listener, each with its OpenAPI operation (GET /metrics). */
+  adminRoutes?: readonly ExtraRoute[];
 }
 
 export interface App {
@@ -27,9 +33,11 @@ export interface App {
   state: GatewayState;
   billing: Billing | undefined;
   gateway: Gateway;
+  /** The admin API's listener (src/admin/): undefined without ADMIN_TOKEN. */
+  admin: AdminListener | undefined;
   /** Resolves with the port bound. */
   listen(port: number, host: string): Promise<number>;
-  /** Drains the server, writes what is queued, returns the leases, closes the database. */
+  /** Closes the admin listener, drains the server, writes what is queued, returns the leases, closes the database. */
   close(): Promise<void>;
 }
 
@@ -42,14 +50,34 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   await state.start();
   const billing = createBilling({ config, storage, log, now, stripe: overrides.stripe });
   const gateway = createGateway({ config, state, log, billing, now });
+  let admin: AdminListener | undefined;
+  // Admin reads and writes SQL on the file: the admin API needs the SQLite backend.
+  if (config.admin && onSqlite(storage)) {
+    const live: LiveView = {
+      ...state.live,
+      keyLastUsed: (hash) => state.accounts.keyLastUsed(hash),
+      recent: (accountId, limit) => {
+        const s = state.accounts.state(accountId);
+        return s && state.recent(s, limit);
+      },
+    };
+    admin = createAdminServer({
+      config: { ...config, admin: config.admin }, admin: new Admin(storage, now, live), db: storage.db, log, now, extra: overrides.adminRoutes,
+    });
+  }
   return {
-    config, storage, state, billing, gateway,
+    config, storage, state, billing, gateway, admin,
     listen: (port, host) => gateway.listen(port, host),
     async close() {
+      await admin?.close();
       billing?.reporter.stop();
       await gateway.close();
       await state.stop();
       await storage.close();
     },
   };
+}
+
+function onSqlite(storage: Storage): storage is Storage & { db: Db } {
+  return 'db' in storage;
 }
