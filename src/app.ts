@@ -60,6 +60,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
         const s = state.accounts.state(accountId);
         return s && state.recent(s, limit);
       },
+      commitRows: () => void state.recorder.commit(),
     };
     admin = createAdminServer({
       config: { ...config, admin: config.admin }, admin: new Admin(storage, now, live), db: storage.db, log, now, extra: overrides.adminRoutes,

@@ -3,7 +3,7 @@
 // documented for the operation and the body must validate against its schema.
 import { expect } from 'vitest';
 import { openapiDocument } from '../src/admin/openapi.ts';
-import { startGateway, type GatewayOptions, type TestGateway } from './helpers.ts';
+import { checkProblem, startGateway, type GatewayOptions, type Problem, type TestGateway } from './helpers.ts';
 import { validate } from './json-schema.ts';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
@@ -55,6 +55,11 @@ export function adminApi(base: string, token: string = ADMIN_TOKEN) {
 }
 
 export type AdminApi = ReturnType<typeof adminApi>;
+
+/** checkProblem (helpers.ts) on an admin API answer: status, content type, exactly the documented members. */
+export function problem(res: ApiResponse<unknown>, status: number, code: string): Problem {
+  return checkProblem({ status: res.status, headers: res.headers, body: res.text }, status, code);
+}
 
 export interface AdminGateway extends TestGateway {
   adminUrl: string;

@@ -12,6 +12,8 @@ export interface LiveView {
   keyLastUsed?(hash: string): number | undefined;
   /** The account's latest requests, newest first, queued ones included, if it is in memory. */
   recent?(accountId: string, limit: number): RecentUsage[] | undefined;
+  /** Writes the usage rows still queued, so that a lookup on the file finds the latest requests. */
+  commitRows?(): void;
 }
 
 export interface Account {

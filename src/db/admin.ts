@@ -334,6 +334,7 @@ export class Admin {
 
   /** One request by its id (see findRequest: the latest rows, or those around a time). */
   findRequest(requestId: string, around?: number): RequestSearch {
+    this.live?.commitRows?.();
     return findRequest(this.db, requestId, around);
   }
 
