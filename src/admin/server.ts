@@ -119,10 +119,10 @@ export function createAdminServer({ config, admin, db, log, now, extra = [] }: A
       const ops = new LocalOperations({ admin: admin.as({ by: caller.actor, requestId }), config: () => config, now, log });
       const ctx: AdminContext = { params, query: url.searchParams, body, ops, requestId };
       const key = req.headers['idempotency-key'];
-      const out = route.method === 'POST' && typeof key === 'string'
+      const out: StoredAnswer & { replayed?: boolean } = route.method === 'POST' && typeof key === 'string'
         ? await once(route, ctx, caller, key, requestHash(route.method, url.pathname + url.search, raw))
         : answer(await route.handle(ctx));
-      if ('replayed' in out) headers.push('idempotent-replayed', 'true');
+      if (out.replayed) headers.push('idempotent-replayed', 'true');
       res.writeHead(out.status, [...headers, 'content-type', out.contentType, 'content-length', String(Buffer.byteLength(out.body))]);
       res.end(out.body);
     } catch (err) {

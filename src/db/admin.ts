@@ -162,6 +162,7 @@ export class Admin {
 
   /** Every key (of the account), oldest first. */
   listKeys(accountId?: string): ApiKey[] {
+    // limit + 1 must stay a safe integer.
     return this.keysPage(accountId, { limit: Number.MAX_SAFE_INTEGER - 1 }).data;
   }
 
@@ -248,8 +249,9 @@ export class Admin {
   deductCredits(accountId: string, micros: number, reason: string): Account {
     if (!Number.isSafeInteger(micros) || micros <= 0) throw new InvalidInputError('the amount must be a positive whole number of micro-dollars');
     const money = this.storage.ledger.money;
-    // A refusal is thrown after the transaction, not inside it: the check comes first because a
-    // debit that fails may already have taken money back from this gateway's lease.
+    // Checked before the debit: one that cannot pay may still have taken money back from this
+    // gateway's lease, in memory too, which a rollback of the caller's transaction (an
+    // Idempotency-Key's) would not undo. So a refusal takes nothing and is thrown afterwards.
     const refused = this.change((): { available: number; balance: number } | undefined => {
       const before = this.account(accountId);
       const available = money.available(accountId);

@@ -156,7 +156,7 @@ export class Accounts {
       state = new AccountState(found.account, plan, found.lastUsageId);
       this.states.set(found.account.id, state);
     }
-    const entry: KeyEntry = { key: found.key, state, lastUsed: this.keys.get(hash)?.lastUsed ?? 0 };
+    const entry: KeyEntry = { key: found.key, state, lastUsed: 0 };
     this.keys.set(hash, entry);
     return entry;
   }
