@@ -38,11 +38,7 @@ CREATE TABLE leases (
 CREATE INDEX leases_open ON leases (account_id) WHERE closed_at IS NULL;
 
 ALTER TABLE quota_usage ADD COLUMN through_id INTEGER NOT NULL DEFAULT 0;
--- The account's newest usage row: the head of its chain.
-ALTER TABLE accounts ADD COLUMN last_usage_id INTEGER NOT NULL DEFAULT 0;
 -- Rows written before this migration get their chain once (one pass over the table).
-UPDATE accounts SET last_usage_id = h.last FROM (SELECT account_id, max(id) AS last FROM usage GROUP BY account_id) AS h
-  WHERE accounts.id = h.account_id;
 UPDATE usage SET prev_id = c.prev
   FROM (SELECT id, lag(id) OVER (PARTITION BY account_id ORDER BY id) AS prev FROM usage WHERE account_id IS NOT NULL) AS c
   WHERE usage.id = c.id AND c.prev IS NOT NULL;

@@ -1,5 +1,5 @@
 -- Daily totals per account, route, model and status, written with the usage rows' counters
--- (each row says up to which usage row it has counted, as the other counters do). Usage totals
+-- (each row says up to which usage row it has counted, as the other counters do: through_id). Usage totals
 -- and charts read these, never the raw rows: their cost does not grow with the usage table, and
 -- they outlive the raw rows' retention. account_id '' holds the requests of auth-free routes.
 CREATE TABLE usage_daily (
@@ -17,6 +17,8 @@ CREATE TABLE usage_daily (
   cached_tokens       INTEGER NOT NULL,
   cache_write_tokens  INTEGER NOT NULL,
   output_tokens       INTEGER NOT NULL,
+  -- The newest row counted here: the account's newest row overall is the head of its chain of
+  -- rows (usage.prev_id), read with the key when the account is first seen.
   through_id          INTEGER NOT NULL,
   PRIMARY KEY (account_id, day, route, model, status)
 ) WITHOUT ROWID;

@@ -109,7 +109,7 @@ describe('tollgate --url: the CLI through a running gateway\'s admin API', () =>
       /the admin API at http:\/\/127\.0\.0\.1:\d+ refused the token/);
     expectFailure(await runCli(['accounts', 'list', '--url', `http://127.0.0.1:${await closedPort()}`], env), 1, /cannot reach the admin API at .*ECONNREFUSED/);
     expectFailure(await runCli(['accounts', 'list', '--url', 'ftp://x'], env), 78, /--url: expected an http\(s\) URL/);
-    for (const args of [['billing', 'status', 'acct_x'], ['billing', 'sync'], ['migrate']]) {
+    for (const args of [['billing', 'status', 'acct_x'], ['billing', 'sync'], ['migrate'], ['backup', '/tmp/never.db']]) {
       expectFailure(await remote(...args), 2, /works on the database file only .*drop --url/);
     }
   });

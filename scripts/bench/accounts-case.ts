@@ -5,7 +5,7 @@
 // as the gateway's RSS. Issue 8's targets: ≥ 0.85 of the one-key figure, RSS under 150 MB.
 import { join } from 'node:path';
 import { checkBooks } from './books.ts';
-import type { BenchContext } from './context.ts';
+import { profileFlags, type BenchContext } from './context.ts';
 import { startGateway } from './gateway.ts';
 import { rssMb } from './processes.ts';
 import { alternate, verdict } from './rounds.ts';
@@ -21,7 +21,9 @@ export async function accountsCase(ctx: BenchContext): Promise<string[]> {
   const config = { routes: [{ path: '/', upstream: ctx.upstreamUrl, priceMicros: PRICE_MICROS }] };
   const one = await startGateway({ name: 'one key', dir: join(ctx.dir, 'accounts-1'), entry: ctx.entry, accounts: 1, config });
   const seeding = performance.now();
-  const many = await startGateway({ name: `${n} keys`, dir: join(ctx.dir, `accounts-${n}`), entry: ctx.entry, accounts: n, config });
+  const many = await startGateway({
+    name: `${n} keys`, dir: join(ctx.dir, `accounts-${n}`), entry: ctx.entry, accounts: n, config, nodeFlags: profileFlags(ctx, 'accounts-many'),
+  });
   console.log(`  seeded ${n} accounts, keys and grants and started the gateway in ${((performance.now() - seeding) / 1000).toFixed(1)} s`);
 
   // The warm-up sends every key once (and a connection's worth more, so the last keys' answers are

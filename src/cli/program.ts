@@ -10,6 +10,7 @@ import { UsageError } from './errors.ts';
 import { keysCommand } from './keys.ts';
 import { requestsCommand } from './requests.ts';
 import { systemCommands } from './system.ts';
+import { backupCommand } from './backup.ts';
 import { usageCommand } from './usage.ts';
 
 /** Without a subcommand commander prints the whole help to stderr; we say it in one line instead. */
@@ -47,6 +48,7 @@ export function buildProgram(cli: Cli): Command {
   program.exitOverride(missingCommand(program));
 
   systemCommands(program, cli);
+  backupCommand(program, cli);
   group(program, cli, 'accounts', 'manage accounts', accountsCommand);
   group(program, cli, 'keys', 'issue, list, revoke and rotate API keys', keysCommand);
   group(program, cli, 'credits', 'grant prepaid credits and read the ledger', creditsCommand);

@@ -330,7 +330,8 @@ export class Admin {
     this.account(accountId);
     const live = this.live?.recent?.(accountId, limit);
     if (live) return live;
-    const head = this.db.prepare('SELECT last_usage_id FROM accounts WHERE id = ?').pluck().get(accountId) as number;
+    // The head of the account's chain of rows, as the key directory reads it (sqlite-keys.ts).
+    const head = this.db.prepare('SELECT coalesce(max(through_id), 0) FROM usage_daily WHERE account_id = ?').pluck().get(accountId) as number;
     return this.storage.usage.chain(head, limit) as RecentUsage[];
   }
 

@@ -15,7 +15,7 @@ function account(r: AccountRecord): AccountRecord {
 export function createSqliteKeys(db: Db): KeyDirectory {
   const q = {
     key: db.prepare(`SELECT k.id AS keyId, k.expires_at AS expiresAt, k.revoked_at AS revokedAt, ${ACCOUNT},
-      a.last_usage_id AS lastUsageId
+      coalesce((SELECT max(through_id) FROM usage_daily d WHERE d.account_id = a.id), 0) AS lastUsageId
       FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.hash = ?`),
     account: db.prepare(`SELECT ${ACCOUNT} FROM accounts a WHERE a.id = ?`),
     quotaUsed: db.prepare('SELECT used FROM quota_usage WHERE account_id = ? AND period = ?').pluck(),

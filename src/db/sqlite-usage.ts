@@ -65,7 +65,6 @@ export function createSqliteUsage(db: Db): UsageLog & { recount(): number } {
   const q = {
     quota: db.prepare(`INSERT INTO quota_usage (account_id, period, used, through_id) VALUES (?, ?, ?, ?)
       ON CONFLICT (account_id, period) DO UPDATE SET used = used + excluded.used, through_id = excluded.through_id`),
-    head: db.prepare('UPDATE accounts SET last_usage_id = ? WHERE id = ? AND last_usage_id < ?'),
     spent: db.prepare('UPDATE leases SET consumed_micros = consumed_micros + ?, through_id = ? WHERE id = ?'),
     overage: db.prepare(`INSERT INTO meter_outbox (account_id, event_name, interval_start, value, identifier, through_id)
       VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, event_name, interval_start)
@@ -99,13 +98,12 @@ export function createSqliteUsage(db: Db): UsageLog & { recount(): number } {
       single.run(arg);
     }
     for (const t of tallies) {
-      for (const [period, units] of t.quota) q.quota.run(t.accountId, period, units, t.throughId);
-      q.head.run(t.throughId, t.accountId, t.throughId);
-      for (const [leaseId, micros] of t.spent) q.spent.run(micros, t.throughId, leaseId);
-      for (const o of t.overage.values()) {
+      for (const { period, units } of t.quota ?? []) q.quota.run(t.accountId, period, units, t.throughId);
+      for (const { leaseId, micros } of t.spent ?? []) q.spent.run(micros, t.throughId, leaseId);
+      for (const o of t.overage ?? []) {
         q.overage.run(t.accountId, o.meter, o.intervalStart, o.units, overageIdentifier(t.accountId, o.meter, o.intervalStart), t.throughId);
       }
-      for (const d of t.days.values()) q.day.run({ accountId: t.accountId, throughId: t.throughId, ...d });
+      for (const d of t.days) q.day.run({ accountId: t.accountId, throughId: t.throughId, ...d });
     }
     q.through.run(throughId);
   });
@@ -127,8 +125,6 @@ export function createSqliteUsage(db: Db): UsageLog & { recount(): number } {
         WHERE t.quota_period IS NOT NULL AND t.id > coalesce(q.through_id, 0)
         GROUP BY t.account_id, t.quota_period
         ON CONFLICT (account_id, period) DO UPDATE SET used = used + excluded.used, through_id = excluded.through_id;
-      UPDATE accounts SET last_usage_id = h.last FROM (SELECT account_id, max(id) AS last FROM temp.tail GROUP BY account_id) AS h
-        WHERE accounts.id = h.account_id AND accounts.last_usage_id < h.last;
       UPDATE leases SET consumed_micros = consumed_micros + c.spent, through_id = c.last
         FROM (SELECT t.lease_id, sum(t.price_micros) AS spent, max(t.id) AS last FROM temp.tail t
           JOIN leases l ON l.id = t.lease_id WHERE t.id > l.through_id GROUP BY t.lease_id) AS c

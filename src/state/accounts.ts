@@ -7,7 +7,8 @@
 import type { Config, Plan } from '../config.ts';
 import type { Buckets } from '../limiter/token-bucket.ts';
 import { quotaPeriod, type MonthlyPeriods } from './periods.ts';
-import type { Change, KeyDirectory, KeyLookup, MaybePromise, Tally } from '../storage/ports.ts';
+import type { Change, KeyDirectory, KeyLookup, MaybePromise } from '../storage/ports.ts';
+import type { Pending } from './pending.ts';
 import type { AccountRecord, KeyRecord } from '../storage/records.ts';
 import type { Counted } from './recorder.ts';
 import { Wallet } from './wallet.ts';
@@ -18,7 +19,7 @@ export class AccountState implements Counted {
   period = '';
   used = 0;
   wallet: Wallet | undefined = undefined;
-  tally: Tally | undefined = undefined;
+  tally: Pending | undefined = undefined;
   dirtySince = 0;
   /** Requests admitted and not yet metered. */
   inFlight = 0;

@@ -14,8 +14,9 @@
 // the rows they count: each account's deltas wait COUNTER_DELAY_MS (so many requests make one
 // write) and at most MAX_TALLIES go with one commit, whatever the number of accounts.
 import type { Socket } from 'node:net';
-import { StorageBusy, type DayTotals, type Tally, type UsageLog } from '../storage/ports.ts';
+import { StorageBusy, type DayTotals, type UsageLog } from '../storage/ports.ts';
 import type { UsageRecord } from '../storage/records.ts';
+import { Pending } from './pending.ts';
 
 /** Past this many queued rows a commit is written at once. */
 const MAX_BATCH = 2000;
@@ -24,7 +25,6 @@ const MAX_DELAY_MS = 10;
 const RETRY_MS = 50;
 const MAX_TALLIES = 256;
 
-const DAY_MS = 86_400_000;
 const LAST_BATCH = Symbol('tollgate.lastBatch');
 type TrackedSocket = Socket & { [LAST_BATCH]?: number };
 
@@ -33,8 +33,8 @@ export interface Counted {
   readonly accountId: string;
   /** The account's newest row: the previous row of its next one. */
   lastUsageId: number;
-  /** Deltas not written yet, and since when (for COUNTER_DELAY_MS). */
-  tally: Tally | undefined;
+  /** Counts not written yet, and since when (for COUNTER_DELAY_MS). */
+  tally: Pending | undefined;
   dirtySince: number;
 }
 
@@ -49,6 +49,8 @@ export class Recorder {
   private readonly anonymous: Counted = { accountId: '', lastUsageId: 0, tally: undefined, dirtySince: 0 };
   /** Accounts with deltas to write, oldest first. */
   private readonly dirty = new Set<Counted>();
+  /** Accounts whose deltas go with the next commits whatever their age (a lease about to end). */
+  private readonly urgent = new Set<Counted>();
   private nextId = 0;
   /** Numbers the commits: rows appended now join commit `batch`. */
   private batch = 1;
@@ -84,24 +86,13 @@ export class Recorder {
     const counted = account ?? this.anonymous;
     row.prevId = account ? account.lastUsageId : 0;
     if (account) account.lastUsageId = row.id;
-    {
-      let t = counted.tally;
-      if (!t) {
-        t = counted.tally = { accountId: counted.accountId, throughId: 0, firstId: row.id, quota: new Map(), spent: new Map(), overage: new Map(), days: new Map() };
-        counted.dirtySince = performance.now();
-        this.dirty.add(counted);
-      }
-      t.throughId = row.id;
-      addToDay(t, row);
-      if (row.quotaPeriod !== undefined) t.quota.set(row.quotaPeriod, (t.quota.get(row.quotaPeriod) ?? 0) + 1);
-      if (row.leaseId !== undefined && row.priceMicros > 0) t.spent.set(row.leaseId, (t.spent.get(row.leaseId) ?? 0) + row.priceMicros);
-      if (row.overageMeter !== undefined) {
-        const key = `${row.overageMeter}\u0000${row.overageInterval}`;
-        const o = t.overage.get(key);
-        if (o) o.units++;
-        else t.overage.set(key, { meter: row.overageMeter, intervalStart: row.overageInterval!, units: 1 });
-      }
+    let t = counted.tally;
+    if (!t) {
+      t = counted.tally = new Pending(row.id);
+      counted.dirtySince = performance.now();
+      this.dirty.add(counted);
     }
+    t.add(row);
     this.rows.push(row);
     (socket as TrackedSocket)[LAST_BATCH] = this.batch;
     if (this.rows.length >= MAX_BATCH && !this.busy) this.commit();
@@ -124,7 +115,8 @@ export class Recorder {
     this.scheduled = false;
     const accounts = this.takeDue(all);
     if (this.rows.length === 0 && accounts.length === 0) return true;
-    const tallies = accounts.map((a) => a.tally!);
+    const pending = accounts.map((a) => a.tally!);
+    const tallies = accounts.map((a, i) => pending[i].toTally(a.accountId));
     for (const a of accounts) a.tally = undefined;
     // Every row before the oldest account still dirty after this commit is counted.
     const oldest = this.dirty.values().next().value as Counted | undefined;
@@ -133,7 +125,7 @@ export class Recorder {
       const r = this.usage.write(this.rows, tallies, throughId);
       if (r instanceof Promise) throw new Error('an asynchronous usage log needs the asynchronous recorder');
     } catch (err) {
-      this.putBack(accounts, tallies);
+      this.putBack(accounts, pending);
       if (!(err instanceof StorageBusy)) this.options.onError('writing usage failed; retrying', err as Error);
       this.retryLater();
       return false;
@@ -144,17 +136,11 @@ export class Recorder {
     return true;
   }
 
-  /** Writes one account's counters now (before its lease ends). False when busy. */
-  commitAccount(account: Counted): boolean {
-    if (!account.tally) return this.rows.length === 0 || this.commit();
-    // Move it to the front: the next commit takes the oldest first.
-    this.dirty.delete(account);
-    const rest = [...this.dirty];
-    this.dirty.clear();
-    this.dirty.add(account);
-    for (const a of rest) this.dirty.add(a);
-    account.dirtySince = -Infinity;
-    return this.commit();
+  /** Writes these accounts' counters now (before their leases end), with what is queued. False when busy. */
+  commitAccounts(accounts: Iterable<Counted>): boolean {
+    for (const a of accounts) if (a.tally) this.urgent.add(a);
+    while (this.urgent.size > 0) if (!this.commit()) return false;
+    return this.rows.length === 0 || this.commit();
   }
 
   /** Everything queued, rows and counters; false when busy. */
@@ -165,7 +151,7 @@ export class Recorder {
 
   /** The daily totals of an account ('' for auth-free routes) not written yet. */
   pendingDays(account: Counted | undefined): Iterable<DayTotals> {
-    return (account ?? this.anonymous).tally?.days.values() ?? [];
+    return (account ?? this.anonymous).tally?.days() ?? [];
   }
 
   /** The queued rows of one account, newest first (what the database does not have yet). */
@@ -185,26 +171,31 @@ export class Recorder {
     return first && performance.now() - first.dirtySince >= this.options.counterDelayMs ? 1 : 0;
   }
 
-  /** The accounts whose counters go with this commit, oldest first, at most MAX_TALLIES. */
+  /** The accounts whose counters go with this commit: urgent ones, then the oldest due, at most MAX_TALLIES. */
   private takeDue(all: boolean): Counted[] {
-    const out: Counted[] = [];
+    const out = new Set<Counted>();
+    for (const a of this.urgent) {
+      if (out.size >= MAX_TALLIES) break;
+      if (a.tally) out.add(a);
+      this.urgent.delete(a);
+    }
     const dueBefore = performance.now() - this.options.counterDelayMs;
     for (const a of this.dirty) {
-      if (out.length >= MAX_TALLIES || (!all && a.dirtySince > dueBefore)) break;
-      out.push(a);
+      if (out.size >= MAX_TALLIES || (!all && a.dirtySince > dueBefore)) break;
+      out.add(a);
     }
     for (const a of out) this.dirty.delete(a);
-    return out;
+    return [...out];
   }
 
   /** A commit that failed: its counters wait in front again, merged with what came since. */
-  private putBack(accounts: Counted[], tallies: Tally[]): void {
+  private putBack(accounts: Counted[], tallies: Pending[]): void {
     if (accounts.length === 0) return;
     const rest = [...this.dirty];
     this.dirty.clear();
     accounts.forEach((a, i) => {
       const t = tallies[i];
-      if (a.tally) merge(t, a.tally);
+      if (a.tally) t.merge(a.tally);
       a.tally = t;
       a.dirtySince = -Infinity;
       this.dirty.add(a);
@@ -220,56 +211,5 @@ export class Recorder {
       this.commit();
     }, RETRY_MS);
     this.timer.unref();
-  }
-}
-
-/** Counts the row in its day's totals (the last group is reused: most rows of an account repeat it). */
-function addToDay(t: Tally & { last?: DayTotals }, r: UsageRecord): void {
-  const day = r.ts - (r.ts % DAY_MS);
-  const model = r.ai?.model ?? '';
-  let d = t.last;
-  if (!d || d.day !== day || d.status !== r.status || d.route !== r.route || d.model !== model) {
-    const key = `${day}\u0000${r.route}\u0000${model}\u0000${r.status}`;
-    d = t.days.get(key);
-    if (!d) {
-      d = { day, route: r.route, model, status: r.status, requests: 0, billable: 0, chargedMicros: 0, inputTokens: 0, cachedTokens: 0, cacheWriteTokens: 0, outputTokens: 0 };
-      t.days.set(key, d);
-    }
-    t.last = d;
-  }
-  d.requests++;
-  if (r.billable) d.billable++;
-  d.chargedMicros += r.priceMicros;
-  const ai = r.ai;
-  if (ai) {
-    d.inputTokens += ai.inputTokens;
-    d.cachedTokens += ai.cachedTokens;
-    d.cacheWriteTokens += ai.cacheWriteTokens;
-    d.outputTokens += ai.outputTokens;
-  }
-}
-
-/** Adds the later deltas `b` into `a` (a is older). */
-function merge(a: Tally, b: Tally): void {
-  a.throughId = b.throughId;
-  for (const [k, v] of b.quota) a.quota.set(k, (a.quota.get(k) ?? 0) + v);
-  for (const [k, v] of b.spent) a.spent.set(k, (a.spent.get(k) ?? 0) + v);
-  for (const [k, v] of b.overage) {
-    const o = a.overage.get(k);
-    if (o) o.units += v.units;
-    else a.overage.set(k, v);
-  }
-  for (const [k, v] of b.days) {
-    const d = a.days.get(k);
-    if (!d) a.days.set(k, v);
-    else {
-      d.requests += v.requests;
-      d.billable += v.billable;
-      d.chargedMicros += v.chargedMicros;
-      d.inputTokens += v.inputTokens;
-      d.cachedTokens += v.cachedTokens;
-      d.cacheWriteTokens += v.cacheWriteTokens;
-      d.outputTokens += v.outputTokens;
-    }
   }
 }

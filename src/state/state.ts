@@ -13,6 +13,7 @@ import { Recorder } from './recorder.ts';
 import { Wallets } from './wallet.ts';
 
 const SWEEP_MS = 5_000;
+const CLOSE_PER_SWEEP = 200;
 /** Retention deletes this many raw rows at a time: a few ms of the write lock, never long. */
 const PRUNE_ROWS = 2_000;
 /** How often retention looks for old rows; while it finds them, it goes on every PRUNE_BUSY_MS. */
@@ -128,16 +129,25 @@ export class GatewayState {
     this.recorder.stop();
   }
 
-  /** Leases unused for leaseIdleMs go back to the balance; accounts idle long enough leave memory. */
+  /**
+   * Leases unused for leaseIdleMs go back to the balance (at most CLOSE_PER_SWEEP a sweep: each
+   * is a short transaction); accounts idle long enough leave memory.
+   */
   private sweep(): void {
     const t = performance.now();
+    const idle: AccountState[] = [];
     for (const s of this.accounts.all()) {
       const w = s.wallet;
       if (!w || w.leaseId === undefined || w.reserved > 0 || w.pending || t - w.lastUsed < this.options.leaseIdleMs) continue;
-      // The lease's spending must be in the file before it ends.
-      if (!this.recorder.commitAccount(s)) return;
-      const closed = this.wallets.close(w);
-      if (closed instanceof Promise) closed.catch((err: Error) => this.log.error('returning a lease failed', { error: err.message }));
+      idle.push(s);
+      if (idle.length === CLOSE_PER_SWEEP) break;
+    }
+    // A lease's spending must be in the file before it ends.
+    if (idle.length > 0 && this.recorder.commitAccounts(idle)) {
+      for (const s of idle) {
+        const closed = this.wallets.close(s.wallet!);
+        if (closed instanceof Promise) closed.catch((err: Error) => this.log.error('returning a lease failed', { error: err.message }));
+      }
     }
     this.accounts.evictIdle(this.now());
   }
