@@ -1,10 +1,15 @@
-// The composition root: config → storage → the gateway's memory → billing → the HTTP server.
+// The composition root: config → storage → the gateway's memory → billing → the HTTP server, and
+// the admin API's listener beside it when ADMIN_TOKEN is set.
 // main.ts, `tollgate serve` and the tests all build the gateway here, so tests run what
 // production runs.
 import type Stripe from 'stripe';
+import type { ExtraRoute } from './admin/http.ts';
+import { metricsRoute } from './admin/metrics.ts';
+import { createAdminServer, type AdminListener } from './admin/server.ts';
 import { createBilling, type Billing } from './billing/billing.ts';
 import type { Config } from './config.ts';
-import { openDb } from './db/open.ts';
+import { Admin, type LiveView } from './db/admin.ts';
+import { openDb, type Db } from './db/open.ts';
 import { createSqliteStorage } from './db/sqlite-storage.ts';
 import { createLogger, type Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
@@ -20,6 +25,8 @@ export interface AppOverrides {
   storage?: Storage;
   /** A Stripe client (tests point one at a local fake). */
   stripe?: Stripe;
+  /** More endpoints on the admin listener, each with its OpenAPI operation (GET /metrics). */
+  adminRoutes?: readonly ExtraRoute[];
 }
 
 export interface App {
@@ -28,11 +35,13 @@ export interface App {
   state: GatewayState;
   billing: Billing | undefined;
   gateway: Gateway;
-  /** Its Prometheus metrics; `metrics.handler` serves GET /metrics (on the admin listener). */
+  /** Its Prometheus metrics, served as GET /metrics on the admin listener (src/admin/metrics.ts). */
   metrics: Metrics;
+  /** The admin API's listener (src/admin/): undefined without ADMIN_TOKEN. */
+  admin: AdminListener | undefined;
   /** Resolves with the port bound. */
   listen(port: number, host: string): Promise<number>;
-  /** Drains the server, writes what is queued, returns the leases, closes the database. */
+  /** Closes the admin listener, drains the server, writes what is queued, returns the leases, closes the database. */
   close(): Promise<void>;
 }
 
@@ -46,14 +55,36 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   await state.start();
   const billing = createBilling({ config, storage, log, now, stripe: overrides.stripe, onWebhookEvent: (type, outcome) => metrics.webhookEvent(type, outcome) });
   const gateway = createGateway({ config, state, log, metrics, billing, now });
+  let admin: AdminListener | undefined;
+  // Admin reads and writes SQL on the file: the admin API needs the SQLite backend.
+  if (config.admin && onSqlite(storage)) {
+    const live: LiveView = {
+      ...state.live,
+      keyLastUsed: (hash) => state.accounts.keyLastUsed(hash),
+      recent: (accountId, limit) => {
+        const s = state.accounts.state(accountId);
+        return s && state.recent(s, limit);
+      },
+      commitRows: () => void state.recorder.commit(),
+    };
+    admin = createAdminServer({
+      config: { ...config, admin: config.admin }, admin: new Admin(storage, now, live), db: storage.db, log, now,
+      extra: [metricsRoute(metrics), ...(overrides.adminRoutes ?? [])],
+    });
+  }
   return {
-    config, storage, state, billing, gateway, metrics,
+    config, storage, state, billing, gateway, metrics, admin,
     listen: (port, host) => gateway.listen(port, host),
     async close() {
+      await admin?.close();
       billing?.reporter.stop();
       await gateway.close();
       await state.stop();
       await storage.close();
     },
   };
+}
+
+function onSqlite(storage: Storage): storage is Storage & { db: Db } {
+  return 'db' in storage;
 }

@@ -101,6 +101,20 @@ export interface StorageLimits {
   retentionDays: number;
 }
 
+/** The admin API's own listener (src/admin/): on only when ADMIN_TOKEN is set. */
+export interface AdminConfig {
+  port: number;
+  host: string;
+  /** Bearer tokens accepted (several during a rotation). */
+  tokens: readonly string[];
+}
+
+/** Where the CLI reaches a running gateway's admin API (--url / TOLLGATE_ADMIN_URL). */
+export interface AdminClientConfig {
+  url: URL;
+  token: string;
+}
+
 export interface Config {
   port: number;
   host: string;
@@ -131,6 +145,8 @@ export interface Config {
   providerKeys: Readonly<Partial<Record<ProviderName, string>>>;
   /** Undefined without STRIPE_SECRET_KEY: the billing endpoints then answer 503. */
   stripe: StripeConfig | undefined;
+  /** Undefined without ADMIN_TOKEN: no admin listener. */
+  admin: AdminConfig | undefined;
 }
 
 export class ConfigError extends Error {
@@ -307,12 +323,46 @@ export function loadConfig(env: Env = process.env, { serving = true }: LoadOptio
     }
   }
 
+  const admin = adminConfig(env, int, { port, host }, problems);
+
   if (problems.length > 0) throw new ConfigError(problems);
   const demo = routes.length === 0 && source === 'demo';
   return deepFreeze({
     port, host, databasePath, logLevel, accessLog, trustProxy, upstreamTimeoutMs, aiTimeoutMs, upstreamConnections, maxBodyBytes, shutdownTimeoutMs, clients, storage,
-    source, routes, plans, defaultPlan, demo, prices, providerKeys, stripe,
+    source, routes, plans, defaultPlan, demo, prices, providerKeys, stripe, admin,
   });
+}
+
+/** Shorter tokens could be guessed over the network; `openssl rand -hex 32` makes a good one. */
+const MIN_ADMIN_TOKEN = 16;
+
+function adminConfig(env: Env, int: (name: string, fallback: number, min: number, max?: number) => number,
+  gateway: { port: number; host: string }, problems: string[]): AdminConfig | undefined {
+  const port = int('ADMIN_PORT', 8081, 0, 65535);
+  const host = env.ADMIN_HOST || '127.0.0.1';
+  if (!env.ADMIN_TOKEN) return undefined;
+  const tokens = env.ADMIN_TOKEN.split(',').map((t) => t.trim()).filter(Boolean);
+  if (tokens.length === 0) problems.push('ADMIN_TOKEN: no token in it (tokens are comma-separated)');
+  for (const [i, t] of tokens.entries()) {
+    if (t.length < MIN_ADMIN_TOKEN) problems.push(`ADMIN_TOKEN: token ${i + 1} has ${t.length} characters; at least ${MIN_ADMIN_TOKEN} are needed (e.g. openssl rand -hex 32)`);
+  }
+  if (port !== 0 && port === gateway.port && host === gateway.host) problems.push(`ADMIN_PORT: ${port} is the gateway's own PORT`);
+  return { port, host, tokens };
+}
+
+/**
+ * The CLI's remote mode: `--url` (else TOLLGATE_ADMIN_URL) with TOLLGATE_ADMIN_TOKEN; undefined
+ * when no URL is given (the CLI then works on the database file).
+ */
+export function loadAdminClient(env: Env, url: string | undefined): AdminClientConfig | undefined {
+  const raw = url ?? env.TOLLGATE_ADMIN_URL;
+  if (!raw) return undefined;
+  const problems: string[] = [];
+  const parsed = parseUrl(raw, url === undefined ? 'TOLLGATE_ADMIN_URL' : '--url', problems);
+  const token = env.TOLLGATE_ADMIN_TOKEN?.trim();
+  if (!token) problems.push('TOLLGATE_ADMIN_TOKEN: required to reach the admin API (one of the gateway\'s ADMIN_TOKEN tokens)');
+  if (problems.length > 0 || !parsed || !token) throw new ConfigError(problems);
+  return { url: parsed, token };
 }
 
 /** V8 says "… in JSON at position 27"; an editor wants "line 3, column 5". */

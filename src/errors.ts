@@ -10,7 +10,9 @@ export type ErrorCode =
   | 'NOT_FOUND' | 'FORBIDDEN' | 'PAYLOAD_TOO_LARGE' | 'BAD_REQUEST' | 'REQUEST_TIMEOUT'
   | 'UNKNOWN_MODEL' | 'MODEL_NOT_ALLOWED' | 'PROVIDER_NOT_CONFIGURED'
   | 'METHOD_NOT_ALLOWED' | 'CONFLICT' | 'BILLING_NOT_CONFIGURED'
-  | 'UPSTREAM_UNREACHABLE' | 'UPSTREAM_TIMEOUT' | 'UPSTREAM_UNAVAILABLE' | 'STORAGE_BUSY' | 'INTERNAL';
+  | 'UPSTREAM_UNREACHABLE' | 'UPSTREAM_TIMEOUT' | 'UPSTREAM_UNAVAILABLE' | 'STORAGE_BUSY' | 'INTERNAL'
+  // The admin API (src/admin/).
+  | 'ADMIN_UNAUTHORIZED' | 'INVALID_INPUT' | 'IDEMPOTENCY_KEY_REUSED' | 'INSUFFICIENT_BALANCE';
 
 interface ErrorSpec { status: number; title: string; detail: string }
 
@@ -40,6 +42,10 @@ const SPECS: Record<ErrorCode, ErrorSpec> = {
   PROVIDER_NOT_CONFIGURED: { status: 503, title: 'Provider not configured', detail: 'The gateway has no key for this provider.' },
   STORAGE_BUSY: { status: 503, title: 'Storage busy', detail: 'The gateway cannot record requests right now; retry shortly.' },
   INTERNAL: { status: 500, title: 'Internal error', detail: 'The gateway failed to handle this request.' },
+  ADMIN_UNAUTHORIZED: { status: 401, title: 'Unauthorized', detail: 'Send a valid admin token as "Authorization: Bearer <token>".' },
+  INVALID_INPUT: { status: 422, title: 'Invalid input', detail: 'The request\'s parameters are not valid for this endpoint.' },
+  IDEMPOTENCY_KEY_REUSED: { status: 422, title: 'Idempotency-Key reused', detail: 'This Idempotency-Key was used in the last 24 hours for a different request; send a new key.' },
+  INSUFFICIENT_BALANCE: { status: 409, title: 'Insufficient balance', detail: 'The account\'s balance cannot pay this deduction.' },
 };
 
 export class GatewayError extends Error {

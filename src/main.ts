@@ -30,6 +30,10 @@ export async function main(): Promise<void> {
   const app = await createApp(config, { log });
   app.billing?.reporter.start();
   const port = await app.listen(config.port, config.host);
+  if (app.admin && config.admin) {
+    const adminPort = await app.admin.listen(config.admin.port, config.admin.host);
+    log.info('admin API listening', { url: `http://${config.admin.host}:${adminPort}/admin/v1/`, tokens: config.admin.tokens.length });
+  }
   log.info('listening', {
     url: `http://${config.host}:${port}`,
     database: config.databasePath,

@@ -271,17 +271,8 @@ export class Metrics {
     return own + proc;
   }
 
-  /** GET /metrics, to mount on the admin listener: a plain (req, res) handler. */
-  readonly handler = (req: IncomingMessage, res: ServerResponse): void => {
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD', 'content-length': 0 }).end();
-      return;
-    }
-    this.text().then((body) => {
-      res.writeHead(200, { 'content-type': this.registry.contentType, 'content-length': Buffer.byteLength(body) });
-      res.end(req.method === 'HEAD' ? undefined : body);
-    }, (err: Error) => {
-      res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${err.message}\n`);
-    });
-  };
+  /** The exposition format's content type (what GET /metrics answers with). */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
 }

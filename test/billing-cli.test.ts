@@ -81,11 +81,11 @@ describe('tollgate webhooks list and replay', SLOW, () => {
     const ignored = await postWebhook(gw.url, stripeEvent('customer.created', { id: a.customer, object: 'customer' }));
     expect(ignored.status).toBe(200);
 
-    const failed = json<EventRow[]>(await cli('webhooks', 'list', '--failed', '--json'));
+    const failed = json<{ data: EventRow[] }>(await cli('webhooks', 'list', '--failed', '--json')).data;
     expect(failed.map((e) => e.id)).toEqual([id]);
     expect(failed[0]).toMatchObject({ type: 'checkout.session.completed', status: 'failed', attempts: 1, appliedAt: null });
     expect(failed[0].note).toMatch(/CHECK constraint/);
-    const all = json<EventRow[]>(await cli('webhooks', 'list', '--json'));
+    const all = json<{ data: EventRow[] }>(await cli('webhooks', 'list', '--json')).data;
     expect(all.map((e) => [e.id, e.status])).toEqual(expect.arrayContaining([[id, 'failed'], [ignored.body.id, 'ignored']]));
     const human = await cli('webhooks', 'list', '--failed');
     expect(human.status).toBe(0);
@@ -107,7 +107,7 @@ describe('tollgate webhooks list and replay', SLOW, () => {
     expect(applied).toEqual({ id, type: 'checkout.session.completed', outcome: 'applied' });
     const balance = Number.MAX_SAFE_INTEGER - 10_000_000 - 1_000_000_000 + 25_000_000;
     expect(gw.billingStore.account(a.id)!.balanceMicros).toBe(balance);
-    expect(json<EventRow[]>(await cli('webhooks', 'list', '--failed', '--json'))).toEqual([]);
+    expect(json<{ data: EventRow[] }>(await cli('webhooks', 'list', '--failed', '--json')).data).toEqual([]);
 
     const again = json<{ outcome: string }>(await cli('webhooks', 'replay', id, '--json'));
     expect(again.outcome).toBe('duplicate');
@@ -166,7 +166,7 @@ describe('tollgate webhooks list and replay', SLOW, () => {
     // Recorded as failed, as a transient failure (SQLITE_BUSY past busy_timeout) would leave it.
     const event = stripeEvent('customer.subscription.created', sub, { created: Math.floor(T0 / 1000) });
     gw.storage.events.recordFailure({ source: 'stripe', id: event.id as string, type: 'customer.subscription.created', payload: JSON.stringify(event) }, 'database is locked');
-    expect(json<EventRow[]>(await cli('webhooks', 'list', '--failed', '--json')).map((e) => e.id)).toContain(event.id);
+    expect(json<{ data: EventRow[] }>(await cli('webhooks', 'list', '--failed', '--json')).data.map((e) => e.id)).toContain(event.id);
     expect(json<{ outcome: string }>(await cli('webhooks', 'replay', event.id as string, '--json')).outcome).toBe('applied');
     expect(gw.billingStore.account(a.id)!.plan).toBe('pro');
     // The running gateway notices the other process's change (PRAGMA data_version, every 200 ms).

@@ -52,11 +52,15 @@ const isoNear = (value: unknown, from: number, to: number) => {
   expect(t).toBeLessThanOrEqual(to);
 };
 
-interface AccountJson { id: string; email: string; name: string | null; plan: string; status: string; balanceMicros: number; balance: string; createdAt: string }
+interface AccountJson {
+  id: string; email: string; name: string | null; plan: string; status: string; statusReason: string | null; balanceMicros: number; balance: string; createdAt: string;
+}
 interface KeyJson {
   id: string; accountId: string; name: string | null; prefix: string; state: string;
-  createdAt: string; expiresAt: string | null; revokedAt: string | null; replacedBy: string | null; key?: string;
+  createdAt: string; expiresAt: string | null; revokedAt: string | null; replacedBy: string | null; lastUsedAt: string | null; key?: string;
 }
+/** A listing's page: `next` is what --after takes for the next one (null: this was the last). */
+interface Page<T> { data: T[]; next: string | null }
 interface LedgerJson { id: number; kind: string; reference: string | null; amountMicros: number; amount: string; balanceAfterMicros: number; balanceAfter: string; createdAt: string }
 interface CreditsJson { id: string; balanceMicros: number; balance: string; ledger: LedgerJson[]; nextBefore: number | null }
 
@@ -105,7 +109,7 @@ describe('tollgate CLI: every command with --json', () => {
     account = parsed<AccountJson>(await run('accounts', 'create', '--email', 'ann@example.com', '--name', 'Ann Ltd'));
     expect(account).toEqual({
       id: expect.stringMatching(/^acct_[0-9a-f]{20}$/), email: 'ann@example.com', name: 'Ann Ltd', plan: 'free',
-      status: 'active', balanceMicros: 0, balance: '0.00', createdAt: expect.stringMatching(ISO),
+      status: 'active', statusReason: null, balanceMicros: 0, balance: '0.00', createdAt: expect.stringMatching(ISO),
     });
     isoNear(account.createdAt, before, Date.now());
     const pro = parsed<AccountJson>(await run('accounts', 'create', '--email', 'bob@example.com', '--plan', 'pro'));
@@ -118,11 +122,11 @@ describe('tollgate CLI: every command with --json', () => {
     const taken = new RegExp(`an account with the email ann@example\\.com already exists: ${account.id} \\(emails are compared ignoring case\\)`);
     expectFailure(await run('accounts', 'create', '--email', 'ann@example.com'), 1, taken);
     expectFailure(await run('accounts', 'create', '--email', 'ANN@Example.COM'), 1, taken);
-    expect(parsed<AccountJson[]>(await run('accounts', 'list'))).toHaveLength(2);
+    expect(parsed<Page<AccountJson>>(await run('accounts', 'list')).data).toHaveLength(2);
   });
 
   it('accounts list returns every account with its id', async () => {
-    const list = parsed<AccountJson[]>(await run('accounts', 'list'));
+    const list = parsed<Page<AccountJson>>(await run('accounts', 'list')).data;
     expect(list.map((a) => a.email)).toEqual(['ann@example.com', 'bob@example.com']);
     expect(list[0]).toEqual(account);
     for (const a of list) expect(a.id).toMatch(/^acct_/);
@@ -133,13 +137,13 @@ describe('tollgate CLI: every command with --json', () => {
     key = parsed<KeyJson>(await run('keys', 'create', '--account', account.id, '--name', 'ci'));
     expect(key).toEqual({
       id: expect.stringMatching(/^key_[0-9a-f]{20}$/), accountId: account.id, name: 'ci', prefix: key.key!.slice(0, 9),
-      state: 'active', createdAt: expect.stringMatching(ISO), expiresAt: null, revokedAt: null, replacedBy: null,
+      state: 'active', createdAt: expect.stringMatching(ISO), expiresAt: null, revokedAt: null, replacedBy: null, lastUsedAt: null,
       key: expect.stringMatching(/^tg_[0-9A-Za-z]{38}$/),
     });
     isoNear(key.createdAt, before, Date.now());
     const listing = await run('keys', 'list');
     expect(listing.stdout).not.toContain(key.key);
-    expect(parsed<KeyJson[]>(listing)[0]).not.toHaveProperty('key');
+    expect(parsed<Page<KeyJson>>(listing).data[0]).not.toHaveProperty('key');
   });
 
   it('keys create --expires 30d sets the expiry 30 days from now', async () => {
@@ -159,16 +163,16 @@ describe('tollgate CLI: every command with --json', () => {
   });
 
   it('keys list returns the keys with their ids, all or one account\'s', async () => {
-    const other = parsed<AccountJson[]>(await run('accounts', 'list'))[1];
+    const other = parsed<Page<AccountJson>>(await run('accounts', 'list')).data[1];
     const otherKey = parsed<KeyJson>(await run('keys', 'create', '--account', other.id));
-    const all = parsed<KeyJson[]>(await run('keys', 'list'));
+    const all = parsed<Page<KeyJson>>(await run('keys', 'list')).data;
     expect(all).toHaveLength(4);
     expect(all.map((k) => k.id)).toContain(key.id);
     expect(all.map((k) => k.id)).toContain(otherKey.id);
-    const mine = parsed<KeyJson[]>(await run('keys', 'list', '--account', account.id));
+    const mine = parsed<Page<KeyJson>>(await run('keys', 'list', '--account', account.id)).data;
     expect(mine).toHaveLength(3);
     for (const k of mine) expect(k).toMatchObject({ id: expect.stringMatching(/^key_/), accountId: account.id });
-    expect(parsed<KeyJson[]>(await run('keys', 'list', '--account', other.id)).map((k) => k.id)).toEqual([otherKey.id]);
+    expect(parsed<Page<KeyJson>>(await run('keys', 'list', '--account', other.id)).data.map((k) => k.id)).toEqual([otherKey.id]);
   });
 
   it('accounts show returns the account and its keys, each with its id', async () => {
@@ -246,7 +250,7 @@ describe('tollgate CLI: every command with --json', () => {
   });
 
   it('credits show prints the latest 20 entries by default (--limit), and --before pages to older ones', async () => {
-    const other = parsed<AccountJson[]>(await run('accounts', 'list'))[1];
+    const other = parsed<Page<AccountJson>>(await run('accounts', 'list')).data[1];
     for (let i = 1; i <= 25; i++) parsed(await run('credits', 'grant', other.id, `0.0${String(i).padStart(2, '0')}`));
     const latest = parsed<CreditsJson>(await run('credits', 'show', other.id));
     // Grants of 0.001 .. 0.025: the newest is the 25th.
@@ -294,7 +298,7 @@ describe('tollgate CLI: --db and --json before or after the command', () => {
     const { db, env } = await migratedDb();
     const made = parsed<AccountJson>(await runCli(['--db', db, '--json', 'accounts', 'create', '--email', 'p@example.com'], env));
     const after = await runCli(['accounts', 'list', '--db', db, '--json'], env);
-    expect(parsed<AccountJson[]>(after)).toEqual([made]);
+    expect(parsed<Page<AccountJson>>(after)).toEqual({ data: [made], next: null });
     expect(await runCli(['--db', db, '--json', 'accounts', 'list'], env)).toEqual(after);
     expect(await runCli(['--json', 'accounts', '--db', db, 'list'], env)).toEqual(after);
     expect(parsed<AccountJson>(await runCli(['--db', db, 'credits', 'grant', made.id, '1.00', '--json', '--reason', 'r'], env)).balanceMicros).toBe(1_000_000);
@@ -322,14 +326,14 @@ describe('tollgate CLI: the database file', () => {
     // Nothing was left behind: not the file, not its folder.
     expect(existsSync(dirname(dir))).toBe(false);
     parsed(await runCli(['migrate', '--db', db, '--json']));
-    expect(parsed<AccountJson[]>(await runCli(['accounts', 'list', '--db', db, '--json']))).toEqual([]);
+    expect(parsed<Page<AccountJson>>(await runCli(['accounts', 'list', '--db', db, '--json']))).toEqual({ data: [], next: null });
   });
 
   it('an absolute --db or DATABASE_PATH is used as given, with nothing said about it', async () => {
     const { db } = await migratedDb();
     const viaEnv = await runCli(['accounts', 'create', '--email', 'e@example.com', '--json'], { DATABASE_PATH: db });
     expect(parsed<AccountJson>(viaEnv).email).toBe('e@example.com');
-    expect(parsed<AccountJson[]>(await runCli(['accounts', 'list', '--json', '--db', db])).map((a) => a.email)).toEqual(['e@example.com']);
+    expect(parsed<Page<AccountJson>>(await runCli(['accounts', 'list', '--json', '--db', db])).data.map((a) => a.email)).toEqual(['e@example.com']);
   });
 
   it('run from a directory, the bin says which file the relative default is and creates it only with migrate', SLOW, () => {
@@ -467,9 +471,9 @@ describe('tollgate CLI: bad arguments are one line on stderr and exit 2', () => 
   });
 
   it.each([
-    ['no command', [], /missing command: tollgate <migrate\|serve\|backup\|accounts\|keys\|credits\|usage\|billing\|webhooks>/],
+    ['no command', [], /missing command: tollgate <migrate\|serve\|backup\|accounts\|keys\|credits\|usage\|requests\|audit\|billing\|webhooks>/],
     ['an unknown command', ['frobnicate'], /unknown command 'frobnicate'/],
-    ['a group without its command', ['accounts'], /missing command: tollgate accounts <create\|list\|show\|set-plan>/],
+    ['a group without its command', ['accounts'], /missing command: tollgate accounts <create\|list\|show\|set-plan\|suspend\|reactivate>/],
     ['an unknown command in a group', ['keys', 'delete'], /unknown command 'delete'/],
     ['--db without its path', ['accounts', 'list', '--db'], /option '--db <path>' argument missing/],
   ])('%s', async (_name, args, message) => {

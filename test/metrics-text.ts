@@ -1,7 +1,5 @@
 // Reading GET /metrics as Prometheus does: a strict parser of the text exposition format
 // (version 0.0.4) and a stand-in for the admin listener that serves the gateway's handler.
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { expect } from 'vitest';
 import type { App } from '../src/app.ts';
 
@@ -91,24 +89,27 @@ export interface Scraper {
   close(): Promise<void>;
 }
 
-/** The admin listener's stand-in: app.metrics.handler on 127.0.0.1:0 (the lead mounts it on ADMIN_PORT). */
+/** The admin token the metrics tests start their gateways with (env ADMIN_TOKEN). */
+export const METRICS_TOKEN = 'metrics-test-token-0123456789';
+
+/** GET /metrics on the app's admin listener, on 127.0.0.1:0 (the gateway was started with METRICS_TOKEN). */
 export async function metricsListener(app: App): Promise<Scraper> {
-  const server = createServer(app.metrics.handler);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`;
+  const port = await app.admin!.listen(0, '127.0.0.1');
+  const url = `http://127.0.0.1:${port}/metrics`;
+  const headers = { authorization: `Bearer ${METRICS_TOKEN}` };
   return {
     async scrape() {
-      const res = await fetch(url);
+      const res = await fetch(url, { headers });
       expect(res.status).toBe(200);
       const e = parseExposition(await res.text());
       checkHistograms(e);
       return e;
     },
     async contentType() {
-      const res = await fetch(url);
+      const res = await fetch(url, { headers });
       await res.arrayBuffer();
       return res.headers.get('content-type');
     },
-    close: () => new Promise<void>((r) => server.close(() => r())),
+    close: () => app.admin!.close(),
   };
 }

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearer, seedAccount, startGateway, startUpstream, type TestGateway, type Upstream } from './helpers.ts';
 import { customer, openaiClient, startAiGateway, startFakeProviders, usageRow, type FakeProviders } from './fake-providers.ts';
 import { billingEnv, billingFile, paidCheckout, postWebhook, startFakeStripe, stripeEvent, type FakeStripe } from './fake-stripe.ts';
-import { metricsListener, type Scraper } from './metrics-text.ts';
+import { METRICS_TOKEN, metricsListener, type Scraper } from './metrics-text.ts';
 import { until } from './until.ts';
 import { holdWriteLock } from './write-lock.ts';
 
@@ -27,7 +27,7 @@ describe('metrics of proxied traffic', () => {
     up = await startUpstream();
     gw = await startGateway({
       file: { routes: [{ path: '/api/', upstream: up.url, priceMicros: PRICE }], plans: PLANS, defaultPlan: 'paid' },
-      env: { MAX_BODY_BYTES: '1000' },
+      env: { MAX_BODY_BYTES: '1000', ADMIN_TOKEN: METRICS_TOKEN },
     });
     metrics = await metricsListener(gw.app);
   });
@@ -140,7 +140,7 @@ describe('metrics of AI routes', () => {
 
   beforeAll(async () => {
     fake = await startFakeProviders();
-    gw = await startAiGateway(fake);
+    gw = await startAiGateway(fake, { ADMIN_TOKEN: METRICS_TOKEN });
     metrics = await metricsListener(gw.app);
   });
   afterAll(async () => {
@@ -199,7 +199,7 @@ describe('metrics of Stripe webhooks', () => {
   beforeAll(async () => {
     stripe = await startFakeStripe();
     up = await startUpstream();
-    gw = await startGateway({ env: billingEnv(stripe), file: billingFile(up.url) });
+    gw = await startGateway({ env: { ...billingEnv(stripe), ADMIN_TOKEN: METRICS_TOKEN }, file: billingFile(up.url) });
     metrics = await metricsListener(gw.app);
   });
   afterAll(async () => {

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { COOL_DOWN_MS, MAX_FAILS } from '../src/pipeline/upstreams.ts';
 import { bearer, checkProblem, closedPort, fakeClock, fetchText, seedAccount, startGateway, startUpstream, type TestGateway, type Upstream } from './helpers.ts';
-import { metricsListener, type Scraper } from './metrics-text.ts';
+import { METRICS_TOKEN, metricsListener, type Scraper } from './metrics-text.ts';
 
 const PRICE = 1000;
 const PLANS = { paid: { limits: { perSecond: 1000 }, burst: 1000, monthlyQuota: 0, overage: 'credits' } };
@@ -40,6 +40,7 @@ describe('several upstreams on one route', () => {
     gw = await startGateway({
       now: clock.now,
       file: { routes: [{ path: '/api/', upstream: [a.url, b.url], priceMicros: PRICE }], plans: PLANS, defaultPlan: 'paid' },
+      env: { ADMIN_TOKEN: METRICS_TOKEN },
     });
     metrics = await metricsListener(gw.app);
     const c = seedAccount(gw.admin, 'paid');

@@ -10,6 +10,7 @@ export function backupCommand(program: Command, cli: Cli): void {
   program.command('backup').description('copy the database while the gateway serves, and check the copy')
     .argument('<file>', 'where the copy goes (a new file)')
     .action((file: string, opts: CommonOptions) => {
+      cli.fileOnly(opts, 'backup');
       const db = openDb(cli.database(opts), { migrateNow: false });
       let report;
       try {

@@ -1,32 +1,30 @@
 // tollgate billing status|sync and tollgate webhooks list|replay: the Stripe side of an account
-// and of the webhook log, from the same SQLite file the server uses.
+// and of the webhook log. billing works on the SQLite file the server uses; webhooks also
+// through the admin API (--url).
 import type { Command } from 'commander';
+import { MAX_LIMIT } from '../admin/input.ts';
 import { createBilling } from '../billing/billing.ts';
-import type { StripeEvent } from '../billing/stripe-events.ts';
-import { apply } from '../billing/webhooks.ts';
-import { openDb } from '../db/open.ts';
-import { createSqliteStorage, type SqliteStorage } from '../db/sqlite-storage.ts';
 import { NotFoundError } from '../db/admin.ts';
+import type { SqliteStorage } from '../db/sqlite-storage.ts';
 import { createLogger } from '../log.ts';
 import { formatMicros } from '../money.ts';
 import type { Cli, CommonOptions } from './context.ts';
 import { EXIT, FailedError } from './errors.ts';
-import { fields, iso, table } from './output.ts';
+import { fields, iso, nextPage, table } from './output.ts';
+import { limitArg } from './parse.ts';
 
-interface ReplayOptions extends CommonOptions { failed?: boolean }
+interface ListOptions extends CommonOptions { failed?: boolean; limit: number; after?: string }
 
-async function withBilling<T>(cli: Cli, opts: CommonOptions, fn: (storage: SqliteStorage) => T | Promise<T>): Promise<T> {
-  const storage = createSqliteStorage(openDb(cli.database(opts)));
-  try {
-    return await fn(storage);
-  } finally {
-    storage.close();
-  }
+const DEFAULT_LIMIT = 50;
+
+function withBilling<T>(cli: Cli, opts: CommonOptions, command: string, fn: (storage: SqliteStorage) => T | Promise<T>): Promise<T> {
+  cli.fileOnly(opts, command);
+  return cli.withStorage(opts, fn);
 }
 
 export function billingCommand(group: Command, cli: Cli): void {
   group.command('status').description('an account\'s Stripe customer, subscription, plan, period and standing').argument('<id>', 'account id')
-    .action((id: string, opts: CommonOptions) => withBilling(cli, opts, (storage) => {
+    .action((id: string, opts: CommonOptions) => withBilling(cli, opts, 'billing status', (storage) => {
       const found = storage.billing.account(id);
       if (!found) throw new NotFoundError(`account ${id}`);
       // What the customer has: the balance and what a gateway's lease of it holds unspent.
@@ -46,7 +44,7 @@ export function billingCommand(group: Command, cli: Cli): void {
     }));
 
   group.command('sync').description('report pending metered overage to Stripe now and print what was sent')
-    .action((opts: CommonOptions) => withBilling(cli, opts, async (storage) => {
+    .action((opts: CommonOptions) => withBilling(cli, opts, 'billing sync', async (storage) => {
       const config = cli.config();
       const billingStore = storage.billing;
       const billing = createBilling({ config, storage, log: createLogger('silent') });
@@ -63,23 +61,24 @@ export function billingCommand(group: Command, cli: Cli): void {
 }
 
 export function webhooksCommand(group: Command, cli: Cli): void {
-  group.command('list').description('received webhook events, newest first')
+  group.command('list').description(`received webhook events, newest first, ${DEFAULT_LIMIT} at a time`)
     .option('--failed', 'only events whose handling failed')
-    .action((opts: ReplayOptions) => withBilling(cli, opts, (storage) => {
-      const events = storage.billing.webhookEvents(opts.failed === true);
-      cli.emit(opts, events.map((e) => ({ ...e, receivedAt: iso(e.receivedAt), appliedAt: iso(e.appliedAt) })), () =>
-        table(['ID', 'TYPE', 'STATUS', 'ATTEMPTS', 'RECEIVED', 'NOTE'],
-          events.map((e) => [e.id, e.type, e.status, e.attempts, iso(e.receivedAt)!, e.note ?? '']), 'no events'));
-    }));
+    .option('--limit <n>', `how many (at most ${MAX_LIMIT})`, limitArg, DEFAULT_LIMIT)
+    .option('--after <event-id>', 'the page after this event (the "next" of the previous page)')
+    .action(async (opts: ListOptions) => {
+      const { failed, limit, after } = opts;
+      const page = await cli.withOps(opts, (ops) => ops.webhookEvents({ failed, limit, after }));
+      cli.emit(opts, page, () => [
+        ...table(['ID', 'TYPE', 'STATUS', 'ATTEMPTS', 'RECEIVED', 'NOTE'],
+          page.data.map((e) => [e.id, e.type, e.status, e.attempts, e.receivedAt, e.note ?? '']), 'no events'),
+        ...nextPage(page.next, 'webhooks list', { failed, limit: limit === DEFAULT_LIMIT ? undefined : limit }),
+      ]);
+    });
 
   group.command('replay').description('apply a recorded event again (no effect if it was applied already)').argument('<event-id>', 'evt_…')
-    .action((id: string, opts: CommonOptions) => withBilling(cli, opts, async (storage) => {
-      const payload = storage.billing.webhookPayload(id);
-      if (payload === undefined) throw new NotFoundError(`event ${id}`);
-      const event = JSON.parse(payload) as StripeEvent;
-      const reply = await apply({ source: 'stripe', id, type: event.type, payload }, event, { config: cli.config(), events: storage.events, log: createLogger('silent') });
-      const outcome = (reply.body.outcome as string | undefined) ?? 'failed';
-      cli.emit(opts, { id, type: event.type, outcome }, () => [`${id} ${event.type}: ${outcome}`]);
-      if (reply.status !== 200) cli.exitCode = EXIT.failed;
-    }));
+    .action(async (id: string, opts: CommonOptions) => {
+      const replay = await cli.withOps(opts, (ops) => ops.replayWebhook(id));
+      cli.emit(opts, replay, () => [`${replay.id} ${replay.type}: ${replay.outcome}`]);
+      if (replay.outcome === 'failed') cli.exitCode = EXIT.failed;
+    });
 }

@@ -1,13 +1,17 @@
 // What every command of one run shares: where its output goes, the environment its settings come
-// from, the config (read once, on demand, without the settings only a serving gateway needs) and
-// the database file. One Cli per run, so a test can run the program many times in one process.
+// from, the config (read once, on demand, without the settings only a serving gateway needs), the
+// database file, and the operations a command runs: on that file, or through a running gateway's
+// admin API with --url. One Cli per run, so a test can run the program many times in one process.
 import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { loadConfig, type Config } from '../config.ts';
+import { LocalOperations, type Operations } from '../admin/operations.ts';
+import { loadAdminClient, loadConfig, type Config } from '../config.ts';
 import { Admin } from '../db/admin.ts';
 import { openDb } from '../db/open.ts';
 import { createSqliteStorage, type SqliteStorage } from '../db/sqlite-storage.ts';
-import { EXIT, FailedError } from './errors.ts';
+import { createLogger } from '../log.ts';
+import { EXIT, FailedError, UsageError } from './errors.ts';
+import { RemoteOperations } from './remote.ts';
 
 export interface CliIo {
   /** Where settings are read from: process.env for the bin. */
@@ -16,8 +20,8 @@ export interface CliIo {
   stderr(text: string): void;
 }
 
-/** --db and --json: the program's own options, accepted before or after the command. */
-export interface CommonOptions { db?: string; json?: boolean }
+/** --db, --url and --json: the program's own options, accepted before or after the command. */
+export interface CommonOptions { db?: string; url?: string; json?: boolean }
 
 export class Cli {
   /** Set by a command that printed its result and still failed (a Stripe report did not go through). */
@@ -52,16 +56,29 @@ export class Cli {
   }
 
   /** Opens the database (applying pending migrations), runs `fn`, and closes it whatever happens. */
-  withStorage<T>(opts: CommonOptions, fn: (storage: SqliteStorage) => T): T {
+  async withStorage<T>(opts: CommonOptions, fn: (storage: SqliteStorage) => T | Promise<T>): Promise<T> {
     const storage = createSqliteStorage(openDb(this.database(opts)));
     try {
-      return fn(storage);
+      return await fn(storage);
     } finally {
       storage.close();
     }
   }
 
-  withAdmin<T>(opts: CommonOptions, fn: (admin: Admin) => T): T {
-    return this.withStorage(opts, (storage) => fn(new Admin(storage)));
+  /**
+   * Runs `fn` with the operator's operations: through the admin API of the gateway at --url (or
+   * TOLLGATE_ADMIN_URL), else on the database file, recorded in the audit log as done by 'cli'.
+   */
+  async withOps<T>(opts: CommonOptions, fn: (ops: Operations) => T | Promise<T>): Promise<T> {
+    const remote = loadAdminClient(this.io.env, opts.url);
+    if (remote) return fn(new RemoteOperations(remote));
+    return this.withStorage(opts, (storage) => fn(new LocalOperations({
+      admin: new Admin(storage), config: () => this.config(), now: Date.now, log: createLogger('silent'),
+    })));
+  }
+
+  /** For the commands the admin API does not serve: they work on the database file only. */
+  fileOnly(opts: CommonOptions, command: string): void {
+    if (opts.url !== undefined) throw new UsageError(`tollgate ${command} works on the database file only (the admin API has no such endpoint): drop --url`);
   }
 }

@@ -1,13 +1,13 @@
 // How the CLI fails: one line on stderr and an exit code a script can branch on.
 import { CommanderError } from 'commander';
 import { ConfigError } from '../config.ts';
-import { NotFoundError } from '../db/admin.ts';
+import { InvalidInputError, NotFoundError } from '../db/admin.ts';
 
 export const EXIT = {
   ok: 0,
   /** Not found, or the operation was refused (a revoked key cannot be rotated, an email is taken). */
   failed: 1,
-  /** Bad arguments: unknown option, missing value, bad amount, duration, month, plan or email. */
+  /** Bad arguments: unknown option, missing value, bad amount, duration, month, plan, email or cursor. */
   usage: 2,
   /** EX_CONFIG, as the server uses: the environment or config file is invalid. */
   config: 78,
@@ -34,7 +34,7 @@ const COMMANDER_PREFIX = /^error: /;
 /** The exit code and the single line to print for anything a command threw. */
 export function describeFailure(err: unknown): { code: number; line: string } {
   if (err instanceof CommanderError) return { code: EXIT.usage, line: err.message.replace(COMMANDER_PREFIX, '') };
-  if (err instanceof UsageError) return { code: EXIT.usage, line: err.message };
+  if (err instanceof UsageError || err instanceof InvalidInputError) return { code: EXIT.usage, line: err.message };
   if (err instanceof NotFoundError) return { code: EXIT.failed, line: err.message };
   if (err instanceof ConfigError) return { code: EXIT.config, line: `invalid configuration: ${err.problems.join('; ')}` };
   if (err instanceof Error) return { code: EXIT.failed, line: err.message };

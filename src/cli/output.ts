@@ -1,41 +1,9 @@
 // The CLI's two faces (Cli.emit prints one or the other). --json: exactly one JSON document on
-// stdout, every object with its id, times as ISO 8601 UTC, money as integer micros plus a formatted
-// dollar string. Otherwise: short aligned text.
-import type { Account, ApiKey, LedgerEntry } from '../db/admin.ts';
-import { formatMicros } from '../money.ts';
+// stdout, the admin API's (src/admin/shapes.ts): every object with its id, times as ISO 8601 UTC,
+// money as integer micros plus a formatted dollar string. Otherwise: short aligned text.
+import type { AccountDoc, KeyDoc } from '../admin/shapes.ts';
 
-export const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
-
-export function accountJson(a: Account) {
-  return {
-    id: a.id, email: a.email, name: a.name, plan: a.plan, status: a.status,
-    balanceMicros: a.balanceMicros, balance: formatMicros(a.balanceMicros), createdAt: iso(a.createdAt),
-  };
-}
-
-export type KeyState = 'active' | 'revoked' | 'expired';
-
-export function keyState(k: ApiKey, now: number): KeyState {
-  if (k.revokedAt !== null && k.revokedAt <= now) return 'revoked';
-  if (k.expiresAt !== null && k.expiresAt <= now) return 'expired';
-  return 'active';
-}
-
-export function keyJson(k: ApiKey, now: number) {
-  return {
-    id: k.id, accountId: k.accountId, name: k.name, prefix: k.prefix, state: keyState(k, now),
-    createdAt: iso(k.createdAt), expiresAt: iso(k.expiresAt), revokedAt: iso(k.revokedAt), replacedBy: k.replacedBy,
-  };
-}
-
-export function ledgerJson(e: LedgerEntry) {
-  return {
-    id: e.id, kind: e.kind, reference: e.reference,
-    amountMicros: e.amountMicros, amount: formatMicros(e.amountMicros),
-    balanceAfterMicros: e.balanceAfterMicros, balanceAfter: formatMicros(e.balanceAfterMicros),
-    createdAt: iso(e.createdAt),
-  };
-}
+export { iso } from '../admin/shapes.ts';
 
 /** "label:  value" lines with the values in one column. */
 export function fields(pairs: [string, string | number | null][]): string[] {
@@ -51,17 +19,25 @@ export function table(header: string[], rows: (string | number | null)[][], empt
   return cells.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  '));
 }
 
-export function accountFields(a: Account): string[] {
+/** The last line of a page that is not the last: the command that prints the next one. */
+export function nextPage(next: string | null, command: string, flags: Record<string, string | number | boolean | undefined>): string[] {
+  if (next === null) return [];
+  const given = Object.entries(flags).filter(([, v]) => v !== undefined && v !== false)
+    .map(([name, v]) => (v === true ? ` --${name}` : ` --${name} ${v}`)).join('');
+  return ['', `next page: tollgate ${command}${given} --after ${next}`];
+}
+
+export function accountFields(a: AccountDoc): string[] {
   return fields([
-    ['id', a.id], ['email', a.email], ['name', a.name], ['plan', a.plan], ['status', a.status],
-    ['balance', `$${formatMicros(a.balanceMicros)}`], ['created', iso(a.createdAt)],
+    ['id', a.id], ['email', a.email], ['name', a.name], ['plan', a.plan], ['status', a.status + (a.statusReason ? ` (${a.statusReason})` : '')],
+    ['balance', `$${a.balance}`], ['created', a.createdAt],
   ]);
 }
 
-export function keyRows(keys: ApiKey[], now: number): string[] {
+export function keyRows(keys: KeyDoc[]): string[] {
   return table(
-    ['ID', 'ACCOUNT', 'PREFIX', 'NAME', 'STATE', 'CREATED', 'EXPIRES'],
-    keys.map((k) => [k.id, k.accountId, `${k.prefix}…`, k.name, keyState(k, now), iso(k.createdAt), iso(k.expiresAt)]),
+    ['ID', 'ACCOUNT', 'PREFIX', 'NAME', 'STATE', 'CREATED', 'EXPIRES', 'LAST USED'],
+    keys.map((k) => [k.id, k.accountId, `${k.prefix}…`, k.name, k.state, k.createdAt, k.expiresAt, k.lastUsedAt]),
     'no keys',
   );
 }

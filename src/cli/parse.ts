@@ -1,13 +1,11 @@
 // Argument parsers for commander: a value that does not parse is a usage error (exit 2) before any
-// database is opened. Plans are checked against the config in the commands that take them.
+// database is opened or any request sent. Plans are checked where the config is (operations.ts).
 import { InvalidArgumentError } from 'commander';
-import type { Config } from '../config.ts';
+import { isEmail, MAX_LIMIT } from '../admin/input.ts';
 import { parseDuration } from '../duration.ts';
 import { parseDollars } from '../money.ts';
-import { UsageError } from './errors.ts';
+import type { AccountStatus } from '../storage/records.ts';
 
-// Deliberately loose (RFC 5322 is not a regex): one @, something on each side, a dot in the domain.
-const EMAIL = /^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/;
 const MONTH = /^\d{4}-(0[1-9]|1[0-2])$/;
 const COUNT = /^[1-9]\d{0,14}$/;
 
@@ -43,7 +41,7 @@ export const monthArg = parser((text) => {
 });
 
 export const emailArg = parser((text) => {
-  if (!EMAIL.test(text)) throw new RangeError(`not an email address: "${text}"`);
+  if (!isEmail(text)) throw new RangeError(`not an email address: "${text}"`);
   return text;
 });
 
@@ -53,10 +51,13 @@ export const countArg = parser((text) => {
   return Number(text);
 });
 
-/** The plan name if the config declares it; otherwise a usage error naming the plans there are. */
-export function knownPlan({ plans }: Config, name: string): string {
-  if (!Object.hasOwn(plans, name)) {
-    throw new UsageError(`unknown plan "${name}" (plans: ${Object.keys(plans).join(', ')})`);
-  }
-  return name;
-}
+/** A page size: 1 to the admin API's largest. */
+export const limitArg = parser((text) => {
+  if (!COUNT.test(text) || Number(text) > MAX_LIMIT) throw new RangeError(`not a whole number from 1 to ${MAX_LIMIT}: "${text}"`);
+  return Number(text);
+});
+
+export const statusArg = parser((text): AccountStatus => {
+  if (text !== 'active' && text !== 'suspended') throw new RangeError(`not a status: "${text}" (active or suspended)`);
+  return text;
+});

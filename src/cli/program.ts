@@ -2,11 +2,13 @@
 // that run.ts turns into one line on stderr and exit 2.
 import { Command, CommanderError } from 'commander';
 import { accountsCommand } from './accounts.ts';
+import { auditCommand } from './audit.ts';
 import { billingCommand, webhooksCommand } from './billing.ts';
 import type { Cli } from './context.ts';
 import { creditsCommand } from './credits.ts';
 import { UsageError } from './errors.ts';
 import { keysCommand } from './keys.ts';
+import { requestsCommand } from './requests.ts';
 import { systemCommands } from './system.ts';
 import { backupCommand } from './backup.ts';
 import { usageCommand } from './usage.ts';
@@ -34,6 +36,7 @@ export function buildProgram(cli: Cli): Command {
     // Commander finds the program's own options anywhere on the line, so these two work before
     // and after the command; the preAction hook below hands them to the command that runs.
     .option('--db <path>', 'SQLite file (default: DATABASE_PATH, else ./data/tollgate.db)')
+    .option('--url <url>', 'manage the gateway whose admin API is at this URL, with TOLLGATE_ADMIN_TOKEN (default: TOLLGATE_ADMIN_URL; without either, the file)')
     .option('--json', 'print one JSON document on stdout')
     // Set before any subcommand exists: commander copies these settings into each one it creates.
     .configureOutput({ writeOut: (text) => cli.io.stdout(text), writeErr: () => {}, outputError: () => {} })
@@ -50,6 +53,8 @@ export function buildProgram(cli: Cli): Command {
   group(program, cli, 'keys', 'issue, list, revoke and rotate API keys', keysCommand);
   group(program, cli, 'credits', 'grant prepaid credits and read the ledger', creditsCommand);
   usageCommand(program, cli);
+  group(program, cli, 'requests', 'an account\'s latest requests, one request by its id', requestsCommand);
+  auditCommand(program, cli);
   group(program, cli, 'billing', 'Stripe: an account\'s billing state, reporting metered overage', billingCommand);
   group(program, cli, 'webhooks', 'received Stripe events: list them, replay one', webhooksCommand);
   return program;

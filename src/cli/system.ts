@@ -8,6 +8,7 @@ import type { Cli, CommonOptions } from './context.ts';
 export function systemCommands(program: Command, cli: Cli): void {
   program.command('migrate').description('create the database or apply its pending migrations')
     .action((opts: CommonOptions) => {
+      cli.fileOnly(opts, 'migrate');
       const database = cli.database(opts, { create: true });
       const db = openDb(database, { migrateNow: false });
       let applied: string[];
@@ -22,6 +23,7 @@ export function systemCommands(program: Command, cli: Cli): void {
 
   program.command('serve').description('run the gateway (logs are JSON lines on stdout either way)')
     .action(async (opts: CommonOptions) => {
+      cli.fileOnly(opts, 'serve');
       // main() reads its settings through loadConfig(), the one reader of the environment, and
       // checks all of them, as the gateway needs; this is how --db reaches it.
       if (opts.db !== undefined) process.env.DATABASE_PATH = opts.db;

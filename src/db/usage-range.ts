@@ -3,8 +3,11 @@
 // 30 million rows) instead of an index every insert would have to maintain.
 import type { Db } from './open.ts';
 
+/** Two subqueries: min() and max() in one SELECT would defeat SQLite's min/max optimization and scan the table. */
+export const USAGE_BOUNDS = 'SELECT (SELECT min(id) FROM usage) AS lo, (SELECT max(id) FROM usage) AS hi';
+
 export function usageIdRange(db: Db): (ts: number) => number {
-  const bounds = db.prepare('SELECT min(id) AS lo, max(id) AS hi FROM usage');
+  const bounds = db.prepare(USAGE_BOUNDS);
   const tsAt = db.prepare('SELECT id, ts FROM usage WHERE id >= ? ORDER BY id LIMIT 1');
   /** The smallest id whose row is at or after `ts`; past the last row when none is. */
   return (ts) => {

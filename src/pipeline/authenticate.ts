@@ -54,6 +54,7 @@ function admitKey(ctx: RequestContext, found: KeyEntry | null, config: Config, n
       throw new GatewayError('PAYMENT_PAST_DUE');
     }
   }
+  found.lastUsed = now;
   ctx.key = key;
   state.lastUsed = now;
   ctx.state = state;

@@ -42,6 +42,8 @@ export class AccountState implements Counted {
 export interface KeyEntry {
   key: KeyRecord;
   state: AccountState;
+  /** When the key last authenticated a request (ms; 0: not since it was loaded). Kept in memory only. */
+  lastUsed: number;
 }
 
 /** Past this many, unknown keys are forgotten: a flood of random keys cannot grow memory. */
@@ -69,6 +71,12 @@ export class Accounts {
     if (entry === undefined && this.unknown.has(hash)) return null;
     const found = this.directory.findKey(hash);
     return found instanceof Promise ? found.then((f) => this.load(hash, f)) : this.load(hash, found);
+  }
+
+  /** When the key with this hash last authenticated a request, if it is in memory and was used. */
+  keyLastUsed(hash: string): number | undefined {
+    const used = this.keys.get(hash)?.lastUsed;
+    return used ? used : undefined;
   }
 
   /** The account's state when it is in memory. */
@@ -150,7 +158,7 @@ export class Accounts {
       state = new AccountState(found.account, plan, found.lastUsageId);
       this.states.set(found.account.id, state);
     }
-    const entry: KeyEntry = { key: found.key, state };
+    const entry: KeyEntry = { key: found.key, state, lastUsed: 0 };
     this.keys.set(hash, entry);
     return entry;
   }
