@@ -7,6 +7,7 @@ import type { Config } from './config.ts';
 import { openDb } from './db/open.ts';
 import { createSqliteStorage } from './db/sqlite-storage.ts';
 import { createLogger, type Logger } from './log.ts';
+import { Deliverer, type Timers } from './notify/deliverer.ts';
 import { createGateway, type Gateway } from './server.ts';
 import { GatewayState } from './state/state.ts';
 import type { Storage } from './storage/ports.ts';
@@ -19,6 +20,8 @@ export interface AppOverrides {
   storage?: Storage;
   /** A Stripe client (tests point one at a local fake). */
   stripe?: Stripe;
+  /** How the notifications' deliverer keeps time (tests drive it with Deliverer.tick). */
+  notify?: { pollMs?: number; timers?: Timers };
 }
 
 export interface App {
@@ -26,6 +29,8 @@ export interface App {
   storage: Storage;
   state: GatewayState;
   billing: Billing | undefined;
+  /** Sends the outbox's events; undefined without notifications in the config. */
+  deliverer: Deliverer | undefined;
   gateway: Gateway;
   /** Resolves with the port bound. */
   listen(port: number, host: string): Promise<number>;
@@ -42,13 +47,17 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   await state.start();
   const billing = createBilling({ config, storage, log, now, stripe: overrides.stripe });
   const gateway = createGateway({ config, state, log, billing, now });
+  const notifications = config.notifications;
+  const deliverer = notifications && new Deliverer({ outbox: storage.outbox, config: { ...config, notifications }, log, now, ...overrides.notify });
+  deliverer?.start();
   return {
-    config, storage, state, billing, gateway,
+    config, storage, state, billing, deliverer, gateway,
     listen: (port, host) => gateway.listen(port, host),
     async close() {
       billing?.reporter.stop();
       await gateway.close();
       await state.stop();
+      await deliverer?.stop();
       await storage.close();
     },
   };

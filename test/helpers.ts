@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { expect } from 'vitest';
-import { createApp, type App } from '../src/app.ts';
+import { createApp, type App, type AppOverrides } from '../src/app.ts';
 import type { Billing } from '../src/billing/billing.ts';
 import type { BillingStore } from '../src/billing/billing-store.ts';
 import { loadConfig, type Config } from '../src/config.ts';
@@ -89,9 +89,11 @@ export interface GatewayOptions {
   now?: () => number;
   /** An existing database file (default: a new one). */
   dbPath?: string;
+  /** How the notifications' deliverer keeps time. */
+  notify?: AppOverrides['notify'];
 }
 
-export async function startGateway({ file, env = {}, now = Date.now, dbPath = join(tempDir(), 'tollgate.db') }: GatewayOptions = {}): Promise<TestGateway> {
+export async function startGateway({ file, env = {}, now = Date.now, dbPath = join(tempDir(), 'tollgate.db'), notify }: GatewayOptions = {}): Promise<TestGateway> {
   const dir = dirname(dbPath);
   const fullEnv: Record<string, string> = { DATABASE_PATH: dbPath, LOG_LEVEL: 'silent', ...env };
   if (file !== undefined) {
@@ -99,7 +101,7 @@ export async function startGateway({ file, env = {}, now = Date.now, dbPath = jo
     writeFileSync(fullEnv.TOLLGATE_CONFIG, JSON.stringify(file));
   }
   const config = loadConfig(fullEnv);
-  const app = await createApp(config, { now });
+  const app = await createApp(config, { now, notify });
   const port = await app.listen(0, '127.0.0.1');
   const storage = app.storage as SqliteStorage;
   const { state } = app;

@@ -7,6 +7,7 @@ import type { Cli } from './context.ts';
 import { creditsCommand } from './credits.ts';
 import { UsageError } from './errors.ts';
 import { keysCommand } from './keys.ts';
+import { notificationsCommand } from './notifications.ts';
 import { systemCommands } from './system.ts';
 import { usageCommand } from './usage.ts';
 
@@ -50,5 +51,6 @@ export function buildProgram(cli: Cli): Command {
   usageCommand(program, cli);
   group(program, cli, 'billing', 'Stripe: an account\'s billing state, reporting metered overage', billingCommand);
   group(program, cli, 'webhooks', 'received Stripe events: list them, replay one', webhooksCommand);
+  group(program, cli, 'notifications', 'events sent to webhooks and email: list, resend, thresholds', notificationsCommand);
   return program;
 }

@@ -246,6 +246,21 @@ export class Admin {
     const quotaUsed = this.live?.quotaUsed(accountId, period) ?? this.storage.keys.quotaUsed(accountId, period) as number;
     return { accountId, period, quotaUsed, requests, billable, chargedMicros, byStatus };
   }
+
+  /**
+   * The account's own balance.low threshold (0: never; null: its plan's "alerts"), published as
+   * an account change: a gateway uses it from the account's next request.
+   */
+  setLowBalanceAlert(accountId: string, micros: number | null): { accountId: string; lowBalanceMicros: number | null } {
+    if (micros !== null && (!Number.isSafeInteger(micros) || micros < 0)) throw new RangeError('the threshold must be a whole number of micro-dollars ≥ 0');
+    this.account(accountId);
+    this.db.transaction(() => {
+      this.db.prepare(`INSERT INTO account_alerts (account_id, low_balance_micros) VALUES (?, ?)
+        ON CONFLICT (account_id) DO UPDATE SET low_balance_micros = excluded.low_balance_micros`).run(accountId, micros);
+      this.storage.changes.publish({ kind: 'account', id: accountId });
+    }).immediate();
+    return { accountId, lowBalanceMicros: micros };
+  }
 }
 
 /** A calendar month "2026-11" as [from, to) in ms, UTC. */

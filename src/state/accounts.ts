@@ -6,6 +6,7 @@
 // it is in use.
 import type { Config, Plan } from '../config.ts';
 import type { Buckets } from '../limiter/token-bucket.ts';
+import type { AccountAlerts, Alerts } from '../notify/alerts.ts';
 import { quotaPeriod, type MonthlyPeriods } from './periods.ts';
 import type { Change, KeyDirectory, KeyLookup, MaybePromise, Tally } from '../storage/ports.ts';
 import type { AccountRecord, KeyRecord } from '../storage/records.ts';
@@ -25,6 +26,8 @@ export class AccountState implements Counted {
   lastUsed = 0;
   /** A change named the account: its record is read again before its next request. */
   stale = false;
+  /** What its notifications decide from (undefined: none are configured). */
+  alerts: AccountAlerts | undefined = undefined;
 
   constructor(public record: AccountRecord, public plan: Plan, public lastUsageId: number) {}
 
@@ -58,6 +61,8 @@ export class Accounts {
     private readonly periods: MonthlyPeriods,
     /** Told when credits were added to an account in memory (its lease takes them). */
     private readonly onBalance: (state: AccountState) => void,
+    /** Notifications configured: every account in memory gets its alerts. */
+    private readonly alerts?: Alerts,
   ) {}
 
   /** The key with this hash and its account; null when unknown; a promise when storage must be asked. */
@@ -88,6 +93,7 @@ export class Accounts {
       if (state.period !== period) {
         state.period = period;
         state.used = n;
+        state.alerts?.armQuota();
       }
       return state;
     };
@@ -107,7 +113,10 @@ export class Accounts {
       }
       case 'balance': {
         const s = this.states.get(change.id);
-        if (s) this.onBalance(s);
+        if (s) {
+          this.onBalance(s);
+          s.alerts?.balanceChanged();
+        }
         return;
       }
       case 'all':
@@ -115,6 +124,7 @@ export class Accounts {
         for (const s of this.states.values()) {
           s.stale = true;
           this.onBalance(s);
+          s.alerts?.balanceChanged();
         }
     }
   }
@@ -144,8 +154,10 @@ export class Accounts {
       state.record = found.account;
       state.plan = plan;
       state.stale = false;
+      state.alerts?.reloaded(found);
     } else {
       state = new AccountState(found.account, plan, found.lastUsageId);
+      if (this.alerts) state.alerts = this.alerts.load(state, found);
       this.states.set(found.account.id, state);
     }
     const entry: KeyEntry = { key: found.key, state };
