@@ -6,8 +6,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { openDb } from '../db/open.ts';
 import { createSqliteStorage, type SqliteStorage } from '../db/sqlite-storage.ts';
-import { NotFoundError } from '../db/admin.ts';
-import { Admin } from '../db/admin.ts';
+import { Admin, NotFoundError } from '../db/admin.ts';
 import { formatMicros, parseDollars } from '../money.ts';
 import type { DeliveryRecord } from '../storage/ports.ts';
 import type { Cli, CommonOptions } from './context.ts';
@@ -15,7 +14,7 @@ import { iso, table } from './output.ts';
 import { countArg } from './parse.ts';
 
 interface ListOptions extends CommonOptions { failed?: boolean; account?: string; limit: number; before?: number }
-interface AlertOptions extends CommonOptions { lowBalance: number | null }
+interface AlertOptions extends CommonOptions { lowBalance: number | 'plan' }
 
 const DEFAULT_LIMIT = 50;
 
@@ -28,9 +27,9 @@ async function withStorage<T>(cli: Cli, opts: CommonOptions, fn: (storage: Sqlit
   }
 }
 
-/** Dollars, or "plan": the plan's threshold again. */
-const thresholdArg = (text: string): number | null => {
-  if (text === 'plan') return null;
+/** Dollars, or "plan": the plan's threshold again (commander keeps no null). */
+const thresholdArg = (text: string): number | 'plan' => {
+  if (text === 'plan') return text;
   try {
     return parseDollars(text);
   } catch (err) {
@@ -71,7 +70,7 @@ export function notificationsCommand(group: Command, cli: Cli): void {
     .argument('<account-id>', 'account id')
     .requiredOption('--low-balance <dollars>', 'e.g. 5.00; 0: never; "plan": the plan\'s again', thresholdArg)
     .action((id: string, opts: AlertOptions) => {
-      const r = cli.withStorage(opts, (storage) => new Admin(storage).setLowBalanceAlert(id, opts.lowBalance));
+      const r = cli.withStorage(opts, (storage) => new Admin(storage).setLowBalanceAlert(id, opts.lowBalance === 'plan' ? null : opts.lowBalance));
       const micros = r.lowBalanceMicros;
       cli.emit(opts, { ...r, lowBalance: micros === null ? null : formatMicros(micros) }, () => [
         micros === null ? `${id}: balance.low follows its plan's threshold` : micros === 0 ? `${id}: no balance.low` : `${id}: balance.low below $${formatMicros(micros)}`,
