@@ -467,7 +467,7 @@ describe('tollgate CLI: bad arguments are one line on stderr and exit 2', () => 
   });
 
   it.each([
-    ['no command', [], /missing command: tollgate <migrate\|serve\|accounts\|keys\|credits\|usage\|billing\|webhooks>/],
+    ['no command', [], /missing command: tollgate <migrate\|serve\|accounts\|keys\|credits\|usage\|billing\|webhooks\|notifications>/],
     ['an unknown command', ['frobnicate'], /unknown command 'frobnicate'/],
     ['a group without its command', ['accounts'], /missing command: tollgate accounts <create\|list\|show\|set-plan>/],
     ['an unknown command in a group', ['keys', 'delete'], /unknown command 'delete'/],
