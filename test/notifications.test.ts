@@ -7,6 +7,7 @@ import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearer, fakeClock, fetchText, seedAccount, startGateway, startUpstream, tempDir, type TestGateway, type Upstream } from './helpers.ts';
 import { startReceiver, startSmtp, type Hook, type Receiver, type Smtp } from './notify-receivers.ts';
+import { until } from './until.ts';
 import { join } from 'node:path';
 import type { DeliveryRecord } from '../src/storage/ports.ts';
 
@@ -142,6 +143,20 @@ describe('balance alerts, signed', () => {
     await deliver();
     expect(of(receiver.hooks, account.id, 'balance.low')).toHaveLength(1);
     expect(of(receiver.hooks, account.id, 'balance.low')[0].json.data.balanceMicros).toBeLessThan(LOW);
+  });
+
+  it('money taken outside a request (a refund) fires balance.low from the change feed; a grant re-arms it', async () => {
+    const { account, key } = seedAccount(gw.admin, 'prepaid');
+    gw.admin.grantCredits(account.id, 10 * PRICE, 'test');
+    expect((await get(key)).status).toBe(200); // in memory, its lease holding the 9,000 left
+    expect(gw.storage.ledger.money.debit(account.id, 7 * PRICE, 'refund', 'ch_test')).toBe(true);
+    await until(() => rows(gw, account.id).includes('balance.low'), 2_000, 'balance.low from the debit');
+    gw.admin.grantCredits(account.id, 5 * PRICE, 'test');
+    expect((await get(key)).status).toBe(200); // 6,000 left
+    for (let i = 0; i < 4; i++) await get(key); // 2,000 left: below again
+    expect(rows(gw, account.id)).toEqual(['credits.added', 'balance.low', 'credits.added', 'balance.low']);
+    await deliver();
+    expect(of(receiver.hooks, account.id, 'balance.low').map((h) => h.json.data.balanceMicros)).toEqual([2 * PRICE, 2 * PRICE]);
   });
 
   it('an account\'s own threshold, set by the operator, replaces its plan\'s', async () => {

@@ -55,8 +55,12 @@ export function createSqliteOutbox(db: Db): Outbox {
       delivered_at = NULL WHERE id = ?`),
   };
 
+  type Fresh = EventRow & { id: number; email: string | null };
+  type Expiring = { id: string; accountId: string; name: string | null; prefix: string; expiresAt: number };
+  // Each read first, outside a transaction (WAL readers take no lock): the deliverer looks twice
+  // a second, and mostly finds nothing to write.
   const fanOutTx = db.transaction((destinations: (e: OutboxEvent, email: string | null) => Destination[], limit: number) => {
-    const rows = q.fresh.all(limit) as (EventRow & { id: number; email: string | null })[];
+    const rows = q.fresh.all(limit) as Fresh[];
     for (const r of rows) {
       const event = toEvent(r);
       // Due at once: the event's time is when it happened, the first attempt is now.
@@ -67,7 +71,7 @@ export function createSqliteOutbox(db: Db): Outbox {
   });
 
   const expiringTx = db.transaction((now: number, withinMs: number, limit: number) => {
-    const keys = q.expiring.all(now, now + withinMs, limit) as { id: string; accountId: string; name: string | null; prefix: string; expiresAt: number }[];
+    const keys = q.expiring.all(now, now + withinMs, limit) as Expiring[];
     for (const k of keys) {
       add({
         id: eventId(), type: 'key.expiring', accountId: k.accountId, createdAt: now,
@@ -80,14 +84,15 @@ export function createSqliteOutbox(db: Db): Outbox {
 
   return {
     add,
-    fanOut: (destinations, limit) => writing(() => fanOutTx.immediate(destinations, limit)),
+    fanOut: (destinations, limit) => (q.fresh.get(1) === undefined ? 0 : writing(() => fanOutTx.immediate(destinations, limit))),
     due(now, limit) {
       const rows = q.due.all(now, limit) as (EventRow & { id: number; channel: Delivery['channel']; target: string; attempts: number; failingSince: number | null })[];
       return rows.map((r) => ({ id: r.id, channel: r.channel, target: r.target, attempts: r.attempts, failingSince: r.failingSince, event: toEvent(r) }));
     },
     delivered: (id, now, status) => void writing(() => q.delivered.run(now, status, id)),
     failed: (id, now, status, error, retryAt) => void writing(() => q.failed.run({ id, now, status, error, retryAt })),
-    keysExpiring: (now, withinMs, limit) => writing(() => expiringTx.immediate(now, withinMs, limit)),
+    keysExpiring: (now, withinMs, limit) =>
+      (q.expiring.get(now, now + withinMs, 1) === undefined ? 0 : writing(() => expiringTx.immediate(now, withinMs, limit))),
     list: ({ failed, limit, before = Number.MAX_SAFE_INTEGER, accountId }) =>
       (failed ? q.failedOnly : q.all).all({ before, limit, accountId: accountId ?? null }) as DeliveryRecord[],
     resend(id, now) {
