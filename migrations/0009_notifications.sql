@@ -70,3 +70,10 @@ BEGIN
   FROM (SELECT NEW.balance_after_micros + coalesce((SELECT sum(granted_micros - consumed_micros) FROM leases
     WHERE account_id = NEW.account_id AND closed_at IS NULL), 0) AS micros) AS b;
 END;
+
+-- Money coming in re-arms balance.depleted, durably, whichever process moved it (the gateway's
+-- memory hears the change too); balance.low is re-armed by the gateway against its threshold.
+CREATE TRIGGER ledger_rearms_depleted AFTER INSERT ON ledger WHEN NEW.kind IN ('grant', 'purchase', 'dispute_release')
+BEGIN
+  UPDATE account_alerts SET depleted_armed = 1 WHERE account_id = NEW.account_id AND depleted_armed = 0;
+END;

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearer, fakeClock, fetchText, seedAccount, startGateway, startUpstream, tempDir, type TestGateway, type Upstream } from './helpers.ts';
+import { bearer, fakeClock, fetchText, openAdmin, seedAccount, startGateway, startUpstream, tempDir, type TestGateway, type Upstream } from './helpers.ts';
 import { startReceiver, startSmtp, type Hook, type Receiver, type Smtp } from './notify-receivers.ts';
 import { until } from './until.ts';
 import { join } from 'node:path';
@@ -309,5 +309,37 @@ describe('quota thresholds and retries, on a fake clock', () => {
     clock.advance(11 * 60_000);
     await deliver();
     expect(of(receiver.hooks, account.id, 'key.expiring')).toHaveLength(2);
+  });
+});
+
+describe('alert state across restarts', () => {
+  it('a top-up while no gateway runs (the CLI) re-arms balance.low and balance.depleted', async () => {
+    const up = await startUpstream();
+    const receiver = await startReceiver();
+    const smtp = await startSmtp();
+    const file = config(receiver, smtp, up.url);
+    let gw = await startGateway({ file, notify: MANUAL });
+    const { dbPath } = gw;
+    const get = (key: string) => fetchText(`${gw.url}/api/x`, { headers: bearer(key) }).then((r) => r.status);
+    try {
+      const { account, key } = seedAccount(gw.admin, 'prepaid');
+      gw.admin.grantCredits(account.id, 3 * PRICE, 'test');
+      for (let i = 0; i < 4; i++) await get(key);
+      expect(rows(gw, account.id)).toEqual(['credits.added', 'balance.low', 'balance.depleted']);
+      await gw.close();
+
+      const cli = openAdmin(dbPath);
+      cli.admin.grantCredits(account.id, 3 * PRICE, 'top-up');
+      cli.close();
+
+      gw = await startGateway({ file, dbPath, notify: MANUAL });
+      expect(await Promise.all([get(key), get(key), get(key), get(key)])).toEqual([200, 200, 200, 402]);
+      expect(rows(gw, account.id)).toEqual(['credits.added', 'balance.low', 'balance.depleted', 'credits.added', 'balance.low', 'balance.depleted']);
+    } finally {
+      await gw.close();
+      await up.close();
+      await receiver.close();
+      await smtp.close();
+    }
   });
 });

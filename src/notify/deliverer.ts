@@ -89,9 +89,11 @@ export class Deliverer {
 
   start(): void {
     const loop = () => {
-      this.look().then(() => {
-        if (!this.stopped) this.timer = this.timers.setTimeout(loop, this.pollMs);
-      }, (err: Error) => this.deps.log.error('notifications: looking at the outbox failed', { error: err.message }));
+      this.look()
+        .catch((err: Error) => this.deps.log.error('notifications: looking at the outbox failed', { error: err.message }))
+        .finally(() => {
+          if (!this.stopped) this.timer = this.timers.setTimeout(loop, this.pollMs);
+        });
     };
     this.timer = this.timers.setTimeout(loop, 0);
   }
