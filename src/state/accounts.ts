@@ -3,7 +3,7 @@
 // the first time it is seen; after that its entry answers until a change (a revocation, a plan
 // change, credits added — from this process at once, from another within 200 ms) says otherwise.
 // An account's counters and money live in one AccountState, shared by all its keys, kept while
-// it is in use.
+// it is in use; with notifications configured, so do its alerts (notify/alerts.ts).
 import type { Config, Plan } from '../config.ts';
 import type { Buckets } from '../limiter/token-bucket.ts';
 import type { AccountAlerts, Alerts } from '../notify/alerts.ts';
