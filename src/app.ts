@@ -13,6 +13,7 @@ import { openDb, type Db } from './db/open.ts';
 import { createSqliteStorage } from './db/sqlite-storage.ts';
 import { createLogger, type Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
+import { Deliverer, type Timers } from './notify/deliverer.ts';
 import { createGateway, type Gateway } from './server.ts';
 import { GatewayState } from './state/state.ts';
 import type { Storage } from './storage/ports.ts';
@@ -27,6 +28,8 @@ export interface AppOverrides {
   stripe?: Stripe;
   /** More endpoints on the admin listener, each with its OpenAPI operation (GET /metrics). */
   adminRoutes?: readonly ExtraRoute[];
+  /** How the notifications' deliverer keeps time (tests drive it with Deliverer.tick). */
+  notify?: { pollMs?: number; timers?: Timers };
 }
 
 export interface App {
@@ -34,6 +37,8 @@ export interface App {
   storage: Storage;
   state: GatewayState;
   billing: Billing | undefined;
+  /** Sends the outbox's events; undefined without notifications in the config. */
+  deliverer: Deliverer | undefined;
   gateway: Gateway;
   /** Its Prometheus metrics, served as GET /metrics on the admin listener (src/admin/metrics.ts). */
   metrics: Metrics;
@@ -55,6 +60,9 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   await state.start();
   const billing = createBilling({ config, storage, log, now, stripe: overrides.stripe, onWebhookEvent: (type, outcome) => metrics.webhookEvent(type, outcome) });
   const gateway = createGateway({ config, state, log, metrics, billing, now });
+  const notifications = config.notifications;
+  const deliverer = notifications && new Deliverer({ outbox: storage.outbox, config: { ...config, notifications }, log, now, ...overrides.notify });
+  deliverer?.start();
   let admin: AdminListener | undefined;
   // Admin reads and writes SQL on the file: the admin API needs the SQLite backend.
   if (config.admin && onSqlite(storage)) {
@@ -73,13 +81,14 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     });
   }
   return {
-    config, storage, state, billing, gateway, metrics, admin,
+    config, storage, state, billing, deliverer, gateway, metrics, admin,
     listen: (port, host) => gateway.listen(port, host),
     async close() {
       await admin?.close();
       billing?.reporter.stop();
       await gateway.close();
       await state.stop();
+      await deliverer?.stop();
       await storage.close();
     },
   };

@@ -1,21 +1,22 @@
 // The config file: routes, plans, prices and defaultPlan, validated field by field. Every problem
 // is collected (with the field's path) so config.ts can refuse to start with one message.
-import type { OveragePolicy, Plan, RateLimits, Route } from './config.ts';
+import type { NotificationsConfig, OveragePolicy, Plan, RateLimits, Route } from './config.ts';
 import { isRecord } from './json.ts';
 import type { ModelPrice } from './meters/prices.ts';
 import type { ProviderName } from './meters/provider.ts';
 import { parseDollars } from './money.ts';
+import { parseNotifications, parsePlanAlerts } from './notify/config-parse.ts';
 
 const OVERAGE: readonly OveragePolicy[] = ['block', 'credits', 'stripe'];
 const METERS: readonly ProviderName[] = ['openai', 'anthropic'];
 const ROUTE_KEYS = ['path', 'upstream', 'priceMicros', 'metered', 'auth', 'stripPrefix', 'headers', 'timeoutMs', 'meter', 'cors'];
 // A browser origin: scheme, host and port, nothing after.
 const ORIGIN = /^https?:\/\/[^/?#\s]+$/;
-const PLAN_KEYS = ['limits', 'burst', 'monthlyQuota', 'overage', 'models', 'byok', 'stripePrice', 'stripeMeter'];
+const PLAN_KEYS = ['limits', 'burst', 'monthlyQuota', 'overage', 'models', 'byok', 'stripePrice', 'stripeMeter', 'alerts'];
 const LIMIT_KEYS = ['perSecond', 'perMinute', 'perDay'];
 const RATE_KEYS = ['input', 'cachedInput', 'cacheWrite5m', 'cacheWrite1h', 'output'];
 const PRICE_KEYS = [...RATE_KEYS, 'maxOutput', 'webSearch', 'priority', 'flex', 'longContext'];
-const FILE_KEYS = ['routes', 'plans', 'defaultPlan', 'prices', 'credits'];
+const FILE_KEYS = ['routes', 'plans', 'defaultPlan', 'prices', 'credits', 'notifications'];
 // A header name as RFC 9110 §5.1 allows it (a token).
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
@@ -25,6 +26,7 @@ export interface ParsedFile {
   defaultPlan?: string;
   prices: Record<string, ModelPrice>;
   creditPacks?: number[];
+  notifications?: NotificationsConfig;
 }
 
 /** Default upstream timeouts: plain routes, and AI ("meter") routes. */
@@ -95,6 +97,7 @@ export function parseConfigFile(raw: unknown, timeouts: Timeouts, problems: stri
     if (typeof raw.defaultPlan !== 'string') problems.push('defaultPlan: expected a plan name');
     else out.defaultPlan = raw.defaultPlan;
   }
+  if (raw.notifications !== undefined) out.notifications = parseNotifications(raw.notifications, problems);
   return out;
 }
 
@@ -201,8 +204,9 @@ function parsePlan(name: string, raw: unknown, at: string, problems: string[]): 
     else stripe[k] = raw[k] as string;
   }
   if (overage === 'stripe' && !stripe.stripeMeter) problems.push(`${at}.stripeMeter: required with "overage": "stripe"`);
+  const alerts = raw.alerts === undefined ? undefined : parsePlanAlerts(raw.alerts, `${at}.alerts`, problems);
   if (problems.length > before) return undefined;
-  return { name, limits, burst, monthlyQuota, overage, byok: raw.byok === true, ...(models && { models }), ...stripe };
+  return { name, limits, burst, monthlyQuota, overage, byok: raw.byok === true, ...(models && { models }), ...stripe, ...(alerts && { alerts }) };
 }
 
 function parsePrice(raw: unknown, at: string, problems: string[]): ModelPrice | undefined {

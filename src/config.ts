@@ -6,6 +6,7 @@ import { parseConfigFile, parseUrl } from './config-file.ts';
 import { DEFAULT_PRICES, type ModelPrice } from './meters/prices.ts';
 import type { ProviderName } from './meters/provider.ts';
 import { parseTrustProxy } from './pipeline/trusted-proxies.ts';
+import type { NotificationType } from './storage/ports.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 /** Which requests get an access-log line: every one, those answered with a status ≥ 400, none. */
@@ -38,6 +39,43 @@ export interface Plan {
   stripePrice?: string;
   /** The Stripe billing meter's event name that overage is reported under (overage "stripe"). */
   stripeMeter?: string;
+  /** When balance.low and quota.threshold fire (defaults: PLAN_ALERTS in notify/config-parse.ts). */
+  alerts?: PlanAlerts;
+}
+
+export interface PlanAlerts {
+  /** balance.low once the balance falls below this (0: never; an account may set its own). */
+  lowBalanceMicros: number;
+  /** quota.threshold once each of these percentages of the period's quota is used, ascending. */
+  quotaPercent: readonly number[];
+}
+
+/** Where events go (see src/notify/). */
+export interface NotificationsConfig {
+  webhooks: readonly WebhookTarget[];
+  email: EmailSettings | undefined;
+  /** The gateway's address as customers call it: the how-to lines of emails start with it. */
+  publicUrl: URL | undefined;
+}
+
+export interface WebhookTarget {
+  url: URL;
+  /** The Standard Webhooks signing secret, "whsec_" and base64 of 24 to 64 random bytes. */
+  secret: string;
+  /** The event types it receives; undefined: all of them. */
+  events: readonly NotificationType[] | undefined;
+}
+
+export interface EmailSettings {
+  /** smtp://user:pass@host:587 (STARTTLS when offered) or smtps://…:465. */
+  smtp: URL;
+  from: string;
+  /** The operator's addresses. */
+  to: readonly string[];
+  /** Also the account's own email address. */
+  customers: boolean;
+  /** The event types mailed; undefined: all of them. */
+  events: readonly NotificationType[] | undefined;
 }
 
 export interface StripeConfig {
@@ -147,6 +185,8 @@ export interface Config {
   stripe: StripeConfig | undefined;
   /** Undefined without ADMIN_TOKEN: no admin listener. */
   admin: AdminConfig | undefined;
+  /** Undefined without a "notifications" block in the config file: no events are sent. */
+  notifications: NotificationsConfig | undefined;
 }
 
 export class ConfigError extends Error {
@@ -253,6 +293,7 @@ export function loadConfig(env: Env = process.env, { serving = true }: LoadOptio
   let source = 'demo';
   let prices: Record<string, ModelPrice> = { ...DEFAULT_PRICES };
   let creditPacks = DEFAULT_PACKS;
+  let notifications: NotificationsConfig | undefined;
 
   const explicitPath = env.TOLLGATE_CONFIG;
   const configPath = explicitPath || './tollgate.config.json';
@@ -273,6 +314,7 @@ export function loadConfig(env: Env = process.env, { serving = true }: LoadOptio
       if (file.plans) plans = file.plans;
       prices = { ...prices, ...file.prices };
       creditPacks = file.creditPacks ?? creditPacks;
+      notifications = file.notifications;
       defaultPlan = file.defaultPlan ?? (file.plans ? Object.keys(file.plans)[0] ?? 'default' : 'default');
       if (!plans[defaultPlan]) problems.push(`defaultPlan: no plan named "${defaultPlan}"`);
     }
@@ -329,7 +371,7 @@ export function loadConfig(env: Env = process.env, { serving = true }: LoadOptio
   const demo = routes.length === 0 && source === 'demo';
   return deepFreeze({
     port, host, databasePath, logLevel, accessLog, trustProxy, upstreamTimeoutMs, aiTimeoutMs, upstreamConnections, maxBodyBytes, shutdownTimeoutMs, clients, storage,
-    source, routes, plans, defaultPlan, demo, prices, providerKeys, stripe, admin,
+    source, routes, plans, defaultPlan, demo, prices, providerKeys, stripe, admin, notifications,
   });
 }
 

@@ -471,7 +471,7 @@ describe('tollgate CLI: bad arguments are one line on stderr and exit 2', () => 
   });
 
   it.each([
-    ['no command', [], /missing command: tollgate <migrate\|serve\|backup\|accounts\|keys\|credits\|usage\|requests\|audit\|billing\|webhooks>/],
+    ['no command', [], /missing command: tollgate <migrate\|serve\|backup\|accounts\|keys\|credits\|usage\|requests\|audit\|billing\|webhooks\|notifications>/],
     ['an unknown command', ['frobnicate'], /unknown command 'frobnicate'/],
     ['a group without its command', ['accounts'], /missing command: tollgate accounts <create\|list\|show\|set-plan\|suspend\|reactivate>/],
     ['an unknown command in a group', ['keys', 'delete'], /unknown command 'delete'/],

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { expect } from 'vitest';
-import { createApp, type App } from '../src/app.ts';
+import { createApp, type App, type AppOverrides } from '../src/app.ts';
 import type { Billing } from '../src/billing/billing.ts';
 import type { BillingStore } from '../src/billing/billing-store.ts';
 import { loadConfig, type Config } from '../src/config.ts';
@@ -92,9 +92,11 @@ export interface GatewayOptions {
   dbPath?: string;
   /** The gateway's logger (default: one for LOG_LEVEL, silent unless `env` says otherwise). */
   log?: Logger;
+  /** How the notifications' deliverer keeps time. */
+  notify?: AppOverrides['notify'];
 }
 
-export async function startGateway({ file, env = {}, now = Date.now, dbPath = join(tempDir(), 'tollgate.db'), log }: GatewayOptions = {}): Promise<TestGateway> {
+export async function startGateway({ file, env = {}, now = Date.now, dbPath = join(tempDir(), 'tollgate.db'), log, notify }: GatewayOptions = {}): Promise<TestGateway> {
   const dir = dirname(dbPath);
   const fullEnv: Record<string, string> = { DATABASE_PATH: dbPath, LOG_LEVEL: 'silent', ...env };
   if (file !== undefined) {
@@ -102,7 +104,7 @@ export async function startGateway({ file, env = {}, now = Date.now, dbPath = jo
     writeFileSync(fullEnv.TOLLGATE_CONFIG, JSON.stringify(file));
   }
   const config = loadConfig(fullEnv);
-  const app = await createApp(config, { now, log });
+  const app = await createApp(config, { now, log, notify });
   const port = await app.listen(0, '127.0.0.1');
   const storage = app.storage as SqliteStorage;
   const { state } = app;

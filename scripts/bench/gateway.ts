@@ -2,6 +2,7 @@
 // process, on a temp database seeded before it starts, with a config file written here. It is
 // driven over HTTP only and its file is read after it stopped, so the bench measures whatever
 // the build is, storage design included.
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readBooks, type Books } from './books.ts';
@@ -24,6 +25,16 @@ export const PAID_PLAN = {
  * requests at 100 µ$), while the sum over 100,000 accounts stays below 2^53, exact in JavaScript.
  */
 export const CREDITS_MICROS = 10_000_000_000;
+
+/**
+ * BENCH_NOTIFICATIONS=1: every gateway with notifications configured (a webhook to a port where
+ * nothing listens, low-balance and quota alerts on the plan), to show what they cost the request
+ * path when nothing crosses a threshold.
+ */
+const NOTIFICATIONS = process.env.BENCH_NOTIFICATIONS === '1' ? {
+  plan: { alerts: { lowBalanceMicros: 1_000_000, quotaPercent: [80, 100] } },
+  file: { notifications: { webhooks: [{ url: 'http://127.0.0.1:9/tollgate', secret: `whsec_${randomBytes(32).toString('base64')}` }] } },
+} : undefined;
 
 export interface GatewayOptions {
   name: string;
@@ -57,7 +68,10 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   mkdirSync(o.dir, { recursive: true });
   const configPath = join(o.dir, 'tollgate.config.json');
   const databasePath = join(o.dir, 'tollgate.db');
-  writeFileSync(configPath, JSON.stringify({ ...o.config, plans: { [PLAN]: PAID_PLAN }, defaultPlan: PLAN }, null, 2));
+  writeFileSync(configPath, JSON.stringify({
+    ...o.config, ...NOTIFICATIONS?.file, plans: { [PLAN]: { ...PAID_PLAN, ...NOTIFICATIONS?.plan } }, defaultPlan: PLAN,
+  }, null, 2));
+  if (NOTIFICATIONS) console.log(`  ${o.name}: notifications configured (BENCH_NOTIFICATIONS=1)`);
   const { keysFile, firstKey } = seed({
     entry: o.entry, databasePath, keysFile: join(o.dir, 'keys.txt'), plan: PLAN, accounts: o.accounts, creditsMicros: CREDITS_MICROS,
   });

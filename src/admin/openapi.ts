@@ -67,7 +67,7 @@ const schemas: Record<string, Schema> = {
   Replay: obj({ id: str, type: str, outcome: { enum: ['applied', 'ignored', 'duplicate', 'failed'] } }),
   AuditEntry: obj({
     id: int, at: time, actor: { type: 'string', description: '"cli", or "token:" and 12 hex digits of the admin token\'s SHA-256.' },
-    action: { enum: ['account.create', 'account.update', 'key.create', 'key.revoke', 'key.rotate', 'credits.grant', 'credits.deduct', 'webhook.replay'] },
+    action: { enum: ['account.create', 'account.update', 'account.alerts', 'key.create', 'key.revoke', 'key.rotate', 'credits.grant', 'credits.deduct', 'webhook.replay'] },
     target: str, accountId: nullable('string'), change: { type: 'object' }, requestId: nullable('string'),
   }),
   AuditPage: page('AuditEntry'),

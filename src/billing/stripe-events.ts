@@ -1,9 +1,11 @@
 // What each Stripe event does to the gateway's accounts. applyStripeEvent runs inside
 // EventLog.applyOnce's transaction, with its money: it returns undefined when it changed something, or a note saying
 // why the event needed nothing (recorded with the event). It throws only on a real failure.
+// payment.failed and subscription.changed notifications go in the same transaction's outbox.
 import type { Config } from '../config.ts';
-import type { Money } from '../storage/ports.ts';
+import type { Money, OutboxWriter } from '../storage/ports.ts';
 import { formatMicros } from '../money.ts';
+import { eventId } from '../notify/events.ts';
 import type { BillingAccount, BillingStore } from './billing-store.ts';
 import {
   centsToMicros, idOf, invoicePeriod, invoiceSubscription, metadata, obj, str, subscriptionPeriod, subscriptionPrice,
@@ -22,6 +24,7 @@ export interface EventDeps {
   config: Config;
   money: Money;
   billing: BillingStore;
+  outbox: OutboxWriter;
 }
 
 type Handler = (o: Record<string, unknown>, event: StripeEvent, deps: EventDeps) => string | undefined;
@@ -110,7 +113,7 @@ function checkoutCompleted(session: Record<string, unknown>, event: StripeEvent,
  *   customer.subscription.created (a subscription's first event) yields to what was applied for
  *   that subscription, and of two updates the later arrival wins (nothing orders them).
  */
-function subscriptionChanged(sub: Record<string, unknown>, event: StripeEvent, { config, billing }: EventDeps): string | undefined {
+function subscriptionChanged(sub: Record<string, unknown>, event: StripeEvent, { config, billing, outbox }: EventDeps): string | undefined {
   const account = accountFor(sub, billing);
   const id = String(sub.id);
   if (!account) return `no account for subscription ${id} (customer ${String(idOf(sub.customer))})`;
@@ -161,6 +164,15 @@ function subscriptionChanged(sub: Record<string, unknown>, event: StripeEvent, {
     periodStart: live ? period?.start ?? null : null,
     periodEnd: live ? period?.end ?? null : null,
   });
+  if (plan !== account.plan || status !== account.subscriptionStatus) {
+    outbox.add({
+      id: eventId(), type: 'subscription.changed', accountId: account.id, createdAt: eventAt,
+      data: {
+        accountId: account.id, subscriptionId: id, status, previousStatus: account.subscriptionStatus, plan, previousPlan: account.plan,
+        periodEnd: live && period ? iso(period.end) : null,
+      },
+    });
+  }
   return undefined;
 }
 
@@ -206,11 +218,23 @@ function invoicePaid(inv: Record<string, unknown>, event: StripeEvent, { billing
   return undefined;
 }
 
-function invoicePaymentFailed(inv: Record<string, unknown>, event: StripeEvent, { billing }: EventDeps): string | undefined {
+function invoicePaymentFailed(inv: Record<string, unknown>, event: StripeEvent, { billing, outbox }: EventDeps): string | undefined {
   const account = standingEvent(inv, event, false, billing);
   if (typeof account === 'string') return account;
   // A dispute's suspension says more; do not overwrite its reason.
   if (account.status !== 'suspended') billing.setStanding(account.id, 'suspended', 'payment_failed');
+  // Once per crossing: Stripe's further failed attempts on an account already suspended for them say nothing new.
+  if (account.statusReason !== 'payment_failed') {
+    const next = typeof inv.next_payment_attempt === 'number' ? iso(inv.next_payment_attempt * 1000) : null;
+    outbox.add({
+      id: eventId(), type: 'payment.failed', accountId: account.id, createdAt: event.created * 1000,
+      data: {
+        accountId: account.id, invoiceId: str(inv.id) ?? null, amountDueMicros: centsToMicros(inv.amount_due) ?? null,
+        attemptCount: typeof inv.attempt_count === 'number' ? inv.attempt_count : null, nextPaymentAttempt: next,
+        hostedInvoiceUrl: str(inv.hosted_invoice_url) ?? null, suspended: true,
+      },
+    });
+  }
   return undefined;
 }
 

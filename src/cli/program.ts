@@ -9,6 +9,7 @@ import { creditsCommand } from './credits.ts';
 import { UsageError } from './errors.ts';
 import { keysCommand } from './keys.ts';
 import { requestsCommand } from './requests.ts';
+import { notificationsCommand } from './notifications.ts';
 import { systemCommands } from './system.ts';
 import { backupCommand } from './backup.ts';
 import { usageCommand } from './usage.ts';
@@ -57,5 +58,6 @@ export function buildProgram(cli: Cli): Command {
   auditCommand(program, cli);
   group(program, cli, 'billing', 'Stripe: an account\'s billing state, reporting metered overage', billingCommand);
   group(program, cli, 'webhooks', 'received Stripe events: list them, replay one', webhooksCommand);
+  group(program, cli, 'notifications', 'events sent to webhooks and email: list, resend, thresholds', notificationsCommand);
   return program;
 }

@@ -384,6 +384,23 @@ export class Admin {
     return auditPage(this.db, query);
   }
 
+  /**
+   * The account's own balance.low threshold (0: never; null: its plan's "alerts"), published as
+   * an account change: a gateway uses it from the account's next request.
+   */
+  setLowBalanceAlert(accountId: string, micros: number | null): { accountId: string; lowBalanceMicros: number | null } {
+    if (micros !== null && (!Number.isSafeInteger(micros) || micros < 0)) throw new RangeError('the threshold must be a whole number of micro-dollars ≥ 0');
+    this.account(accountId);
+    this.change(() => {
+      const before = this.db.prepare('SELECT low_balance_micros FROM account_alerts WHERE account_id = ?').pluck().get(accountId) as number | null | undefined;
+      this.db.prepare(`INSERT INTO account_alerts (account_id, low_balance_micros) VALUES (?, ?)
+        ON CONFLICT (account_id) DO UPDATE SET low_balance_micros = excluded.low_balance_micros`).run(accountId, micros);
+      this.storage.changes.publish({ kind: 'account', id: accountId });
+      this.audit('account.alerts', accountId, accountId, { lowBalanceMicros: { from: before ?? null, to: micros } });
+    });
+    return { accountId, lowBalanceMicros: micros };
+  }
+
   private audit(action: AuditAction, target: string, accountId: string | null, change: Record<string, unknown>): void {
     recordAudit(this.db, this.actor, this.now(), action, target, accountId, change);
   }

@@ -11,7 +11,7 @@ export interface Actor {
 export const CLI_ACTOR: Actor = Object.freeze({ by: 'cli', requestId: null });
 
 export type AuditAction =
-  | 'account.create' | 'account.update'
+  | 'account.create' | 'account.update' | 'account.alerts'
   | 'key.create' | 'key.revoke' | 'key.rotate'
   | 'credits.grant' | 'credits.deduct'
   | 'webhook.replay';

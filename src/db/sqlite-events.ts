@@ -1,11 +1,10 @@
 // Webhook events on the SQLite file, each applied exactly once: the event's id is recorded in
 // the IMMEDIATE transaction that runs its effect, so a replay sees it and changes nothing.
-import type { BillingStore } from '../billing/billing-store.ts';
-import type { ApplyOutcome, EventLog, Money } from '../storage/ports.ts';
+import type { ApplyOutcome, EventLog, EventTx } from '../storage/ports.ts';
 import type { Db } from './open.ts';
 import { writing } from './sqlite-busy.ts';
 
-export function createSqliteEvents(db: Db, tx: { money: Money; billing: BillingStore }, now: () => number): EventLog {
+export function createSqliteEvents(db: Db, tx: EventTx, now: () => number): EventLog {
   const q = {
     status: db.prepare('SELECT status FROM webhook_events WHERE id = ?').pluck(),
     record: db.prepare(`INSERT INTO webhook_events (id, source, type, status, note, payload, received_at, applied_at)

@@ -12,22 +12,50 @@ function account(r: AccountRecord): AccountRecord {
   return { id: r.id, plan: r.plan, status: r.status, statusReason: r.statusReason, pastDueSince: r.pastDueSince, periodStart: r.periodStart };
 }
 
+interface KeyRow extends AccountRecord {
+  keyId: string;
+  expiresAt: number | null;
+  revokedAt: number | null;
+  lastUsageId: number;
+  periodEnd: number | null;
+  balanceMicros: number;
+  lowBalanceMicros: number | null;
+  lowArmed: number | null;
+  depletedArmed: number | null;
+  quotaPeriod: string | null;
+  quotaPercent: number | null;
+}
+
 export function createSqliteKeys(db: Db): KeyDirectory {
   const q = {
+    // With the account's alert settings and state, and its balance (what the alerts start from).
     key: db.prepare(`SELECT k.id AS keyId, k.expires_at AS expiresAt, k.revoked_at AS revokedAt, ${ACCOUNT},
-      coalesce((SELECT max(through_id) FROM usage_daily d WHERE d.account_id = a.id), 0) AS lastUsageId
-      FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.hash = ?`),
+      coalesce((SELECT max(through_id) FROM usage_daily d WHERE d.account_id = a.id), 0) AS lastUsageId, a.period_end AS periodEnd,
+      a.balance_micros + coalesce((SELECT sum(granted_micros - consumed_micros) FROM leases l
+        WHERE l.account_id = a.id AND l.closed_at IS NULL), 0) AS balanceMicros,
+      al.low_balance_micros AS lowBalanceMicros, al.low_armed AS lowArmed, al.depleted_armed AS depletedArmed,
+      al.quota_period AS quotaPeriod, al.quota_percent AS quotaPercent
+      FROM api_keys k JOIN accounts a ON a.id = k.account_id LEFT JOIN account_alerts al ON al.account_id = a.id
+      WHERE k.hash = ?`),
     account: db.prepare(`SELECT ${ACCOUNT} FROM accounts a WHERE a.id = ?`),
     quotaUsed: db.prepare('SELECT used FROM quota_usage WHERE account_id = ? AND period = ?').pluck(),
   };
   return {
     findKey(hash) {
-      const r = q.key.get(hash) as AccountRecord & { keyId: string; expiresAt: number | null; revokedAt: number | null; lastUsageId: number } | undefined;
+      const r = q.key.get(hash) as KeyRow | undefined;
       if (!r) return undefined;
       const found: KeyLookup = {
         key: { id: r.keyId, accountId: r.id, expiresAt: r.expiresAt, revokedAt: r.revokedAt },
         account: account(r),
         lastUsageId: r.lastUsageId,
+        balanceMicros: r.balanceMicros,
+        alerts: {
+          lowBalanceMicros: r.lowBalanceMicros,
+          // Armed flags not decided yet (NULL) are derived by the gateway: the state is all or nothing.
+          state: r.lowArmed === null || r.depletedArmed === null ? null
+            : { lowArmed: r.lowArmed === 1, depletedArmed: r.depletedArmed === 1, quotaPeriod: r.quotaPeriod, quotaPercent: r.quotaPercent ?? 0 },
+          periodEnd: r.periodEnd,
+        },
       };
       return found;
     },

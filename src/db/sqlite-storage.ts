@@ -10,6 +10,7 @@ import { createSqliteChanges } from './sqlite-changes.ts';
 import { createSqliteEvents } from './sqlite-events.ts';
 import { createSqliteKeys } from './sqlite-keys.ts';
 import { createSqliteLedger } from './sqlite-ledger.ts';
+import { createSqliteOutbox } from './sqlite-outbox.ts';
 import { createSqliteUsage } from './sqlite-usage.ts';
 
 /** The only node a SQLite file has. */
@@ -22,6 +23,7 @@ export function createSqliteStorage(db: Db, { now = Date.now }: { now?: () => nu
   const ledger = createSqliteLedger(db, { now, node: NODE, changes });
   const billing = createSqliteBillingStore(db, changes, now);
   const usage = createSqliteUsage(db);
+  const outbox = createSqliteOutbox(db);
   const openLeases = db.prepare('SELECT id FROM leases WHERE closed_at IS NULL AND node = ?').pluck();
   // A file deleted (or replaced) under the running gateway: what it writes goes nowhere anyone
   // will read, and the CLI would open a new empty file. Readiness says so.
@@ -33,8 +35,9 @@ export function createSqliteStorage(db: Db, { now = Date.now }: { now?: () => nu
     billing,
     ledger,
     usage,
-    events: createSqliteEvents(db, { money: ledger.money, billing }, now),
+    events: createSqliteEvents(db, { money: ledger.money, billing, outbox }, now),
     changes,
+    outbox,
     recover() {
       const rowsCounted = usage.recount();
       let leasesClosed = 0;

@@ -4,9 +4,10 @@
 // the id up to which every row is counted. After a crash, recover() counts the rows past that
 // mark into the counter rows that missed them: the counters lose nothing the rows hold.
 import { createHash } from 'node:crypto';
-import type { Tally, UsageLog } from '../storage/ports.ts';
+import type { Notice, Tally, UsageLog } from '../storage/ports.ts';
 import type { RecentUsage, UsageRecord } from '../storage/records.ts';
 import type { Db } from './open.ts';
+import { eventInsert } from './sqlite-outbox.ts';
 import { writing } from './sqlite-busy.ts';
 import { usageIdRange } from './usage-range.ts';
 
@@ -85,9 +86,14 @@ export function createSqliteUsage(db: Db): UsageLog & { recount(): number } {
     last: db.prepare('SELECT coalesce(max(id), 0) FROM usage').pluck(),
     row: db.prepare(`SELECT id, prev_id AS prevId, ts, request_id AS requestId, method, path, status, price_micros AS priceMicros,
       model, input_tokens AS inputTokens, output_tokens AS outputTokens, estimated FROM usage WHERE id = ?`),
+    // The operator's own threshold (low_balance_micros) is Admin's: never written here.
+    alerts: db.prepare(`INSERT INTO account_alerts (account_id, low_armed, depleted_armed, quota_period, quota_percent)
+      VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET low_armed = excluded.low_armed,
+        depleted_armed = excluded.depleted_armed, quota_period = excluded.quota_period, quota_percent = excluded.quota_percent`),
   };
+  const addEvent = eventInsert(db);
 
-  const writeTx = db.transaction((rows: readonly UsageRecord[], tallies: readonly Tally[], throughId: number) => {
+  const writeTx = db.transaction((rows: readonly UsageRecord[], tallies: readonly Tally[], throughId: number, notices: readonly Notice[]) => {
     let i = 0;
     for (; i + PER_STATEMENT <= rows.length; i += PER_STATEMENT) {
       for (let j = 0; j < PER_STATEMENT; j++) values(rows[i + j], args, j * COLUMNS.length);
@@ -104,6 +110,12 @@ export function createSqliteUsage(db: Db): UsageLog & { recount(): number } {
         q.overage.run(t.accountId, o.meter, o.intervalStart, o.units, overageIdentifier(t.accountId, o.meter, o.intervalStart), t.throughId);
       }
       for (const d of t.days) q.day.run({ accountId: t.accountId, throughId: t.throughId, ...d });
+    }
+    // In the order decided: an account's last notice leaves its state.
+    for (const n of notices) {
+      const a = n.alerts;
+      q.alerts.run(n.accountId, a.lowArmed ? 1 : 0, a.depletedArmed ? 1 : 0, a.quotaPeriod, a.quotaPercent);
+      if (n.event) addEvent(n.event);
     }
     q.through.run(throughId);
   });
@@ -157,7 +169,7 @@ export function createSqliteUsage(db: Db): UsageLog & { recount(): number } {
 
   return {
     nextId: () => (q.last.get() as number) + 1,
-    write: (rows, tallies, throughId) => writing(() => writeTx.immediate(rows, tallies, throughId)),
+    write: (rows, tallies, throughId, notices) => writing(() => writeTx.immediate(rows, tallies, throughId, notices)),
     chain(head, limit) {
       const out: RecentUsage[] = [];
       for (let id = head; id > 0 && out.length < limit;) {

@@ -22,6 +22,9 @@ function admitCounted(ctx: RequestContext, wallets: Wallets, now: number, meterI
   if (plan.monthlyQuota === null || state.used < plan.monthlyQuota) {
     state.used++;
     ctx.quotaPeriod = state.period;
+    // quota.threshold is decided where the counter moves: one comparison unless a percentage is reached.
+    const alerts = state.alerts;
+    if (alerts !== undefined && state.used >= alerts.quotaAt) alerts.quotaReached();
     return;
   }
   if (plan.overage === 'block') throw new GatewayError('QUOTA_EXCEEDED');
@@ -47,7 +50,10 @@ export function pay(ctx: RequestContext, wallets: Wallets, micros: number, code:
     return;
   }
   const done = (enough: boolean) => {
-    if (!enough || !w.reserve(micros)) throw new GatewayError(code, detail === undefined ? {} : { detail });
+    if (!enough || !w.reserve(micros)) {
+      if (code === 'INSUFFICIENT_CREDITS') ctx.state!.alerts?.refused(micros); // balance.depleted
+      throw new GatewayError(code, detail === undefined ? {} : { detail });
+    }
     ctx.reservedMicros = micros;
   };
   const refilled = wallets.refill(w, micros);

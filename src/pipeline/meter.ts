@@ -37,6 +37,9 @@ export function meter(ctx: RequestContext, recorder: Recorder, metrics: Metrics,
   }
   ctx.chargedMicros = spent;
   metrics.charged(ctx.route!.path, spent);
+  // balance.low is decided here, where the money is spent (an integer comparison unless it
+  // crosses), before the row is queued: the row and the event go in the same commit.
+  if (spent > 0 && state!.alerts !== undefined) state!.alerts.spend(spent);
   recorder.append({
     id: 0,
     prevId: 0,

@@ -3,9 +3,10 @@
 // the first time it is seen; after that its entry answers until a change (a revocation, a plan
 // change, credits added — from this process at once, from another within 200 ms) says otherwise.
 // An account's counters and money live in one AccountState, shared by all its keys, kept while
-// it is in use.
+// it is in use; with notifications configured, so do its alerts (notify/alerts.ts).
 import type { Config, Plan } from '../config.ts';
 import type { Buckets } from '../limiter/token-bucket.ts';
+import type { AccountAlerts, Alerts } from '../notify/alerts.ts';
 import { quotaPeriod, type MonthlyPeriods } from './periods.ts';
 import type { Change, KeyDirectory, KeyLookup, MaybePromise } from '../storage/ports.ts';
 import type { Pending } from './pending.ts';
@@ -27,6 +28,8 @@ export class AccountState implements Counted {
   lastUsed = 0;
   /** A change named the account: its record is read again before its next request. */
   stale = false;
+  /** What its notifications decide from (undefined: none are configured). */
+  alerts: AccountAlerts | undefined = undefined;
 
   constructor(public record: AccountRecord, public plan: Plan, public lastUsageId: number) {}
 
@@ -62,6 +65,8 @@ export class Accounts {
     private readonly periods: MonthlyPeriods,
     /** Told when credits were added to an account in memory (its lease takes them). */
     private readonly onBalance: (state: AccountState) => void,
+    /** Notifications configured: every account in memory gets its alerts. */
+    private readonly alerts?: Alerts,
   ) {}
 
   /** The key with this hash and its account; null when unknown; a promise when storage must be asked. */
@@ -98,6 +103,7 @@ export class Accounts {
       if (state.period !== period) {
         state.period = period;
         state.used = n;
+        state.alerts?.armQuota();
       }
       return state;
     };
@@ -117,7 +123,10 @@ export class Accounts {
       }
       case 'balance': {
         const s = this.states.get(change.id);
-        if (s) this.onBalance(s);
+        if (s) {
+          this.onBalance(s);
+          s.alerts?.balanceChanged();
+        }
         return;
       }
       case 'all':
@@ -125,6 +134,7 @@ export class Accounts {
         for (const s of this.states.values()) {
           s.stale = true;
           this.onBalance(s);
+          s.alerts?.balanceChanged();
         }
     }
   }
@@ -154,8 +164,10 @@ export class Accounts {
       state.record = found.account;
       state.plan = plan;
       state.stale = false;
+      state.alerts?.reloaded(found);
     } else {
       state = new AccountState(found.account, plan, found.lastUsageId);
+      if (this.alerts) state.alerts = this.alerts.load(state, found);
       this.states.set(found.account.id, state);
     }
     const entry: KeyEntry = { key: found.key, state, lastUsed: 0 };

@@ -13,8 +13,11 @@
 // Counters (quota used, money a lease spent, overage, the head of an account's chain) follow
 // the rows they count: each account's deltas wait COUNTER_DELAY_MS (so many requests make one
 // write) and at most MAX_TALLIES go with one commit, whatever the number of accounts.
+//
+// Alerts decided in memory (notify/alerts.ts) go with the next commit: the row of the request
+// that crossed a threshold and the event it fired are in the file together, or neither is.
 import type { Socket } from 'node:net';
-import { StorageBusy, type DayTotals, type UsageLog } from '../storage/ports.ts';
+import { StorageBusy, type DayTotals, type Notice, type UsageLog } from '../storage/ports.ts';
 import type { UsageRecord } from '../storage/records.ts';
 import { Pending } from './pending.ts';
 
@@ -48,6 +51,7 @@ export interface RecorderOptions {
 
 export class Recorder {
   private rows: UsageRecord[] = [];
+  private notices: Notice[] = [];
   private readonly anonymous: Counted = { accountId: '', lastUsageId: 0, tally: undefined, dirtySince: 0 };
   /** Accounts with deltas to write, oldest first. */
   private readonly dirty = new Set<Counted>();
@@ -109,6 +113,18 @@ export class Recorder {
     }
   }
 
+  /**
+   * Queues an alert for the next commit. Call it before the row of the request that decided it
+   * is appended: an append may commit at once.
+   */
+  notice(n: Notice): void {
+    this.notices.push(n);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setTimeout(() => this.commit(), MAX_DELAY_MS).unref();
+    }
+  }
+
   /** The connection is about to get another response: its previous row is written first. */
   beforeResponse(socket: Socket): void {
     if ((socket as TrackedSocket)[LAST_BATCH] === this.batch && !this.busy && this.rows.length > 0) this.commit();
@@ -121,7 +137,7 @@ export class Recorder {
   commit(all = false): boolean {
     this.scheduled = false;
     const accounts = this.takeDue(all);
-    if (this.rows.length === 0 && accounts.length === 0) return true;
+    if (this.rows.length === 0 && accounts.length === 0 && this.notices.length === 0) return true;
     const pending = accounts.map((a) => a.tally!);
     const tallies = accounts.map((a, i) => pending[i].toTally(a.accountId));
     for (const a of accounts) a.tally = undefined;
@@ -130,7 +146,7 @@ export class Recorder {
     const throughId = oldest ? oldest.tally!.firstId - 1 : this.nextId - 1;
     const started = performance.now();
     try {
-      const r = this.usage.write(this.rows, tallies, throughId);
+      const r = this.usage.write(this.rows, tallies, throughId, this.notices);
       if (r instanceof Promise) throw new Error('an asynchronous usage log needs the asynchronous recorder');
     } catch (err) {
       this.putBack(accounts, pending);
@@ -141,6 +157,7 @@ export class Recorder {
     }
     this.options.onCommit?.(performance.now() - started, this.rows.length, false);
     this.rows = [];
+    if (this.notices.length > 0) this.notices = [];
     this.batch++;
     this.busySince = undefined;
     return true;
@@ -155,7 +172,7 @@ export class Recorder {
 
   /** Everything queued, rows and counters; false when busy. */
   flush(): boolean {
-    while (this.dirty.size > 0 || this.rows.length > 0) if (!this.commit(true)) return false;
+    while (this.dirty.size > 0 || this.rows.length > 0 || this.notices.length > 0) if (!this.commit(true)) return false;
     return true;
   }
 

@@ -7,6 +7,7 @@ import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { MonthlyPeriods } from './periods.ts';
 import { RateLimiter } from '../limiter/token-bucket.ts';
+import { Alerts } from '../notify/alerts.ts';
 import { StorageBusy, type Storage } from '../storage/ports.ts';
 import type { RecentUsage } from '../storage/records.ts';
 import { Accounts, type AccountState } from './accounts.ts';
@@ -60,7 +61,7 @@ export class GatewayState {
     });
     this.accounts = new Accounts(storage.keys, config, this.periods, (s) => {
       if (s.wallet) this.wallets.balanceChanged(s.wallet);
-    });
+    }, config.notifications && new Alerts(this.recorder, storage.ledger.money, now));
     storage.changes.subscribe((change) => this.accounts.changed(change));
     // A debit (a refund, a dispute) that finds the balance short takes back what our lease holds.
     storage.ledger.holder({

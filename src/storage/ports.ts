@@ -25,6 +25,54 @@ export interface KeyLookup {
   account: AccountRecord;
   /** The account's newest usage row (the head of its chain), or 0. */
   lastUsageId: number;
+  /** What the customer has: the durable balance and what open leases hold unspent. */
+  balanceMicros: number;
+  /** What the account's alerts were last written as (see notify/alerts.ts). */
+  alerts: StoredAlerts;
+}
+
+/** An account's alert settings and state as stored, read with its key. */
+export interface StoredAlerts {
+  /** The account's own low-balance threshold; null: its plan's. */
+  lowBalanceMicros: number | null;
+  /** The state written with the account's last alert; null: none yet. */
+  state: AlertState | null;
+  /** The subscription's billing period end (the quota period's end while one runs). */
+  periodEnd: number | null;
+}
+
+/** Which alerts of an account may fire: each fires once per crossing and is re-armed when it no longer holds. */
+export interface AlertState {
+  lowArmed: boolean;
+  depletedArmed: boolean;
+  /** The quota period whose percentages fired, and the highest that did. */
+  quotaPeriod: string | null;
+  quotaPercent: number;
+}
+
+export const NOTIFICATION_TYPES = [
+  'balance.low', 'balance.depleted', 'quota.threshold', 'credits.added', 'payment.failed', 'subscription.changed', 'key.expiring',
+] as const;
+export type NotificationType = (typeof NOTIFICATION_TYPES)[number];
+
+/** What an event says besides its type: ids, money (micros, and formatted), times (ISO 8601). */
+export type EventData = Readonly<Record<string, string | number | boolean | null>>;
+
+/** An event for the operator's systems (and the customers'), as the outbox keeps it. */
+export interface OutboxEvent {
+  /** Unique ("evt_…"): the Standard Webhooks webhook-id of every delivery of it, resends included. */
+  id: string;
+  type: NotificationType;
+  accountId: string | null;
+  createdAt: number;
+  data: EventData;
+}
+
+/** An alert decided in memory: the account's alert state after it, and the event it fired (if any). */
+export interface Notice {
+  accountId: string;
+  alerts: AlertState;
+  event: OutboxEvent | undefined;
 }
 
 /** Keys and accounts as stored. Reads only; may be served from a replica. */
@@ -100,10 +148,11 @@ export interface Money {
   available(accountId: string): number;
 }
 
-/** What a webhook's effect is handed: the money and billing state of its transaction. */
+/** What a webhook's effect is handed: the money, billing state and outbox of its transaction. */
 export interface EventTx {
   money: Money;
   billing: BillingStore;
+  outbox: OutboxWriter;
 }
 
 /**
@@ -160,10 +209,10 @@ export interface UsageLog {
   /** The id the next row gets (rows are numbered by the gateway, one writer per database). */
   nextId(): MaybePromise<number>;
   /**
-   * Writes rows and tallies in one transaction, and records that every row up to `throughId`
-   * is counted in the counter rows. Throws StorageBusy when it cannot write now.
+   * Writes rows, tallies and alert notices in one transaction, and records that every row up to
+   * `throughId` is counted in the counter rows. Throws StorageBusy when it cannot write now.
    */
-  write(rows: readonly UsageRecord[], tallies: readonly Tally[], throughId: number): MaybePromise<void>;
+  write(rows: readonly UsageRecord[], tallies: readonly Tally[], throughId: number, notices: readonly Notice[]): MaybePromise<void>;
   /** The rows of a chain, newest first, starting at row `head` (0: none). */
   chain(head: number, limit: number): MaybePromise<RecentUsage[]>;
   /**
@@ -200,6 +249,71 @@ export interface ChangeFeed {
   subscribe(listener: (change: Change) => void): void;
 }
 
+/** Records events for delivery, inside the caller's transaction when there is one. */
+export interface OutboxWriter {
+  add(event: OutboxEvent): void;
+}
+
+export type Channel = 'webhook' | 'email';
+
+/** Where one event goes: a webhook URL or an email address. */
+export interface Destination {
+  channel: Channel;
+  target: string;
+}
+
+/** A delivery due for an attempt, with its event. */
+export interface Delivery extends Destination {
+  id: number;
+  event: OutboxEvent;
+  attempts: number;
+  /** When its first attempt failed (the start of its retries), or null. */
+  failingSince: number | null;
+}
+
+export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
+
+/** A delivery as listed. */
+export interface DeliveryRecord extends Destination {
+  id: number;
+  eventId: string;
+  type: NotificationType;
+  accountId: string | null;
+  status: DeliveryStatus;
+  attempts: number;
+  /** The receiver's last answer: an HTTP status, an SMTP reply code; null: none (unreachable). */
+  lastStatus: number | null;
+  lastError: string | null;
+  createdAt: number;
+  nextAttemptAt: number | null;
+  deliveredAt: number | null;
+}
+
+/**
+ * Events and their deliveries. An event is written in the commit of the change that caused it;
+ * fanOut gives it one delivery per destination that wants it; the deliverer (notify/) attempts
+ * them off the request path and records each outcome.
+ */
+export interface Outbox extends OutboxWriter {
+  /**
+   * Gives up to `limit` events not handed out yet their deliveries, in one transaction:
+   * `destinations` says where each goes (`email`: its account's address). Returns how many.
+   */
+  fanOut(destinations: (event: OutboxEvent, email: string | null) => Destination[], limit: number): MaybePromise<number>;
+  /** Pending deliveries whose next attempt is due at `now`, oldest due first. */
+  due(now: number, limit: number): MaybePromise<Delivery[]>;
+  /** The receiver took it: it is never sent again (unless resent by hand). */
+  delivered(id: number, now: number, status: number): MaybePromise<void>;
+  /** An attempt failed: try again at `retryAt`, or give up (null). */
+  failed(id: number, now: number, status: number | null, error: string, retryAt: number | null): MaybePromise<void>;
+  /** key.expiring for up to `limit` keys expiring within `withinMs` of `now` not told of yet; returns how many. */
+  keysExpiring(now: number, withinMs: number, limit: number): MaybePromise<number>;
+  /** Deliveries, newest first: all, or only those that gave up; `before`: older than that id. */
+  list(o: { failed: boolean; limit: number; before?: number; accountId?: string }): MaybePromise<DeliveryRecord[]>;
+  /** Sends a delivery again (delivered or given up), with a fresh day of retries; undefined when unknown. */
+  resend(id: number, now: number): MaybePromise<DeliveryRecord | undefined>;
+}
+
 /** Everything the gateway stores, behind its ports. */
 export interface Storage {
   keys: KeyDirectory;
@@ -208,6 +322,7 @@ export interface Storage {
   usage: UsageLog;
   events: EventLog;
   changes: ChangeFeed;
+  outbox: Outbox;
   /** This gateway's name in the leases it holds. */
   readonly node: string;
   /**
