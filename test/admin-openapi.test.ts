@@ -97,6 +97,13 @@ describe('every documented operation, called, answers its schema', () => {
     await ok('POST', '/admin/v1/keys/{id}/revoke', `/admin/v1/keys/${rotated.new.id}/revoke`);
     await ok('GET', '/admin/v1/webhooks', '/admin/v1/webhooks');
     await ok('POST', '/admin/v1/webhooks/{id}/replay', '/admin/v1/webhooks/evt_every/replay');
+    await ok('GET', '/admin/v1/notifications', `/admin/v1/notifications?account=${a}`);
+    await ok('PATCH', '/admin/v1/accounts/{id}/alerts', `/admin/v1/accounts/${a}/alerts`, { lowBalanceMicros: 1_000_000 });
+    await ok('GET', '/admin/v1/accounts/{id}/alerts', `/admin/v1/accounts/${a}/alerts`);
+    gw.storage.outbox.add({ id: 'evt_every_note', type: 'credits.added', accountId: a, createdAt: Date.now(), data: { accountId: a } });
+    gw.storage.outbox.fanOut(() => [{ channel: 'webhook', target: 'http://127.0.0.1:9/hook' }], 10);
+    const delivery = (gw.storage.outbox.list({ failed: false, limit: 1, accountId: a }) as { id: number }[])[0];
+    await ok('POST', '/admin/v1/notifications/{id}/resend', `/admin/v1/notifications/${delivery.id}/resend`);
     await ok('GET', '/admin/v1/config', '/admin/v1/config');
     await ok('GET', '/admin/v1/audit', '/admin/v1/audit');
     const scrape = await api.get('/metrics');

@@ -4,7 +4,7 @@
 // the customer say how to pay. The CLI lists, resends and sets an account's own threshold.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DeliveryRecord } from '../src/storage/ports.ts';
+import type { DeliveryDoc, Page } from '../src/admin/shapes.ts';
 import { parsed, runCli } from './cli-run.ts';
 import { billingEnv, billingFile, fixture, paidCheckout, postWebhook, startFakeStripe, stripeEvent, type FakeStripe } from './fake-stripe.ts';
 import { bearer, fetchText, seedAccount, startGateway, startUpstream, type TestGateway, type Upstream } from './helpers.ts';
@@ -126,7 +126,7 @@ describe('tollgate notifications', () => {
     receiver.answer = (_n, h) => (h.json.data.accountId === c.id ? 500 : 200);
     gw.admin.grantCredits(c.id, 20_000_000, 'test');
     await deliver();
-    const all = parsed<(DeliveryRecord & { createdAt: string })[]>(await cli('notifications', 'list', '--account', c.id));
+    const all = parsed<Page<DeliveryDoc>>(await cli('notifications', 'list', '--account', c.id)).data;
     expect(all.map((d) => [d.type, d.channel, d.status, d.attempts])).toEqual([
       ['credits.added', 'email', 'delivered', 1],
       ['credits.added', 'webhook', 'pending', 1],
@@ -134,19 +134,19 @@ describe('tollgate notifications', () => {
     const hook = all.find((d) => d.channel === 'webhook')!;
     expect(hook).toMatchObject({ target: receiver.url, lastStatus: 500, lastError: 'HTTP 500', accountId: c.id });
     expect(hook.createdAt).toMatch(/^\d{4}-\d\d-\d\dT/);
-    expect(parsed<unknown[]>(await cli('notifications', 'list', '--failed', '--account', c.id))).toEqual([]);
+    expect(parsed<Page<DeliveryDoc>>(await cli('notifications', 'list', '--failed', '--account', c.id))).toEqual({ data: [], next: null });
 
     // Given up by hand: resend puts it back with a fresh day; the receiver takes it.
     gw.db.prepare(`UPDATE notification_deliveries SET status = 'failed', next_attempt_at = NULL WHERE id = ?`).run(hook.id);
-    expect(parsed<{ id: number }[]>(await cli('notifications', 'list', '--failed', '--account', c.id)).map((d) => d.id)).toEqual([hook.id]);
+    expect(parsed<Page<DeliveryDoc>>(await cli('notifications', 'list', '--failed', '--account', c.id)).data.map((d) => d.id)).toEqual([hook.id]);
     receiver.answer = () => 200;
     expect(parsed<{ status: string }>(await cli('notifications', 'resend', String(hook.id))).status).toBe('pending');
     await deliver();
     expect(of(c.id, 'credits.added').map((h) => h.json.id)).toEqual([hook.eventId, hook.eventId]);
-    expect(parsed<{ status: string }[]>(await cli('notifications', 'list', '--account', c.id)).map((d) => d.status)).toEqual(['delivered', 'delivered']);
+    expect(parsed<Page<DeliveryDoc>>(await cli('notifications', 'list', '--account', c.id)).data.map((d) => d.status)).toEqual(['delivered', 'delivered']);
 
     // The account's own threshold, from the CLI: the gateway hears it and the next request crosses it.
-    expect(parsed(await cli('notifications', 'set-alerts', c.id, '--low-balance', '19.9995'))).toEqual({ accountId: c.id, lowBalanceMicros: 19_999_500, lowBalance: '19.9995' });
+    expect(parsed(await cli('notifications', 'set-alerts', c.id, '--low-balance', '19.9995'))).toEqual({ id: c.id, lowBalanceMicros: 19_999_500, lowBalance: '19.9995' });
     const get = () => fetchText(`${gw.url}/api/x`, { headers: bearer(c.key) }).then((r) => r.status);
     // In memory with the plan's threshold ($5) first; the change arrives within 200 ms.
     expect(await get()).toBe(200);

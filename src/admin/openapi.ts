@@ -67,10 +67,18 @@ const schemas: Record<string, Schema> = {
   Replay: obj({ id: str, type: str, outcome: { enum: ['applied', 'ignored', 'duplicate', 'failed'] } }),
   AuditEntry: obj({
     id: int, at: time, actor: { type: 'string', description: '"cli", or "token:" and 12 hex digits of the admin token\'s SHA-256.' },
-    action: { enum: ['account.create', 'account.update', 'account.alerts', 'key.create', 'key.revoke', 'key.rotate', 'credits.grant', 'credits.deduct', 'webhook.replay'] },
+    action: { enum: ['account.create', 'account.update', 'account.alerts', 'key.create', 'key.revoke', 'key.rotate', 'credits.grant', 'credits.deduct', 'webhook.replay', 'notification.resend'] },
     target: str, accountId: nullable('string'), change: { type: 'object' }, requestId: nullable('string'),
   }),
   AuditPage: page('AuditEntry'),
+  Delivery: obj({
+    id: int, eventId: str, type: str, accountId: nullable('string'), channel: { enum: ['webhook', 'email'] }, target: str,
+    status: { enum: ['pending', 'delivered', 'failed'] }, attempts: int,
+    lastStatus: { ...nullable('integer'), description: 'The receiver\'s last answer: an HTTP status or an SMTP reply code.' },
+    lastError: nullable('string'), createdAt: time, nextAttemptAt: ntime, deliveredAt: ntime,
+  }),
+  DeliveryPage: page('Delivery'),
+  Alerts: obj({ id: str, lowBalanceMicros: { ...nullable('integer'), description: 'null: the plan\'s threshold; 0: never.' }, lowBalance: nullable('string') }),
   Config: obj({
     source: str, demo: bool, defaultPlan: str,
     routes: list(obj({
@@ -110,7 +118,7 @@ interface OpSpec {
   errors: number[];
 }
 
-const ID_PARAM_DOC: Record<string, string> = { id: 'The account, key or event id.', requestId: 'The X-Request-Id the gateway gave the request.' };
+const ID_PARAM_DOC: Record<string, string> = { id: 'The account, key, event or delivery id.', requestId: 'The X-Request-Id the gateway gave the request.' };
 
 function op(operationId: string, post: boolean, s: OpSpec): Operation {
   const parameters = [
@@ -224,6 +232,25 @@ const paths: Record<string, Record<string, Operation>> = {
   },
   '/admin/v1/webhooks/{id}/replay': {
     post: op('replayWebhookEvent', true, { summary: 'Apply a stored event again (nothing happens if it was applied).', path: ['id'], ok: [200, 'Replay'], errors: [404] }),
+  },
+  '/admin/v1/notifications': {
+    get: op('listNotificationDeliveries', false, {
+      summary: 'Deliveries of balance, quota, billing and key events to webhooks and email, newest first.', ok: [200, 'DeliveryPage'], errors: [404, 422],
+      query: {
+        failed: { enum: ['true', 'false'], description: 'Only deliveries given up after a day of retries.' },
+        account: { type: 'string', description: 'Only this account\'s.' }, limit: LIMIT, after: AFTER,
+      },
+    }),
+  },
+  '/admin/v1/notifications/{id}/resend': {
+    post: op('resendNotificationDelivery', true, { summary: 'Send a delivery again (the same event id), with a fresh day of retries.', path: ['id'], ok: [200, 'Delivery'], errors: [404, 422, 503] }),
+  },
+  '/admin/v1/accounts/{id}/alerts': {
+    get: op('getAccountAlerts', false, { summary: 'The account\'s own balance.low threshold.', path: ['id'], ok: [200, 'Alerts'], errors: [404] }),
+    patch: op('setAccountAlerts', false, {
+      summary: 'Set the account\'s own balance.low threshold (0: never; null: its plan\'s); a gateway uses it from the account\'s next request.',
+      path: ['id'], body: obj({ lowBalanceMicros: nullable('integer') }), ok: [200, 'Alerts'], errors: [400, 404, 422, 503],
+    }),
   },
   '/admin/v1/config': {
     get: op('getConfig', false, { summary: 'The running configuration; secrets are shown as "[redacted]".', ok: [200, 'Config'], errors: [] }),

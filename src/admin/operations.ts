@@ -11,8 +11,8 @@ import type { MaybePromise } from '../storage/ports.ts';
 import type { AccountStatus } from '../storage/records.ts';
 import { configDoc, type ConfigDoc } from './config.ts';
 import {
-  accountDoc, auditDoc, dayDoc, eventDoc, iso, keyDoc, ledgerEntryDoc, recentDoc, requestDoc,
-  type AccountDoc, type AuditDoc, type DayDoc, type DeductDoc, type EventDoc, type GrantDoc, type KeyDoc, type LedgerDoc,
+  accountDoc, alertsDoc, auditDoc, dayDoc, deliveryDoc, eventDoc, iso, keyDoc, ledgerEntryDoc, recentDoc, requestDoc,
+  type AccountDoc, type AlertsDoc, type AuditDoc, type DayDoc, type DeductDoc, type DeliveryDoc, type EventDoc, type GrantDoc, type KeyDoc, type LedgerDoc,
   type NewKeyDoc, type RecentDoc, type RequestDoc, type UsageDoc,
 } from './shapes.ts';
 
@@ -20,6 +20,7 @@ export interface AccountListQuery { limit: number; after?: string; plan?: string
 export interface KeyListQuery { account?: string; limit: number; after?: string }
 export interface EventListQuery { failed?: boolean; limit: number; after?: string }
 export interface AuditQuery { account?: string; limit: number; after?: string }
+export interface DeliveryListQuery { failed?: boolean; account?: string; limit: number; after?: string }
 export interface CreditsInput { amountMicros: number; reason: string }
 export interface UsageDaysDoc { id: string; from: string; to: string; days: DayDoc[] }
 export interface RecentRequestsDoc { id: string; requests: RecentDoc[] }
@@ -47,6 +48,12 @@ export interface Operations {
   webhookEvents(query: EventListQuery): MaybePromise<Page<EventDoc>>;
   replayWebhook(id: string): MaybePromise<Replay>;
   audit(query: AuditQuery): MaybePromise<Page<AuditDoc>>;
+  /** Deliveries of notifications (src/notify/), newest first. */
+  deliveries(query: DeliveryListQuery): MaybePromise<Page<DeliveryDoc>>;
+  resendDelivery(id: number): MaybePromise<DeliveryDoc>;
+  alerts(accountId: string): MaybePromise<AlertsDoc>;
+  /** `lowBalanceMicros`: the account's own balance.low threshold (0: never; null: its plan's). */
+  setAlerts(accountId: string, change: { lowBalanceMicros: number | null }): MaybePromise<AlertsDoc>;
   config(): MaybePromise<ConfigDoc>;
 }
 
@@ -207,6 +214,24 @@ export class LocalOperations implements Operations {
     if (account !== undefined) this.admin.account(account);
     const { data, next } = this.admin.auditLog({ accountId: account, limit, after: cursor });
     return { data: data.map(auditDoc), next };
+  }
+
+  deliveries({ failed, account, limit, after }: DeliveryListQuery): Page<DeliveryDoc> {
+    if (after !== undefined && !/^\d+$/.test(after)) throw new InvalidInputError(`after: not a delivery cursor: "${after}" (pass the "next" of the previous page)`);
+    const { data, next } = this.admin.deliveries({ failed, accountId: account, limit, after: after === undefined ? undefined : Number(after) });
+    return { data: data.map(deliveryDoc), next };
+  }
+
+  resendDelivery(id: number): DeliveryDoc {
+    return deliveryDoc(this.admin.resendDelivery(id));
+  }
+
+  alerts(accountId: string): AlertsDoc {
+    return alertsDoc(accountId, this.admin.lowBalanceAlert(accountId));
+  }
+
+  setAlerts(accountId: string, { lowBalanceMicros }: { lowBalanceMicros: number | null }): AlertsDoc {
+    return alertsDoc(accountId, this.admin.setLowBalanceAlert(accountId, lowBalanceMicros));
   }
 
   config(): ConfigDoc {

@@ -7,10 +7,11 @@ import { configRoutes } from './config.ts';
 import { creditRoutes } from './credits.ts';
 import type { AdminRoute } from './http.ts';
 import { keyRoutes } from './keys.ts';
+import { notificationRoutes } from './notifications.ts';
 import { requestRoutes } from './requests.ts';
 import { usageRoutes } from './usage.ts';
 import { webhookRoutes } from './webhooks.ts';
 
 export const ADMIN_ROUTES: readonly AdminRoute[] = [
-  ...accountRoutes, ...keyRoutes, ...creditRoutes, ...usageRoutes, ...requestRoutes, ...webhookRoutes, ...configRoutes, ...auditRoutes,
+  ...accountRoutes, ...keyRoutes, ...creditRoutes, ...usageRoutes, ...requestRoutes, ...webhookRoutes, ...notificationRoutes, ...configRoutes, ...auditRoutes,
 ];

@@ -5,6 +5,7 @@ import type { Account, ApiKey, AuditEntry, LedgerEntry, WebhookEvent } from '../
 import type { RequestRecord } from '../db/request-lookup.ts';
 import type { DayRow } from '../db/usage-totals.ts';
 import { formatMicros } from '../money.ts';
+import type { DeliveryRecord } from '../storage/ports.ts';
 import type { RecentUsage } from '../storage/records.ts';
 
 export type { Page } from '../db/admin.ts';
@@ -112,4 +113,19 @@ export type AuditDoc = Omit<AuditEntry, 'at'> & { at: string };
 
 export function auditDoc({ at, ...e }: AuditEntry): AuditDoc {
   return { ...e, at: iso(at)! };
+}
+
+export type DeliveryDoc = Omit<DeliveryRecord, 'createdAt' | 'nextAttemptAt' | 'deliveredAt'> & {
+  createdAt: string; nextAttemptAt: string | null; deliveredAt: string | null;
+};
+
+export function deliveryDoc(d: DeliveryRecord): DeliveryDoc {
+  return { ...d, createdAt: iso(d.createdAt)!, nextAttemptAt: iso(d.nextAttemptAt), deliveredAt: iso(d.deliveredAt) };
+}
+
+/** An account's own balance.low threshold: null follows its plan's "alerts"; 0 never fires. */
+export interface AlertsDoc { id: string; lowBalanceMicros: number | null; lowBalance: string | null }
+
+export function alertsDoc(id: string, micros: number | null): AlertsDoc {
+  return { id, lowBalanceMicros: micros, lowBalance: micros === null ? null : formatMicros(micros) };
 }

@@ -5,11 +5,11 @@
 // the same refusal has on the file: 2 for bad input, 1 for the rest.
 import { randomUUID } from 'node:crypto';
 import type {
-  AccountListQuery, AuditQuery, CreditsInput, EventListQuery, KeyListQuery, Operations, RecentRequestsDoc, UsageDaysDoc,
+  AccountListQuery, AuditQuery, CreditsInput, DeliveryListQuery, EventListQuery, KeyListQuery, Operations, RecentRequestsDoc, UsageDaysDoc,
 } from '../admin/operations.ts';
 import type { ConfigDoc } from '../admin/config.ts';
 import type {
-  AccountDoc, AuditDoc, DeductDoc, EventDoc, GrantDoc, KeyDoc, LedgerDoc, NewKeyDoc, Page, RequestDoc, UsageDoc,
+  AccountDoc, AlertsDoc, AuditDoc, DeductDoc, DeliveryDoc, EventDoc, GrantDoc, KeyDoc, LedgerDoc, NewKeyDoc, Page, RequestDoc, UsageDoc,
 } from '../admin/shapes.ts';
 import type { AdminClientConfig } from '../config.ts';
 import type { AccountChange, Replay } from '../db/admin.ts';
@@ -69,5 +69,10 @@ export class RemoteOperations implements Operations {
     this.call<Page<EventDoc>>('GET', '/admin/v1/webhooks', { query: { ...q, failed: failed ? 'true' : undefined } });
   replayWebhook = (id: string) => this.call<Replay>('POST', `/admin/v1/webhooks/${e(id)}/replay`);
   audit = (q: AuditQuery) => this.call<Page<AuditDoc>>('GET', '/admin/v1/audit', { query: { ...q } });
+  deliveries = ({ failed, ...q }: DeliveryListQuery) =>
+    this.call<Page<DeliveryDoc>>('GET', '/admin/v1/notifications', { query: { ...q, failed: failed ? 'true' : undefined } });
+  resendDelivery = (id: number) => this.call<DeliveryDoc>('POST', `/admin/v1/notifications/${id}/resend`);
+  alerts = (id: string) => this.call<AlertsDoc>('GET', `/admin/v1/accounts/${e(id)}/alerts`);
+  setAlerts = (id: string, change: { lowBalanceMicros: number | null }) => this.call<AlertsDoc>('PATCH', `/admin/v1/accounts/${e(id)}/alerts`, { body: change });
   config = () => this.call<ConfigDoc>('GET', '/admin/v1/config');
 }

@@ -9,7 +9,7 @@ import type { Config } from '../config.ts';
 import { displayPrefix, generateKey, hashKey, newId } from '../keys.ts';
 import type { Logger } from '../log.ts';
 import { formatMicros } from '../money.ts';
-import type { EventLog, Storage } from '../storage/ports.ts';
+import type { DeliveryRecord, EventLog, Storage } from '../storage/ports.ts';
 import type { AccountRecord, AccountStatus, RecentUsage } from '../storage/records.ts';
 import { auditPage, CLI_ACTOR, recordAudit, type Actor, type AuditAction, type AuditEntry, type Page } from './audit.ts';
 import type { Db } from './open.ts';
@@ -41,9 +41,9 @@ const DAY_MS = 86_400_000;
 export const MAX_DAYS = 367;
 
 /** One more row than asked says whether there is a next page; its cursor is the last row's id. */
-function page<T extends { id: string }>(rows: T[], limit: number): Page<T> {
+function page<T extends { id: string | number }>(rows: T[], limit: number): Page<T> {
   const data = rows.slice(0, limit);
-  return { data, next: rows.length > limit ? data[data.length - 1].id : null };
+  return { data, next: rows.length > limit ? String(data[data.length - 1].id) : null };
 }
 
 export class Admin {
@@ -388,8 +388,8 @@ export class Admin {
    * The account's own balance.low threshold (0: never; null: its plan's "alerts"), published as
    * an account change: a gateway uses it from the account's next request.
    */
-  setLowBalanceAlert(accountId: string, micros: number | null): { accountId: string; lowBalanceMicros: number | null } {
-    if (micros !== null && (!Number.isSafeInteger(micros) || micros < 0)) throw new RangeError('the threshold must be a whole number of micro-dollars ≥ 0');
+  setLowBalanceAlert(accountId: string, micros: number | null): number | null {
+    if (micros !== null && (!Number.isSafeInteger(micros) || micros < 0)) throw new InvalidInputError('lowBalanceMicros: the threshold must be a whole number of micro-dollars ≥ 0');
     this.account(accountId);
     this.change(() => {
       const before = this.db.prepare('SELECT low_balance_micros FROM account_alerts WHERE account_id = ?').pluck().get(accountId) as number | null | undefined;
@@ -398,7 +398,29 @@ export class Admin {
       this.storage.changes.publish({ kind: 'account', id: accountId });
       this.audit('account.alerts', accountId, accountId, { lowBalanceMicros: { from: before ?? null, to: micros } });
     });
-    return { accountId, lowBalanceMicros: micros };
+    return micros;
+  }
+
+  /** The account's own balance.low threshold; null: its plan's. */
+  lowBalanceAlert(accountId: string): number | null {
+    this.account(accountId);
+    return (this.db.prepare('SELECT low_balance_micros FROM account_alerts WHERE account_id = ?').pluck().get(accountId) as number | null | undefined) ?? null;
+  }
+
+  /** Deliveries of notifications, newest first (all, or those given up); `after`: the previous page's `next`. */
+  deliveries({ failed = false, accountId, limit, after }: { failed?: boolean; accountId?: string; limit: number; after?: number }): Page<DeliveryRecord> {
+    if (accountId !== undefined) this.account(accountId);
+    return page(this.storage.outbox.list({ failed, accountId, limit: limit + 1, before: after }) as DeliveryRecord[], limit);
+  }
+
+  /** Sends a delivery again (same event id, a fresh day of retries): a running gateway sends it within a second. */
+  resendDelivery(id: number): DeliveryRecord {
+    return this.change(() => {
+      const d = this.storage.outbox.resend(id, this.now()) as DeliveryRecord | undefined;
+      if (!d) throw new NotFoundError(`delivery ${id}`);
+      this.audit('notification.resend', String(id), d.accountId, { eventId: d.eventId, type: d.type, channel: d.channel, target: d.target });
+      return d;
+    });
   }
 
   private audit(action: AuditAction, target: string, accountId: string | null, change: Record<string, unknown>): void {

@@ -14,7 +14,7 @@ export type AuditAction =
   | 'account.create' | 'account.update' | 'account.alerts'
   | 'key.create' | 'key.revoke' | 'key.rotate'
   | 'credits.grant' | 'credits.deduct'
-  | 'webhook.replay';
+  | 'webhook.replay' | 'notification.resend';
 
 export interface AuditEntry {
   id: number;
