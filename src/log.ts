@@ -1,5 +1,7 @@
 // One JSON object per line on stdout, written by pino (its own serializer, and an asynchronous
-// writer flushed at exit). Never pass a key or a secret in `fields`.
+// writer flushed at exit). Never pass a key or a secret in `fields`. The access log, one line per
+// request, is serialized here rather than by pino: its fields are known, and pino's generic
+// walk over them was a tenth of the gateway's own CPU per request.
 import pino, { type DestinationStream } from 'pino';
 import type { LogLevel } from './config.ts';
 
@@ -53,6 +55,26 @@ function isoTime(): string {
   return lastTime;
 }
 
+// Most values need no escaping: only those with a quote, a backslash, a control or a non-ASCII
+// character go through JSON.stringify.
+const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+const str = (s: string): string => (PLAIN.test(s) ? `"${s}"` : JSON.stringify(s));
+
+/** The line pino would write for `access.info(line, 'request')`, fields in the same order. */
+export function accessJson(l: AccessLine): string {
+  let out = `{"level":"info"${isoTime()},"requestId":${str(l.requestId)}`;
+  if (l.clientRequestId !== undefined) out += `,"clientRequestId":${str(l.clientRequestId)}`;
+  if (l.client !== undefined) out += `,"client":${str(l.client)}`;
+  if (l.accountId !== undefined) out += `,"accountId":${str(l.accountId)}`;
+  if (l.keyId !== undefined) out += `,"keyId":${str(l.keyId)}`;
+  if (l.route !== undefined) out += `,"route":${str(l.route)}`;
+  if (l.method !== undefined) out += `,"method":${str(l.method)}`;
+  if (l.path !== undefined) out += `,"path":${str(l.path)}`;
+  out += `,"status":${l.status},"durationMs":${l.durationMs},"bytesIn":${l.bytesIn},"bytesOut":${l.bytesOut},"costMicros":${l.costMicros}`;
+  if (l.error !== undefined) out += `,"error":${str(l.error)}`;
+  return `${out},"msg":"request"}\n`;
+}
+
 /** `write` receives each line (tests); without it lines go to stdout. */
 export function createLogger(level: LogLevel, write?: (line: string) => void): Logger {
   const destination: DestinationStream = write ? { write } : level === 'silent' ? { write: noop } : pino.destination({ dest: 1, sync: false });
@@ -67,10 +89,10 @@ export function createLogger(level: LogLevel, write?: (line: string) => void): L
     const fn = root[name].bind(root);
     return (msg, fields) => (fields === undefined ? fn(msg) : fn(fields, msg));
   };
-  const access = root.child({}, { level: level === 'silent' ? 'silent' : 'info' });
   return {
     debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'),
     isLevelEnabled: (name) => root.isLevelEnabled(name),
-    access: level === 'silent' ? noop : (line) => access.info(line, 'request'),
+    // The same destination as pino's: lines of both stay in order.
+    access: level === 'silent' ? noop : (line) => destination.write(accessJson(line)),
   };
 }

@@ -3,7 +3,7 @@
 // X-Request-Id kept beside the gateway's when it is a sane token.
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../src/log.ts';
+import { accessJson, createLogger, type AccessLine } from '../src/log.ts';
 import { bearer, rawRequest, seedAccount, startGateway, startUpstream, type TestGateway, type Upstream } from './helpers.ts';
 import { until } from './until.ts';
 
@@ -207,5 +207,27 @@ describe('request ids', () => {
     expect(reply).toMatch(/^HTTP\/1\.1 400 /);
     expect(reply.toLowerCase()).not.toContain('x-client-request-id');
     expect(reply.toLowerCase()).not.toContain('injected');
+  });
+});
+
+describe('an access line', () => {
+  const line: AccessLine = {
+    requestId: 'req_1', clientRequestId: undefined, client: '127.0.0.1', accountId: 'acct_1', keyId: undefined, route: '/api/',
+    method: 'GET', path: '/api/x', status: 200, durationMs: 1.25, bytesIn: 0, bytesOut: 12, costMicros: 100, error: undefined,
+  };
+
+  it('is one JSON object on one line, every field as given, the undefined ones left out', () => {
+    const odd = ['quote " and \\ backslash', 'tab\tnewline\nnul\u0000', 'unicode é ✓ \u2028', '</script>', ''];
+    for (const path of odd) {
+      const text = accessJson({ ...line, path, error: path });
+      expect(text.endsWith('\n')).toBe(true);
+      expect(text.slice(0, -1)).not.toMatch(/[\n\r]/);
+      const { time, ...rest } = JSON.parse(text) as Record<string, unknown>;
+      expect(Date.parse(time as string)).not.toBeNaN();
+      expect(rest).toEqual({
+        level: 'info', msg: 'request', requestId: 'req_1', client: '127.0.0.1', accountId: 'acct_1', route: '/api/',
+        method: 'GET', path, status: 200, durationMs: 1.25, bytesIn: 0, bytesOut: 12, costMicros: 100, error: path,
+      });
+    }
   });
 });
