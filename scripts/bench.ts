@@ -14,6 +14,7 @@
 //   BENCH_SERVER=/tmp/old/server.js     bench another build (its cli.js beside it creates the schema)
 //   BENCH_PROFILE=/tmp/prof             CPU-profile both proxies of plain and sse; list hot functions
 //   BENCH_NOTIFICATIONS=1               the gateways with notifications configured (bench/gateway.ts)
+//   ACCESS_LOG=off                      any gateway setting in the environment reaches the gateways
 //
 // Load comes from wrk (scripts/bench/wrk.ts); every server runs in its own process on 127.0.0.1.
 // The exit code is 1 only for a broken run (errors, usage rows or money that do not add up) and
