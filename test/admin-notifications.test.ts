@@ -9,7 +9,7 @@ import type { AlertsDoc, AuditDoc, DeliveryDoc, Page } from '../src/admin/shapes
 import { ADMIN_TOKEN, problem, startAdminGateway, type AdminGateway } from './admin-client.ts';
 import { parsed, runCli } from './cli-run.ts';
 import { bearer, fetchText, seedAccount, startUpstream, type Upstream } from './helpers.ts';
-import { startReceiver, type Receiver } from './notify-receivers.ts';
+import { deliver, startReceiver, type Receiver } from './notify-receivers.ts';
 
 describe('admin API: notifications', () => {
   let up: Upstream;
@@ -33,17 +33,13 @@ describe('admin API: notifications', () => {
     await up.close();
   });
 
-  const deliver = async () => {
-    gw.flush();
-    await gw.app.deliverer!.tick();
-  };
   const customer = () => seedAccount(gw.admin, 'free', `n-${randomBytes(4).toString('hex')}@example.com`);
 
   it('lists deliveries newest first, in pages, by account and failed; a resend is taken once and audited', async () => {
     const a = customer();
     gw.admin.grantCredits(a.account.id, 2_000_000, 'first');
     gw.admin.grantCredits(a.account.id, 3_000_000, 'second');
-    await deliver();
+    await deliver(gw);
     const all = (await gw.api.get<Page<DeliveryDoc>>(`/admin/v1/notifications?account=${a.account.id}`)).body;
     expect(all.data.map((d) => [d.type, d.status, d.attempts, d.lastStatus])).toEqual([
       ['credits.added', 'pending', 1, 500], ['credits.added', 'pending', 1, 500],
@@ -62,9 +58,9 @@ describe('admin API: notifications', () => {
     receiver.answer = () => 200;
     const resent = (await gw.api.post<DeliveryDoc>(`/admin/v1/notifications/${hook.id}/resend`)).body;
     expect(resent).toMatchObject({ id: hook.id, eventId: hook.eventId, status: 'pending' });
-    await deliver();
+    await deliver(gw);
     expect(receiver.accepted().filter((h) => h.json.id === hook.eventId)).toHaveLength(1);
-    await deliver();
+    await deliver(gw);
     expect(receiver.accepted().filter((h) => h.json.id === hook.eventId)).toHaveLength(1);
     const audit = (await gw.api.get<Page<AuditDoc>>(`/admin/v1/audit?account=${a.account.id}`)).body.data;
     expect(audit[0]).toMatchObject({ action: 'notification.resend', target: String(hook.id), change: { eventId: hook.eventId, channel: 'webhook' } });

@@ -8,7 +8,7 @@ import type { DeliveryDoc, Page } from '../src/admin/shapes.ts';
 import { parsed, runCli } from './cli-run.ts';
 import { billingEnv, billingFile, fixture, paidCheckout, postWebhook, startFakeStripe, stripeEvent, type FakeStripe } from './fake-stripe.ts';
 import { bearer, fetchText, seedAccount, startGateway, startUpstream, type TestGateway, type Upstream } from './helpers.ts';
-import { startReceiver, startSmtp, type Hook, type Receiver, type Smtp } from './notify-receivers.ts';
+import { deliver, startReceiver, startSmtp, type Hook, type Receiver, type Smtp } from './notify-receivers.ts';
 import { until } from './until.ts';
 
 type Obj = Record<string, unknown>;
@@ -42,10 +42,6 @@ afterAll(async () => {
   await stripe.close();
 });
 
-const deliver = async () => {
-  gw.flush();
-  await gw.app.deliverer!.tick();
-};
 const of = (accountId: string, type: string): Hook[] => receiver.hooks.filter((h) => h.json.data.accountId === accountId && h.json.type === type);
 const send = (type: string, object: Obj) => postWebhook(gw.url, stripeEvent(type, object));
 
@@ -65,7 +61,7 @@ describe('Stripe-caused notifications', () => {
     const c = customer();
     const session = await paidCheckout(stripe, gw.url, c.key, { cents: 2500, paymentIntent: `pi_${randomBytes(6).toString('hex')}` });
     expect((await send('checkout.session.completed', session)).body.outcome).toBe('applied');
-    await deliver();
+    await deliver(gw);
     expect(of(c.id, 'credits.added').map((h) => h.json.data)).toEqual([{
       accountId: c.id, kind: 'purchase', reference: session.id, amountMicros: 25_000_000, amount: '25.00', balanceMicros: 25_000_000, balance: '25.00',
     }]);
@@ -78,7 +74,7 @@ describe('Stripe-caused notifications', () => {
     expect((await send('invoice.payment_failed', failedInvoice(c, `in_${randomBytes(6).toString('hex')}`))).body.outcome).toBe('applied');
     // Stripe's next failed attempt, on the account still suspended for it: nothing new.
     expect((await send('invoice.payment_failed', failedInvoice(c, `in_${randomBytes(6).toString('hex')}`))).body.outcome).toBe('applied');
-    await deliver();
+    await deliver(gw);
     const failed = of(c.id, 'payment.failed');
     expect(failed).toHaveLength(1);
     expect(failed[0].json.data).toMatchObject({ accountId: c.id, amountDueMicros: 249_000_000, amountDue: '249.00', attemptCount: 1, suspended: true, hostedInvoiceUrl: 'https://invoice.stripe.com/' });
@@ -97,7 +93,7 @@ describe('Stripe-caused notifications', () => {
     (item.price as Obj).id = 'price_pro';
     const object = { ...sub, id: `sub_${randomBytes(6).toString('hex')}`, customer: c.customer, status: 'active', metadata: { account_id: c.id } };
     expect((await send('customer.subscription.created', object)).body.outcome).toBe('applied');
-    await deliver();
+    await deliver(gw);
     expect(of(c.id, 'subscription.changed').map((h) => h.json.data)).toEqual([{
       accountId: c.id, subscriptionId: object.id, status: 'active', previousStatus: null, plan: 'pro', previousPlan: 'free',
       periodEnd: new Date((now + 29 * 86_400) * 1000).toISOString(),
@@ -109,7 +105,7 @@ describe('Stripe-caused notifications', () => {
     gw.admin.grantCredits(c.id, 5_000_000, 'test'); // at the threshold: armed
     // Five requests inside the plan's quota, the sixth paid from credits.
     for (let i = 0; i < 6; i++) expect((await fetchText(`${gw.url}/api/x`, { headers: bearer(c.key) })).status).toBe(200);
-    await deliver();
+    await deliver(gw);
     expect(of(c.id, 'balance.low')).toHaveLength(1);
     const mail = smtp.mails.find((m) => m.to.includes(c.account.email) && m.subject.includes('Balance low'))!;
     expect(mail.text).toContain('Buy credits with Stripe Checkout: POST https://api.example.com/_tollgate/billing/checkout with your API key');
@@ -125,7 +121,7 @@ describe('tollgate notifications', () => {
     const c = customer();
     receiver.answer = (_n, h) => (h.json.data.accountId === c.id ? 500 : 200);
     gw.admin.grantCredits(c.id, 20_000_000, 'test');
-    await deliver();
+    await deliver(gw);
     const all = parsed<Page<DeliveryDoc>>(await cli('notifications', 'list', '--account', c.id)).data;
     expect(all.map((d) => [d.type, d.channel, d.status, d.attempts])).toEqual([
       ['credits.added', 'email', 'delivered', 1],
@@ -141,7 +137,7 @@ describe('tollgate notifications', () => {
     expect(parsed<Page<DeliveryDoc>>(await cli('notifications', 'list', '--failed', '--account', c.id)).data.map((d) => d.id)).toEqual([hook.id]);
     receiver.answer = () => 200;
     expect(parsed<{ status: string }>(await cli('notifications', 'resend', String(hook.id))).status).toBe('pending');
-    await deliver();
+    await deliver(gw);
     expect(of(c.id, 'credits.added').map((h) => h.json.id)).toEqual([hook.eventId, hook.eventId]);
     expect(parsed<Page<DeliveryDoc>>(await cli('notifications', 'list', '--account', c.id)).data.map((d) => d.status)).toEqual(['delivered', 'delivered']);
 

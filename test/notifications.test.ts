@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearer, fakeClock, fetchText, openAdmin, seedAccount, startGateway, startUpstream, tempDir, type TestGateway, type Upstream } from './helpers.ts';
-import { startReceiver, startSmtp, type Hook, type Receiver, type Smtp } from './notify-receivers.ts';
+import { deliver, startReceiver, startSmtp, type Hook, type Receiver, type Smtp } from './notify-receivers.ts';
 import { until } from './until.ts';
 import { join } from 'node:path';
 import type { DeliveryRecord } from '../src/storage/ports.ts';
@@ -65,10 +65,6 @@ describe('balance alerts, signed', () => {
   });
 
   const get = (key: string) => fetchText(`${gw.url}/api/x`, { headers: bearer(key) });
-  const deliver = async () => {
-    gw.flush();
-    await gw.app.deliverer!.tick();
-  };
 
   it('spending down fires balance.low once and balance.depleted once; a top-up re-arms both', async () => {
     const { account, key } = seedAccount(gw.admin, 'prepaid', `spender-${Date.now()}@example.com`);
@@ -76,7 +72,7 @@ describe('balance alerts, signed', () => {
     const statuses = [];
     for (let i = 0; i < 7; i++) statuses.push((await get(key)).status);
     expect(statuses).toEqual([200, 200, 200, 200, 200, 402, 402]);
-    await deliver();
+    await deliver(gw);
     expect(types(of(receiver.hooks, account.id))).toEqual(['credits.added', 'balance.low', 'balance.depleted']);
     const low = of(receiver.hooks, account.id, 'balance.low')[0].json;
     // Fired by the third request: 2,000 left, below 2,500.
@@ -87,7 +83,7 @@ describe('balance alerts, signed', () => {
     gw.admin.grantCredits(account.id, 5 * PRICE, 'top-up');
     for (let i = 0; i < 7; i++) statuses.push((await get(key)).status);
     expect(statuses.slice(7)).toEqual([200, 200, 200, 200, 200, 402, 402]);
-    await deliver();
+    await deliver(gw);
     expect(types(of(receiver.hooks, account.id))).toEqual(['credits.added', 'balance.low', 'balance.depleted', 'credits.added', 'balance.low', 'balance.depleted']);
     expect(rows(gw, account.id)).toEqual(types(of(receiver.hooks, account.id)));
   });
@@ -96,7 +92,7 @@ describe('balance alerts, signed', () => {
     const { account, key } = seedAccount(gw.admin, 'prepaid');
     gw.admin.grantCredits(account.id, 3 * PRICE, 'test');
     for (let i = 0; i < 3; i++) await get(key);
-    await deliver();
+    await deliver(gw);
     const hooks = of(receiver.hooks, account.id);
     expect(types(hooks)).toEqual(['credits.added', 'balance.low']);
     const wh = new Webhook(SECRET);
@@ -117,7 +113,7 @@ describe('balance alerts, signed', () => {
     const { account, key } = seedAccount(gw.admin, 'prepaid', email);
     gw.admin.grantCredits(account.id, 3 * PRICE, 'test');
     for (let i = 0; i < 4; i++) await get(key);
-    await deliver();
+    await deliver(gw);
     const mails = smtp.mails.filter((m) => m.text.includes(account.id) || m.to.includes(email));
     const low = mails.filter((m) => m.subject.startsWith('[Tollgate] Balance low'));
     expect(low.map((m) => m.to)).toEqual([[OPS], [email]]);
@@ -140,7 +136,7 @@ describe('balance alerts, signed', () => {
     const statuses = await Promise.all(Array.from({ length: 20 }, () => get(key).then((r) => r.status)));
     expect(statuses).toEqual(Array(20).fill(200));
     expect(rows(gw, account.id)).toEqual(['credits.added', 'balance.low']);
-    await deliver();
+    await deliver(gw);
     expect(of(receiver.hooks, account.id, 'balance.low')).toHaveLength(1);
     expect(of(receiver.hooks, account.id, 'balance.low')[0].json.data.balanceMicros).toBeLessThan(LOW);
   });
@@ -155,7 +151,7 @@ describe('balance alerts, signed', () => {
     expect((await get(key)).status).toBe(200); // 6,000 left
     for (let i = 0; i < 4; i++) await get(key); // 2,000 left: below again
     expect(rows(gw, account.id)).toEqual(['credits.added', 'balance.low', 'credits.added', 'balance.low']);
-    await deliver();
+    await deliver(gw);
     expect(of(receiver.hooks, account.id, 'balance.low').map((h) => h.json.data.balanceMicros)).toEqual([2 * PRICE, 2 * PRICE]);
   });
 
@@ -193,17 +189,13 @@ describe('quota thresholds and retries, on a fake clock', () => {
   });
 
   const get = (key: string) => fetchText(`${gw.url}/api/x`, { headers: bearer(key) });
-  const deliver = async () => {
-    gw.flush();
-    await gw.app.deliverer!.tick();
-  };
 
   it('80 % and 100 % of the quota fire once each per period, also across a restart', async () => {
     const { account, key } = seedAccount(gw.admin, 'quota');
     const statuses: number[] = [];
     for (let i = 0; i < 12; i++) statuses.push((await get(key)).status);
     expect(statuses).toEqual([...Array(10).fill(200), 402, 402]);
-    await deliver();
+    await deliver(gw);
     const fired = of(receiver.hooks, account.id, 'quota.threshold').map((h) => h.json.data);
     expect(fired).toEqual([
       { accountId: account.id, plan: 'quota', percent: 80, used: 8, limit: 10, period: '2026-05', periodEnd: '2026-06-01T00:00:00.000Z', overage: 'block' },
@@ -219,7 +211,7 @@ describe('quota thresholds and retries, on a fake clock', () => {
     // A new period re-arms them.
     clock.set('2026-06-02T08:00:00.000Z');
     for (let i = 0; i < 8; i++) expect((await get(key)).status).toBe(200);
-    await deliver();
+    await deliver(gw);
     expect(of(receiver.hooks, account.id, 'quota.threshold').map((h) => [h.json.data.period, h.json.data.percent])).toEqual([
       ['2026-05', 80], ['2026-05', 100], ['2026-06', 80],
     ]);
@@ -232,16 +224,16 @@ describe('quota thresholds and retries, on a fake clock', () => {
     gw.admin.grantCredits(account.id, 5 * PRICE, 'test');
     const attempts = () => of(receiver.hooks, account.id);
     const waits: number[] = [];
-    await deliver();
+    await deliver(gw);
     expect(attempts()).toHaveLength(1);
     for (let attempt = 2; attempt <= 4; attempt++) {
       waits.push(webhookOf(gw, account.id).nextAttemptAt! - clock.now());
       // Not before it is due.
       clock.advance(waits[waits.length - 1] - 1);
-      await deliver();
+      await deliver(gw);
       expect(attempts()).toHaveLength(attempt - 1);
       clock.advance(1);
-      await deliver();
+      await deliver(gw);
       expect(attempts()).toHaveLength(attempt);
     }
     // Each wait twice the time the delivery has been failing: 10 s, then 20 s (at 10 s), 60 s (at 30 s).
@@ -255,7 +247,7 @@ describe('quota thresholds and retries, on a fake clock', () => {
     // Delivered: never again, however long the clock runs.
     for (let i = 0; i < 3; i++) {
       clock.advance(48 * 3_600_000);
-      await deliver();
+      await deliver(gw);
     }
     expect(attempts()).toHaveLength(4);
     expect(webhookOf(gw, account.id)).toMatchObject({ status: 'delivered', attempts: 4, lastStatus: 200, lastError: null, type: 'credits.added' });
@@ -267,11 +259,11 @@ describe('quota thresholds and retries, on a fake clock', () => {
     receiver.answer = (_n, hook) => (hook.json.data.accountId === account.id ? 503 : 200);
     gw.admin.grantCredits(account.id, PRICE, 'test');
     const start = clock.now();
-    await deliver();
+    await deliver(gw);
     const webhook = () => webhookOf(gw, account.id);
     while (webhook().status === 'pending') {
       clock.set(webhook().nextAttemptAt!);
-      await deliver();
+      await deliver(gw);
     }
     const attempts = of(receiver.hooks, account.id);
     expect(webhook()).toMatchObject({ status: 'failed', lastStatus: 503, lastError: 'HTTP 503', nextAttemptAt: null });
@@ -285,7 +277,7 @@ describe('quota thresholds and retries, on a fake clock', () => {
     // Resent by hand: once the receiver is back, it is delivered, with the same id.
     receiver.answer = () => 200;
     gw.app.storage.outbox.resend(webhook().id, clock.now());
-    await deliver();
+    await deliver(gw);
     expect(webhook()).toMatchObject({ status: 'delivered', lastStatus: 200 });
     expect(new Set(of(receiver.hooks, account.id).map((h) => h.json.id)).size).toBe(1);
     expect(receiver.accepted().filter((h) => h.json.data.accountId === account.id)).toHaveLength(1);
@@ -297,9 +289,9 @@ describe('quota thresholds and retries, on a fake clock', () => {
     const soon = gw.admin.createKey({ accountId: account.id, name: 'ci', expiresAt });
     gw.admin.createKey({ accountId: account.id, expiresAt: clock.now() + 30 * 86_400_000 }); // not yet
     clock.advance(11 * 60_000); // keys are looked for every 10 minutes
-    await deliver();
+    await deliver(gw);
     clock.advance(11 * 60_000);
-    await deliver();
+    await deliver(gw);
     const told = of(receiver.hooks, account.id, 'key.expiring');
     expect(told.map((h) => h.json.data)).toEqual([{
       accountId: account.id, keyId: soon.id, keyName: 'ci', keyPrefix: soon.prefix, expiresAt: new Date(expiresAt).toISOString(),
@@ -307,7 +299,7 @@ describe('quota thresholds and retries, on a fake clock', () => {
     // A new expiry is a new crossing.
     gw.db.prepare('UPDATE api_keys SET expires_at = ? WHERE id = ?').run(expiresAt + 86_400_000, soon.id);
     clock.advance(11 * 60_000);
-    await deliver();
+    await deliver(gw);
     expect(of(receiver.hooks, account.id, 'key.expiring')).toHaveLength(2);
   });
 });

@@ -3,6 +3,7 @@
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
+import type { TestGateway } from './helpers.ts';
 
 export interface Hook {
   headers: IncomingHttpHeaders;
@@ -119,4 +120,10 @@ function decodeWords(v: string): string {
   return v.replace(/=\?UTF-8\?([QB])\?([^?]*)\?=\s?/gi, (_, enc: string, s: string) => enc.toUpperCase() === 'B'
     ? Buffer.from(s, 'base64').toString('utf8')
     : Buffer.from(s.replace(/_/g, ' ').replace(/=([0-9A-F]{2})/gi, (__, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1').toString('utf8'));
+}
+
+/** Writes what the gateway holds, then runs one round of the deliverer now (tests poll it by hand). */
+export async function deliver(gw: TestGateway): Promise<void> {
+  gw.flush();
+  await gw.app.deliverer!.tick();
 }
