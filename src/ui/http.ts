@@ -1,0 +1,104 @@
+// What a page handler sees of a request and gives back, the same on the admin listener and the
+// public port; the listeners adapt their own request to it and write the reply. Every page goes
+// out with a strict Content-Security-Policy (nothing but this origin's stylesheet, no script, no
+// framing) and is never cached.
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { GatewayError } from '../errors.ts';
+import { readBody } from '../pipeline/read-body.ts';
+import { CSS, CSS_FILE } from './css.ts';
+
+export interface UiRequest {
+  method: string;
+  path: string;
+  query: URLSearchParams;
+  headers: IncomingHttpHeaders;
+  /** The client's address (behind a trusted proxy, the one it names). */
+  client: string;
+  /** Came over TLS: to the gateway, or to a trusted proxy that says so (X-Forwarded-Proto). */
+  secure: boolean;
+  /** The urlencoded body of a POST. */
+  form(): Promise<URLSearchParams>;
+}
+
+export interface UiReply {
+  status: number;
+  /** Flat [name, value, …]. */
+  headers: string[];
+  body: string;
+}
+
+export const CSP = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+const PAGE_HEADERS = [
+  'content-type', 'text/html; charset=utf-8', 'content-security-policy', CSP, 'x-content-type-options', 'nosniff',
+  'referrer-policy', 'no-referrer', 'cache-control', 'no-store', 'x-frame-options', 'DENY',
+];
+
+/** Thrown by a handler: rendered as an error page with this status. */
+export class UiRefusal extends Error {
+  constructor(readonly status: number, message: string, readonly headers: string[] = []) {
+    super(message);
+  }
+}
+
+export const notFound = (what = 'This page does not exist.') => new UiRefusal(404, what);
+
+export function pageReply(status: number, body: string, headers: string[] = []): UiReply {
+  return { status, headers: [...PAGE_HEADERS, ...headers], body };
+}
+
+export function redirect(location: string, headers: string[] = []): UiReply {
+  return { status: 303, headers: [...PAGE_HEADERS, 'location', location, ...headers], body: '' };
+}
+
+/** The stylesheet at `${prefix}${CSS_FILE}`, or undefined for any other path. */
+export function stylesheet(path: string, prefix: string): UiReply | undefined {
+  if (path !== prefix + CSS_FILE) return undefined;
+  return { status: 200, headers: ['content-type', 'text/css; charset=utf-8', 'cache-control', 'public, max-age=31536000, immutable', 'x-content-type-options', 'nosniff'], body: CSS };
+}
+
+export function cookieHeader(name: string, value: string, { path, maxAgeS, secure }: { path: string; maxAgeS: number; secure: boolean }): string[] {
+  return ['set-cookie', `${name}=${value}; Path=${path}; Max-Age=${maxAgeS}; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`];
+}
+
+export function readCookie(headers: IncomingHttpHeaders, name: string): string | undefined {
+  for (const part of (headers.cookie ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+/**
+ * A POST from a page of this origin: a browser sends Origin (and Sec-Fetch-Site) with every POST,
+ * so another site's form is told apart here, before its CSRF token is even looked at.
+ */
+export function sameOrigin(req: UiRequest): boolean {
+  const site = req.headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') return false;
+  const origin = req.headers.origin;
+  if (origin === undefined) return true;
+  return origin === `${req.secure ? 'https' : 'http'}://${req.headers.host ?? ''}`;
+}
+
+const FORM_LIMIT = 16 * 1024;
+
+/** Reads an application/x-www-form-urlencoded body (anything else: 415). */
+export async function readForm(req: IncomingMessage, timeoutMs: number): Promise<URLSearchParams> {
+  const type = (req.headers['content-type'] ?? '').split(';', 1)[0].trim().toLowerCase();
+  let raw: Buffer;
+  try {
+    raw = await readBody(req, FORM_LIMIT, timeoutMs);
+  } catch (err) {
+    if (err instanceof GatewayError && err.code === 'PAYLOAD_TOO_LARGE') throw new UiRefusal(413, 'The form is too large.');
+    throw err;
+  }
+  if (type !== 'application/x-www-form-urlencoded') throw new UiRefusal(415, 'Send the form as application/x-www-form-urlencoded.');
+  return new URLSearchParams(raw.toString('utf8'));
+}
+
+/** The request came over TLS, or through a trusted proxy that says it did. */
+export function isSecure(req: IncomingMessage, viaTrustedProxy: boolean): boolean {
+  if ((req.socket as { encrypted?: boolean }).encrypted) return true;
+  const proto = req.headers['x-forwarded-proto'];
+  return viaTrustedProxy && typeof proto === 'string' && proto.split(',', 1)[0].trim().toLowerCase() === 'https';
+}
