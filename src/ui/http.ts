@@ -69,12 +69,14 @@ export function readCookie(headers: IncomingHttpHeaders, name: string): string |
 }
 
 /**
- * A POST from a page of this origin: a browser sends Origin (and Sec-Fetch-Site) with every POST,
- * so another site's form is told apart here, before its CSRF token is even looked at.
+ * A POST from a page of this origin. A browser marks every request with Sec-Fetch-Site, which no
+ * page can forge: only 'same-origin' passes. Without it (an older browser), Origin must be ours;
+ * under Referrer-Policy no-referrer a form's Origin is "null", which is refused then. A client
+ * that sends neither is no browser and cannot be led by another site (it still needs the CSRF token).
  */
 export function sameOrigin(req: UiRequest): boolean {
   const site = req.headers['sec-fetch-site'];
-  if (site !== undefined && site !== 'same-origin' && site !== 'none') return false;
+  if (site !== undefined) return site === 'same-origin';
   const origin = req.headers.origin;
   if (origin === undefined) return true;
   return origin === `${req.secure ? 'https' : 'http'}://${req.headers.host ?? ''}`;
