@@ -1,6 +1,7 @@
 // Driving Debian's Chromium (/usr/bin/chromium) with playwright-core for the page tests: one
-// browser per test file; every request that would leave 127.0.0.1 is stopped and recorded (a
-// redirect to Stripe is seen, never followed), and screenshots go to test-results/.
+// browser per test file. Chromium resolves no host name but 127.0.0.1, so nothing leaves the
+// machine; every request for another host is recorded (a redirect to Stripe is seen, and fails
+// there), and screenshots go to test-results/.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -11,25 +12,32 @@ const RESULTS = join(import.meta.dirname, '..', 'test-results');
 
 export function launch(): Promise<Browser> {
   // Root (CI containers) cannot use Chromium's sandbox.
-  return chromium.launch({ executablePath: CHROMIUM, args: process.getuid?.() === 0 ? ['--no-sandbox'] : [] });
+  const args = ['--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1', ...(process.getuid?.() === 0 ? ['--no-sandbox'] : [])];
+  return chromium.launch({ executablePath: CHROMIUM, args });
 }
 
 export interface Tab {
   context: BrowserContext;
   page: Page;
-  /** URLs the page tried to load outside 127.0.0.1 (stopped). */
+  /** URLs the page tried to load outside 127.0.0.1 (none resolves). */
   outside: string[];
 }
 
 export async function newTab(browser: Browser): Promise<Tab> {
   const context = await browser.newContext();
   const outside: string[] = [];
-  await context.route((url) => url.hostname !== '127.0.0.1', (route) => {
-    outside.push(route.request().url());
-    return route.fulfill({ status: 200, contentType: 'text/html', body: '<title>outside</title>' });
+  context.on('request', (r) => {
+    if (new URL(r.url()).hostname !== '127.0.0.1') outside.push(r.url());
   });
   const page = await context.newPage();
   return { context, page, outside };
+}
+
+/** Clicks a button whose form is answered with a redirect off the machine; resolves with that URL. */
+export async function clickToOutside(page: Page, selector: string, host: RegExp): Promise<URL> {
+  const [failed] = await Promise.all([page.waitForEvent('requestfailed', (r) => host.test(new URL(r.url()).hostname)), page.click(selector)]);
+  await page.waitForLoadState('load');
+  return new URL(failed.url());
 }
 
 export async function screenshot(page: Page, name: string): Promise<void> {

@@ -27,11 +27,19 @@ export interface UiReply {
   body: string;
 }
 
-export const CSP = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-const PAGE_HEADERS = [
-  'content-type', 'text/html; charset=utf-8', 'content-security-policy', CSP, 'x-content-type-options', 'nosniff',
+const policy = (formAction: string) => `default-src 'none'; style-src 'self'; img-src 'self'; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`;
+export const CSP = policy("'self'");
+/**
+ * The customer's pages: a form there may be answered with a redirect to Stripe (Buy credits,
+ * Manage billing, a checkout signup), and form-action covers the redirect's target too.
+ */
+export const CUSTOMER_CSP = policy("'self' https://checkout.stripe.com https://billing.stripe.com");
+const headersOf = (csp: string) => [
+  'content-type', 'text/html; charset=utf-8', 'content-security-policy', csp, 'x-content-type-options', 'nosniff',
   'referrer-policy', 'no-referrer', 'cache-control', 'no-store', 'x-frame-options', 'DENY',
 ];
+const PAGE_HEADERS = headersOf(CSP);
+const CUSTOMER_HEADERS = headersOf(CUSTOMER_CSP);
 
 /** Thrown by a handler: rendered as an error page with this status. */
 export class UiRefusal extends Error {
@@ -42,8 +50,8 @@ export class UiRefusal extends Error {
 
 export const notFound = (what = 'This page does not exist.') => new UiRefusal(404, what);
 
-export function pageReply(status: number, body: string, headers: string[] = []): UiReply {
-  return { status, headers: [...PAGE_HEADERS, ...headers], body };
+export function pageReply(status: number, body: string, headers: string[] = [], customer = false): UiReply {
+  return { status, headers: [...(customer ? CUSTOMER_HEADERS : PAGE_HEADERS), ...headers], body };
 }
 
 export function redirect(location: string, headers: string[] = []): UiReply {

@@ -30,7 +30,7 @@ export interface SignupDeps {
   now: () => number;
 }
 
-const frame = (title: string, body: Html, status = 200, error?: string) => pageReply(status, page({ title, stylesheet: STYLESHEET, error }, body));
+const frame = (title: string, body: Html, status = 200, error?: string) => pageReply(status, page({ title, stylesheet: STYLESHEET, error }, body), [], true);
 
 export class Signup {
   private readonly throttle = new Throttle(SIGNUPS_PER_HOUR, 3600_000);

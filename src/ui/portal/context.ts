@@ -30,5 +30,5 @@ export interface PortalCtx {
 export function portalPage(ctx: PortalCtx, title: string, body: Html, opts: { status?: number; notice?: string } = {}): UiReply {
   return pageReply(opts.status ?? 200, page({
     title, stylesheet: STYLESHEET, nav: [[PORTAL, 'Dashboard']], signOut: { action: `${PORTAL}/sign-out`, csrf: ctx.csrf }, notice: opts.notice,
-  }, body));
+  }, body), [], true);
 }
