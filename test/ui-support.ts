@@ -36,7 +36,8 @@ export async function newTab(browser: Browser): Promise<Tab> {
 /** Clicks a button whose form is answered with a redirect off the machine; resolves with that URL. */
 export async function clickToOutside(page: Page, selector: string, host: RegExp): Promise<URL> {
   const [failed] = await Promise.all([page.waitForEvent('requestfailed', (r) => host.test(new URL(r.url()).hostname)), page.click(selector)]);
-  await page.waitForLoadState('load');
+  // Chromium then shows its error page: wait for it, so the next navigation is not cut short by it.
+  await page.waitForURL(/^chrome-error:/);
   return new URL(failed.url());
 }
 
