@@ -102,6 +102,7 @@ export class Console {
   async handle(req: UiRequest, requestId: string): Promise<UiReply> {
     const css = stylesheet(req.path, '/assets/');
     if (css) return css;
+    if (req.path.startsWith('/assets/')) throw new UiRefusal(404, 'No such file.');
     const now = this.deps.now();
     if (req.path === '/sign-in') return req.method === 'POST' ? this.signIn(req, now) : signInPage();
     const session = this.signer.verify(readCookie(req.headers, CONSOLE_COOKIE), now);
