@@ -50,7 +50,7 @@ export async function screenshot(page: Page, name: string): Promise<void> {
 export async function chartPoints(page: Page, id: string): Promise<{ day: string; value: number }[]> {
   const bars = page.locator(`svg#${id} rect.bar`);
   const points = await bars.evaluateAll((rects) => rects.map((r) => ({
-    day: r.getAttribute('data-day')!, value: Number(r.getAttribute('data-value')), height: (r as SVGRectElement).getBBox().height,
+    day: r.getAttribute('data-day')!, value: Number(r.getAttribute('data-value')), height: (r as unknown as { getBBox(): { height: number } }).getBBox().height,
   })));
   const max = Math.max(0, ...points.map((p) => p.value));
   for (const p of points) {
