@@ -83,7 +83,7 @@ describe('console refusals', () => {
     const claims = JSON.parse(Buffer.from(body, 'base64url').toString()) as Record<string, unknown>;
     const longer = Buffer.from(JSON.stringify({ ...claims, exp: Date.now() + 1e12 })).toString('base64url');
     const foreign = new SessionSigner(Buffer.alloc(32, 7), 'console', 3600_000).issue(claims.subject as string, clock.now()).cookie;
-    for (const forged of [`${name}=${longer}.${mac}`, `${name}=${body}.${mac.slice(0, -2)}xx`, `${name}=${foreign}`, `${name}=garbage`, `${name}=${body}`]) {
+    for (const forged of [`${name}=${longer}.${mac}`, `${name}=${body}.${mac.slice(0, -2)}${mac.endsWith("xx") ? "yy" : "xx"}`, `${name}=${foreign}`, `${name}=garbage`, `${name}=${body}`]) {
       const res = await get(`${gw.adminUrl}/`, forged);
       expect(res.status, forged).toBe(303);
       expect(res.headers.location).toBe('/sign-in');
@@ -100,7 +100,7 @@ describe('console refusals', () => {
     const url = `${gw.adminUrl}/accounts/${account.id}/credits`;
     const fields = { direction: 'grant', amount: '5.00', reason: 'csrf test' };
     const refusals = [
-      await post(url, cookie, { ...fields, csrf: `${csrf.slice(0, -1)}A` }),
+      await post(url, cookie, { ...fields, csrf: `${csrf[0] === 'A' ? 'B' : 'A'}${csrf.slice(1)}` }),
       await post(url, cookie, { ...fields, csrf: '' }),
       await post(url, cookie, fields),
       await post(url, cookie, { ...fields, csrf: other.csrf }),
@@ -210,6 +210,15 @@ describe('portal refusals', () => {
     const page = await get(`${gw.url}/_tollgate/portal?account=${theirs.account.id}`, cookie);
     expect(page.body).not.toContain(theirs.keyId);
     expect((await get(`${gw.url}/_tollgate/portal/accounts/${theirs.account.id}`, cookie)).status).toBe(404);
+  });
+
+  it('without Stripe there are no billing buttons, and their forms answer 404', async () => {
+    const { cookie, csrf } = await portalSession(seedAccount(gw.admin).key);
+    const page = await get(`${gw.url}/_tollgate/portal`, cookie);
+    expect(page.body).not.toContain('buy-credits');
+    expect(page.body).not.toContain('manage-billing');
+    expect((await post(`${gw.url}/_tollgate/portal/buy`, cookie, { csrf, amount: '10.00' })).status).toBe(404);
+    expect((await post(`${gw.url}/_tollgate/portal/billing`, cookie, { csrf })).status).toBe(404);
   });
 
   it('a session ends after 30 minutes; a tampered one is none; CSRF and origin are checked on every POST', async () => {
