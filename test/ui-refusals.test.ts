@@ -83,7 +83,7 @@ describe('console refusals', () => {
     const claims = JSON.parse(Buffer.from(body, 'base64url').toString()) as Record<string, unknown>;
     const longer = Buffer.from(JSON.stringify({ ...claims, exp: Date.now() + 1e12 })).toString('base64url');
     const foreign = new SessionSigner(Buffer.alloc(32, 7), 'console', 3600_000).issue(claims.subject as string, clock.now()).cookie;
-    for (const forged of [`${name}=${longer}.${mac}`, `${name}=${body}.${mac.slice(0, -2)}${mac.endsWith("xx") ? "yy" : "xx"}`, `${name}=${foreign}`, `${name}=garbage`, `${name}=${body}`]) {
+    for (const forged of [`${name}=${longer}.${mac}`, `${name}=${body}.${mac.slice(0, -2)}${mac.endsWith('xx') ? 'yy' : 'xx'}`, `${name}=${foreign}`, `${name}=garbage`, `${name}=${body}`]) {
       const res = await get(`${gw.adminUrl}/`, forged);
       expect(res.status, forged).toBe(303);
       expect(res.headers.location).toBe('/sign-in');
