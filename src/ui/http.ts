@@ -49,6 +49,11 @@ export class UiRefusal extends Error {
 }
 
 export const notFound = (what = 'This page does not exist.') => new UiRefusal(404, what);
+export const crossSite = () => new UiRefusal(403, 'This form was sent from another site; it was refused.');
+export const badCsrf = () => new UiRefusal(403, 'The form\u2019s security token is missing or wrong: reload the page and try again.');
+export const signedOut = () => new UiRefusal(401, 'Your session has ended or is not valid: sign in again.');
+/** 429 with Retry-After, `waitMs` from a Throttle. */
+export const tooMany = (message: string, waitMs: number) => new UiRefusal(429, message, ['retry-after', String(Math.ceil(waitMs / 1000))]);
 
 export function pageReply(status: number, body: string, headers: string[] = [], customer = false): UiReply {
   return { status, headers: [...(customer ? CUSTOMER_HEADERS : PAGE_HEADERS), ...headers], body };

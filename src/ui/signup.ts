@@ -13,7 +13,7 @@ import type { Db } from '../db/open.ts';
 import { createLogger } from '../log.ts';
 import type { Storage } from '../storage/ports.ts';
 import { dollars, html, page, type Html } from './html.ts';
-import { notFound, pageReply, redirect, sameOrigin, UiRefusal, type UiReply, type UiRequest } from './http.ts';
+import { crossSite, notFound, pageReply, redirect, sameOrigin, tooMany, UiRefusal, type UiReply, type UiRequest } from './http.ts';
 import { STYLESHEET } from './portal/context.ts';
 import { Throttle } from './throttle.ts';
 
@@ -46,13 +46,13 @@ export class Signup {
     if (req.path === `${SIGNUP}/done` && req.method !== 'POST') return this.done(req);
     if (req.path !== SIGNUP) throw notFound();
     if (req.method !== 'POST') return this.form();
-    if (!sameOrigin(req)) throw new UiRefusal(403, 'This form was sent from another site; it was refused.');
+    if (!sameOrigin(req)) throw crossSite();
     const form = await req.form();
     const email = (form.get('email') ?? '').trim();
     if (email.length > 254 || !EMAIL.test(email)) return this.form(400, 'That is not an email address.', email);
     const now = this.deps.now();
     const wait = this.throttle.take(req.client, now);
-    if (wait > 0) throw new UiRefusal(429, 'Too many signups from this address; try again later.', ['retry-after', String(Math.ceil(wait / 1000))]);
+    if (wait > 0) throw tooMany('Too many signups from this address; try again later.', wait);
     return mode === 'open' ? this.open(email) : this.checkout(req, email, form.get('amount') ?? '');
   }
 

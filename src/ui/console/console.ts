@@ -12,7 +12,10 @@ import type { Db } from '../../db/open.ts';
 import type { Logger } from '../../log.ts';
 import { TrustedProxies } from '../../pipeline/trusted-proxies.ts';
 import { html, page } from '../html.ts';
-import { cookieHeader, isSecure, pageReply, readCookie, readForm, redirect, sameOrigin, stylesheet, UiRefusal, type UiReply, type UiRequest } from '../http.ts';
+import {
+  badCsrf, cookieHeader, crossSite, isSecure, pageReply, readCookie, readForm, redirect, sameOrigin, signedOut, stylesheet, tooMany, UiRefusal,
+  type UiReply, type UiRequest,
+} from '../http.ts';
 import { refusalReply, type Handler, Routes } from '../routes.ts';
 import { deriveKey, SessionSigner } from '../session.ts';
 import { Throttle } from '../throttle.ts';
@@ -107,28 +110,28 @@ export class Console {
     if (req.path === '/sign-in') return req.method === 'POST' ? this.signIn(req, now) : signInPage();
     const session = this.signer.verify(readCookie(req.headers, CONSOLE_COOKIE), now);
     const actor = session && this.subjects.get(session.subject);
-    if (req.method === 'POST' && !sameOrigin(req)) throw new UiRefusal(403, 'This form was sent from another site; it was refused.');
+    if (req.method === 'POST' && !sameOrigin(req)) throw crossSite();
     if (!session || !actor) {
       if (req.method === 'GET' || req.method === 'HEAD') return redirect('/sign-in');
-      throw new UiRefusal(401, 'Your session has ended or is not valid: sign in again.');
+      throw signedOut();
     }
     if (req.method === 'POST') {
       const form = await req.form();
-      if (!this.signer.checkCsrf(session, form.get('csrf'))) throw new UiRefusal(403, 'The form\u2019s security token is missing or wrong: reload the page and try again.');
+      if (!this.signer.checkCsrf(session, form.get('csrf'))) throw badCsrf();
       if (req.path === '/sign-out') return redirect('/sign-in', this.clear(req));
     }
-    const found = ROUTES.match(req.method, req.path);
     if (req.path === '/sign-out') throw new UiRefusal(405, 'Sign out with the button on any page.');
+    const found = ROUTES.match(req.method, req.path);
     const { config, admin, db, log } = this.deps;
     const ops = new LocalOperations({ admin: admin.as({ by: actor, requestId }), config: () => config, now: this.deps.now, log });
-    const ctx: ConsoleCtx = { req, params: found.params, ops, admin, db, config, now, csrf: this.signer.csrf(session) };
+    const ctx: ConsoleCtx = { req, params: found.params, ops, db, config, now, csrf: this.signer.csrf(session) };
     return found.handler(ctx, req.method === 'POST' ? await req.form() : new URLSearchParams());
   }
 
   private async signIn(req: UiRequest, now: number): Promise<UiReply> {
-    if (!sameOrigin(req)) throw new UiRefusal(403, 'This form was sent from another site; it was refused.');
+    if (!sameOrigin(req)) throw crossSite();
     const wait = this.throttle.take(req.client, now);
-    if (wait > 0) throw new UiRefusal(429, 'Too many sign-in attempts from this address; wait a minute.', ['retry-after', String(Math.ceil(wait / 1000))]);
+    if (wait > 0) throw tooMany('Too many sign-in attempts from this address; wait a minute.', wait);
     const token = ((await req.form()).get('token') ?? '').trim();
     const caller = token ? this.authorize(`Bearer ${token}`) : undefined;
     if (!caller) return signInPage(401, 'That is not an admin token of this gateway.');

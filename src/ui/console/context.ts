@@ -2,7 +2,6 @@
 // signed-in token, so the audit log names it), the session's CSRF token, and the page frame.
 import type { Config } from '../../config.ts';
 import type { LocalOperations } from '../../admin/operations.ts';
-import type { Admin } from '../../db/admin.ts';
 import type { Db } from '../../db/open.ts';
 import { CSS_FILE } from '../css.ts';
 import { page, type Html } from '../html.ts';
@@ -12,7 +11,6 @@ export interface ConsoleCtx {
   req: UiRequest;
   params: Record<string, string>;
   ops: LocalOperations;
-  admin: Admin;
   db: Db;
   config: Config;
   now: number;

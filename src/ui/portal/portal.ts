@@ -16,7 +16,7 @@ import type { Storage } from '../../storage/ports.ts';
 import type { KeyRecord } from '../../storage/records.ts';
 import { createLogger } from '../../log.ts';
 import { html, page } from '../html.ts';
-import { cookieHeader, notFound, pageReply, readCookie, redirect, sameOrigin, UiRefusal, type UiReply, type UiRequest } from '../http.ts';
+import { badCsrf, cookieHeader, crossSite, notFound, pageReply, readCookie, redirect, sameOrigin, signedOut, tooMany, type UiReply, type UiRequest } from '../http.ts';
 import { liveView } from '../live.ts';
 import { Routes, type Handler } from '../routes.ts';
 import { deriveKey, SessionSigner } from '../session.ts';
@@ -95,15 +95,15 @@ export class Portal {
   async handle(req: UiRequest, requestId: string): Promise<UiReply> {
     const now = this.deps.now();
     if (req.path === `${PORTAL}/sign-in` && req.method === 'POST') return this.signIn(req, now);
-    if (req.method === 'POST' && !sameOrigin(req)) throw new UiRefusal(403, 'This form was sent from another site; it was refused.');
+    if (req.method === 'POST' && !sameOrigin(req)) throw crossSite();
     const session = this.signer.verify(readCookie(req.headers, PORTAL_COOKIE), now);
     const key = session && this.activeKey(session.subject, now);
     if (!session || !key) {
       if (req.method === 'GET' || req.method === 'HEAD') return req.path === PORTAL ? signInPage() : redirect(PORTAL);
-      throw new UiRefusal(401, 'Your session has ended or is not valid: sign in again.');
+      throw signedOut();
     }
     if (req.method === 'POST') {
-      if (!this.signer.checkCsrf(session, (await req.form()).get('csrf'))) throw new UiRefusal(403, 'The form\u2019s security token is missing or wrong: reload the page and try again.');
+      if (!this.signer.checkCsrf(session, (await req.form()).get('csrf'))) throw badCsrf();
       if (req.path === `${PORTAL}/sign-out`) return redirect(PORTAL, cookieHeader(PORTAL_COOKIE, '', { path: PORTAL, maxAgeS: 0, secure: req.secure }));
     }
     const found = ROUTES.match(req.method, req.path);
@@ -124,9 +124,9 @@ export class Portal {
   }
 
   private async signIn(req: UiRequest, now: number): Promise<UiReply> {
-    if (!sameOrigin(req)) throw new UiRefusal(403, 'This form was sent from another site; it was refused.');
+    if (!sameOrigin(req)) throw crossSite();
     const wait = this.throttle.take(req.client, now);
-    if (wait > 0) throw new UiRefusal(429, 'Too many sign-in attempts from this address; wait a minute.', ['retry-after', String(Math.ceil(wait / 1000))]);
+    if (wait > 0) throw tooMany('Too many sign-in attempts from this address; wait a minute.', wait);
     const presented = ((await req.form()).get('key') ?? '').trim();
     const found = isWellFormedKey(presented) ? await this.deps.state.accounts.lookup(hashKey(presented)) : null;
     const key = found && usable(found.key, now) ? found.key : undefined;
