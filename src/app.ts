@@ -8,7 +8,7 @@ import { metricsRoute } from './admin/metrics.ts';
 import { createAdminServer, type AdminListener } from './admin/server.ts';
 import { createBilling, type Billing } from './billing/billing.ts';
 import type { Config } from './config.ts';
-import { Admin, type LiveView } from './db/admin.ts';
+import { Admin } from './db/admin.ts';
 import { openDb, type Db } from './db/open.ts';
 import { createSqliteStorage } from './db/sqlite-storage.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -17,6 +17,7 @@ import { Deliverer, type Timers } from './notify/deliverer.ts';
 import { createGateway, type Gateway } from './server.ts';
 import { GatewayState } from './state/state.ts';
 import type { Storage } from './storage/ports.ts';
+import { liveView } from './ui/live.ts';
 
 export interface AppOverrides {
   /** Milliseconds since the epoch; tests pass a fake clock. */
@@ -66,17 +67,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   let admin: AdminListener | undefined;
   // Admin reads and writes SQL on the file: the admin API needs the SQLite backend.
   if (config.admin && onSqlite(storage)) {
-    const live: LiveView = {
-      ...state.live,
-      keyLastUsed: (hash) => state.accounts.keyLastUsed(hash),
-      recent: (accountId, limit) => {
-        const s = state.accounts.state(accountId);
-        return s && state.recent(s, limit);
-      },
-      commitRows: () => void state.recorder.commit(),
-    };
     admin = createAdminServer({
-      config: { ...config, admin: config.admin }, admin: new Admin(storage, now, live), db: storage.db, log, now,
+      config: { ...config, admin: config.admin }, admin: new Admin(storage, now, liveView(state)), db: storage.db, log, now,
       extra: [metricsRoute(metrics), ...(overrides.adminRoutes ?? [])],
     });
   }

@@ -187,7 +187,12 @@ export interface Config {
   admin: AdminConfig | undefined;
   /** Undefined without a "notifications" block in the config file: no events are sent. */
   notifications: NotificationsConfig | undefined;
+  /** Self-serve signup (/_tollgate/signup): off, open (a key for an email), or after a paid Stripe Checkout. */
+  signup: SignupMode;
 }
+
+export type SignupMode = 'off' | 'open' | 'checkout';
+const SIGNUP_MODES: readonly SignupMode[] = ['off', 'open', 'checkout'];
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -366,12 +371,18 @@ export function loadConfig(env: Env = process.env, { serving = true }: LoadOptio
   }
 
   const admin = adminConfig(env, int, { port, host }, problems);
+  let signup: SignupMode = 'off';
+  if (env.SIGNUP) {
+    if (SIGNUP_MODES.includes(env.SIGNUP as SignupMode)) signup = env.SIGNUP as SignupMode;
+    else problems.push(`SIGNUP: expected one of ${SIGNUP_MODES.join(', ')}, got "${env.SIGNUP}"`);
+  }
+  if (serving && signup === 'checkout' && !stripe) problems.push('SIGNUP: "checkout" needs Stripe (STRIPE_SECRET_KEY)');
 
   if (problems.length > 0) throw new ConfigError(problems);
   const demo = routes.length === 0 && source === 'demo';
   return deepFreeze({
     port, host, databasePath, logLevel, accessLog, trustProxy, upstreamTimeoutMs, aiTimeoutMs, upstreamConnections, maxBodyBytes, shutdownTimeoutMs, clients, storage,
-    source, routes, plans, defaultPlan, demo, prices, providerKeys, stripe, admin, notifications,
+    source, routes, plans, defaultPlan, demo, prices, providerKeys, stripe, admin, notifications, signup,
   });
 }
 

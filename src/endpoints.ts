@@ -10,6 +10,7 @@ import type { RequestContext } from './pipeline/context.ts';
 import { rateLimit } from './pipeline/rate-limit.ts';
 import { readBody } from './pipeline/read-body.ts';
 import type { GatewayState } from './state/state.ts';
+import { isPublicPage, publicPage } from './ui/public.ts';
 
 export interface EndpointDeps {
   config: Config;
@@ -55,6 +56,8 @@ export function ownEndpoint(ctx: RequestContext, url: string, deps: EndpointDeps
       allow('GET', 'POST');
       return portal(ctx, deps);
     default:
+      // The customer portal, signup and their stylesheet: pages for a browser (src/ui/).
+      if (isPublicPage(path)) return publicPage(ctx, path, url.slice(path.length + 1), deps);
       throw new GatewayError('NOT_FOUND', { detail: `No gateway endpoint at ${path}.` });
   }
 }

@@ -21,6 +21,7 @@ import { openapiDocument } from './openapi.ts';
 import { LocalOperations } from './operations.ts';
 import { AdminRouter } from './router.ts';
 import { ADMIN_ROUTES } from './routes.ts';
+import { Console } from '../ui/console/console.ts';
 
 export interface AdminServerDeps {
   config: Config & { admin: AdminConfig };
@@ -73,6 +74,8 @@ export function createAdminServer({ config, admin, db, log, now, extra = [] }: A
   const authorize = adminAuth(config.admin.tokens);
   const router = new AdminRouter(adminRoutes(extra));
   const idempotency = new IdempotencyStore(db, now);
+  // The operator console's pages (src/ui/console/) share the listener: they sign in with a token.
+  const ui = new Console({ config, admin, db, log, now });
 
   /** A POST with an Idempotency-Key: the kept answer, or the action and its answer in one transaction. */
   async function once(route: AdminRoute, ctx: AdminContext, caller: Caller, key: string, hash: string): Promise<StoredAnswer & { replayed?: boolean }> {
@@ -96,6 +99,7 @@ export function createAdminServer({ config, admin, db, log, now, extra = [] }: A
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const requestId = randomUUID();
     const headers = ['x-request-id', requestId];
+    if (Console.serves((req.url ?? '/').split('?', 1)[0])) return ui.serve(req, res, requestId);
     try {
       const caller = authorize(req.headers.authorization);
       if (!caller) throw new GatewayError('ADMIN_UNAUTHORIZED');

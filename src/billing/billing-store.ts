@@ -102,6 +102,8 @@ export interface BillingStore {
   finalAt(objectId: string): number | undefined;
 
   recordCheckout(c: CreditCheckout): void;
+  /** A credits session was paid: if it was a signup's (SIGNUP=checkout), its account gets its first key. */
+  completeSignup(sessionId: string): void;
   creditCheckout(sessionId: string): CreditCheckout | undefined;
 
   /** False when the session was recorded already. */

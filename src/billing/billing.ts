@@ -4,13 +4,13 @@ import Stripe from 'stripe';
 import type { Config, StripeConfig } from '../config.ts';
 import type { Storage } from '../storage/ports.ts';
 import type { Logger } from '../log.ts';
-import { createCheckout, createPortal } from './checkout.ts';
+import { createCheckout, createPortal, type ReturnUrls } from './checkout.ts';
 import { MeterReporter } from './meter-reporter.ts';
 import { receiveStripeWebhook, type WebhookReply } from './webhooks.ts';
 
 export interface Billing {
   webhook(raw: Buffer, signature: string | undefined): Promise<WebhookReply> | WebhookReply;
-  checkout(accountId: string, body: unknown): Promise<{ id: string; url: string }>;
+  checkout(accountId: string, body: unknown, urls?: ReturnUrls): Promise<{ id: string; url: string }>;
   portal(accountId: string): Promise<{ url: string }>;
   reporter: MeterReporter;
 }
@@ -50,7 +50,7 @@ export function createBilling(deps: BillingDeps): Billing | undefined {
   const webhookDeps = { config: deps.config, events, log: deps.log, onEvent: deps.onWebhookEvent };
   return {
     webhook: (raw, signature) => receiveStripeWebhook(raw, signature, webhookDeps),
-    checkout: (accountId, body) => createCheckout(accountId, body, checkoutDeps),
+    checkout: (accountId, body, urls) => createCheckout(accountId, body, checkoutDeps, urls),
     portal: (accountId) => createPortal(accountId, checkoutDeps),
     reporter: new MeterReporter({ billing, stripe, stripeConfig, log: deps.log, now: deps.now }),
   };

@@ -20,14 +20,17 @@ export interface CheckoutDeps {
   log: Logger;
 }
 
-export async function createCheckout(accountId: string, body: unknown, deps: CheckoutDeps): Promise<{ id: string; url: string }> {
+/** Where Stripe sends the customer back; the configured URLs unless given (the signup page gives its own). */
+export interface ReturnUrls { success: string; cancel: string }
+
+export async function createCheckout(accountId: string, body: unknown, deps: CheckoutDeps, urls?: ReturnUrls): Promise<{ id: string; url: string }> {
   const { config, stripeConfig } = deps;
   if (!isRecord(body)) throw bad('Send {"type":"credits","amount":"25.00"} or {"type":"plan","plan":"pro"}.');
   const meta = { account_id: accountId };
   const common = {
     client_reference_id: accountId,
-    success_url: stripeConfig.successUrl,
-    cancel_url: stripeConfig.cancelUrl,
+    success_url: urls?.success ?? stripeConfig.successUrl,
+    cancel_url: urls?.cancel ?? stripeConfig.cancelUrl,
   };
   let params: Stripe.Checkout.SessionCreateParams;
   let credits: number | undefined;

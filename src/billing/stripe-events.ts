@@ -96,6 +96,7 @@ function checkoutCompleted(session: Record<string, unknown>, event: StripeEvent,
     return `credits for ${sessionId} were granted already (${event.type})`;
   }
   money.credit(account.id, amount, 'purchase', sessionId);
+  billing.completeSignup(sessionId);
   // A refund that found the balance short left a debt: the top-up pays it first.
   const repay = Math.min(account.debtMicros, amount);
   if (repay > 0) {

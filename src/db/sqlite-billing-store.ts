@@ -3,6 +3,7 @@
 import type {
   BillingAccount, BillingStore, CreditCheckout, CreditPurchase, Dispute, OutboxRow, WebhookEventRow,
 } from '../billing/billing-store.ts';
+import { completeSignup } from '../billing/signup-claims.ts';
 import type { ChangeFeed } from '../storage/ports.ts';
 import type { Db } from './open.ts';
 
@@ -80,6 +81,7 @@ export function createSqliteBillingStore(db: Db, changes: ChangeFeed, now: () =>
     recordCheckout: (c) => void q.checkout.run({ ...c, now: now() }),
     creditCheckout: (sessionId) => q.creditCheckout.get(sessionId) as CreditCheckout | undefined,
 
+    completeSignup: (sessionId) => completeSignup(db, changes, sessionId, now()),
     recordPurchase: (p) => q.purchase.run({ ...p, now: now() }).changes === 1,
     purchaseByPaymentIntent: (pi) => q.purchaseByPi.get(pi) as CreditPurchase | undefined,
     setRefunded: (sessionId, micros) => void q.refunded.run(micros, sessionId),
