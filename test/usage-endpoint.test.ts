@@ -38,14 +38,16 @@ describe('GET /_tollgate/usage on a million usage rows', () => {
     const body = await call();
     expect(body.recent.map((r) => r.path)).toEqual(['/api/c', '/api/b', '/api/a']);
 
+    // The bounds tell the walk (134 ms a call, /health held 1.4 s) from the chain (about 1 ms)
+    // with room for a machine busy with other tests; the speed itself is the bench's to show.
     const t0 = performance.now();
     for (let i = 0; i < 10; i++) await call();
-    expect((performance.now() - t0) / 10).toBeLessThan(50);
+    expect((performance.now() - t0) / 10).toBeLessThan(80);
     // Ten at once, and /health beside them.
     const calls = Array.from({ length: 10 }, call);
     const h0 = performance.now();
     expect((await fetch(`${gw.url}/_tollgate/health`)).status).toBe(200);
-    expect(performance.now() - h0).toBeLessThan(200);
+    expect(performance.now() - h0).toBeLessThan(700);
     await Promise.all(calls);
   }, 30_000);
 });
