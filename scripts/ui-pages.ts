@@ -14,6 +14,7 @@ import { loadConfig } from '../src/config.ts';
 import { Admin } from '../src/db/admin.ts';
 import { openDb } from '../src/db/open.ts';
 import { createSqliteStorage } from '../src/db/sqlite-storage.ts';
+import { seedUsage } from './seed-usage.ts';
 
 const ROWS = Number(process.env.ROWS ?? 10_000_000);
 const ACCOUNTS = Number(process.env.ACCOUNTS ?? 1_000);
@@ -31,20 +32,7 @@ function seed(): void {
   const storage = createSqliteStorage(openDb(path));
   const { db } = storage;
   const t = performance.now();
-  db.exec(`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ${ACCOUNTS - 1})
-    INSERT INTO accounts (id, email, plan, created_at) SELECT 'acct_' || i, 'a' || i || '@example.com', 'default', 0 FROM n`);
-  db.exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${ROWS})
-    INSERT INTO usage (id, ts, request_id, account_id, route, method, path, status, request_bytes, response_bytes, latency_us,
-      price_micros, billable, model, input_tokens, output_tokens)
-    SELECT i, ${START} + i * ${Math.floor((END - START) / ROWS)}, 'req-' || i, 'acct_' || (i % ${ACCOUNTS}),
-      CASE WHEN i % 10 = 0 THEN '/v1/chat/completions' ELSE '/api/' END, 'GET', '/api/x',
-      CASE WHEN i % 50 = 0 THEN 502 ELSE 200 END, 0, 11, 100, 100, CASE WHEN i % 50 = 0 THEN 0 ELSE 1 END,
-      CASE WHEN i % 10 = 0 THEN 'gpt-5' END, CASE WHEN i % 10 = 0 THEN 20 END, CASE WHEN i % 10 = 0 THEN 10 END FROM n`);
-  db.exec(`INSERT INTO usage_daily
-    SELECT coalesce(account_id, ''), ts - ts % 86400000, route, coalesce(model, ''), status, count(*), sum(billable),
-      sum(price_micros), coalesce(sum(input_tokens), 0), 0, 0, coalesce(sum(output_tokens), 0), max(id)
-    FROM usage GROUP BY 1, 2, 3, 4, 5;
-    UPDATE counters SET value = (SELECT max(id) FROM usage)`);
+  seedUsage(db, { rows: ROWS, accounts: ACCOUNTS, start: START, end: END });
   new Admin(storage).grantCredits('acct_7', 50_000_000, 'ui-pages');
   storage.close();
   console.log(`built ${ROWS} rows and their rollups for ${ACCOUNTS} accounts in ${((performance.now() - t) / 1000).toFixed(1)} s`);
