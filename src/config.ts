@@ -273,7 +273,7 @@ export function loadConfig(env: Env = process.env, { serving = true }: LoadOptio
   const storage: StorageLimits = {
     leaseMaxMicros: env.LEASE_MAX_MICROS ? int('LEASE_MAX_MICROS', 0, 1) : Infinity,
     leaseIdleMs: int('LEASE_IDLE_MS', 600_000, 1),
-    counterDelayMs: int('COUNTER_DELAY_MS', 30_000, 0),
+    counterDelayMs: int('COUNTER_DELAY_MS', 120_000, 0),
     maxQueuedRows: int('MAX_QUEUED_ROWS', 100_000, 1),
     retentionDays: int('USAGE_RETENTION_DAYS', 90, 0),
   };

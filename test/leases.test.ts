@@ -112,3 +112,42 @@ describe('leases', () => {
     balanced(account.id);
   });
 });
+
+describe('a graceful stop', () => {
+  it('leaves every counter its rows owe counted and every lease returned', async () => {
+    const up = await startUpstream();
+    // Counters wait an hour: none is written before the stop, all of them are owed by its rows.
+    const gw = await startGateway({
+      env: { COUNTER_DELAY_MS: String(3_600_000) },
+      file: {
+        routes: [{ path: '/api/', upstream: up.url, priceMicros: PRICE }],
+        plans: { paid: { limits: { perSecond: 10_000 }, burst: 10_000, monthlyQuota: 2, overage: 'credits' } },
+      },
+    });
+    const accounts = Array.from({ length: 20 }, (_, i) => seedAccount(gw.admin, 'paid', `stop-${i}@example.com`));
+    for (const { account } of accounts) gw.admin.grantCredits(account.id, 1_000_000, 'test');
+    for (let round = 0; round < 5; round++) {
+      for (const { key } of accounts) expect((await fetchText(`${gw.url}/api/x`, { headers: bearer(key) })).status).toBe(200);
+    }
+    const period = new Date().toISOString().slice(0, 7);
+    await gw.close();
+    await up.close();
+
+    const file = openAdmin(gw.dbPath);
+    try {
+      const db = file.storage.db;
+      expect(db.prepare('SELECT count(*) FROM leases WHERE closed_at IS NULL').pluck().get()).toBe(0);
+      for (const { account } of accounts) {
+        // Five requests: the two of the quota, then three paid from credits.
+        expect(file.storage.keys.quotaUsed(account.id, period)).toBe(2);
+        expect(file.storage.ledger.balance(account.id)).toBe(1_000_000 - 3 * PRICE);
+        const { balance, ledgerSum } = ledgerCheck(db, account.id);
+        expect(balance).toBe(ledgerSum);
+        expect(db.prepare('SELECT sum(requests), sum(charged_micros) FROM usage_daily WHERE account_id = ?').raw().get(account.id)).toEqual([5, 3 * PRICE]);
+        expect(db.prepare('SELECT sum(consumed_micros) FROM leases WHERE account_id = ?').pluck().get(account.id)).toBe(3 * PRICE);
+      }
+    } finally {
+      file.close();
+    }
+  });
+});

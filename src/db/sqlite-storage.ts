@@ -11,6 +11,7 @@ import { createSqliteEvents } from './sqlite-events.ts';
 import { createSqliteKeys } from './sqlite-keys.ts';
 import { createSqliteLedger } from './sqlite-ledger.ts';
 import { createSqliteOutbox } from './sqlite-outbox.ts';
+import { writing } from './sqlite-busy.ts';
 import { createSqliteUsage } from './sqlite-usage.ts';
 
 /** The only node a SQLite file has. */
@@ -25,6 +26,12 @@ export function createSqliteStorage(db: Db, { now = Date.now }: { now?: () => nu
   const usage = createSqliteUsage(db);
   const outbox = createSqliteOutbox(db);
   const openLeases = db.prepare('SELECT id FROM leases WHERE closed_at IS NULL AND node = ?').pluck();
+  // One transaction for all of them: with 100 000 accounts, one each took 30 s.
+  const closeAll = db.transaction((): number => {
+    const ids = openLeases.all(NODE) as number[];
+    for (const id of ids) ledger.close(id);
+    return ids.length;
+  });
   // A file deleted (or replaced) under the running gateway: what it writes goes nowhere anyone
   // will read, and the CLI would open a new empty file. Readiness says so.
   const inode = db.memory ? undefined : statSync(db.name).ino;
@@ -40,11 +47,7 @@ export function createSqliteStorage(db: Db, { now = Date.now }: { now?: () => nu
     outbox,
     recover() {
       const rowsCounted = usage.recount();
-      let leasesClosed = 0;
-      for (const id of openLeases.all(NODE) as number[]) {
-        ledger.close(id);
-        leasesClosed++;
-      }
+      const leasesClosed = writing(() => closeAll.immediate());
       return { leasesClosed, rowsCounted };
     },
     isReady: () => db.open && isMigrated(db) && (inode === undefined || statSync(db.name, { throwIfNoEntry: false })?.ino === inode),

@@ -188,9 +188,19 @@ export class Recorder {
     return out;
   }
 
-  stop(): void {
+  /**
+   * Shutdown: writes what is queued but the counters and stops. The counters the rows owe are
+   * counted from the rows in one pass (Storage.recover), as after a crash: written one account at
+   * a time they took 85 µs each, 8.5 s with 100 000 accounts. False when the database is busy.
+   */
+  stop(): boolean {
     if (this.timer) clearTimeout(this.timer);
     if (this.counterTimer) clearInterval(this.counterTimer);
+    while (this.rows.length > 0 || this.notices.length > 0) if (!this.commit()) return false;
+    for (const a of this.dirty) a.tally = undefined;
+    this.dirty.clear();
+    this.urgent.clear();
+    return true;
   }
 
   private dueTallies(): number {

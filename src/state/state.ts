@@ -144,12 +144,15 @@ export class GatewayState {
     return true;
   }
 
-  /** Shutdown: everything written, every lease returned. */
+  /** Shutdown: every row written and counted, every lease of this node returned. */
   async stop(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
     if (this.pruner) clearTimeout(this.pruner);
-    if (!(await this.returnLeases())) this.log.error('stopping with usage rows the database would not take; they are lost', {});
-    this.recorder.stop();
+    if (!this.recorder.stop()) {
+      this.log.error('stopping with usage rows the database would not take; they are lost', {});
+      return;
+    }
+    await this.storage.recover();
   }
 
   /**

@@ -328,7 +328,8 @@ export interface Storage {
   /**
    * Counts usage rows written before a crash into the counters they missed, and ends the leases
    * a previous run of this node left open (what they did not spend returns to the balance).
-   * Called once at start, before serving.
+   * Called at start, before serving, and at shutdown once the rows are written (the counters
+   * they owe are counted in this one pass, not written account by account).
    */
   recover(): MaybePromise<{ leasesClosed: number; rowsCounted: number }>;
   isReady(): boolean;
