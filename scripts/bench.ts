@@ -5,6 +5,7 @@
 //   accounts  the same load over 100,000 accounts against one account, and the gateway's RSS
 //   sse       token-metered OpenAI streams against a bare proxy
 //   webhook   the reply time of signed Stripe checkout.session.completed events
+//   features  what the access log and notifications cost the plain path
 //
 //   npm run bench                       build, then every case
 //   BENCH_CASES=plain,sse               some cases only
@@ -23,6 +24,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { accountsCase } from './bench/accounts-case.ts';
+import { featuresCase } from './bench/features-case.ts';
 import type { BenchContext } from './bench/context.ts';
 import { plainCase } from './bench/plain-case.ts';
 import { forkServer, killAll } from './bench/processes.ts';
@@ -30,7 +32,7 @@ import { sseCase, SSE_EVENTS } from './bench/sse-case.ts';
 import { webhookCase } from './bench/webhook-case.ts';
 import { requireWrk } from './bench/wrk.ts';
 
-const CASES = { plain: plainCase, accounts: accountsCase, sse: sseCase, webhook: webhookCase };
+const CASES = { plain: plainCase, accounts: accountsCase, sse: sseCase, webhook: webhookCase, features: featuresCase };
 type CaseName = keyof typeof CASES;
 
 const WARMUP_SECONDS = 2;

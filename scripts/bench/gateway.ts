@@ -27,14 +27,14 @@ export const PAID_PLAN = {
 export const CREDITS_MICROS = 10_000_000_000;
 
 /**
- * BENCH_NOTIFICATIONS=1: every gateway with notifications configured (a webhook to a port where
- * nothing listens, low-balance and quota alerts on the plan), to show what they cost the request
- * path when nothing crosses a threshold.
+ * Notifications configured (a webhook to a port where nothing listens, low-balance and quota
+ * alerts on the plan): what they cost the request path when nothing crosses a threshold.
+ * BENCH_NOTIFICATIONS=1 gives them to every gateway; the features case to one of its own.
  */
-const NOTIFICATIONS = process.env.BENCH_NOTIFICATIONS === '1' ? {
+const NOTIFICATIONS = {
   plan: { alerts: { lowBalanceMicros: 1_000_000, quotaPercent: [80, 100] } },
   file: { notifications: { webhooks: [{ url: 'http://127.0.0.1:9/tollgate', secret: `whsec_${randomBytes(32).toString('base64')}` }] } },
-} : undefined;
+};
 
 export interface GatewayOptions {
   name: string;
@@ -47,6 +47,8 @@ export interface GatewayOptions {
   accounts: number;
   env?: Record<string, string>;
   nodeFlags?: string[];
+  /** Default: BENCH_NOTIFICATIONS=1. */
+  notifications?: boolean;
 }
 
 export interface Gateway {
@@ -68,10 +70,11 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   mkdirSync(o.dir, { recursive: true });
   const configPath = join(o.dir, 'tollgate.config.json');
   const databasePath = join(o.dir, 'tollgate.db');
+  const notify = (o.notifications ?? process.env.BENCH_NOTIFICATIONS === '1') ? NOTIFICATIONS : undefined;
   writeFileSync(configPath, JSON.stringify({
-    ...o.config, ...NOTIFICATIONS?.file, plans: { [PLAN]: { ...PAID_PLAN, ...NOTIFICATIONS?.plan } }, defaultPlan: PLAN,
+    ...o.config, ...notify?.file, plans: { [PLAN]: { ...PAID_PLAN, ...notify?.plan } }, defaultPlan: PLAN,
   }, null, 2));
-  if (NOTIFICATIONS) console.log(`  ${o.name}: notifications configured (BENCH_NOTIFICATIONS=1)`);
+  if (notify) console.log(`  ${o.name}: notifications configured`);
   const { keysFile, firstKey } = seed({
     entry: o.entry, databasePath, keysFile: join(o.dir, 'keys.txt'), plan: PLAN, accounts: o.accounts, creditsMicros: CREDITS_MICROS,
   });
