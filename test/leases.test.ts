@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearer, fetchText, ledgerCheck, openAdmin, seedAccount, startGateway, startUpstream, type TestGateway, type Upstream } from './helpers.ts';
 import { until } from './until.ts';
+import { holdWriteLock } from './write-lock.ts';
 
 const PRICE = 1_000;
 
@@ -148,6 +149,36 @@ describe('a graceful stop', () => {
       }
     } finally {
       file.close();
+    }
+  });
+
+  it('with the file locked by another process, stops cleanly: the next start returns the leases', async () => {
+    const up = await startUpstream();
+    const file = { routes: [{ path: '/api/', upstream: up.url, priceMicros: PRICE }], plans: { paid: { limits: { perSecond: 1000 }, monthlyQuota: 0, overage: 'credits' } } };
+    const gw = await startGateway({ file });
+    const { account, key } = seedAccount(gw.admin, 'paid', 'locked-stop@example.com');
+    gw.admin.grantCredits(account.id, 100_000, 'test');
+    for (let i = 0; i < 3; i++) expect((await fetchText(`${gw.url}/api/x`, { headers: bearer(key) })).status).toBe(200);
+    gw.flush();
+    const lock = holdWriteLock(gw.dbPath, 1_000);
+    await lock.held;
+    await gw.close();
+    await lock.released;
+    let f = openAdmin(gw.dbPath);
+    expect(f.storage.db.prepare('SELECT count(*) FROM leases WHERE closed_at IS NULL').pluck().get()).toBe(1);
+    f.close();
+
+    const again = await startGateway({ file, dbPath: gw.dbPath });
+    await again.close();
+    await up.close();
+    f = openAdmin(gw.dbPath);
+    try {
+      expect(f.storage.db.prepare('SELECT count(*) FROM leases WHERE closed_at IS NULL').pluck().get()).toBe(0);
+      expect(f.storage.ledger.balance(account.id)).toBe(100_000 - 3 * PRICE);
+      const { balance, ledgerSum } = ledgerCheck(f.storage.db, account.id);
+      expect(balance).toBe(ledgerSum);
+    } finally {
+      f.close();
     }
   });
 });

@@ -6,12 +6,12 @@ import type { Storage } from '../storage/ports.ts';
 import { isMigrated } from './migrate.ts';
 import type { Db } from './open.ts';
 import { createSqliteBillingStore } from './sqlite-billing-store.ts';
+import { writing } from './sqlite-busy.ts';
 import { createSqliteChanges } from './sqlite-changes.ts';
 import { createSqliteEvents } from './sqlite-events.ts';
 import { createSqliteKeys } from './sqlite-keys.ts';
 import { createSqliteLedger } from './sqlite-ledger.ts';
 import { createSqliteOutbox } from './sqlite-outbox.ts';
-import { writing } from './sqlite-busy.ts';
 import { createSqliteUsage } from './sqlite-usage.ts';
 
 /** The only node a SQLite file has. */

@@ -152,7 +152,13 @@ export class GatewayState {
       this.log.error('stopping with usage rows the database would not take; they are lost', {});
       return;
     }
-    await this.storage.recover();
+    try {
+      await this.storage.recover();
+    } catch (err) {
+      if (!(err instanceof StorageBusy)) throw err;
+      // Nothing is lost: the rows are written, and the next start counts them and ends the leases.
+      this.log.warn('the database was busy at shutdown: this node\'s leases end at its next start', {});
+    }
   }
 
   /**
