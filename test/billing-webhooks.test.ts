@@ -752,7 +752,7 @@ describe('an event whose handling fails', () => {
     expect(ledger(a.id)).toEqual(before);
     expect(gw.db.prepare('SELECT count(*) FROM credit_purchases WHERE account_id = ?').pluck().get(a.id)).toBe(0);
     expect(recorded(event.id as string)).toMatchObject({ status: 'failed', attempts: 1 });
-    expect(gw.billingStore.webhookEvents(true).map((e) => e.id)).toContain(event.id);
+    expect(gw.admin.webhookEvents({ failed: true, limit: 500 }).data.map((e) => e.id)).toContain(event.id);
 
     expect((await postWebhook(gw.url, text)).status).toBe(500);
     expect(recorded(event.id as string)).toMatchObject({ status: 'failed', attempts: 2 });
@@ -762,7 +762,7 @@ describe('an event whose handling fails', () => {
     expect(retry.status).toBe(200);
     expect(retry.body.outcome).toBe('applied');
     expect(recorded(event.id as string)).toMatchObject({ status: 'applied', attempts: 3 });
-    expect(gw.billingStore.webhookEvents(true).map((e) => e.id)).not.toContain(event.id);
+    expect(gw.admin.webhookEvents({ failed: true, limit: 500 }).data.map((e) => e.id)).not.toContain(event.id);
     expect(account(a.id).balanceMicros).toBe(Number.MAX_SAFE_INTEGER - 10_000_000 - 1_000_000_000 + 25_000_000);
     balanced(a.id);
   });

@@ -73,16 +73,6 @@ export interface OutboxRow {
   stripeCustomerId: string | null;
 }
 
-export interface WebhookEventRow {
-  id: string;
-  type: string;
-  status: 'applied' | 'ignored' | 'failed';
-  note: string | null;
-  attempts: number;
-  receivedAt: number;
-  appliedAt: number | null;
-}
-
 export interface BillingStore {
   account(id: string): BillingAccount | undefined;
   accountByCustomer(customerId: string): BillingAccount | undefined;
@@ -122,7 +112,4 @@ export interface BillingStore {
   pendingMeterEvents(): OutboxRow[];
   markReported(id: number): void;
   markReportFailed(id: number, error: string, retryAt: number): void;
-
-  webhookEvents(onlyFailed: boolean): WebhookEventRow[];
-  webhookPayload(id: string): string | undefined;
 }

@@ -1,7 +1,7 @@
 // BillingStore on the SQLite file. Statements are prepared once; webhook effects call these
-// inside Store.applyOnce's transaction.
+// inside EventLog.applyOnce's transaction.
 import type {
-  BillingAccount, BillingStore, CreditCheckout, CreditPurchase, Dispute, OutboxRow, WebhookEventRow,
+  BillingAccount, BillingStore, CreditCheckout, CreditPurchase, Dispute, OutboxRow,
 } from '../billing/billing-store.ts';
 import { completeSignup } from '../billing/signup-claims.ts';
 import type { ChangeFeed } from '../storage/ports.ts';
@@ -54,11 +54,6 @@ export function createSqliteBillingStore(db: Db, changes: ChangeFeed, now: () =>
     pending: db.prepare(`${OUTBOX} WHERE o.status = 'pending' AND o.value > 0 ORDER BY o.interval_start`),
     reported: db.prepare(`UPDATE meter_outbox SET status = 'reported', reported_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?`),
     reportFailed: db.prepare('UPDATE meter_outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?'),
-    events: db.prepare(`SELECT id, type, status, note, attempts, received_at AS receivedAt, applied_at AS appliedAt
-      FROM webhook_events ORDER BY received_at DESC, id LIMIT 500`),
-    failedEvents: db.prepare(`SELECT id, type, status, note, attempts, received_at AS receivedAt, applied_at AS appliedAt
-      FROM webhook_events WHERE status = 'failed' ORDER BY received_at DESC, id`),
-    payload: db.prepare('SELECT payload FROM webhook_events WHERE id = ?').pluck(),
   };
 
   const changed = (accountId: string, _result: unknown): void => changes.publish({ kind: 'account', id: accountId });
@@ -97,7 +92,5 @@ export function createSqliteBillingStore(db: Db, changes: ChangeFeed, now: () =>
     markReported: (id) => void q.reported.run(now(), id),
     markReportFailed: (id, error, retryAt) => void q.reportFailed.run(error, retryAt, id),
 
-    webhookEvents: (onlyFailed) => (onlyFailed ? q.failedEvents : q.events).all() as WebhookEventRow[],
-    webhookPayload: (id) => q.payload.get(id) as string | undefined,
   };
 }

@@ -7,17 +7,8 @@ import type { Db } from './open.ts';
 
 const DAY_MS = 86_400_000;
 
-export interface DayRow {
-  /** Midnight UTC, in ms. */
-  day: number;
-  requests: number;
-  billable: number;
-  chargedMicros: number;
-  inputTokens: number;
-  cachedTokens: number;
-  cacheWriteTokens: number;
-  outputTokens: number;
-}
+/** One UTC day's totals over its routes, models and statuses (`day`: midnight UTC, in ms). */
+export type DayRow = Omit<DayTotals, 'route' | 'model' | 'status'>;
 
 const SUMS = `sum(requests) AS requests, sum(billable) AS billable, sum(charged_micros) AS chargedMicros,
   sum(input_tokens) AS inputTokens, sum(cached_tokens) AS cachedTokens, sum(cache_write_tokens) AS cacheWriteTokens,
