@@ -6,7 +6,7 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fingerprint } from '../src/admin/auth.ts';
 import { ADMIN_TOKEN, startAdminGateway, type AdminGateway } from './admin-client.ts';
-import { billingEnv, billingFile, paidCheckout, postWebhook, startFakeStripe, stripeEvent, type FakeStripe } from './fake-stripe.ts';
+import { billingEnv, billingFile, fixture, paidCheckout, postWebhook, startFakeStripe, stripeEvent, type FakeStripe } from './fake-stripe.ts';
 import { bearer, seedAccount, startUpstream, type Upstream } from './helpers.ts';
 import { chartPoints, launch, newTab, screenshot, today, type Tab } from './ui-support.ts';
 
@@ -57,9 +57,13 @@ describe('operator console in Chromium', () => {
     const a = seedAccount(gw.admin, 'free', 'top@example.com');
     gw.admin.grantCredits(a.account.id, 5_000_000, 'start');
     for (let i = 0; i < 7; i++) expect((await fetch(`${gw.url}/api/x`, { headers: bearer(a.key) })).status).toBe(200);
-    // A paid $25 checkout: Stripe revenue.
+    // A paid $25 checkout and a paid $49 subscription invoice (sent twice, counted once): Stripe revenue.
     const session = await paidCheckout(stripe, gw.url, a.key, { cents: 2500 });
     expect((await postWebhook(gw.url, stripeEvent('checkout.session.completed', session))).status).toBe(200);
+    gw.billingStore.linkCustomer(a.account.id, 'cus_overview');
+    const paid = { ...fixture<{ object: Record<string, unknown> }>('pay.invoice.payment_failed.data.json').object,
+      id: 'in_overview', customer: 'cus_overview', status: 'paid', paid: true, amount_paid: 4900, status_transitions: { paid_at: Math.floor(Date.now() / 1000) } };
+    for (let i = 0; i < 2; i++) expect((await postWebhook(gw.url, stripeEvent('invoice.paid', paid, { apiVersion: '2025-03-31.basil' }))).status).toBe(200);
     // A failed one: a top-up past the largest balance the schema allows violates its CHECK.
     const whale = seedAccount(gw.admin, 'free', 'whale@example.com');
     gw.admin.grantCredits(whale.account.id, Number.MAX_SAFE_INTEGER - 10_000_000, 'whale');
@@ -75,8 +79,8 @@ describe('operator console in Chromium', () => {
     expect(requests.slice(0, -1).every((p) => p.value === 0)).toBe(true);
     // 5 of the 7 within the free plan's quota; the 2 past it are charged $0.001 each.
     expect((await chartPoints(page, 'chart-charged')).at(-1)).toEqual({ day: today(), value: 2000 });
-    expect((await chartPoints(page, 'chart-revenue')).at(-1)).toEqual({ day: today(), value: 25_000_000 });
-    expect(await page.textContent('#total-revenue')).toBe('$25.00');
+    expect((await chartPoints(page, 'chart-revenue')).at(-1)).toEqual({ day: today(), value: 74_000_000 });
+    expect(await page.textContent('#total-revenue')).toBe('$74.00');
     expect(await page.textContent('#top-accounts tbody tr:first-child')).toContain(a.account.id);
     expect(await page.textContent('#failed-webhooks')).toContain(failed.id as string);
     expect(await page.locator('svg#chart-requests rect.bar title').last().textContent()).toBe(`${today()}: 7`);

@@ -88,6 +88,8 @@ export interface BillingStore {
 
   /** Remembers an object Stripe never moves out of `state`; a second record of it is a no-op. */
   recordFinal(objectId: string, accountId: string, state: FinalState, at: number): void;
+  /** A paid subscription invoice, once per invoice (revenue: see migrations/0011). */
+  recordSubscriptionPayment(invoiceId: string, accountId: string, micros: number, currency: string, paidAt: number): void;
   /** When the object reached its final state (ms), if it did. */
   finalAt(objectId: string): number | undefined;
 

@@ -208,6 +208,7 @@ function standingEvent(inv: Record<string, unknown>, event: StripeEvent, paid: b
 }
 
 function invoicePaid(inv: Record<string, unknown>, event: StripeEvent, { billing }: EventDeps): string | undefined {
+  recordRevenue(inv, event, billing);
   const account = standingEvent(inv, event, true, billing);
   if (typeof account === 'string') return account;
   if (account.status === 'suspended' && account.statusReason === 'payment_failed') billing.setStanding(account.id, 'active', null);
@@ -217,6 +218,16 @@ function invoicePaid(inv: Record<string, unknown>, event: StripeEvent, { billing
     if (period) billing.setPeriod(account.id, period.start, period.end);
   }
   return undefined;
+}
+
+/** A paid subscription invoice is revenue whatever it does to the standing (an older event still paid). */
+function recordRevenue(inv: Record<string, unknown>, event: StripeEvent, billing: BillingStore): void {
+  const account = accountFor(inv, billing);
+  const id = str(inv.id);
+  const micros = centsToMicros(inv.amount_paid);
+  if (!account || id === undefined || !micros || invoiceSubscription(inv, event.api_version) === undefined) return;
+  const paidAt = obj(inv.status_transitions)?.paid_at;
+  billing.recordSubscriptionPayment(id, account.id, micros, str(inv.currency) ?? 'usd', (typeof paidAt === 'number' ? paidAt : event.created) * 1000);
 }
 
 function invoicePaymentFailed(inv: Record<string, unknown>, event: StripeEvent, { billing, outbox }: EventDeps): string | undefined {

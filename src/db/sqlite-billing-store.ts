@@ -30,6 +30,8 @@ export function createSqliteBillingStore(db: Db, changes: ChangeFeed, now: () =>
     clearPastDue: db.prepare('UPDATE accounts SET past_due_since = NULL WHERE id = ?'),
     addDebt: db.prepare('UPDATE accounts SET debt_micros = debt_micros + ? WHERE id = ?'),
     reduceDebt: db.prepare('UPDATE accounts SET debt_micros = max(debt_micros - ?, 0) WHERE id = ?'),
+    subscriptionPayment: db.prepare(`INSERT INTO subscription_payments (invoice_id, account_id, amount_micros, currency, paid_at)
+      VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
     recordFinal: db.prepare(`INSERT INTO stripe_final_states (object_id, account_id, state, event_at) VALUES (?, ?, ?, ?)
       ON CONFLICT DO NOTHING`),
     finalAt: db.prepare('SELECT event_at FROM stripe_final_states WHERE object_id = ?').pluck(),
@@ -72,6 +74,7 @@ export function createSqliteBillingStore(db: Db, changes: ChangeFeed, now: () =>
     reduceDebt: (accountId, micros) => void q.reduceDebt.run(micros, accountId),
 
     recordFinal: (objectId, accountId, state, at) => void q.recordFinal.run(objectId, accountId, state, at),
+    recordSubscriptionPayment: (invoiceId, accountId, micros, currency, paidAt) => void q.subscriptionPayment.run(invoiceId, accountId, micros, currency, paidAt),
     finalAt: (objectId) => q.finalAt.get(objectId) as number | undefined,
     recordCheckout: (c) => void q.checkout.run({ ...c, now: now() }),
     creditCheckout: (sessionId) => q.creditCheckout.get(sessionId) as CreditCheckout | undefined,

@@ -28,9 +28,11 @@ export function overviewData(db: Db, now: number) {
   const daily = db.prepare(`SELECT day, sum(requests) AS requests, sum(billable) AS billable, sum(charged_micros) AS chargedMicros,
     sum(CASE WHEN status >= 500 THEN requests ELSE 0 END) AS errors FROM usage_daily WHERE day >= ? AND day < ? GROUP BY day`)
     .all(from, to) as DayTotals[];
-  // Revenue: what paid credit checkouts brought in (credit_purchases, written by checkout.session.completed).
-  const revenue = db.prepare(`SELECT created_at - created_at % ${DAY_MS} AS day, sum(amount_micros) AS micros FROM credit_purchases
-    WHERE created_at >= ? AND created_at < ? GROUP BY 1`).all(from, to) as { day: number; micros: number }[];
+  // Revenue: paid credit checkouts (checkout.session.completed) and paid subscription invoices (invoice.paid).
+  const revenue = db.prepare(`SELECT at - at % ${DAY_MS} AS day, sum(micros) AS micros FROM (
+      SELECT created_at AS at, amount_micros AS micros FROM credit_purchases WHERE created_at >= @from AND created_at < @to
+      UNION ALL SELECT paid_at, amount_micros FROM subscription_payments WHERE paid_at >= @from AND paid_at < @to)
+    GROUP BY 1`).all({ from, to }) as { day: number; micros: number }[];
   const top = db.prepare(`SELECT t.account_id AS id, a.email, t.requests, t.chargedMicros FROM (
       SELECT account_id, sum(requests) AS requests, sum(charged_micros) AS chargedMicros FROM usage_daily
       WHERE day >= ? AND day < ? AND account_id <> '' GROUP BY account_id ORDER BY chargedMicros DESC, requests DESC LIMIT 10) t
