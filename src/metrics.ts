@@ -95,7 +95,8 @@ export class Metrics {
   private readonly commits = new Buckets(COMMIT_BUCKETS);
   private readonly priced: ReadonlySet<string>;
   private readonly sources: Partial<MetricSources> = {};
-  private readonly tokenUsage: Histogram<string>;
+  /** gen_ai_client_token_usage by provider, model and token type (the key joins the three). */
+  private readonly tokenUsage = new Map<string, [LabelValues<string>, Buckets]>();
   private readonly webhooks: Counter<string>;
   private readonly rowsWritten: Counter<string>;
   private readonly busy: Counter<string>;
@@ -146,11 +147,12 @@ export class Metrics {
         for (const [route, s] of perRoute) if (s.chargedMicros > 0) this.inc({ route }, s.chargedMicros);
       },
     });
-    this.tokenUsage = new Histogram({
+    const tokenUsage = this.tokenUsage;
+    new BucketsHistogram({
       name: 'gen_ai_client_token_usage',
       help: 'Tokens per AI request, by provider, model and type (OpenTelemetry GenAI conventions; input counts cached_input and cache_write too).',
       labelNames: ['gen_ai_system', 'gen_ai_request_model', 'gen_ai_token_type'], buckets: TOKEN_BUCKETS, registers,
-    });
+    }, () => tokenUsage.values());
     this.webhooks = new Counter({
       name: 'tollgate_webhook_events_total', help: 'Stripe events received, by type and outcome (applied, ignored, duplicate, failed).',
       labelNames: ['type', 'outcome'], registers,
@@ -237,7 +239,11 @@ export class Metrics {
     const m = this.priced.has(model) ? model : 'other';
     const cacheWrite = u.cacheWrite5m + u.cacheWrite1h;
     const observe = (type: string, n: number) => {
-      if (n > 0) this.tokenUsage.observe({ gen_ai_system: provider, gen_ai_request_model: m, gen_ai_token_type: type }, n);
+      if (n <= 0) return;
+      const key = `${provider}\0${m}\0${type}`;
+      let series = this.tokenUsage.get(key);
+      if (!series) this.tokenUsage.set(key, (series = [{ gen_ai_system: provider, gen_ai_request_model: m, gen_ai_token_type: type }, new Buckets(TOKEN_BUCKETS)]));
+      series[1].observe(n);
     };
     observe('input', u.input + u.cachedInput + cacheWrite);
     observe('cached_input', u.cachedInput);
