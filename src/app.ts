@@ -17,7 +17,7 @@ import { Deliverer, type Timers } from './notify/deliverer.ts';
 import { createGateway, type Gateway } from './server.ts';
 import { GatewayState } from './state/state.ts';
 import type { Storage } from './storage/ports.ts';
-import { liveView } from './ui/live.ts';
+import { liveView } from './state/live.ts';
 
 export interface AppOverrides {
   /** Milliseconds since the epoch; tests pass a fake clock. */

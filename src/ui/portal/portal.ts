@@ -17,7 +17,7 @@ import type { KeyRecord } from '../../storage/records.ts';
 import { createLogger } from '../../log.ts';
 import { html, page } from '../html.ts';
 import { badCsrf, cookieHeader, crossSite, notFound, pageReply, readCookie, redirect, sameOrigin, signedOut, tooMany, type UiReply, type UiRequest } from '../http.ts';
-import { liveView } from '../live.ts';
+import { liveView } from '../../state/live.ts';
 import { Routes, type Handler } from '../routes.ts';
 import { deriveKey, SessionSigner } from '../session.ts';
 import { Throttle } from '../throttle.ts';

@@ -1,7 +1,7 @@
 // What Admin reads from a running gateway's memory rather than the file (db/admin-types.ts
 // LiveView): the admin listener and the customer portal see the same live balances and counts.
 import type { LiveView } from '../db/admin.ts';
-import type { GatewayState } from '../state/state.ts';
+import type { GatewayState } from './state.ts';
 
 export function liveView(state: GatewayState): LiveView {
   return {
