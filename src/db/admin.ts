@@ -15,7 +15,7 @@ import { auditPage, CLI_ACTOR, recordAudit, type Actor, type AuditAction, type A
 import type { Db } from './open.ts';
 import { writing } from './sqlite-busy.ts';
 import { findRequest, type RequestSearch } from './request-lookup.ts';
-import { seriesByDay, totalsByStatus, type DayRow } from './usage-totals.ts';
+import { emptyDay, seriesByDay, totalsByStatus, type DayRow } from './usage-totals.ts';
 
 import {
   ConflictError, EmailTakenError, InsufficientBalanceError, InvalidInputError, NotFoundError,
@@ -319,10 +319,7 @@ export class Admin {
     const end = Math.ceil(to / DAY_MS);
     if (end - start > MAX_DAYS) throw new InvalidInputError(`at most ${MAX_DAYS} days at once`);
     const rows = new Map(seriesByDay(this.db, accountId, start * DAY_MS, end * DAY_MS, this.live?.pendingDays(accountId)).map((r) => [r.day, r]));
-    return Array.from({ length: end - start }, (_, i) => {
-      const day = (start + i) * DAY_MS;
-      return rows.get(day) ?? { day, requests: 0, billable: 0, chargedMicros: 0, inputTokens: 0, cachedTokens: 0, cacheWriteTokens: 0, outputTokens: 0 };
-    });
+    return Array.from({ length: end - start }, (_, i) => rows.get((start + i) * DAY_MS) ?? emptyDay((start + i) * DAY_MS));
   }
 
   /** The account's latest requests, newest first: from the gateway's memory when it holds the account. */

@@ -37,6 +37,11 @@ export function totalsByStatus(db: Db, accountId: string, from: number, to: numb
   return byStatus;
 }
 
+/** A day without requests. */
+export function emptyDay(day: number): DayRow {
+  return { day, requests: 0, billable: 0, chargedMicros: 0, inputTokens: 0, cachedTokens: 0, cacheWriteTokens: 0, outputTokens: 0 };
+}
+
 /** One row per day with requests in [from, to), oldest first; accountId undefined: the whole gateway. */
 export function seriesByDay(db: Db, accountId: string | undefined, from: number, to: number, pending: Iterable<DayTotals> = []): DayRow[] {
   const [lo, hi] = days(from, to);
@@ -47,7 +52,7 @@ export function seriesByDay(db: Db, accountId: string | undefined, from: number,
   for (const d of pending) {
     if (d.day < lo || d.day >= hi) continue;
     let r = byDay.get(d.day);
-    if (!r) byDay.set(d.day, (r = { day: d.day, requests: 0, billable: 0, chargedMicros: 0, inputTokens: 0, cachedTokens: 0, cacheWriteTokens: 0, outputTokens: 0 }));
+    if (!r) byDay.set(d.day, (r = emptyDay(d.day)));
     r.requests += d.requests;
     r.billable += d.billable;
     r.chargedMicros += d.chargedMicros;
