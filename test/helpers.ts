@@ -124,8 +124,10 @@ export async function startGateway({ file, env = {}, now = Date.now, dbPath = jo
     flush: () => {
       if (!state.recorder.flush()) throw new Error('the database would not take the queued rows');
     },
+    // Every row and counter written, then every lease not in use ended, while the gateway serves.
     async returnLeases() {
-      if (!(await state.returnLeases())) throw new Error('the database would not take the queued rows');
+      if (!state.recorder.flush()) throw new Error('the database would not take the queued rows');
+      for (const s of state.accounts.all()) if (s.wallet && s.wallet.reserved === 0) await state.wallets.close(s.wallet);
     },
     charges(accountId) {
       if (!state.recorder.flush()) throw new Error('the database would not take the queued rows');

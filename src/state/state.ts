@@ -134,16 +134,6 @@ export class GatewayState {
     return [...recent, ...written];
   }
 
-  /**
-   * Writes every row and counter, then ends every lease not in use: what it did not spend goes
-   * back to its balance. False when the database would not take the rows (nothing is returned).
-   */
-  async returnLeases(): Promise<boolean> {
-    if (!this.recorder.flush()) return false;
-    for (const s of this.accounts.all()) if (s.wallet && s.wallet.reserved === 0) await this.wallets.close(s.wallet);
-    return true;
-  }
-
   /** Shutdown: every row written and counted, every lease of this node returned. */
   async stop(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
