@@ -14,8 +14,11 @@ import { usageIdRange } from './usage-range.ts';
 const COLUMNS = ['id', 'prev_id', 'ts', 'request_id', 'account_id', 'key_id', 'route', 'method', 'path', 'status',
   'request_bytes', 'response_bytes', 'latency_us', 'price_micros', 'billable', 'lease_id', 'quota_period', 'overage_meter', 'overage_interval',
   'model', 'input_tokens', 'cached_tokens', 'cache_write_tokens', 'output_tokens', 'estimated'];
-/** Rows per INSERT statement: one statement for many rows costs less per row than one each. */
-const PER_STATEMENT = 32;
+/**
+ * Rows per INSERT statement, largest first: one statement for many rows costs less per row than
+ * one each (4.4 against 7.5 µs here), and a commit of 27 rows goes as 16 + 8 + 2 + 1.
+ */
+const SIZES = [32, 16, 8, 4, 2, 1];
 
 function insert(db: Db, rows: number) {
   const one = `(${COLUMNS.map(() => '?').join(', ')})`;
@@ -59,10 +62,7 @@ export function overageIdentifier(accountId: string, meter: string, intervalStar
 
 export function createSqliteUsage(db: Db): UsageLog & { recount(): number } {
   const firstAtOrAfter = usageIdRange(db);
-  const many = insert(db, PER_STATEMENT);
-  const single = insert(db, 1);
-  const args = new Array<unknown>(PER_STATEMENT * COLUMNS.length);
-  const arg = new Array<unknown>(COLUMNS.length);
+  const inserts = SIZES.map((n) => ({ n, statement: insert(db, n), args: new Array<unknown>(n * COLUMNS.length) }));
   const q = {
     quota: db.prepare(`INSERT INTO quota_usage (account_id, period, used, through_id) VALUES (?, ?, ?, ?)
       ON CONFLICT (account_id, period) DO UPDATE SET used = used + excluded.used, through_id = excluded.through_id`),
@@ -95,13 +95,11 @@ export function createSqliteUsage(db: Db): UsageLog & { recount(): number } {
 
   const writeTx = db.transaction((rows: readonly UsageRecord[], tallies: readonly Tally[], throughId: number, notices: readonly Notice[]) => {
     let i = 0;
-    for (; i + PER_STATEMENT <= rows.length; i += PER_STATEMENT) {
-      for (let j = 0; j < PER_STATEMENT; j++) values(rows[i + j], args, j * COLUMNS.length);
-      many.run(args);
-    }
-    for (; i < rows.length; i++) {
-      values(rows[i], arg, 0);
-      single.run(arg);
+    for (const { n, statement, args } of inserts) {
+      for (; i + n <= rows.length; i += n) {
+        for (let j = 0; j < n; j++) values(rows[i + j], args, j * COLUMNS.length);
+        statement.run(args);
+      }
     }
     for (const t of tallies) {
       for (const { period, units } of t.quota ?? []) q.quota.run(t.accountId, period, units, t.throughId);
