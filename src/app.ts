@@ -9,6 +9,7 @@ import { createAdminServer, type AdminListener } from './admin/server.ts';
 import { createBilling, type Billing } from './billing/billing.ts';
 import type { Config } from './config.ts';
 import { Admin } from './db/admin.ts';
+import { startCheckpointer } from './db/checkpointer.ts';
 import { openDb, type Db } from './db/open.ts';
 import { createSqliteStorage } from './db/sqlite-storage.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -57,6 +58,9 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   // The gateway's connection never waits for another process's write lock (see db/open.ts).
   const storage = overrides.storage ?? createSqliteStorage(openDb(config.databasePath, { waitMs: 0 }), { now });
   const metrics = new Metrics(config.routes.map((r) => r.path), Object.keys(config.prices));
+  const checkpointer = onSqlite(storage) && !storage.db.memory
+    ? startCheckpointer(storage.db, (msg, err) => log.warn(msg, { error: err.message }))
+    : undefined;
   const state = new GatewayState(storage, config, log, now, metrics);
   await state.start();
   const billing = createBilling({ config, storage, log, now, stripe: overrides.stripe, onWebhookEvent: (type, outcome) => metrics.webhookEvent(type, outcome) });
@@ -81,6 +85,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
       await gateway.close();
       await state.stop();
       await deliverer?.stop();
+      await checkpointer?.stop();
       await storage.close();
     },
   };
