@@ -223,7 +223,8 @@ describe('an access line', () => {
       expect(text.endsWith('\n')).toBe(true);
       expect(text.slice(0, -1)).not.toMatch(/[\n\r]/);
       const { time, ...rest } = JSON.parse(text) as Record<string, unknown>;
-      expect(Date.parse(time as string)).not.toBeNaN();
+      expect(time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      expect(Math.abs(Date.parse(time as string) - Date.now())).toBeLessThan(1_000);
       expect(rest).toEqual({
         level: 'info', msg: 'request', requestId: 'req_1', client: '127.0.0.1', accountId: 'acct_1', route: '/api/',
         method: 'GET', path, status: 200, durationMs: 1.25, bytesIn: 0, bytesOut: 12, costMicros: 100, error: path,

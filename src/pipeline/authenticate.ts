@@ -1,9 +1,9 @@
-// Stage 1: who is calling. Shape and checksum are checked before any lookup; the key and its
-// account then come from the gateway's memory (state/accounts.ts), read from storage only the
-// first time a key is seen or after a change names it.
+// Stage 1: who is calling. Shape and checksum are checked before any lookup in storage; the key
+// and its account then come from the gateway's memory (state/accounts.ts), read from storage only
+// the first time a key is seen or after a change names it.
 import type { Config } from '../config.ts';
 import { GatewayError } from '../errors.ts';
-import { hashKey, isWellFormedKey } from '../keys.ts';
+import { hashKey, isWellFormedKey, KEY_LENGTH } from '../keys.ts';
 import type { Accounts, KeyEntry } from '../state/accounts.ts';
 import type { RequestContext } from './context.ts';
 
@@ -32,9 +32,12 @@ export function authenticate(ctx: RequestContext, accounts: Accounts, config: Co
     ctx.keyHeader = 'authorization';
   }
   if (!presented) throw new GatewayError('MISSING_KEY');
-  if (!isWellFormedKey(presented)) throw new GatewayError('MALFORMED_KEY');
+  if (presented.length !== KEY_LENGTH) throw new GatewayError('MALFORMED_KEY');
+  const hash = hashKey(presented);
+  // A key in memory was issued, so well formed: its checksum is checked only before a lookup in storage.
+  if (!accounts.has(hash) && !isWellFormedKey(presented)) throw new GatewayError('MALFORMED_KEY');
 
-  const found = accounts.lookup(hashKey(presented));
+  const found = accounts.lookup(hash);
   if (found instanceof Promise) return found.then((f) => admitKey(ctx, f, config, now, checkStanding));
   admitKey(ctx, found, config, now, checkStanding);
 }

@@ -78,6 +78,11 @@ export class Accounts {
     return found instanceof Promise ? found.then((f) => this.load(hash, f)) : this.load(hash, found);
   }
 
+  /** Whether the key with this hash is in memory (issued: a request with it needs no lookup). */
+  has(hash: string): boolean {
+    return this.keys.has(hash);
+  }
+
   /** When the key with this hash last authenticated a request, if it is in memory and was used. */
   keyLastUsed(hash: string): number | undefined {
     const used = this.keys.get(hash)?.lastUsed;
