@@ -7,7 +7,7 @@ import { isRecord } from '../json.ts';
 import {
   bare, filterData, freshUsage, limitField, parseJson, tokens, toolsOf, type Provider, type UsageTracker,
 } from './provider.ts';
-import type { SseEvent } from './sse.ts';
+import { KeptData, type SseEvent } from './sse.ts';
 
 const bad = (detail: string) => new GatewayError('BAD_REQUEST', { detail });
 
@@ -77,12 +77,12 @@ class AnthropicTracker implements UsageTracker {
   complete = false;
   readonly tier = 'standard' as const;
   /** content_block_delta events, decoded only for an estimate. */
-  private readonly deltas: SseEvent[] = [];
+  private readonly deltas = new KeptData();
 
   event(ev: SseEvent): boolean {
     switch (ev.event) {
       case 'content_block_delta':
-        this.deltas.push(ev);
+        ev.keepIn(this.deltas);
         return true;
       case 'message_start':
       case 'message_delta': {
@@ -107,8 +107,8 @@ class AnthropicTracker implements UsageTracker {
 
   generatedText(): string {
     let text = '';
-    for (const ev of this.deltas) {
-      const delta = parseJson(ev.data)?.delta;
+    for (const data of this.deltas) {
+      const delta = parseJson(data)?.delta;
       if (!isRecord(delta)) continue;
       // text_delta, thinking_delta, input_json_delta (tool input); signatures are not text.
       for (const k of ['text', 'thinking', 'partial_json']) if (typeof delta[k] === 'string') text += delta[k];

@@ -9,7 +9,7 @@ import type { Tier } from './prices.ts';
 import {
   bare, filterData, freshUsage, limitField, parseJson, tokens, toolsOf, type ParsedCall, type Provider, type UsageTracker,
 } from './provider.ts';
-import { Marker, type SseEvent } from './sse.ts';
+import { KeptData, Marker, type SseEvent } from './sse.ts';
 
 type Priced = 'chat' | 'responses' | 'embeddings';
 
@@ -157,7 +157,7 @@ class OpenAiTracker implements UsageTracker {
   complete = false;
   tier: Tier | undefined = undefined;
   /** The events that can carry generated text, decoded only for an estimate. */
-  private readonly textEvents: SseEvent[] = [];
+  private readonly textEvents = new KeptData();
 
   constructor(private readonly call: ParsedCall) {}
 
@@ -165,13 +165,13 @@ class OpenAiTracker implements UsageTracker {
     if (ev.event === 'error' || ev.dataIs(DONE)) return true;
     if (this.tier === undefined && ev.includes(SERVICE_TIER_KEY)) this.tier = tierOf(SERVICE_TIER.exec(ev.data)?.[1]);
     if (ev.event.endsWith('.delta') && ev.event !== 'response.audio.delta') {
-      this.textEvents.push(ev);
+      ev.keepIn(this.textEvents);
       return true;
     }
     // Responses: a web search started (the final response counts them all).
     if (ev.event === 'response.output_item.added' && ev.includes(WEB_SEARCH_CALL)) this.usage.webSearches++;
     if (!hasUsageObject(ev)) {
-      if (ev.event === 'message') this.textEvents.push(ev); // a chat chunk
+      if (ev.event === 'message') ev.keepIn(this.textEvents); // a chat chunk
       return true;
     }
     const json = parseJson(ev.data);
@@ -186,7 +186,7 @@ class OpenAiTracker implements UsageTracker {
       // The usage chunk the gateway asked for: no choices, only usage.
       if (this.call.hideUsageChunk && Array.isArray(json.choices) && json.choices.length === 0) return false;
     }
-    if (Array.isArray(json.choices)) this.textEvents.push(ev);
+    if (Array.isArray(json.choices)) ev.keepIn(this.textEvents);
     return true;
   }
 
@@ -201,8 +201,8 @@ class OpenAiTracker implements UsageTracker {
 
   generatedText(): string {
     let text = '';
-    for (const ev of this.textEvents) {
-      const json = parseJson(ev.data);
+    for (const data of this.textEvents) {
+      const json = parseJson(data);
       if (!json) continue;
       if (typeof json.delta === 'string') text += json.delta; // a Responses *.delta event
       if (!Array.isArray(json.choices)) continue;

@@ -111,9 +111,45 @@ export class SseEvent {
     return marker.in(this.bytes, this.start, this.end) !== -1;
   }
 
+  /** Keeps the data's byte ranges for later (an estimate), rather than the event. */
+  keepIn(kept: KeptData): void {
+    kept.add(this.bytes, this.values);
+  }
+
   /** The byte at offset i of raw (undefined past its end). */
   byteAt(i: number): number | undefined {
     return i < this.end - this.start ? this.bytes[this.start + i] : undefined;
+  }
+}
+
+/**
+ * The data of events kept while a stream lasts, decoded only if an estimate needs it: byte ranges
+ * in one array (and the chunks they are in) rather than an object per event. Each retained object
+ * is copied by every young-generation collection until the stream ends, and held events were half
+ * of the garbage collector's time on metered streams (29 of 63 µs a stream).
+ */
+export class KeptData implements Iterable<string> {
+  private readonly buffers: Buffer[] = [];
+  // Per event: its buffer's index, its count of data lines, then their [start, end) pairs.
+  private readonly ranges: number[] = [];
+
+  add(bytes: Buffer, values: readonly number[]): void {
+    const { buffers, ranges } = this;
+    if (buffers[buffers.length - 1] !== bytes) buffers.push(bytes);
+    ranges.push(buffers.length - 1, values.length / 2, ...values);
+  }
+
+  /** Each event's data lines joined with "\n", as SseEvent.data gives them. */
+  *[Symbol.iterator](): Iterator<string> {
+    const { buffers, ranges } = this;
+    for (let i = 0; i < ranges.length;) {
+      const bytes = buffers[ranges[i]];
+      const lines = ranges[i + 1];
+      i += 2;
+      let text = '';
+      for (let l = 0; l < lines; l++, i += 2) text += (l > 0 ? '\n' : '') + bytes.toString('utf8', ranges[i], ranges[i + 1]);
+      yield text;
+    }
   }
 }
 
