@@ -120,6 +120,22 @@ describe('OpenAI routes', () => {
     expect(expectBalanced(gw, account.id)).toBe(grant - cost);
   });
 
+  it('fields the gateway adds go in before the closing brace, the client\'s bytes untouched; a changed field means the body is serialized again', async () => {
+    const { key } = setup();
+    const send = async (body: string) => {
+      const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body });
+      await res.text();
+      expect(res.status).toBe(200);
+      return last().raw;
+    };
+    const asSent = '{ "stream" : true,\n  "messages": [{"role":"user","content":"x \\u00e9"}], "model":"test-gpt", "max_tokens": 8 }\n\t';
+    expect(await send(asSent)).toBe(`${asSent.slice(0, asSent.lastIndexOf('}'))},"service_tier":"default","stream_options":{"include_usage":true}}`);
+    const changed = await send('{"model":"test-gpt","stream":true,"stream_options":{"include_usage":false,"x":1},"max_tokens":8,"messages":[{"role":"user","content":"x"}]}');
+    expect(JSON.parse(changed)).toEqual({
+      model: 'test-gpt', stream: true, stream_options: { include_usage: true, x: 1 }, max_tokens: 8, messages: [{ role: 'user', content: 'x' }], service_tier: 'default',
+    });
+  });
+
   it('a stream where the client asked for usage (stream_options.include_usage) gets the usage chunk, body unchanged', async () => {
     const { account, client } = setup();
     fake.behave('test-gpt', { usage: { input: 100, cached: 0, cacheWrite5m: 0, cacheWrite1h: 0, output: 7 } });

@@ -51,7 +51,7 @@ export function admitTokens(ctx: RequestContext, body: Buffer, byok: boolean, co
   }
   if (!isRecord(json)) throw new GatewayError('BAD_REQUEST', { detail: 'The request body must be a JSON object.' });
   const call = provider.parse(ctx.req.url!, json);
-  const sent = call.rewritten ? Buffer.from(JSON.stringify(call.rewritten)) : body;
+  const sent = call.rewritten ? rewrittenBody(body, json, call.rewritten) : body;
   const plan = ctx.plan!;
   if (plan.models && !plan.models.includes(call.model)) {
     throw new GatewayError('MODEL_NOT_ALLOWED', { detail: `Your plan does not include the model "${call.model}".` });
@@ -72,4 +72,22 @@ export function admitTokens(ctx: RequestContext, body: Buffer, byok: boolean, co
   const reserved = reservationMicros(price, sent.length, call.choices * (call.maxOutputTokens ?? price.maxOutput), call.tier, call.maxWebSearches);
   ctx.ai = new AiExchange(provider, call, price, reserved, sent);
   return pay(ctx, wallets, reserved, 'INSUFFICIENT_CREDITS', 'The prepaid balance cannot cover this request at its max_tokens; top up credits or lower max_tokens.');
+}
+
+/**
+ * The body to send in place of `body` (parsed: `json`). Fields only added go in before its closing
+ * brace, the client's bytes otherwise untouched: serializing the whole request again cost more than
+ * parsing it, and grows with the prompt. A field whose value changes means serializing it all.
+ */
+function rewrittenBody(body: Buffer, json: Record<string, unknown>, rewritten: Record<string, unknown>): Buffer {
+  let added = '';
+  for (const k in rewritten) {
+    if (Object.hasOwn(json, k)) {
+      if (rewritten[k] !== json[k]) return Buffer.from(JSON.stringify(rewritten));
+    } else added += `,${JSON.stringify(k)}:${JSON.stringify(rewritten[k])}`;
+  }
+  let end = body.length - 1;
+  while (body[end] !== 0x7d /* } */) end--; // only blanks follow an object's closing brace
+  // The object has fields before the added ones: a model at least (parse() refused it otherwise).
+  return Buffer.concat([body.subarray(0, end), Buffer.from(`${added}}`)]);
 }
