@@ -7,9 +7,13 @@ import type { Db } from './open.ts';
 const ACCOUNT = `a.id AS id, a.plan AS plan, a.status AS status, a.status_reason AS statusReason,
   a.past_due_since AS pastDueSince, a.period_start AS periodStart`;
 
-/** The columns as the record's fields (the query names them so). */
+/**
+ * The columns as the record's fields (the query names them so). SQLite hands each row its own
+ * copy of a string: every account in memory would keep one "active" of its own (24 bytes).
+ */
 function account(r: AccountRecord): AccountRecord {
-  return { id: r.id, plan: r.plan, status: r.status, statusReason: r.statusReason, pastDueSince: r.pastDueSince, periodStart: r.periodStart };
+  const status = r.status === 'active' ? 'active' : r.status;
+  return { id: r.id, plan: r.plan, status, statusReason: r.statusReason, pastDueSince: r.pastDueSince, periodStart: r.periodStart };
 }
 
 interface KeyRow extends AccountRecord {
