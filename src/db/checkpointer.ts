@@ -22,7 +22,6 @@ const checkpoint = () => {
 };
 const timer = setInterval(checkpoint, workerData.intervalMs);
 parentPort.on('message', () => { clearInterval(timer); checkpoint(); db.close(); parentPort.close(); });
-parentPort.postMessage({ ready: true });
 `;
 
 export interface Checkpointer {
