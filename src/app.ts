@@ -58,9 +58,6 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   // The gateway's connection never waits for another process's write lock (see db/open.ts).
   const storage = overrides.storage ?? createSqliteStorage(openDb(config.databasePath, { waitMs: 0 }), { now });
   const metrics = new Metrics(config.routes.map((r) => r.path), Object.keys(config.prices));
-  const checkpointer = onSqlite(storage) && !storage.db.memory
-    ? startCheckpointer(storage.db, (msg, err) => log.warn(msg, { error: err.message }))
-    : undefined;
   const state = new GatewayState(storage, config, log, now, metrics);
   await state.start();
   const billing = createBilling({ config, storage, log, now, stripe: overrides.stripe, onWebhookEvent: (type, outcome) => metrics.webhookEvent(type, outcome) });
@@ -76,6 +73,10 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
       extra: [metricsRoute(metrics), ...(overrides.adminRoutes ?? [])],
     });
   }
+  // Last, once nothing can fail: a worker started earlier would outlive a failed start.
+  const checkpointer = onSqlite(storage) && !storage.db.memory
+    ? startCheckpointer(storage.db, (msg, err) => log.warn(msg, { error: err.message }))
+    : undefined;
   return {
     config, storage, state, billing, deliverer, gateway, metrics, admin,
     listen: (port, host) => gateway.listen(port, host),
