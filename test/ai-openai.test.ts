@@ -236,6 +236,20 @@ describe('OpenAI routes', () => {
     expect(gw.admin.ledger(account.id).map((e) => e.kind)).toEqual(['grant']);
   });
 
+  it('a body that repeats a field is refused with 400 before anything goes upstream: it could be priced by one model and run by another', async () => {
+    const { account, key } = setup();
+    const before = fake.requests.length;
+    const res = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: '{"model":"test-gpt-expensive","messages":[{"role":"user","content":"x"}],"max_tokens":8,"model":"test-gpt"}',
+    });
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { error: { message: string; type: string } };
+    expect(body.error.message).toContain('"model" more than once');
+    expect(fake.requests.length).toBe(before);
+    expect(gw.admin.ledger(account.id).map((e) => e.kind)).toEqual(['grant']);
+  });
+
   it('a plan that lists its models refuses others with 403 (PermissionDeniedError), before anything goes upstream', async () => {
     const { client } = setup('sonnetOnly');
     const before = fake.requests.length;

@@ -3,7 +3,7 @@
 import type { Config } from '../config.ts';
 import { GatewayError } from '../errors.ts';
 import { findPrice } from '../meters/prices.ts';
-import { isRecord } from '../json.ts';
+import { isRecord, repeatedField } from '../json.ts';
 import { bare, type EndpointKind } from '../meters/provider.ts';
 import { PROVIDERS } from '../meters/providers.ts';
 import { AiExchange, reservationMicros } from '../meters/token-meter.ts';
@@ -50,6 +50,10 @@ export function admitTokens(ctx: RequestContext, body: Buffer, byok: boolean, co
     throw new GatewayError('BAD_REQUEST', { detail: 'The request body is not valid JSON.' });
   }
   if (!isRecord(json)) throw new GatewayError('BAD_REQUEST', { detail: 'The request body must be a JSON object.' });
+  const repeated = repeatedField(body);
+  if (repeated !== undefined) {
+    throw new GatewayError('BAD_REQUEST', { detail: `The request body has the field ${JSON.stringify(repeated)} more than once; send each field once.` });
+  }
   const call = provider.parse(ctx.req.url!, json);
   const sent = call.rewritten ? rewrittenBody(body, json, call.rewritten) : body;
   const plan = ctx.plan!;
