@@ -17,8 +17,16 @@ const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.module);
 const db = new Database(workerData.path, { fileMustExist: true });
+// Said once when checkpoints start failing, not twice a second until they stop.
+let failing = false;
 const checkpoint = () => {
-  try { db.pragma('wal_checkpoint(PASSIVE)'); } catch (err) { parentPort.postMessage({ error: String(err && err.message) }); }
+  try {
+    db.pragma('wal_checkpoint(PASSIVE)');
+    failing = false;
+  } catch (err) {
+    if (!failing) parentPort.postMessage({ error: String(err && err.message) });
+    failing = true;
+  }
 };
 const timer = setInterval(checkpoint, workerData.intervalMs);
 parentPort.on('message', () => { clearInterval(timer); checkpoint(); db.close(); parentPort.close(); });
@@ -44,7 +52,7 @@ export function startCheckpointer(db: Db, onError: (msg: string, err: Error) => 
   const worker = new Worker(WORKER, { eval: true, workerData: { module, path: db.name, intervalMs: INTERVAL_MS } });
   worker.unref();
   worker.on('message', (m: { error?: string }) => {
-    if (m.error !== undefined) onError('WAL checkpoint failed; retrying', new Error(m.error));
+    if (m.error !== undefined) onError('WAL checkpoints are failing; retrying twice a second', new Error(m.error));
   });
   worker.on('error', (err) => {
     onError('the checkpoint worker stopped; the gateway checkpoints itself', err);
