@@ -24,6 +24,7 @@ export function repeatedField(text: Buffer): string | undefined {
       let end = text.indexOf(QUOTE, i + 1);
       // A quote is escaped when an odd number of backslashes precedes it.
       for (;;) {
+        if (end === -1) return undefined; // not JSON after all: JSON.parse is the judge of that
         let slashes = 0;
         while (text[end - 1 - slashes] === BACKSLASH) slashes++;
         if (slashes % 2 === 0) break;

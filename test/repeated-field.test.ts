@@ -25,6 +25,11 @@ describe('repeatedField', () => {
     }
   });
 
+  it('ends on text that is not JSON (an unterminated string) rather than looping', () => {
+    expect(repeatedField(b('{"a":1,"a'))).toBeUndefined();
+    expect(repeatedField(b('{"a":"\\"'))).toBeUndefined();
+  });
+
   it('agrees with JSON.parse on random objects: none without a repeat, the repeated name with one', () => {
     const pick = <T>(xs: T[]) => xs[Math.floor(Math.random() * xs.length)];
     const names = ['model', 'a', 'b\\"', 'c,d', 'e:f', 'é', '{', ']'];
