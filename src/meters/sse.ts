@@ -43,19 +43,34 @@ export class Marker {
   }
 }
 
-/** One event: where its bytes are, its name, and its data decoded on demand. */
+/**
+ * One event: where its bytes are, its name, and its data decoded on demand. A splitter reads
+ * every event of its stream into the same SseEvent: valid while the visit lasts (keepIn() keeps
+ * what an estimate needs), and one object a stream rather than two an event for the collector.
+ */
 export class SseEvent {
   /** The `event:` field, or "message". */
-  readonly event: string = 'message';
-  // The byte ranges of the data lines' values in `bytes`: [start, end, start, end, …].
+  event = 'message';
+  // The byte ranges of the data lines' values in `bytes`: [start, end, start, end, …], the first
+  // `ends` of them this event's (the array is kept from event to event, never shrunk).
   private readonly values: number[] = [];
-  private decoded: string | undefined;
+  private ends = 0;
+  private decoded: string | undefined = undefined;
+  private bytes: Buffer = EMPTY;
+  private start = 0;
+  private end = 0;
 
   /**
-   * The event is bytes[start, end), from its first line to the blank line that ended it (as far
-   * as it arrived); `crs`: some of its lines end in CR.
+   * Reads the event at bytes[start, end), from its first line to the blank line that ended it
+   * (as far as it arrived); `crs`: some of its lines end in CR.
    */
-  constructor(private readonly bytes: Buffer, private readonly start: number, private readonly end: number, bom: boolean, crs: boolean) {
+  read(bytes: Buffer, start: number, end: number, bom: boolean, crs: boolean): this {
+    this.bytes = bytes;
+    this.start = start;
+    this.end = end;
+    this.ends = 0;
+    this.decoded = undefined;
+    this.event = 'message';
     let name = -1;
     let nameEnd = -1;
     for (let p = start + (bom ? 3 : 0); p < end;) {
@@ -64,7 +79,10 @@ export class SseEvent {
       else if ((eol = bytes.indexOf(LF, p)) === -1 || eol > end) eol = end; // memchr: the line's LF is in the event
       if (eol === p) break; // the blank line
       const c = bytes[p];
-      if (c === 0x64 && isField(bytes, p, eol, DATA)) this.values.push(valueAt(bytes, p + 4, eol), eol);
+      if (c === 0x64 && isField(bytes, p, eol, DATA)) {
+        this.values[this.ends++] = valueAt(bytes, p + 4, eol);
+        this.values[this.ends++] = eol;
+      }
       else if (c === 0x65 && isField(bytes, p, eol, EVENT)) {
         name = valueAt(bytes, p + 5, eol);
         nameEnd = eol;
@@ -72,6 +90,7 @@ export class SseEvent {
       p = eol + (bytes[eol] === CR && bytes[eol + 1] === LF ? 2 : 1);
     }
     if (nameEnd > name) this.event = bytes.toString('utf8', name, nameEnd);
+    return this;
   }
 
   /** The event's bytes as they came (a view of the upstream's chunk when it came in one). */
@@ -81,22 +100,22 @@ export class SseEvent {
 
   /** Whether it has a data field: an event without one is not dispatched (§9.2.6). */
   get dispatched(): boolean {
-    return this.values.length > 0;
+    return this.ends > 0;
   }
 
   /** The `data:` lines joined with "\n" (decoded once, when asked). */
   get data(): string {
     if (this.decoded !== undefined) return this.decoded;
     const v = this.values;
-    let text = v.length === 0 ? '' : this.bytes.toString('utf8', v[0], v[1]);
-    for (let i = 2; i < v.length; i += 2) text += '\n' + this.bytes.toString('utf8', v[i], v[i + 1]);
+    let text = this.ends === 0 ? '' : this.bytes.toString('utf8', v[0], v[1]);
+    for (let i = 2; i < this.ends; i += 2) text += '\n' + this.bytes.toString('utf8', v[i], v[i + 1]);
     return (this.decoded = text);
   }
 
   /** Whether the data is exactly these bytes, without decoding it. */
   dataIs(bytes: Buffer): boolean {
     const v = this.values;
-    if (v.length !== 2) return v.length > 2 && this.data === bytes.toString();
+    if (this.ends !== 2) return this.ends > 2 && this.data === bytes.toString();
     return v[1] - v[0] === bytes.length && this.bytes.compare(bytes, 0, bytes.length, v[0], v[1]) === 0;
   }
 
@@ -113,7 +132,7 @@ export class SseEvent {
 
   /** Keeps the data's byte ranges for later (an estimate), rather than the event. */
   keepIn(kept: KeptData): void {
-    kept.add(this.bytes, this.values);
+    kept.add(this.bytes, this.values, this.ends);
   }
 
   /** The byte at offset i of raw (undefined past its end). */
@@ -133,10 +152,12 @@ export class KeptData implements Iterable<string> {
   // Per event: its buffer's index, its count of data lines, then their [start, end) pairs.
   private readonly ranges: number[] = [];
 
-  add(bytes: Buffer, values: readonly number[]): void {
+  /** The event's data ranges: the first `ends` numbers of `values`. */
+  add(bytes: Buffer, values: readonly number[], ends: number): void {
     const { buffers, ranges } = this;
     if (buffers[buffers.length - 1] !== bytes) buffers.push(bytes);
-    ranges.push(buffers.length - 1, values.length / 2, ...values);
+    ranges.push(buffers.length - 1, ends / 2);
+    for (let i = 0; i < ends; i++) ranges.push(values[i]);
   }
 
   /** Each event's data lines joined with "\n", as SseEvent.data gives them. */
@@ -183,6 +204,8 @@ export class SseSplitter {
   private lfOf: 'none' | 'kept' | 'cut' = 'none';
   /** A CR ended a line of the current event (most streams have none: their lines are found by LF alone). */
   private crs = false;
+  /** Each event in turn (see SseEvent). */
+  private readonly current = new SseEvent();
   /** No event seen yet: a byte order mark may start the stream. */
   private first = true;
   // The next LF and CR in the current chunk at or after where the scan is (-1: none left).
@@ -243,7 +266,7 @@ export class SseSplitter {
   private event(bytes: Buffer, start: number, end: number): SseEvent {
     // A byte order mark at the start of the stream is not part of its first field (§9.2.6).
     const bom = this.first && end - start >= 3 && bytes[start] === 0xef && bytes[start + 1] === 0xbb && bytes[start + 2] === 0xbf;
-    const ev = new SseEvent(bytes, start, end, bom, this.crs);
+    const ev = this.current.read(bytes, start, end, bom, this.crs);
     this.first = false;
     this.crs = false;
     return ev;
