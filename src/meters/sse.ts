@@ -51,10 +51,10 @@ export class Marker {
 export class SseEvent {
   /** The `event:` field, or "message". */
   event = 'message';
-  // The byte ranges of the data lines' values in `bytes`: [start, end, start, end, …], the first
-  // `ends` of them this event's (the array is kept from event to event, never shrunk).
+  // The byte ranges of the data lines' values in `bytes`: [start, end, start, end, …] in the
+  // first `used` numbers (the array is kept from event to event, never shrunk).
   private readonly values: number[] = [];
-  private ends = 0;
+  private used = 0;
   private decoded: string | undefined = undefined;
   private bytes: Buffer = EMPTY;
   private start = 0;
@@ -68,7 +68,7 @@ export class SseEvent {
     this.bytes = bytes;
     this.start = start;
     this.end = end;
-    this.ends = 0;
+    this.used = 0;
     this.decoded = undefined;
     this.event = 'message';
     let name = -1;
@@ -80,10 +80,9 @@ export class SseEvent {
       if (eol === p) break; // the blank line
       const c = bytes[p];
       if (c === 0x64 && isField(bytes, p, eol, DATA)) {
-        this.values[this.ends++] = valueAt(bytes, p + 4, eol);
-        this.values[this.ends++] = eol;
-      }
-      else if (c === 0x65 && isField(bytes, p, eol, EVENT)) {
+        this.values[this.used++] = valueAt(bytes, p + 4, eol);
+        this.values[this.used++] = eol;
+      } else if (c === 0x65 && isField(bytes, p, eol, EVENT)) {
         name = valueAt(bytes, p + 5, eol);
         nameEnd = eol;
       }
@@ -100,22 +99,22 @@ export class SseEvent {
 
   /** Whether it has a data field: an event without one is not dispatched (§9.2.6). */
   get dispatched(): boolean {
-    return this.ends > 0;
+    return this.used > 0;
   }
 
   /** The `data:` lines joined with "\n" (decoded once, when asked). */
   get data(): string {
     if (this.decoded !== undefined) return this.decoded;
     const v = this.values;
-    let text = this.ends === 0 ? '' : this.bytes.toString('utf8', v[0], v[1]);
-    for (let i = 2; i < this.ends; i += 2) text += '\n' + this.bytes.toString('utf8', v[i], v[i + 1]);
+    let text = this.used === 0 ? '' : this.bytes.toString('utf8', v[0], v[1]);
+    for (let i = 2; i < this.used; i += 2) text += '\n' + this.bytes.toString('utf8', v[i], v[i + 1]);
     return (this.decoded = text);
   }
 
   /** Whether the data is exactly these bytes, without decoding it. */
   dataIs(bytes: Buffer): boolean {
     const v = this.values;
-    if (this.ends !== 2) return this.ends > 2 && this.data === bytes.toString();
+    if (this.used !== 2) return this.used > 2 && this.data === bytes.toString();
     return v[1] - v[0] === bytes.length && this.bytes.compare(bytes, 0, bytes.length, v[0], v[1]) === 0;
   }
 
@@ -132,7 +131,7 @@ export class SseEvent {
 
   /** Keeps the data's byte ranges for later (an estimate), rather than the event. */
   keepIn(kept: KeptData): void {
-    kept.add(this.bytes, this.values, this.ends);
+    kept.add(this.bytes, this.values, this.used);
   }
 
   /** The byte at offset i of raw (undefined past its end). */
@@ -152,12 +151,12 @@ export class KeptData implements Iterable<string> {
   // Per event: its buffer's index, its count of data lines, then their [start, end) pairs.
   private readonly ranges: number[] = [];
 
-  /** The event's data ranges: the first `ends` numbers of `values`. */
-  add(bytes: Buffer, values: readonly number[], ends: number): void {
+  /** The event's data ranges: the first `used` numbers of `values`. */
+  add(bytes: Buffer, values: readonly number[], used: number): void {
     const { buffers, ranges } = this;
     if (buffers[buffers.length - 1] !== bytes) buffers.push(bytes);
-    ranges.push(buffers.length - 1, ends / 2);
-    for (let i = 0; i < ends; i++) ranges.push(values[i]);
+    ranges.push(buffers.length - 1, used / 2);
+    for (let i = 0; i < used; i++) ranges.push(values[i]);
   }
 
   /** Each event's data lines joined with "\n", as SseEvent.data gives them. */
