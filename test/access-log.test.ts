@@ -1,10 +1,13 @@
 // The access log and request ids: one JSON line per request with who, what and what it cost,
 // never a key; ACCESS_LOG=errors and off; LOG_LEVEL=debug for a maintainer; and a client's own
 // X-Request-Id kept beside the gateway's when it is a sane token.
+import { writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accessJson, createLogger, type AccessLine } from '../src/log.ts';
-import { bearer, rawRequest, seedAccount, startGateway, startUpstream, type TestGateway, type Upstream } from './helpers.ts';
+import { bearer, rawRequest, seedAccount, startGateway, startUpstream, tempDir, type TestGateway, type Upstream } from './helpers.ts';
+import { spawnServer } from './server-process.ts';
 import { until } from './until.ts';
 
 const PRICE = 1000;
@@ -89,6 +92,37 @@ describe('the access log', () => {
     expect(open.accountId).toBeUndefined();
     expect(usage).toMatchObject({ path: '/_tollgate/usage', status: 200, accountId: a.account.id });
     expect(missing).toMatchObject({ path: '/_tollgate/nothing', status: 404, error: 'NOT_FOUND' });
+  });
+});
+
+describe('the access log on stdout', () => {
+  it('a gateway process writes every line whole and once, the last of them before a graceful exit', async () => {
+    const up = await startUpstream();
+    try {
+      const dir = tempDir();
+      const config = join(dir, 'tollgate.config.json');
+      writeFileSync(config, JSON.stringify(FILE(up.url)));
+      const server = await spawnServer({ TOLLGATE_CONFIG: config, DATABASE_PATH: join(dir, 'tollgate.db'), ACCESS_LOG: 'all' });
+      // Many at once, so lines pile up while a write is in flight.
+      const n = 400;
+      const ids = new Set<string>();
+      for (let round = 0; round < n / 50; round++) {
+        await Promise.all(Array.from({ length: 50 }, async () => {
+          const res = await fetch(`${server.url}/open/x`);
+          await res.arrayBuffer();
+          expect(res.status).toBe(200);
+          ids.add(res.headers.get('x-request-id')!);
+        }));
+      }
+      server.child.kill('SIGTERM');
+      expect((await server.exited).code).toBe(0);
+      const lines = server.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Line);
+      const logged = lines.filter((l) => l.msg === 'request' && l.route === '/open/').map((l) => l.requestId as string);
+      expect(logged.length).toBe(n);
+      expect(new Set(logged)).toEqual(ids);
+    } finally {
+      await up.close();
+    }
   });
 });
 
