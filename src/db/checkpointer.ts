@@ -39,9 +39,6 @@ export interface Checkpointer {
 
 /** Moves `db`'s checkpoints to a worker; `onError` hears of a checkpoint that failed. */
 export function startCheckpointer(db: Db, onError: (msg: string, err: Error) => void): Checkpointer {
-  const fallback = () => {
-    if (db.open) db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
-  };
   let module: string;
   try {
     module = createRequire(import.meta.url).resolve('better-sqlite3');
@@ -56,7 +53,7 @@ export function startCheckpointer(db: Db, onError: (msg: string, err: Error) => 
   });
   worker.on('error', (err) => {
     onError('the checkpoint worker stopped; the gateway checkpoints itself', err);
-    fallback();
+    if (db.open) db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
   });
   const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
   return {
