@@ -1,6 +1,6 @@
 // Every refusal of the request path, through real sockets: status, headers and an RFC 9457 body
 // that carries the request id and never a stack trace or the key.
-import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
+import { Agent, createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { generateKey } from '../src/keys.ts';
@@ -62,6 +62,29 @@ describe('refusals', () => {
       expect(p.title).toBe('Missing API key');
       expect(res.headers.get('www-authenticate')).toMatch(/^Bearer\b/);
       expect(up.received.length).toBe(before);
+    });
+
+    it('a refused request leaves its keep-alive connection usable: the next request on it is answered', async () => {
+      const { key } = seedAccount(gw.admin);
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      const { hostname, port } = new URL(gw.url);
+      const send = (o: { method?: string; headers?: Record<string, string>; body?: string }) => new Promise<{ status: number; reused: boolean }>((resolve, reject) => {
+        const req = httpRequest({ hostname, port, path: '/free/x', agent, method: o.method ?? 'GET', headers: o.headers }, (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode!, reused: req.reusedSocket }));
+        }).on('error', reject);
+        req.end(o.body);
+      });
+      try {
+        expect(await send({ headers: bearer(key) })).toEqual({ status: 200, reused: false });
+        // Refused before anything was read: a GET, and a POST whose body the gateway never read.
+        expect(await send({ headers: bearer(generateKey()) })).toEqual({ status: 401, reused: true });
+        expect(await send({ headers: bearer(key) })).toEqual({ status: 200, reused: true });
+        expect(await send({ method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":1}' })).toEqual({ status: 401, reused: true });
+        expect(await send({ headers: bearer(key) })).toEqual({ status: 200, reused: true });
+      } finally {
+        agent.destroy();
+      }
     });
 
     it('a key with one character changed fails its checksum: 401 malformed, neither key echoed', async () => {

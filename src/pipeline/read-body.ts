@@ -34,9 +34,11 @@ const LINGER_MS = 5_000;
 const LINGER_BYTES = 64 * 1024 * 1024;
 
 /**
- * After an early answer (413, 408, 504…) the rest of the body is still on its way. Closing at
+ * After an early answer (413, 408, 401…) the rest of the body is still on its way. Closing at
  * once would make the client's TCP stack see a reset before it reads the answer (nginx's
- * lingering close): read and discard the rest, for a bounded time and size, then close.
+ * lingering close): the rest is read and discarded, for a bounded time and size, past which the
+ * connection is cut. Read to its end, the connection serves the next request: the answer said
+ * keep-alive, and a client (a reverse proxy above all) sends its next request on it.
  */
 export function discardRest(req: IncomingMessage, socket: Socket): void {
   if (req.complete) return;
@@ -49,9 +51,6 @@ export function discardRest(req: IncomingMessage, socket: Socket): void {
     clearTimeout(timer);
     socket.destroy();
   });
-  req.once('end', () => {
-    clearTimeout(timer);
-    socket.end();
-  });
+  req.once('end', () => clearTimeout(timer));
   req.resume();
 }
