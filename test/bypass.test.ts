@@ -1,7 +1,7 @@
 // An auth-free route and a paid route on the same upstream: nothing sent to the free one reaches
 // the upstream as a paid path, nothing the client sends poses as the gateway's own headers, and
 // no copy of a key reaches a public route's upstream.
-import { request as httpRequest } from 'node:http';
+import { Agent, request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearer, rawRequest, seedAccount, startGateway, startUpstream, type TestGateway, type Upstream } from './helpers.ts';
 
@@ -93,6 +93,35 @@ describe('an auth-free "/" beside a paid "/api/"', () => {
       expect(res.status).toBe(200);
       const got = up.received.at(-1)!;
       expect(JSON.stringify(got.headers), JSON.stringify(headers)).not.toContain(key);
+    }
+  });
+
+  it('one connection carrying several clients\' keys (as a reverse proxy does) authenticates each request as its own key', async () => {
+    const other = seedAccount(gw.admin, 'paid');
+    gw.admin.grantCredits(other.account.id, 1_000_000, 'test');
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const { hostname, port } = new URL(gw.url);
+    const send = (k: string) => new Promise<{ status: number; reused: boolean }>((resolve, reject) => {
+      const req = httpRequest({ hostname, port, path: '/api/shared', agent, headers: { authorization: `Bearer ${k}` } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode!, reused: req.reusedSocket }));
+      }).on('error', reject);
+      req.end();
+    });
+    try {
+      const seen: (string | undefined)[] = [];
+      for (const k of [key, other.key, key, other.key]) {
+        expect((await send(k)).status).toBe(200);
+        seen.push(up.received.at(-1)!.headers['x-tollgate-account'] as string | undefined);
+      }
+      expect(seen).toEqual([accountId, other.account.id, accountId, other.account.id]);
+      // A key just accepted on this connection is refused on it once revoked.
+      gw.admin.revokeKey(other.keyId);
+      const refused = await send(other.key);
+      expect(refused).toEqual({ status: 401, reused: true });
+      expect((await send(key)).status).toBe(200);
+    } finally {
+      agent.destroy();
     }
   });
 
