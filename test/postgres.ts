@@ -1,0 +1,90 @@
+// A throwaway PostgreSQL cluster for the test run: Debian's server binaries (the `postgresql`
+// package .ci/run installs), a data directory in a temp folder, a free port on 127.0.0.1, and the
+// durability settings off (a test's database dies with the run). PostgreSQL refuses to run as
+// root, so as root the cluster belongs to the `postgres` user the package creates.
+// TEST_DATABASE_URL names a server to use instead (its user must be allowed to create databases).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+
+export interface Postgres {
+  /** postgres://… of a superuser on the cluster. */
+  url: string;
+  stop(): Promise<void>;
+}
+
+const USER = 'tollgate';
+
+/** initdb's folder: on PATH, else the newest of Debian's /usr/lib/postgresql/<version>/bin. */
+function binaries(): string {
+  const onPath = spawnSync('sh', ['-c', 'command -v initdb'], { encoding: 'utf8' }).stdout.trim();
+  if (onPath) return onPath.replace(/\/initdb$/, '');
+  const root = '/usr/lib/postgresql';
+  const versions = existsSync(root) ? readdirSync(root).filter((v) => existsSync(join(root, v, 'bin', 'initdb'))) : [];
+  if (versions.length === 0) {
+    throw new Error('PostgreSQL server binaries not found (initdb): install Debian\'s postgresql package (.ci/run does), or set TEST_DATABASE_URL');
+  }
+  versions.sort((a, b) => Number(b) - Number(a));
+  return join(root, versions[0], 'bin');
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    }).on('error', reject);
+  });
+}
+
+export async function startPostgres(): Promise<Postgres> {
+  const given = process.env.TEST_DATABASE_URL;
+  if (given) return { url: given, stop: async () => {} };
+  const bin = binaries();
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-pg-'));
+  const data = join(dir, 'data');
+  const root = process.getuid?.() === 0;
+  let uid: number | undefined;
+  if (root) {
+    uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+    chownSync(dir, uid, gid);
+    chmodSync(dir, 0o700);
+  }
+  const run = (cmd: string, args: string[]) => execFileSync(join(bin, cmd), args, { stdio: ['ignore', 'ignore', 'pipe'], uid, env: { ...process.env, LC_ALL: 'C' } });
+  run('initdb', ['-D', data, '-U', USER, '--auth=trust', '-E', 'UTF8', '--no-sync', '--no-instructions']);
+  const port = await freePort();
+  const options = [
+    `-p ${port}`, '-c listen_addresses=127.0.0.1', `-c unix_socket_directories=${dir}`,
+    '-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off', '-c max_connections=300',
+  ].join(' ');
+  run('pg_ctl', ['-D', data, '-o', options, '-l', join(dir, 'log'), '-w', '-t', '60', 'start']);
+  return {
+    url: `postgres://${USER}@127.0.0.1:${port}/postgres`,
+    async stop() {
+      try {
+        run('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+/** A new, empty database on the cluster at `url`; returns its URL. */
+export async function freshDatabase(url: string): Promise<string> {
+  const name = `t_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
