@@ -18,17 +18,21 @@ export function migrationsDir(): string {
 /** The single executable's copy of migrations/: file name → SQL (scripts/package.mjs writes it). */
 export const MIGRATIONS_ASSET = 'migrations.json';
 
-interface Migration { version: number; name: string; sql: string }
+export interface Migration { version: number; name: string; sql: string }
 
-/** File name → SQL of every .sql file: migrations/ on disk, or the copy the single executable carries. */
-function sqlFiles(): Record<string, string> {
-  if (isSea()) return JSON.parse(getAsset(MIGRATIONS_ASSET, 'utf8')) as Record<string, string>;
-  const dir = migrationsDir();
+/**
+ * File name → SQL of every .sql file in migrations/ (SQLite's) or a folder of it ('pg/'): on
+ * disk, or the copy the single executable carries (SQLite's only).
+ */
+function sqlFiles(folder: string): Record<string, string> {
+  if (isSea() && folder === '') return JSON.parse(getAsset(MIGRATIONS_ASSET, 'utf8')) as Record<string, string>;
+  const dir = migrationsDir() + folder;
   return Object.fromEntries(readdirSync(dir).filter((f) => f.endsWith('.sql')).map((f) => [f, readFileSync(dir + f, 'utf8')]));
 }
 
-function available(): Migration[] {
-  return Object.entries(sqlFiles())
+/** The migrations of migrations/ (or its `folder`), in order. */
+export function available(folder = ''): Migration[] {
+  return Object.entries(sqlFiles(folder))
     .flatMap(([file, sql]) => {
       const m = FILE.exec(file);
       return m ? [{ version: Number(m[1]), name: m[2], sql }] : [];
@@ -50,11 +54,13 @@ export function migrate(db: Db): string[] {
       if (db.prepare('SELECT 1 FROM schema_migrations WHERE version = ?').get(m.version)) return;
       db.exec(m.sql);
       record.run(m.version, m.name, Date.now());
-      applied.push(`${String(m.version).padStart(4, '0')}_${m.name}`);
+      applied.push(migrationName(m));
     }).immediate();
   }
   return applied;
 }
+
+export const migrationName = (m: Migration) => `${String(m.version).padStart(4, '0')}_${m.name}`;
 
 let latest: number | undefined;
 

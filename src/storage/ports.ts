@@ -96,7 +96,15 @@ export interface LeaseGrant {
  * Balances and their ledger. Every change of a balance is one ledger row in the same
  * transaction; a balance never goes below zero.
  */
-export interface Ledger {
+export interface Ledger extends Leases {
+  /** Money moved by an operator or a payment, each in a transaction of its own. */
+  money: Money;
+  /** Who holds leases of accounts in this process (the gateway's wallets): see LeaseHolder. */
+  holder(holder: LeaseHolder): void;
+}
+
+/** The leases of this gateway (a node): its shares of balances, spent in its memory. */
+export interface Leases {
   /**
    * Moves between `min` and `max` micro-dollars (as much as the balance holds) out of the balance
    * into this gateway's lease of the account, opening one when `leaseId` is undefined. micros is
@@ -112,10 +120,6 @@ export interface Ledger {
   close(leaseId: number): MaybePromise<number>;
   /** The durable balance plus what open leases hold unspent (what a customer has). */
   balance(accountId: string): MaybePromise<number>;
-  /** Money moved by an operator or a payment, each in a transaction of its own. */
-  money: Money;
-  /** Who holds leases of accounts in this process (the gateway's wallets): see LeaseHolder. */
-  holder(holder: LeaseHolder): void;
 }
 
 /**
