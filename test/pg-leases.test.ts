@@ -2,6 +2,7 @@
 // never add up to more than it held; what a lease did not spend goes back; a dead node's leases
 // are ended by a survivor, once.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { available, migrationName } from '../src/db/migrate.ts';
 import { migratePg } from '../src/pg/migrate.ts';
 import { createPgLeases } from '../src/pg/pg-leases.ts';
 import { createPgNodes } from '../src/pg/pg-nodes.ts';
@@ -48,11 +49,13 @@ describe('leases on PostgreSQL, three nodes', () => {
   });
 
   it('three nodes migrating at once apply each migration once', async () => {
+    const onDisk = available('pg/');
+    expect(onDisk.length).toBeGreaterThan(0);
     const results = await Promise.all([node(2), node(2), node(2)].map((p) => migratePg(p)));
-    expect(results.flat()).toEqual(['0001_money']);
+    expect(results.flat()).toEqual(onDisk.map(migrationName));
     expect(await migratePg(node(1))).toEqual([]);
-    const { rows } = await pools[0].query('SELECT version, name FROM schema_migrations');
-    expect(rows).toEqual([{ version: 1, name: 'money' }]);
+    const { rows } = await pools[0].query('SELECT version, name FROM schema_migrations ORDER BY version');
+    expect(rows).toEqual(onDisk.map(({ version, name }) => ({ version, name })));
   });
 
   it('150 takes from three nodes at once against a balance for 7 get exactly 7; the ledger equals the balance', async () => {

@@ -210,6 +210,11 @@ export interface DayTotals {
 
 /** Usage rows and the counters derived from them. */
 export interface UsageLog {
+  /**
+   * The backend counts each row into the counters as it writes it (PostgreSQL): the gateway keeps
+   * no tallies, and write() gets none. Otherwise the gateway hands it tallies, later than the rows.
+   */
+  readonly countsRows?: boolean;
   /** The id the next row gets (rows are numbered by the gateway, one writer per database). */
   nextId(): MaybePromise<number>;
   /**

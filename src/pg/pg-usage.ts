@@ -1,0 +1,117 @@
+// Usage rows on PostgreSQL. A group commit is one statement, so one round trip: the rows go in as
+// column arrays (unnest), and data-modifying CTEs add what they count to the quota counters, the
+// leases' consumption, the overage outbox and the daily rollups, and write the alerts decided
+// with them. A row is counted as it is written: the gateway keeps no tallies for this backend,
+// and after a crash nothing is left to count again.
+import type { Notice, Tally, UsageLog } from '../storage/ports.ts';
+import type { RecentUsage, UsageRecord } from '../storage/records.ts';
+import type { Pool } from './pool.ts';
+
+/** The row columns after `node`, with their array types, in unnest's order. */
+const COLUMNS: [string, string][] = [
+  ['id', 'bigint'], ['prev_id', 'bigint'], ['ts', 'bigint'], ['request_id', 'text'], ['account_id', 'text'], ['key_id', 'text'],
+  ['route', 'text'], ['method', 'text'], ['path', 'text'], ['status', 'int'], ['request_bytes', 'bigint'], ['response_bytes', 'bigint'],
+  ['latency_us', 'bigint'], ['price_micros', 'bigint'], ['billable', 'bool'], ['lease_id', 'bigint'], ['quota_period', 'text'],
+  ['overage_meter', 'text'], ['overage_interval', 'bigint'], ['model', 'text'], ['input_tokens', 'bigint'], ['cached_tokens', 'bigint'],
+  ['cache_write_tokens', 'bigint'], ['output_tokens', 'bigint'], ['estimated', 'bool'],
+];
+
+const rowArrays = COLUMNS.map(([, type], i) => `$${i + 2}::${type}[]`).join(', ');
+const n = COLUMNS.length + 2;
+// Notices: account, low armed, depleted armed, quota period, quota percent; then the event, if any.
+const notices = `unnest($${n}::text[], $${n + 1}::bool[], $${n + 2}::bool[], $${n + 3}::text[], $${n + 4}::int[],
+  $${n + 5}::text[], $${n + 6}::text[], $${n + 7}::text[], $${n + 8}::bigint[]) WITH ORDINALITY
+  AS x(account_id, low_armed, depleted_armed, quota_period, quota_percent, event_id, event_type, event_data, event_at, ord)`;
+
+// As SQLite's overageIdentifier(): 'tg_' and 40 characters of the base64url SHA-256 of what names the interval.
+const IDENTIFIER = `'tg_' || left(translate(encode(sha256(convert_to(account_id, 'UTF8') || '\\x00'::bytea
+  || convert_to(overage_meter, 'UTF8') || '\\x00'::bytea || convert_to(overage_interval::text, 'UTF8')), 'base64'), '+/', '-_'), 40)`;
+
+const WRITE = `WITH r AS (
+    INSERT INTO usage (node, ${COLUMNS.map(([c]) => c).join(', ')})
+    SELECT $1, * FROM unnest(${rowArrays})
+    RETURNING account_id, ts, route, model, status, billable, price_micros, lease_id, quota_period, overage_meter, overage_interval,
+      input_tokens, cached_tokens, cache_write_tokens, output_tokens
+  ), quota AS (
+    INSERT INTO quota_usage (account_id, period, used)
+    SELECT account_id, quota_period, count(*) FROM r WHERE quota_period IS NOT NULL GROUP BY 1, 2
+    ON CONFLICT (account_id, period) DO UPDATE SET used = quota_usage.used + excluded.used
+  ), spent AS (
+    UPDATE leases l SET consumed_micros = l.consumed_micros + s.micros
+    FROM (SELECT lease_id, sum(price_micros) AS micros FROM r WHERE lease_id IS NOT NULL GROUP BY 1) s WHERE l.id = s.lease_id
+  ), overage AS (
+    INSERT INTO meter_outbox (account_id, event_name, interval_start, value, identifier)
+    SELECT account_id, overage_meter, overage_interval, count(*), ${IDENTIFIER}
+    FROM r WHERE overage_meter IS NOT NULL GROUP BY account_id, overage_meter, overage_interval
+    ON CONFLICT (account_id, event_name, interval_start) DO UPDATE SET value = meter_outbox.value + excluded.value
+      WHERE meter_outbox.status = 'pending'
+  ), days AS (
+    INSERT INTO usage_daily (account_id, day, route, model, status, requests, billable, charged_micros,
+      input_tokens, cached_tokens, cache_write_tokens, output_tokens)
+    SELECT coalesce(account_id, ''), ts - ts % 86400000, route, coalesce(model, ''), status, count(*), count(*) FILTER (WHERE billable),
+      sum(price_micros), coalesce(sum(input_tokens), 0), coalesce(sum(cached_tokens), 0), coalesce(sum(cache_write_tokens), 0),
+      coalesce(sum(output_tokens), 0)
+    FROM r GROUP BY 1, 2, 3, 4, 5
+    ON CONFLICT (account_id, day, route, model, status) DO UPDATE SET requests = usage_daily.requests + excluded.requests,
+      billable = usage_daily.billable + excluded.billable, charged_micros = usage_daily.charged_micros + excluded.charged_micros,
+      input_tokens = usage_daily.input_tokens + excluded.input_tokens, cached_tokens = usage_daily.cached_tokens + excluded.cached_tokens,
+      cache_write_tokens = usage_daily.cache_write_tokens + excluded.cache_write_tokens,
+      output_tokens = usage_daily.output_tokens + excluded.output_tokens
+  ), alerts AS (
+    -- An account's last notice of the commit leaves its state (one upsert may touch a row once).
+    INSERT INTO account_alerts (account_id, low_armed, depleted_armed, quota_period, quota_percent)
+    SELECT DISTINCT ON (account_id) account_id, low_armed, depleted_armed, quota_period, quota_percent FROM ${notices}
+    ORDER BY account_id, ord DESC
+    ON CONFLICT (account_id) DO UPDATE SET low_armed = excluded.low_armed, depleted_armed = excluded.depleted_armed,
+      quota_period = excluded.quota_period, quota_percent = excluded.quota_percent
+  ), events AS (
+    INSERT INTO notifications (event_id, type, account_id, data, created_at)
+    SELECT event_id, event_type, account_id, event_data, event_at FROM ${notices} WHERE event_id IS NOT NULL
+    ON CONFLICT (event_id) DO NOTHING
+  )
+  SELECT count(*) AS rows FROM r`;
+
+export function createPgUsage(pool: Pool, node: string): UsageLog {
+  return {
+    countsRows: true,
+
+    async nextId() {
+      const { rows } = await pool.query<{ next: number }>('SELECT coalesce(max(id), 0) + 1 AS next FROM usage WHERE node = $1', [node]);
+      return rows[0].next;
+    },
+
+    async write(rows: readonly UsageRecord[], _tallies: readonly Tally[], _throughId: number, noticed: readonly Notice[]) {
+      const cols: unknown[][] = COLUMNS.map(() => new Array<unknown>(rows.length));
+      rows.forEach((r, i) => {
+        const ai = r.ai;
+        const v = [r.id, r.prevId, r.ts, r.requestId, r.accountId, r.keyId, r.route, r.method, r.path, r.status, r.requestBytes,
+          r.responseBytes, r.latencyUs, r.priceMicros, r.billable, r.leaseId ?? null, r.quotaPeriod ?? null, r.overageMeter ?? null,
+          r.overageInterval ?? null, ai?.model ?? null, ai?.inputTokens ?? null, ai?.cachedTokens ?? null, ai?.cacheWriteTokens ?? null,
+          ai?.outputTokens ?? null, ai?.estimated ?? false];
+        for (let c = 0; c < v.length; c++) cols[c][i] = v[c];
+      });
+      const ns = [
+        noticed.map((x) => x.accountId), noticed.map((x) => x.alerts.lowArmed), noticed.map((x) => x.alerts.depletedArmed),
+        noticed.map((x) => x.alerts.quotaPeriod), noticed.map((x) => x.alerts.quotaPercent), noticed.map((x) => x.event?.id ?? null),
+        noticed.map((x) => x.event?.type ?? null), noticed.map((x) => (x.event ? JSON.stringify(x.event.data) : null)),
+        noticed.map((x) => x.event?.createdAt ?? null),
+      ];
+      await pool.query({ name: 'tollgate-usage-write', text: WRITE, values: [node, ...cols, ...ns] });
+    },
+
+    async chain(head, limit) {
+      const { rows } = await pool.query<RecentUsage>(`WITH RECURSIVE c AS (
+          SELECT *, 1 AS depth FROM usage WHERE node = $1 AND id = $2
+          UNION ALL
+          SELECT u.*, c.depth + 1 FROM usage u JOIN c ON u.node = $1 AND u.id = c.prev_id WHERE c.prev_id > 0 AND c.depth < $3)
+        SELECT ts, request_id AS "requestId", method, path, status, price_micros AS "priceMicros", model,
+          input_tokens AS "inputTokens", output_tokens AS "outputTokens", estimated FROM c ORDER BY depth`, [node, head, limit]);
+      return rows;
+    },
+
+    async prune(before, limit) {
+      const r = await pool.query('DELETE FROM usage WHERE ctid = ANY (ARRAY(SELECT ctid FROM usage WHERE ts < $1 LIMIT $2))', [before, limit]);
+      return r.rowCount ?? 0;
+    },
+  };
+}
