@@ -16,6 +16,11 @@
 //
 // Alerts decided in memory (notify/alerts.ts) go with the next commit: the row of the request
 // that crossed a threshold and the event it fired are in the file together, or neither is.
+//
+// A usage log over the network (PostgreSQL) answers later: one commit is written at a time, the
+// rows that arrive meanwhile make the next one (so a commit grows with the round trip), and
+// durable() says when a connection's last row is in. Such a log counts each row as it writes it
+// (UsageLog.countsRows): the recorder then keeps no tallies.
 import type { Socket } from 'node:net';
 import { StorageBusy, type DayTotals, type Notice, type UsageLog } from '../storage/ports.ts';
 import type { UsageRecord } from '../storage/records.ts';
@@ -60,6 +65,12 @@ export class Recorder {
   private nextId = 0;
   /** Numbers the commits: rows appended now join commit `batch`. */
   private batch = 1;
+  /** Every commit up to this one is written. */
+  private durableBatch = 0;
+  /** The commit being written, when the log answers later; the next one waits for it. */
+  private writing: Promise<void> | undefined = undefined;
+  /** Connections waiting for their last row (durable()), by the commit that holds it. */
+  private waiters: { batch: number; resolve: () => void }[] = [];
   private scheduled = false;
   private busySince: number | undefined = undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -97,13 +108,15 @@ export class Recorder {
     const counted = account ?? this.anonymous;
     row.prevId = account ? account.lastUsageId : 0;
     if (account) account.lastUsageId = row.id;
-    let t = counted.tally;
-    if (!t) {
-      t = counted.tally = new Pending(row.id);
-      counted.dirtySince = performance.now();
-      this.dirty.add(counted);
+    if (!this.usage.countsRows) {
+      let t = counted.tally;
+      if (!t) {
+        t = counted.tally = new Pending(row.id);
+        counted.dirtySince = performance.now();
+        this.dirty.add(counted);
+      }
+      t.add(row);
     }
-    t.add(row);
     this.rows.push(row);
     (socket as TrackedSocket)[LAST_BATCH] = this.batch;
     if (this.rows.length >= MAX_BATCH && !this.busy) this.commit();
@@ -127,7 +140,32 @@ export class Recorder {
 
   /** The connection is about to get another response: its previous row is written first. */
   beforeResponse(socket: Socket): void {
-    if ((socket as TrackedSocket)[LAST_BATCH] === this.batch && !this.busy && this.rows.length > 0) this.commit();
+    if (!this.isDurable(socket) && !this.busy && !this.writing && this.rows.length > 0) this.commit();
+  }
+
+  /**
+   * True once the connection's last row is written (or while the database is busy: answers do not
+   * wait then); else a promise of it, its commit started if it was only queued.
+   */
+  durable(socket: Socket): true | Promise<void> {
+    if (this.isDurable(socket) || this.busy) return true;
+    if (!this.writing) this.commit();
+    if (this.isDurable(socket) || this.busy) return true;
+    const batch = (socket as TrackedSocket)[LAST_BATCH]!;
+    return new Promise((resolve) => this.waiters.push({ batch, resolve }));
+  }
+
+  /** Resolves once nothing is queued or being written (a usage log that answers later). */
+  async drain(): Promise<void> {
+    while (this.writing || this.rows.length > 0 || this.notices.length > 0) {
+      if (this.writing) await this.writing;
+      else if (!this.commit()) return;
+    }
+  }
+
+  private isDurable(socket: Socket): boolean {
+    const last = (socket as TrackedSocket)[LAST_BATCH];
+    return last === undefined || last <= this.durableBatch;
   }
 
   /**
@@ -136,6 +174,7 @@ export class Recorder {
    */
   commit(all = false): boolean {
     this.scheduled = false;
+    if (this.writing) return true; // what is queued goes as soon as the commit being written is in
     const accounts = this.takeDue(all);
     if (this.rows.length === 0 && accounts.length === 0 && this.notices.length === 0) return true;
     const pending = accounts.map((a) => a.tally!);
@@ -144,35 +183,70 @@ export class Recorder {
     // Every row before the oldest account still dirty after this commit is counted.
     const oldest = this.dirty.values().next().value as Counted | undefined;
     const throughId = oldest ? oldest.tally!.firstId - 1 : this.nextId - 1;
+    const { rows, notices, batch } = this;
+    // Rows appended from here on make the next commit.
+    this.rows = [];
+    if (notices.length > 0) this.notices = [];
+    this.batch++;
     const started = performance.now();
-    try {
-      const r = this.usage.write(this.rows, tallies, throughId, this.notices);
-      if (r instanceof Promise) throw new Error('an asynchronous usage log needs the asynchronous recorder');
-    } catch (err) {
+    const failed = (err: unknown): false => {
+      // In front of what came since, so rows stay in the order of their ids.
+      this.rows = this.rows.length > 0 ? rows.concat(this.rows) : rows;
+      if (notices.length > 0) this.notices = notices.concat(this.notices);
       this.putBack(accounts, pending);
+      // Answers do not wait for a database that cannot take their rows (see the top of the file).
+      for (const w of this.waiters) w.resolve();
+      this.waiters = [];
       if (!(err instanceof StorageBusy)) this.options.onError('writing usage failed; retrying', err as Error);
       else this.options.onCommit?.(performance.now() - started, 0, true);
       this.retryLater();
       return false;
+    };
+    let written;
+    try {
+      written = this.usage.write(rows, tallies, throughId, notices);
+    } catch (err) {
+      return failed(err);
     }
-    this.options.onCommit?.(performance.now() - started, this.rows.length, false);
-    this.rows = [];
-    if (this.notices.length > 0) this.notices = [];
-    this.batch++;
-    this.busySince = undefined;
+    if (written instanceof Promise) {
+      this.writing = written.then(() => {
+        this.writing = undefined;
+        this.written(batch, rows.length, started);
+        if (this.rows.length > 0 || this.notices.length > 0) this.commit();
+      }, (err: unknown) => {
+        this.writing = undefined;
+        failed(err);
+      });
+      return true;
+    }
+    this.written(batch, rows.length, started);
     return true;
+  }
+
+  /** Commit `batch` is in the database: the connections waiting for it hear so. */
+  private written(batch: number, rows: number, started: number): void {
+    this.options.onCommit?.(performance.now() - started, rows, false);
+    this.durableBatch = batch;
+    this.busySince = undefined;
+    if (this.waiters.length === 0) return;
+    const still = [];
+    for (const w of this.waiters) {
+      if (w.batch <= batch) w.resolve();
+      else still.push(w);
+    }
+    this.waiters = still;
   }
 
   /** Writes these accounts' counters now (before their leases end), with what is queued. False when busy. */
   commitAccounts(accounts: Iterable<Counted>): boolean {
     for (const a of accounts) if (a.tally) this.urgent.add(a);
-    while (this.urgent.size > 0) if (!this.commit()) return false;
-    return this.rows.length === 0 || this.commit();
+    while (this.urgent.size > 0) if (!this.commitNow()) return false;
+    return this.rows.length === 0 || this.commitNow();
   }
 
   /** Everything queued, rows and counters; false when busy. */
   flush(): boolean {
-    while (this.dirty.size > 0 || this.rows.length > 0 || this.notices.length > 0) if (!this.commit(true)) return false;
+    while (this.dirty.size > 0 || this.rows.length > 0 || this.notices.length > 0) if (!this.commitNow(true)) return false;
     return true;
   }
 
@@ -196,11 +270,18 @@ export class Recorder {
   stop(): boolean {
     if (this.timer) clearTimeout(this.timer);
     if (this.counterTimer) clearInterval(this.counterTimer);
-    while (this.rows.length > 0 || this.notices.length > 0) if (!this.commit()) return false;
+    while (this.rows.length > 0 || this.notices.length > 0) if (!this.commitNow()) return false;
     for (const a of this.dirty) a.tally = undefined;
     this.dirty.clear();
     this.urgent.clear();
     return true;
+  }
+
+  /** A commit for the loops that commit until done: they need a log that answers at once (SQLite). */
+  private commitNow(all = false): boolean {
+    const ok = this.commit(all);
+    if (this.writing) throw new Error('this usage log answers later: wait for it with drain()');
+    return ok;
   }
 
   private dueTallies(): number {
