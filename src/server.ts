@@ -181,6 +181,9 @@ export function createGateway({ config, state, log, metrics, billing, now = Date
     }
   }
 
+  /** Requests whose estimate is being counted: their rows are still to come. */
+  const estimating = new Set<Promise<void>>();
+
   const forwardEvents: ForwardEvents = {
     responding: (ctx) => recorder.beforeResponse(ctx.socket),
     done: settle,
@@ -207,13 +210,20 @@ export function createGateway({ config, state, log, metrics, billing, now = Date
           respondError(ctx, failure);
         }
       }
-      meter(ctx, recorder, metrics, now());
-      finished(ctx);
+      const metered = meter(ctx, recorder, metrics, now());
+      if (metered === undefined) return finished(ctx);
+      // An estimate counted off the event loop: its row comes when the count does, and shutdown waits for it.
+      const done = metered.then(() => finished(ctx), (e: unknown) => settleFailed(ctx, e)).finally(() => estimating.delete(done));
+      estimating.add(done);
     } catch (e) {
-      log.error('settling a request failed', { requestId: ctx.requestId, error: (e as Error).message, stack: (e as Error).stack });
-      // Whatever went wrong, the client must not wait for an answer that will never come.
-      if (!ctx.res.writableEnded) ctx.res.destroy();
+      settleFailed(ctx, e);
     }
+  }
+
+  function settleFailed(ctx: RequestContext, e: unknown): void {
+    log.error('settling a request failed', { requestId: ctx.requestId, error: (e as Error).message, stack: (e as Error).stack });
+    // Whatever went wrong, the client must not wait for an answer that will never come.
+    if (!ctx.res.writableEnded) ctx.res.destroy();
   }
 
   function refuse(ctx: RequestContext, err: unknown): void {
@@ -318,6 +328,7 @@ export function createGateway({ config, state, log, metrics, billing, now = Date
       await closed;
       clearInterval(sweep);
       clearTimeout(deadline);
+      await Promise.all(estimating);
       await upstreams.close();
     },
   };

@@ -117,7 +117,7 @@ describe('OpenAI tracker', () => {
   const chunk = (delta: unknown, extra: object = {}) => ({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'test-gpt', choices: [{ index: 0, delta, finish_reason: null }], ...extra });
   const usageChunk = { id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'test-gpt', choices: [], usage: { prompt_tokens: 1234, completion_tokens: 57, total_tokens: 1291, prompt_tokens_details: { cached_tokens: 1000 } } };
 
-  it('asks for the usage chunk, reads it, and hides it from a client that did not ask', () => {
+  it('asks for the usage chunk, reads it, and hides it from a client that did not ask', async () => {
     const call = openai.parse('/v1/chat/completions', chatBody);
     expect(call).toMatchObject({ model: 'test-gpt', maxOutputTokens: 50, choices: 1, hideUsageChunk: true });
     expect(call.rewritten?.stream_options).toEqual({ include_usage: true });
@@ -130,10 +130,10 @@ describe('OpenAI tracker', () => {
     // prompt_tokens includes cached_tokens: 234 uncached, 1000 cached.
     expect(ex.tracker.usage).toEqual(usage({ input: 234, cachedInput: 1000, cacheWrite5m: 0, cacheWrite1h: 0, output: 57 }));
     // 234×2.5 + 1000×1.25 + 57×10 = 585 + 1250 + 570
-    expect(ex.settle()).toEqual({ costMicros: 2405, usage: ex.tracker.usage, estimated: false });
+    expect((await ex.settle())).toEqual({ costMicros: 2405, usage: ex.tracker.usage, estimated: false });
   });
 
-  it('cuts exactly the usage chunk at every chunk size; the rest goes out byte for byte and is what streamedBytes counts', () => {
+  it('cuts exactly the usage chunk at every chunk size; the rest goes out byte for byte and is what streamedBytes counts', async () => {
     const call = openai.parse('/v1/chat/completions', chatBody);
     const events: [undefined, unknown][] = [[undefined, chunk({ content: 'Grüße 😀' }, { usage: null })], [undefined, chunk({ content: '!' }, { usage: null })]];
     const text = sse(...events, [undefined, usageChunk], [undefined, '[DONE]']);
@@ -148,11 +148,11 @@ describe('OpenAI tracker', () => {
       const sent = Buffer.concat(out);
       expect(sent.toString(), `chunks of ${size}`).toBe(expected);
       expect(ex.streamedBytes).toBe(sent.length);
-      expect(ex.settle()).toMatchObject({ costMicros: 2405, estimated: false });
+      expect((await ex.settle())).toMatchObject({ costMicros: 2405, estimated: false });
     }
   });
 
-  it('finds the usage object on the bytes however its JSON is spaced or split over data lines', () => {
+  it('finds the usage object on the bytes however its JSON is spaced or split over data lines', async () => {
     const call = openai.parse('/v1/chat/completions', { ...chatBody, stream_options: { include_usage: true } });
     const streams = [
       'data: {"choices":[],"usage" : {"prompt_tokens":1234,"completion_tokens":57,"prompt_tokens_details":{"cached_tokens":1000}}}\n\n',
@@ -164,12 +164,12 @@ describe('OpenAI tracker', () => {
       ex.start(200, 'text/event-stream');
       // "[DONE]" and "usage" inside generated text are text, not markers.
       run(ex, sse([undefined, chunk({ content: '"usage":{[DONE]' }, { usage: null })]) + usageEvent + 'data: [DONE]\n\n');
-      expect(ex.settle(), usageEvent).toMatchObject({ costMicros: 2405, estimated: false });
+      expect((await ex.settle()), usageEvent).toMatchObject({ costMicros: 2405, estimated: false });
       expect(ex.tracker.generatedText()).toBe('"usage":{[DONE]');
     }
   });
 
-  it('a stream with nothing to hide goes out chunk by chunk as it came', () => {
+  it('a stream with nothing to hide goes out chunk by chunk as it came', async () => {
     const body = { ...chatBody, stream_options: { include_usage: true }, service_tier: 'default' };
     const ex = new AiExchange(openai, openai.parse('/v1/chat/completions', body), GPT, 10_000, Buffer.from(JSON.stringify(body)));
     ex.start(200, 'text/event-stream');
@@ -177,10 +177,10 @@ describe('OpenAI tracker', () => {
     for (const part of [bytes.subarray(0, 10), bytes.subarray(10, 200), bytes.subarray(200)]) expect(ex.data(part)).toBe(part);
     expect(ex.end()).toHaveLength(0);
     expect(ex.streamedBytes).toBe(bytes.length);
-    expect(ex.settle().costMicros).toBe(2405);
+    expect((await ex.settle()).costMicros).toBe(2405);
   });
 
-  it('passes the usage chunk to a client that asked for it, stream_options unchanged', () => {
+  it('passes the usage chunk to a client that asked for it, stream_options unchanged', async () => {
     const body = { ...chatBody, stream_options: { include_usage: true }, service_tier: 'default' };
     const call = openai.parse('/v1/chat/completions', body);
     expect(call).toMatchObject({ rewritten: undefined, hideUsageChunk: false });
@@ -188,10 +188,10 @@ describe('OpenAI tracker', () => {
     ex.start(200, 'text/event-stream');
     const seen = run(ex, sse([undefined, chunk({ content: 'x' }, { usage: null })], [undefined, usageChunk], [undefined, '[DONE]']), 3);
     expect(seen).toContain('"prompt_tokens":1234');
-    expect(ex.settle().costMicros).toBe(2405);
+    expect((await ex.settle()).costMicros).toBe(2405);
   });
 
-  it('reads response.completed and response.incomplete of the Responses API; max_output_tokens is the limit', () => {
+  it('reads response.completed and response.incomplete of the Responses API; max_output_tokens is the limit', async () => {
     const body = { model: 'test-gpt', input: 'hi', stream: true, max_output_tokens: 40 };
     for (const final of ['response.completed', 'response.incomplete']) {
       const call = openai.parse('/v1/responses', body);
@@ -205,21 +205,21 @@ describe('OpenAI tracker', () => {
       ));
       expect(ex.tracker.usage).toMatchObject({ input: 200, cachedInput: 100, output: 40 });
       // 200×2.5 + 100×1.25 + 40×10 = 500 + 125 + 400
-      expect(ex.settle()).toMatchObject({ costMicros: 1025, estimated: false });
+      expect((await ex.settle())).toMatchObject({ costMicros: 1025, estimated: false });
     }
   });
 
-  it('reads the usage of a non-streaming body (embeddings: prompt tokens only)', () => {
+  it('reads the usage of a non-streaming body (embeddings: prompt tokens only)', async () => {
     const call = openai.parse('/v1/embeddings', { model: 'e', input: 'abc' });
     expect(call.maxOutputTokens).toBe(0);
     const ex = new AiExchange(openai, call, { input: 20_000, output: 0, maxOutput: 0 }, 100, Buffer.from('{}'));
     ex.start(200, 'application/json');
     expect(ex.data(Buffer.from('{"object":"list","data":[],"usage":{"prompt_tokens":8'))).toHaveLength(0);
     ex.data(Buffer.from(',"total_tokens":8}}'));
-    expect(ex.costKnown).toBe(false);
+    expect(ex.knownCost()).toBeUndefined();
     expect(JSON.parse(ex.end().toString()).usage.prompt_tokens).toBe(8);
-    expect(ex.costKnown).toBe(true);
-    expect(ex.settle()).toMatchObject({ costMicros: 1, estimated: false }); // 8 × 0.02 = 0.16 → 1
+    expect(ex.knownCost()).toBe(1);
+    expect((await ex.settle())).toMatchObject({ costMicros: 1, estimated: false }); // 8 × 0.02 = 0.16 → 1
   });
 
   it('serves the priced endpoints and the free model list only; refuses a request without a model or with a bad limit', () => {
@@ -254,7 +254,7 @@ describe('Anthropic tracker', () => {
     return ex;
   }
 
-  it('takes input and cache counts from message_start and assigns (not adds) the cumulative output of message_delta', () => {
+  it('takes input and cache counts from message_start and assigns (not adds) the cumulative output of message_delta', async () => {
     const ex = exchange();
     const text = sse(
       ['message_start', start],
@@ -271,10 +271,10 @@ describe('Anthropic tracker', () => {
     // input_tokens excludes the cache: 1200 uncached, 3001 read, 500 + 250 written.
     expect(ex.tracker.usage).toEqual(usage({ input: 1200, cachedInput: 3001, cacheWrite5m: 500, cacheWrite1h: 250, output: 77 }));
     // 1200×3 + 3001×0.3 + 500×3.75 + 250×6 + 77×15 = 3600 + 900.3 + 1875 + 1500 + 1155 = 9030.3 → 9031
-    expect(ex.settle()).toEqual({ costMicros: 9031, usage: ex.tracker.usage, estimated: false });
+    expect((await ex.settle())).toEqual({ costMicros: 9031, usage: ex.tracker.usage, estimated: false });
   });
 
-  it('a message_delta with null figures (MessageDeltaUsage fields are nullable) keeps those of message_start', () => {
+  it('a message_delta with null figures (MessageDeltaUsage fields are nullable) keeps those of message_start', async () => {
     const ex = exchange();
     run(ex, sse(
       ['message_start', start],
@@ -283,10 +283,10 @@ describe('Anthropic tracker', () => {
       ['message_stop', { type: 'message_stop' }],
     ));
     expect(ex.tracker.usage).toEqual(usage({ input: 1200, cachedInput: 3001, cacheWrite5m: 500, cacheWrite1h: 250, output: 77 }));
-    expect(ex.settle().costMicros).toBe(9031);
+    expect((await ex.settle()).costMicros).toBe(9031);
   });
 
-  it('an error event after the 200 leaves the usage seen so far, flagged as an estimate, within the reservation', () => {
+  it('an error event after the 200 leaves the usage seen so far, flagged as an estimate, within the reservation', async () => {
     const ex = exchange();
     run(ex, sse(
       ['message_start', start],
@@ -294,7 +294,7 @@ describe('Anthropic tracker', () => {
       ['error', { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }],
     ));
     expect(ex.tracker.complete).toBe(false);
-    const s = ex.settle();
+    const s = (await ex.settle());
     expect(s.estimated).toBe(true);
     expect(s.usage).toMatchObject({ input: 1200, cachedInput: 3001, cacheWrite5m: 500, cacheWrite1h: 250 });
     expect(s.usage.output).toBeGreaterThanOrEqual(1);
@@ -302,14 +302,14 @@ describe('Anthropic tracker', () => {
     expect(s.costMicros).toBeLessThanOrEqual(1_000_000);
   });
 
-  it('reads a non-streaming message; without the 5m/1h split every cache write is a 5-minute one', () => {
+  it('reads a non-streaming message; without the 5m/1h split every cache write is a 5-minute one', async () => {
     const call = anthropic.parse('/v1/messages', { ...body, stream: false });
     const ex = new AiExchange(anthropic, call, SONNET, 1_000_000, Buffer.from('{}'));
     ex.start(200, 'application/json');
     ex.data(Buffer.from(JSON.stringify({ type: 'message', usage: { input_tokens: 10, cache_creation_input_tokens: 100, cache_read_input_tokens: 0, output_tokens: 5 } })));
     ex.end();
     expect(ex.tracker.usage).toEqual(usage({ input: 10, cachedInput: 0, cacheWrite5m: 100, cacheWrite1h: 0, output: 5 }));
-    expect(ex.settle()).toMatchObject({ costMicros: 30 + 375 + 75, estimated: false });
+    expect((await ex.settle())).toMatchObject({ costMicros: 30 + 375 + 75, estimated: false });
   });
 
   it('needs model and a positive max_tokens on /messages; count_tokens is free', () => {
@@ -325,13 +325,13 @@ describe('Anthropic tracker', () => {
 });
 
 describe('AiExchange settlement above the reservation', () => {
-  it('a complete report that costs more than was reserved (more tokens than bytes: images, files) is settled in full', () => {
+  it('a complete report that costs more than was reserved (more tokens than bytes: images, files) is settled in full', async () => {
     const call = openai.parse('/v1/chat/completions', { model: 'test-gpt', max_tokens: 10, messages: [] });
     const ex = new AiExchange(openai, call, GPT, 5, Buffer.from('{}'));
     ex.start(200, 'application/json');
     ex.data(Buffer.from(JSON.stringify({ usage: { prompt_tokens: 100_000, completion_tokens: 10 } })));
     ex.end();
-    const s = ex.settle();
+    const s = (await ex.settle());
     expect(s.estimated).toBe(false);
     expect(s.costMicros).toBe(costMicros(GPT, usage({ input: 100_000, output: 10 })));
     expect(s.costMicros).toBeGreaterThan(5);
@@ -341,13 +341,13 @@ describe('AiExchange settlement above the reservation', () => {
 describe('AiExchange settlement without a usage report', () => {
   const call: ParsedCall = { model: 'test-gpt', maxOutputTokens: 100, choices: 1, rewritten: undefined, hideUsageChunk: false, stream: true, tier: 'standard', maxWebSearches: 0 };
 
-  it('estimates from the bytes (never zero, never more than the reservation) and flags the estimate', () => {
+  it('estimates from the bytes (never zero, never more than the reservation) and flags the estimate', async () => {
     const body = Buffer.alloc(400, 'a');
     const reserved = reservationMicros(GPT, body.length, 100);
     const ex = new AiExchange(openai, call, GPT, reserved, body);
     ex.start(200, 'text/event-stream');
     ex.data(Buffer.from(sse([undefined, { choices: [{ delta: { content: 'x'.repeat(40) } }] }])));
-    const s = ex.settle();
+    const s = (await ex.settle());
     expect(s.estimated).toBe(true);
     expect(s.usage.input).toBe(100); // 400 bytes / 4
     expect(s.costMicros).toBeGreaterThan(0);
@@ -355,20 +355,20 @@ describe('AiExchange settlement without a usage report', () => {
 
     const tiny = new AiExchange(openai, call, { input: 1, output: 1, maxOutput: 1 }, 1, Buffer.from('{}'));
     tiny.start(200, 'text/event-stream');
-    expect(tiny.settle()).toMatchObject({ costMicros: 1, estimated: true });
+    expect((await tiny.settle())).toMatchObject({ costMicros: 1, estimated: true });
 
     const huge = new AiExchange(openai, call, GPT, 50, body);
     huge.start(200, 'text/event-stream');
     huge.data(Buffer.alloc(100_000, 'z'));
-    expect(huge.settle().costMicros).toBe(50);
+    expect((await huge.settle()).costMicros).toBe(50);
   });
 
-  it('charges nothing for an upstream error status, and passes its body through', () => {
+  it('charges nothing for an upstream error status, and passes its body through', async () => {
     const ex = new AiExchange(openai, call, GPT, 5000, Buffer.from('{}'));
     ex.start(429, 'application/json');
     expect(ex.mode).toBe('raw');
     expect(ex.data(Buffer.from('{"error":{}}')).toString()).toBe('{"error":{}}');
-    expect(ex.settle()).toMatchObject({ costMicros: 0 });
+    expect((await ex.settle())).toMatchObject({ costMicros: 0 });
   });
 });
 
@@ -388,13 +388,13 @@ describe('estimates of a cut stream (no final usage report)', () => {
     whole.start(200, 'text/event-stream');
     run(whole, sse(...words.map((w) => [undefined, chat(w)] as [undefined, unknown]),
       [undefined, { ...chat(''), choices: [], usage: { prompt_tokens: 11, completion_tokens: words.length, total_tokens: 11 + words.length } }], [undefined, '[DONE]']));
-    const full = whole.settle();
+    const full = (await whole.settle());
     expect(full).toMatchObject({ estimated: false, costMicros: ceil(11 * GPT.input + 13 * GPT.output) });
 
     const cut = new AiExchange(openai, call, GPT, reserved, sent);
     cut.start(200, 'text/event-stream');
     run(cut, sse([undefined, chat('Hello')], [undefined, chat(' world')]));
-    const s = cut.settle();
+    const s = (await cut.settle());
     expect(s.estimated).toBe(true);
     expect(s.usage.output).toBe(2); // "Hello", " world": not the ~90 bytes / 4 of each chunk
     // The prompt's text ("user", "Say hello.", "default"), not the body's JSON.
@@ -426,7 +426,7 @@ describe('estimates of a cut stream (no final usage report)', () => {
     expect(c.tracker.generatedText()).toBe('No{"x":2}');
   });
 
-  it('Anthropic: text, thinking and tool input deltas at characters / 4, added to the output message_start reported', () => {
+  it('Anthropic: text, thinking and tool input deltas at characters / 4, added to the output message_start reported', async () => {
     const body = { model: 'test-sonnet', max_tokens: 500, stream: true, messages: [] };
     const ex = new AiExchange(anthropic, anthropic.parse('/v1/messages', body), SONNET, 1_000_000, Buffer.from(JSON.stringify(body)));
     ex.start(200, 'text/event-stream');
@@ -438,7 +438,7 @@ describe('estimates of a cut stream (no final usage report)', () => {
       ['content_block_delta', delta({ type: 'text_delta', text: 'Hello there' })],
       ['content_block_delta', delta({ type: 'input_json_delta', partial_json: '{"city": "Par' })],
     ));
-    const s = ex.settle();
+    const s = (await ex.settle());
     expect(ex.tracker.generatedText()).toBe('Let me think.Hello there{"city": "Par');
     expect(s.usage).toMatchObject({ input: 100, output: Math.ceil(37 / 4) });
     expect(s).toMatchObject({ estimated: true, costMicros: ceil(100 * SONNET.input + 10 * SONNET.output) });
@@ -483,7 +483,7 @@ describe('price multipliers: tiers, long context, web searches', () => {
     }
   });
 
-  it('OpenAI: reads the service_tier the response reports, cache writes, and the web search calls of a response', () => {
+  it('OpenAI: reads the service_tier the response reports, cache writes, and the web search calls of a response', async () => {
     const call = openai.parse('/v1/chat/completions', { model: 'm', service_tier: 'priority', messages: [] });
     expect(call).toMatchObject({ tier: 'priority', rewritten: undefined });
     const ex = new AiExchange(openai, call, TIERED, 1_000_000, Buffer.from('{}'));
@@ -492,23 +492,23 @@ describe('price multipliers: tiers, long context, web searches', () => {
     ex.end();
     // Asked for priority, served at default: billed at default. 50 + 20 cached + 30 written (at input).
     expect(ex.tracker.usage).toMatchObject({ input: 50, cachedInput: 20, cacheWrite5m: 30 });
-    expect(ex.settle().costMicros).toBe(ceil(80 * 2_000_000 + 20 * 200_000 + 10 * 10_000_000));
+    expect((await ex.settle()).costMicros).toBe(ceil(80 * 2_000_000 + 20 * 200_000 + 10 * 10_000_000));
 
     const r = new AiExchange(openai, openai.parse('/v1/responses', { model: 'm', input: 'x', tools: [{ type: 'web_search' }] }), TIERED, 1_000_000, Buffer.from('{}'));
     r.start(200, 'application/json');
     r.data(Buffer.from(JSON.stringify({ object: 'response', service_tier: 'priority', output: [{ type: 'web_search_call', id: 'ws1' }, { type: 'web_search_call', id: 'ws2' }, { type: 'message' }], usage: { input_tokens: 10, output_tokens: 1, input_tokens_details: { cached_tokens: 0, cache_write_tokens: 0 } } })));
     r.end();
-    expect(r.settle().costMicros).toBe(ceil(10 * 5_000_000 + 1 * 25_000_000) + 2 * 10_000);
+    expect((await r.settle()).costMicros).toBe(ceil(10 * 5_000_000 + 1 * 25_000_000) + 2 * 10_000);
   });
 
-  it('Anthropic: server_tool_use.web_search_requests are billed per search', () => {
+  it('Anthropic: server_tool_use.web_search_requests are billed per search', async () => {
     const call = anthropic.parse('/v1/messages', { model: 'm', max_tokens: 10, tools: [{ type: 'web_search_20250305', name: 'web_search', max_uses: 3 }] });
     expect(call.maxWebSearches).toBe(3);
     const ex = new AiExchange(anthropic, call, TIERED, 1_000_000, Buffer.from('{}'));
     ex.start(200, 'application/json');
     ex.data(Buffer.from(JSON.stringify({ type: 'message', usage: { input_tokens: 10, output_tokens: 2, server_tool_use: { web_search_requests: 3, web_fetch_requests: 1 } } })));
     ex.end();
-    expect(ex.settle().costMicros).toBe(ceil(10 * 2_000_000 + 2 * 10_000_000) + 30_000);
+    expect((await ex.settle()).costMicros).toBe(ceil(10 * 2_000_000 + 2 * 10_000_000) + 30_000);
   });
 });
 

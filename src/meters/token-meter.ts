@@ -129,33 +129,37 @@ export class AiExchange {
     return body;
   }
 
-  /** Whether settle() knows the exact cost now (before the response headers go out). */
-  get costKnown(): boolean {
-    return this.price === undefined || this.tracker.complete;
+  /** The exact cost, when settle() knows it now (before the response headers go out). */
+  knownCost(): number | undefined {
+    if (this.price !== undefined && !this.tracker.complete) return undefined;
+    const s = this.settle();
+    return s instanceof Promise ? undefined : s.costMicros;
   }
 
-  /** The cost, computed once the response is over (the usage report no longer changes). */
-  settle(): Settlement {
+  /**
+   * The cost, computed once the response is over (the usage report no longer changes). At once
+   * when the provider reported it (as knownCost() says); an estimate may count tokens later.
+   */
+  settle(): Settlement | Promise<Settlement> {
     return (this.settled ??= this.compute());
   }
 
-  private settled: Settlement | undefined;
+  private settled: Settlement | Promise<Settlement> | undefined;
 
-  private compute(): Settlement {
+  private compute(): Settlement | Promise<Settlement> {
     const { usage, complete, seen } = this.tracker;
-    if (this.price === undefined || !this.succeeded) return { costMicros: 0, usage, estimated: false };
+    const price = this.price;
+    if (price === undefined || !this.succeeded) return { costMicros: 0, usage, estimated: false };
     const tier = this.tracker.tier ?? this.call.tier;
-    if (complete) return { costMicros: costMicros(this.price, usage, tier), usage, estimated: false };
+    if (complete) return { costMicros: costMicros(price, usage, tier), usage, estimated: false };
     // No final report: the input as reported (Anthropic's message_start) or the prompt's text,
     // and the output as the tokens of the text generated so far — what the provider bills for
     // a generation of that length, never the SSE and JSON framing around it.
-    const count = (text: string) => countTokens(text, this.call.model, this.openaiTokens);
-    const estimate: TokenUsage = {
-      ...usage,
-      input: seen ? usage.input : count(promptText(this.body)),
-      output: Math.max(usage.output, count(this.tracker.generatedText())),
+    const estimate = ([input, output]: number[]): Settlement => {
+      const u: TokenUsage = { ...usage, input: seen ? usage.input : input, output: Math.max(usage.output, output) };
+      return { costMicros: Math.min(this.reservedMicros, Math.max(1, costMicros(price, u, tier))), usage: u, estimated: true };
     };
-    const cost = Math.min(this.reservedMicros, Math.max(1, costMicros(this.price, estimate, tier)));
-    return { costMicros: cost, usage: estimate, estimated: true };
+    const counts = countTokens([seen ? '' : promptText(this.body), this.tracker.generatedText()], this.call.model, this.openaiTokens);
+    return counts instanceof Promise ? counts.then(estimate) : estimate(counts);
   }
 }

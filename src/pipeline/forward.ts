@@ -322,7 +322,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     if (!ctx.res.headersSent) {
       // Held until now: the whole body is `rest`.
       const out = ctx.responseHeaders;
-      if (ai.costKnown) out.push('x-tollgate-cost-micros', String(ai.settle().costMicros));
+      const cost = ai.knownCost();
+      if (cost !== undefined) out.push('x-tollgate-cost-micros', String(cost));
       out.push('content-length', String(Buffer.byteLength(rest)));
       this.events.responding(ctx);
       ctx.res.writeHead(ctx.status, out);

@@ -4,19 +4,26 @@
 // used. All of it in memory; every proxied request then gets one usage row, which names the
 // lease its price came from: the row is the durable record of what was spent.
 import type { Metrics } from '../metrics.ts';
+import type { Settlement } from '../meters/token-meter.ts';
 import type { Recorder } from '../state/recorder.ts';
 import type { UsageRecord } from '../storage/records.ts';
 import type { RequestContext } from './context.ts';
 
-export function meter(ctx: RequestContext, recorder: Recorder, metrics: Metrics, now: number): void {
+/** Settles and records the request; a promise when an estimate's tokens are counted off the event loop. */
+export function meter(ctx: RequestContext, recorder: Recorder, metrics: Metrics, now: number): void | Promise<void> {
+  const s = ctx.ai?.settle();
+  if (s instanceof Promise) return s.then((settled) => record(ctx, recorder, metrics, now, settled));
+  record(ctx, recorder, metrics, now, s);
+}
+
+function record(ctx: RequestContext, recorder: Recorder, metrics: Metrics, now: number, s: Settlement | undefined): void {
   const state = ctx.state;
   const ai = ctx.ai;
   let aiUsage: UsageRecord['ai'];
   let spent = 0;
-  if (ai) {
+  if (ai && s) {
     // Tokens: keep what the usage cost out of the reservation and give back the rest, or take
     // what it cost beyond it, as far as the lease goes.
-    const s = ai.settle();
     if (ctx.reservedMicros > 0 || s.costMicros > 0) spent = state!.money.settle(ctx.reservedMicros, s.costMicros);
     ctx.responseBytes = ai.streamedBytes;
     ctx.billable = s.costMicros > 0 || (ai.succeeded && !ctx.clientGone);
