@@ -215,7 +215,7 @@ export interface UsageLog {
    * no tallies, and write() gets none. Otherwise the gateway hands it tallies, later than the rows.
    */
   readonly countsRows?: boolean;
-  /** The id the next row gets (rows are numbered by the gateway, one writer per database). */
+  /** The id the next row gets: the gateway numbers its rows (one writer per SQLite file; each node its own on PostgreSQL). */
   nextId(): MaybePromise<number>;
   /**
    * Writes rows, tallies and alert notices in one transaction, and records that every row up to
