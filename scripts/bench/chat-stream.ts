@@ -29,8 +29,9 @@ export function chatStream(events: number): ChatStream {
 }
 
 const sse = (data: unknown) => `data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`;
+// OpenAI names the tier that served the request in every chunk (the gateway asks for "default").
 const chunk = (choices: unknown[], usage: unknown) => ({
-  id: ID, object: 'chat.completion.chunk', created: CREATED, model: MODEL, system_fingerprint: FINGERPRINT,
+  id: ID, object: 'chat.completion.chunk', created: CREATED, model: MODEL, service_tier: 'default', system_fingerprint: FINGERPRINT,
   choices, ...(usage === undefined ? {} : { usage }),
 });
 const choice = (delta: unknown, finish: string | null) => ({ index: 0, delta, logprobs: null, finish_reason: finish });
