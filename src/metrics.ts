@@ -11,6 +11,7 @@ import type { TokenUsage } from './meters/prices.ts';
 // Seconds: a gateway's own answer (under 1 ms) up to an AI stream of minutes.
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 const COMMIT_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+const TOKEN_TYPES = ['input', 'cached_input', 'cache_write', 'output'] as const;
 // OpenTelemetry's advice for gen_ai.client.token.usage.
 const TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864];
 
@@ -97,6 +98,8 @@ export class Metrics {
   private readonly sources: Partial<MetricSources> = {};
   /** gen_ai_client_token_usage by provider, model and token type (the key joins the three). */
   private readonly tokenUsage = new Map<string, [LabelValues<string>, Buckets]>();
+  /** The same Buckets by provider and model, in TOKEN_TYPES order. */
+  private readonly tokenSeries = new Map<string, (Buckets | undefined)[]>();
   private readonly webhooks: Counter<string>;
   private readonly rowsWritten: Counter<string>;
   private readonly busy: Counter<string>;
@@ -237,18 +240,21 @@ export class Metrics {
   /** An AI request's tokens (models without a price, as a BYOK plan may call, count as "other"). */
   tokens(provider: string, model: string, u: TokenUsage): void {
     const m = this.priced.has(model) ? model : 'other';
+    // One lookup a request: the model's four series, made the first time each counts something.
+    const key = `${provider}\0${m}`;
+    let series = this.tokenSeries.get(key);
+    if (!series) this.tokenSeries.set(key, (series = [undefined, undefined, undefined, undefined]));
     const cacheWrite = u.cacheWrite5m + u.cacheWrite1h;
-    const observe = (type: string, n: number) => {
-      if (n <= 0) return;
-      const key = `${provider}\0${m}\0${type}`;
-      let series = this.tokenUsage.get(key);
-      if (!series) this.tokenUsage.set(key, (series = [{ gen_ai_system: provider, gen_ai_request_model: m, gen_ai_token_type: type }, new Buckets(TOKEN_BUCKETS)]));
-      series[1].observe(n);
-    };
-    observe('input', u.input + u.cachedInput + cacheWrite);
-    observe('cached_input', u.cachedInput);
-    observe('cache_write', cacheWrite);
-    observe('output', u.output);
+    const counts = [u.input + u.cachedInput + cacheWrite, u.cachedInput, cacheWrite, u.output];
+    for (let i = 0; i < TOKEN_TYPES.length; i++) {
+      if (counts[i] <= 0) continue;
+      let b = series[i];
+      if (!b) {
+        b = series[i] = new Buckets(TOKEN_BUCKETS);
+        this.tokenUsage.set(`${key}\0${TOKEN_TYPES[i]}`, [{ gen_ai_system: provider, gen_ai_request_model: m, gen_ai_token_type: TOKEN_TYPES[i] }, b]);
+      }
+      b.observe(counts[i]);
+    }
   }
 
   webhookEvent(type: string, outcome: string): void {
