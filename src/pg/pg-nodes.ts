@@ -3,8 +3,9 @@
 // leases: what they did not spend returns to the balances. A node that was taken for dead and
 // comes back (a long pause, a partition) learns it from its next heartbeat and must drop its
 // leases from memory; until then its own deadline (TTL since its last heartbeat that succeeded)
-// stops it spending them. (Once usage rows are written here, a dead node's rows not yet counted
-// must be counted into its leases' consumption before they end: what they spent is not returned.)
+// stops it spending them. A node's rows are counted into its leases as they are written
+// (pg-usage.ts), so what a dead node's leases spent is known when they end; a commit it had not
+// finished was not written, and what those requests held goes back to the customer.
 import { closeLease } from './pg-leases.ts';
 import { NOW_MS, transaction, type Pool } from './pool.ts';
 
