@@ -7,7 +7,7 @@ import { migratePg } from '../src/pg/migrate.ts';
 import { createPgLeases } from '../src/pg/pg-leases.ts';
 import { createPgNodes } from '../src/pg/pg-nodes.ts';
 import { createPool, type Pool } from '../src/pg/pool.ts';
-import { freshDatabase } from './postgres.ts';
+import { freshDatabase, seedPgAccount } from './postgres.ts';
 import { until } from './until.ts';
 
 const UNIT = 1_000;
@@ -26,8 +26,7 @@ describe('leases on PostgreSQL, three nodes', () => {
 
   async function account(p: Pool, micros: number): Promise<string> {
     const id = `acct_${++accounts}`;
-    await p.query(`INSERT INTO accounts (id, email, plan, balance_micros, created_at) VALUES ($1, $2, 'default', $3, 0)`, [id, `${id}@example.com`, micros]);
-    await p.query(`INSERT INTO ledger (account_id, amount_micros, balance_after_micros, kind, reference, created_at) VALUES ($1, $2, $2, 'grant', 'test', 0)`, [id, micros]);
+    await seedPgAccount(p, id, micros);
     return id;
   }
 

@@ -10,7 +10,7 @@ import { createPgLeases } from '../src/pg/pg-leases.ts';
 import { createPgUsage } from '../src/pg/pg-usage.ts';
 import { createPool, type Pool } from '../src/pg/pool.ts';
 import { Recorder, type Counted } from '../src/state/recorder.ts';
-import { freshDatabase } from './postgres.ts';
+import { freshDatabase, seedPgAccount } from './postgres.ts';
 import { until } from './until.ts';
 
 const NODES = 3;
@@ -28,8 +28,7 @@ describe('the recorder on PostgreSQL, three nodes', () => {
     pools.push(p);
     await migratePg(p);
     for (const id of ['acct_a', 'acct_b', 'acct_c']) {
-      await p.query(`INSERT INTO accounts (id, email, plan, balance_micros, created_at) VALUES ($1, $2, 'default', 1000000, 0)`, [id, `${id}@example.com`]);
-      await p.query(`INSERT INTO ledger (account_id, amount_micros, balance_after_micros, kind, reference, created_at) VALUES ($1, 1000000, 1000000, 'grant', 'test', 0)`, [id]);
+      await seedPgAccount(p, id, 1_000_000);
     }
   });
   afterAll(async () => {

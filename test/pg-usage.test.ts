@@ -7,7 +7,7 @@ import { createPgLeases } from '../src/pg/pg-leases.ts';
 import { createPgUsage } from '../src/pg/pg-usage.ts';
 import { createPool, type Pool } from '../src/pg/pool.ts';
 import type { UsageRecord } from '../src/storage/records.ts';
-import { freshDatabase } from './postgres.ts';
+import { freshDatabase, seedPgAccount } from './postgres.ts';
 
 const DAY = 86_400_000;
 const T0 = Date.parse('2026-12-01T10:00:00Z');
@@ -26,8 +26,7 @@ describe('usage rows on PostgreSQL', () => {
     pool = createPool(await freshDatabase(inject('postgresUrl')), 4);
     await migratePg(pool);
     for (const id of ['acct_1', 'acct_2']) {
-      await pool.query(`INSERT INTO accounts (id, email, plan, balance_micros, created_at) VALUES ($1, $2, 'default', 1000000, 0)`, [id, `${id}@example.com`]);
-      await pool.query(`INSERT INTO ledger (account_id, amount_micros, balance_after_micros, kind, reference, created_at) VALUES ($1, 1000000, 1000000, 'grant', 'test', 0)`, [id]);
+      await seedPgAccount(pool, id, 1_000_000);
     }
   });
   afterAll(() => pool.end());

@@ -88,3 +88,10 @@ export async function freshDatabase(url: string): Promise<string> {
   u.pathname = `/${name}`;
   return u.toString();
 }
+
+/** An account granted `micros`, as Admin would make it: the balance and its ledger row. */
+export async function seedPgAccount(pool: pg.Pool, id: string, micros: number): Promise<void> {
+  await pool.query(`INSERT INTO accounts (id, email, plan, balance_micros, created_at) VALUES ($1, $2, 'default', $3, 0)`, [id, `${id}@example.com`, micros]);
+  await pool.query(`INSERT INTO ledger (account_id, amount_micros, balance_after_micros, kind, reference, created_at)
+    VALUES ($1, $2, $2, 'grant', 'test', 0)`, [id, micros]);
+}

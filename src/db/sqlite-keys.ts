@@ -1,34 +1,12 @@
 // The key directory on the SQLite file: point reads by primary key or unique index. WAL readers
 // never wait for a writer, so these run on the request path when a key is first seen.
-import type { KeyDirectory, KeyLookup } from '../storage/ports.ts';
+import { accountRecord, keyLookup, type KeyRow } from '../storage/key-row.ts';
+import type { KeyDirectory } from '../storage/ports.ts';
 import type { AccountRecord } from '../storage/records.ts';
 import type { Db } from './open.ts';
 
 const ACCOUNT = `a.id AS id, a.plan AS plan, a.status AS status, a.status_reason AS statusReason,
   a.past_due_since AS pastDueSince, a.period_start AS periodStart`;
-
-/**
- * The columns as the record's fields (the query names them so). SQLite hands each row its own
- * copy of a string: every account in memory would keep one "active" of its own (24 bytes).
- */
-function account(r: AccountRecord): AccountRecord {
-  const status = r.status === 'active' ? 'active' : r.status;
-  return { id: r.id, plan: r.plan, status, statusReason: r.statusReason, pastDueSince: r.pastDueSince, periodStart: r.periodStart };
-}
-
-interface KeyRow extends AccountRecord {
-  keyId: string;
-  expiresAt: number | null;
-  revokedAt: number | null;
-  lastUsageId: number;
-  periodEnd: number | null;
-  balanceMicros: number;
-  lowBalanceMicros: number | null;
-  lowArmed: number | null;
-  depletedArmed: number | null;
-  quotaPeriod: string | null;
-  quotaPercent: number | null;
-}
 
 export function createSqliteKeys(db: Db): KeyDirectory {
   const q = {
@@ -47,25 +25,11 @@ export function createSqliteKeys(db: Db): KeyDirectory {
   return {
     findKey(hash) {
       const r = q.key.get(hash) as KeyRow | undefined;
-      if (!r) return undefined;
-      const found: KeyLookup = {
-        key: { id: r.keyId, accountId: r.id, expiresAt: r.expiresAt, revokedAt: r.revokedAt },
-        account: account(r),
-        lastUsageId: r.lastUsageId,
-        balanceMicros: r.balanceMicros,
-        alerts: {
-          lowBalanceMicros: r.lowBalanceMicros,
-          // Armed flags not decided yet (NULL) are derived by the gateway: the state is all or nothing.
-          state: r.lowArmed === null || r.depletedArmed === null ? null
-            : { lowArmed: r.lowArmed === 1, depletedArmed: r.depletedArmed === 1, quotaPeriod: r.quotaPeriod, quotaPercent: r.quotaPercent ?? 0 },
-          periodEnd: r.periodEnd,
-        },
-      };
-      return found;
+      return r && keyLookup(r);
     },
     findAccount(id) {
       const r = q.account.get(id) as AccountRecord | undefined;
-      return r && account(r);
+      return r && accountRecord(r);
     },
     quotaUsed: (accountId, period) => (q.quotaUsed.get(accountId, period) as number | undefined) ?? 0,
   };

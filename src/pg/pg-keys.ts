@@ -1,29 +1,12 @@
 // The key directory on PostgreSQL: one query when a node first sees a key, with the account, its
 // balance (durable and what every node's open leases hold), its alert state and the head of its
 // chain of rows on this node.
+import { accountRecord, keyLookup, type KeyRow } from '../storage/key-row.ts';
 import type { KeyDirectory } from '../storage/ports.ts';
 import type { AccountRecord } from '../storage/records.ts';
 import type { Pool } from './pool.ts';
 
 const ACCOUNT = `a.id, a.plan, a.status, a.status_reason AS "statusReason", a.past_due_since AS "pastDueSince", a.period_start AS "periodStart"`;
-
-interface KeyRow extends AccountRecord {
-  keyId: string;
-  expiresAt: number | null;
-  revokedAt: number | null;
-  lastUsageId: number;
-  periodEnd: number | null;
-  balanceMicros: number;
-  lowBalanceMicros: number | null;
-  lowArmed: boolean | null;
-  depletedArmed: boolean | null;
-  quotaPeriod: string | null;
-  quotaPercent: number | null;
-}
-
-const account = (r: AccountRecord): AccountRecord => ({
-  id: r.id, plan: r.plan, status: r.status, statusReason: r.statusReason, pastDueSince: r.pastDueSince, periodStart: r.periodStart,
-});
 
 export function createPgKeys(pool: Pool, node: string): KeyDirectory {
   return {
@@ -41,26 +24,12 @@ export function createPgKeys(pool: Pool, node: string): KeyDirectory {
           WHERE k.hash = $1`,
         values: [hash, node],
       });
-      const r = rows[0];
-      if (!r) return undefined;
-      return {
-        key: { id: r.keyId, accountId: r.id, expiresAt: r.expiresAt, revokedAt: r.revokedAt },
-        account: account(r),
-        lastUsageId: r.lastUsageId,
-        balanceMicros: r.balanceMicros,
-        alerts: {
-          lowBalanceMicros: r.lowBalanceMicros,
-          // Armed flags not decided yet (NULL) are derived by the gateway: the state is all or nothing.
-          state: r.lowArmed === null || r.depletedArmed === null ? null
-            : { lowArmed: r.lowArmed, depletedArmed: r.depletedArmed, quotaPeriod: r.quotaPeriod, quotaPercent: r.quotaPercent ?? 0 },
-          periodEnd: r.periodEnd,
-        },
-      };
+      return rows[0] && keyLookup(rows[0]);
     },
 
     async findAccount(id) {
       const { rows } = await pool.query<AccountRecord>(`SELECT ${ACCOUNT} FROM accounts a WHERE a.id = $1`, [id]);
-      return rows[0] && account(rows[0]);
+      return rows[0] && accountRecord(rows[0]);
     },
 
     async quotaUsed(accountId, period) {
