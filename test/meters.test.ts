@@ -120,8 +120,8 @@ describe('OpenAI tracker', () => {
   it('asks for the usage chunk, reads it, and hides it from a client that did not ask', async () => {
     const call = openai.parse('/v1/chat/completions', chatBody);
     expect(call).toMatchObject({ model: 'test-gpt', maxOutputTokens: 50, choices: 1, hideUsageChunk: true });
-    expect(call.rewritten?.stream_options).toEqual({ include_usage: true });
-    const ex = new AiExchange(openai, call, GPT, 10_000, Buffer.from(JSON.stringify(call.rewritten)));
+    expect(call.sets?.stream_options).toEqual({ include_usage: true });
+    const ex = new AiExchange(openai, call, GPT, 10_000, Buffer.from(JSON.stringify({ ...chatBody, ...call.sets })));
     ex.start(200, 'text/event-stream; charset=utf-8');
     const seen = run(ex, sse([undefined, chunk({ content: 'Hel' }, { usage: null })], [undefined, chunk({ content: 'lo' }, { usage: null })], [undefined, usageChunk], [undefined, '[DONE]']));
     expect(seen).not.toContain('"prompt_tokens"');
@@ -139,7 +139,7 @@ describe('OpenAI tracker', () => {
     const text = sse(...events, [undefined, usageChunk], [undefined, '[DONE]']);
     const expected = sse(...events, [undefined, '[DONE]']);
     for (let size = 1; size <= text.length; size++) {
-      const ex = new AiExchange(openai, call, GPT, 10_000, Buffer.from(JSON.stringify(call.rewritten)));
+      const ex = new AiExchange(openai, call, GPT, 10_000, Buffer.from(JSON.stringify({ ...chatBody, ...call.sets })));
       ex.start(200, 'text/event-stream');
       const bytes = Buffer.from(text);
       const out: Buffer[] = [];
@@ -183,7 +183,7 @@ describe('OpenAI tracker', () => {
   it('passes the usage chunk to a client that asked for it, stream_options unchanged', async () => {
     const body = { ...chatBody, stream_options: { include_usage: true }, service_tier: 'default' };
     const call = openai.parse('/v1/chat/completions', body);
-    expect(call).toMatchObject({ rewritten: undefined, hideUsageChunk: false });
+    expect(call).toMatchObject({ sets: undefined, hideUsageChunk: false });
     const ex = new AiExchange(openai, call, GPT, 10_000, Buffer.from(JSON.stringify(body)));
     ex.start(200, 'text/event-stream');
     const seen = run(ex, sse([undefined, chunk({ content: 'x' }, { usage: null })], [undefined, usageChunk], [undefined, '[DONE]']), 3);
@@ -195,7 +195,7 @@ describe('OpenAI tracker', () => {
     const body = { model: 'test-gpt', input: 'hi', stream: true, max_output_tokens: 40 };
     for (const final of ['response.completed', 'response.incomplete']) {
       const call = openai.parse('/v1/responses', body);
-      expect(call).toMatchObject({ maxOutputTokens: 40, rewritten: { ...body, service_tier: 'default' }, hideUsageChunk: false, stream: true });
+      expect(call).toMatchObject({ maxOutputTokens: 40, sets: { service_tier: 'default' }, hideUsageChunk: false, stream: true });
       const ex = new AiExchange(openai, call, GPT, 10_000, Buffer.from(JSON.stringify(body)));
       ex.start(200, 'text/event-stream');
       run(ex, sse(
@@ -248,7 +248,7 @@ describe('Anthropic tracker', () => {
 
   function exchange() {
     const call = anthropic.parse('/v1/messages', body);
-    expect(call).toMatchObject({ model: 'test-sonnet', maxOutputTokens: 500, choices: 1, rewritten: undefined });
+    expect(call).toMatchObject({ model: 'test-sonnet', maxOutputTokens: 500, choices: 1, sets: undefined });
     const ex = new AiExchange(anthropic, call, SONNET, 1_000_000, Buffer.from(JSON.stringify(body)));
     ex.start(200, 'text/event-stream; charset=utf-8');
     return ex;
@@ -339,7 +339,7 @@ describe('AiExchange settlement above the reservation', () => {
 });
 
 describe('AiExchange settlement without a usage report', () => {
-  const call: ParsedCall = { model: 'test-gpt', maxOutputTokens: 100, choices: 1, rewritten: undefined, hideUsageChunk: false, stream: true, tier: 'standard', maxWebSearches: 0 };
+  const call: ParsedCall = { model: 'test-gpt', maxOutputTokens: 100, choices: 1, sets: undefined, hideUsageChunk: false, stream: true, tier: 'standard', maxWebSearches: 0 };
 
   it('estimates from the bytes (never zero, never more than the reservation) and flags the estimate', async () => {
     const body = Buffer.alloc(400, 'a');
@@ -381,7 +381,7 @@ describe('estimates of a cut stream (no final usage report)', () => {
     expect(tokenizerReady('test-gpt')).toBe(true);
     const body = { model: 'test-gpt', stream: true, messages: [{ role: 'user', content: 'Say hello.' }], max_tokens: 500 };
     const call = openai.parse('/v1/chat/completions', body);
-    const sent = Buffer.from(JSON.stringify(call.rewritten));
+    const sent = Buffer.from(JSON.stringify({ ...body, ...call.sets }));
     const reserved = reservationMicros(GPT, sent.length, 500);
     // The finished stream: the provider reports what it generated (o200k: one token per word here).
     const whole = new AiExchange(openai, call, GPT, reserved, sent);
@@ -404,7 +404,7 @@ describe('estimates of a cut stream (no final usage report)', () => {
   });
 
   it('OpenAI Responses and chat tool calls: reasoning, refusals and tool arguments are generated text too', () => {
-    const call: ParsedCall = { model: 'test-gpt', maxOutputTokens: 100, choices: 1, rewritten: undefined, hideUsageChunk: false, stream: true, tier: 'standard', maxWebSearches: 0 };
+    const call: ParsedCall = { model: 'test-gpt', maxOutputTokens: 100, choices: 1, sets: undefined, hideUsageChunk: false, stream: true, tier: 'standard', maxWebSearches: 0 };
     const ex = new AiExchange(openai, call, GPT, 10_000, Buffer.from('{}'));
     ex.start(200, 'text/event-stream');
     run(ex, sse(
@@ -485,7 +485,7 @@ describe('price multipliers: tiers, long context, web searches', () => {
 
   it('OpenAI: reads the service_tier the response reports, cache writes, and the web search calls of a response', async () => {
     const call = openai.parse('/v1/chat/completions', { model: 'm', service_tier: 'priority', messages: [] });
-    expect(call).toMatchObject({ tier: 'priority', rewritten: undefined });
+    expect(call).toMatchObject({ tier: 'priority', sets: undefined });
     const ex = new AiExchange(openai, call, TIERED, 1_000_000, Buffer.from('{}'));
     ex.start(200, 'application/json');
     ex.data(Buffer.from(JSON.stringify({ object: 'chat.completion', service_tier: 'default', usage: { prompt_tokens: 100, completion_tokens: 10, prompt_tokens_details: { cached_tokens: 20, cache_write_tokens: 30 } } })));
@@ -532,10 +532,10 @@ describe('requests that cannot be metered when they are made are refused', () =>
   it('OpenAI: without a service_tier (or with "auto") the gateway asks for "default", not the operator\'s project default', () => {
     for (const tier of [undefined, null, 'auto']) {
       const call = openai.parse('/v1/chat/completions', { model: 'm', messages: [], service_tier: tier });
-      expect(call).toMatchObject({ tier: 'standard', rewritten: { service_tier: 'default' } });
+      expect(call).toMatchObject({ tier: 'standard', sets: { service_tier: 'default' } });
     }
-    expect(openai.parse('/v1/responses', { model: 'm', input: 'x', service_tier: 'flex' })).toMatchObject({ tier: 'flex', rewritten: undefined });
-    expect(openai.parse('/v1/embeddings', { model: 'e', input: 'x' }).rewritten).toBeUndefined();
+    expect(openai.parse('/v1/responses', { model: 'm', input: 'x', service_tier: 'flex' })).toMatchObject({ tier: 'flex', sets: undefined });
+    expect(openai.parse('/v1/embeddings', { model: 'e', input: 'x' }).sets).toBeUndefined();
   });
 
   it('Anthropic: code execution, the browser toolset, fast mode and regional inference', () => {

@@ -61,7 +61,7 @@ export const anthropic: Provider = {
     }
     const maxWebSearches = checkRequest(body);
     return {
-      model: body.model, maxOutputTokens, choices: 1, rewritten: undefined, hideUsageChunk: false,
+      model: body.model, maxOutputTokens, choices: 1, sets: undefined, hideUsageChunk: false,
       stream: body.stream === true, tier: 'standard', maxWebSearches,
     };
   },

@@ -74,13 +74,13 @@ export const openai: Provider = {
     } catch (err) {
       throw bad((err as Error).message);
     }
-    const changes: Record<string, unknown> = {};
+    let sets: Record<string, unknown> | undefined;
     let tier: Tier = 'standard';
     let maxWebSearches = 0;
     let hideUsageChunk = false;
     if (kind !== 'embeddings') {
       const asked = body.service_tier;
-      if (asked === undefined || asked === null || asked === 'auto') changes.service_tier = 'default';
+      if (asked === undefined || asked === null || asked === 'auto') (sets ??= {}).service_tier = 'default';
       else if (typeof asked === 'string' && Object.hasOwn(TIERS, asked)) tier = TIERS[asked];
       else throw bad(`service_tier ${JSON.stringify(asked)} is not served by this gateway; use "default", "flex" or "priority".`);
     }
@@ -95,11 +95,10 @@ export const openai: Provider = {
       if (stream) {
         const options = isRecord(body.stream_options) ? body.stream_options : {};
         hideUsageChunk = options.include_usage !== true;
-        if (hideUsageChunk) changes.stream_options = { ...options, include_usage: true };
+        if (hideUsageChunk) (sets ??= {}).stream_options = { ...options, include_usage: true };
       }
     }
-    const rewritten = Object.keys(changes).length > 0 ? { ...body, ...changes } : undefined;
-    return { model: body.model, maxOutputTokens, choices, rewritten, hideUsageChunk, stream, tier, maxWebSearches };
+    return { model: body.model, maxOutputTokens, choices, sets, hideUsageChunk, stream, tier, maxWebSearches };
   },
 
   auth: (key) => ['authorization', `Bearer ${key}`],

@@ -19,8 +19,11 @@ export interface ParsedCall {
   maxOutputTokens: number | undefined;
   /** How many completions the request asks for (OpenAI's `n`): each may use maxOutputTokens. */
   choices: number;
-  /** The body to send instead of the client's (OpenAI streams: ask for the usage chunk). */
-  rewritten: Record<string, unknown> | undefined;
+  /**
+   * Fields the gateway sets in the body it sends, added or in place of the client's (OpenAI: the
+   * usage chunk of a stream, the default tier); undefined when the client's body goes as it came.
+   */
+  sets: Record<string, unknown> | undefined;
   /** The client did not ask for the usage chunk the gateway added: it must not see it. */
   hideUsageChunk: boolean;
   /** The response comes as server-sent events. */

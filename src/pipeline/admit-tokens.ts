@@ -55,7 +55,7 @@ export function admitTokens(ctx: RequestContext, body: Buffer, byok: boolean, co
     throw new GatewayError('BAD_REQUEST', { detail: `The request body has the field ${JSON.stringify(repeated)} more than once; send each field once.` });
   }
   const call = provider.parse(ctx.req.url!, json);
-  const sent = call.rewritten ? rewrittenBody(body, json, call.rewritten) : body;
+  const sent = call.sets ? rewrittenBody(body, json, call.sets) : body;
   const plan = ctx.plan!;
   if (plan.models && !plan.models.includes(call.model)) {
     throw new GatewayError('MODEL_NOT_ALLOWED', { detail: `Your plan does not include the model "${call.model}".` });
@@ -79,16 +79,16 @@ export function admitTokens(ctx: RequestContext, body: Buffer, byok: boolean, co
 }
 
 /**
- * The body to send in place of `body` (parsed: `json`). Fields only added go in before its closing
- * brace, the client's bytes otherwise untouched: serializing the whole request again cost more than
- * parsing it, and grows with the prompt. A field whose value changes means serializing it all.
+ * The body to send in place of `body` (parsed: `json`), with the fields the gateway `sets`. Fields
+ * only added go in before its closing brace, the client's bytes otherwise untouched: serializing
+ * the whole request again cost more than parsing it, and grows with the prompt. A field the client
+ * sent with another value means serializing it all.
  */
-function rewrittenBody(body: Buffer, json: Record<string, unknown>, rewritten: Record<string, unknown>): Buffer {
+function rewrittenBody(body: Buffer, json: Record<string, unknown>, sets: Record<string, unknown>): Buffer {
   let added = '';
-  for (const k in rewritten) {
-    if (Object.hasOwn(json, k)) {
-      if (rewritten[k] !== json[k]) return Buffer.from(JSON.stringify(rewritten));
-    } else added += `,${JSON.stringify(k)}:${JSON.stringify(rewritten[k])}`;
+  for (const k in sets) {
+    if (Object.hasOwn(json, k)) return Buffer.from(JSON.stringify({ ...json, ...sets }));
+    added += `,${JSON.stringify(k)}:${JSON.stringify(sets[k])}`;
   }
   let end = body.length - 1;
   while (body[end] !== 0x7d /* } */) end--; // only blanks follow an object's closing brace
