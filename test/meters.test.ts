@@ -165,7 +165,7 @@ describe('OpenAI tracker', () => {
       // "[DONE]" and "usage" inside generated text are text, not markers.
       run(ex, sse([undefined, chunk({ content: '"usage":{[DONE]' }, { usage: null })]) + usageEvent + 'data: [DONE]\n\n');
       expect((await ex.settle()), usageEvent).toMatchObject({ costMicros: 2405, estimated: false });
-      expect(ex.tracker.generatedText()).toBe('"usage":{[DONE]');
+      expect(ex.generatedText()).toBe('"usage":{[DONE]');
     }
   });
 
@@ -414,7 +414,7 @@ describe('estimates of a cut stream (no final usage report)', () => {
       ['response.function_call_arguments.delta', { type: 'response.function_call_arguments.delta', delta: '{"a":1}' }],
       ['response.audio.delta', { type: 'response.audio.delta', delta: 'AAAAAAAAAAAAAAAAAAAA' }],
     ));
-    expect(ex.tracker.generatedText()).toBe('Thinking Hello{"a":1}');
+    expect(ex.generatedText()).toBe('Thinking Hello{"a":1}');
     const chatCall = openai.parse('/v1/chat/completions', { model: 'test-gpt', stream: true, messages: [] });
     const c = new AiExchange(openai, chatCall, GPT, 10_000, Buffer.from('{}'));
     c.start(200, 'text/event-stream');
@@ -423,7 +423,7 @@ describe('estimates of a cut stream (no final usage report)', () => {
       [undefined, { choices: [{ index: 0, delta: { tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'f', arguments: '{"x":' } }] } }] }],
       [undefined, { choices: [{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: '2}' } }] } }] }],
     ));
-    expect(c.tracker.generatedText()).toBe('No{"x":2}');
+    expect(c.generatedText()).toBe('No{"x":2}');
   });
 
   it('Anthropic: text, thinking and tool input deltas at characters / 4, added to the output message_start reported', async () => {
@@ -439,7 +439,7 @@ describe('estimates of a cut stream (no final usage report)', () => {
       ['content_block_delta', delta({ type: 'input_json_delta', partial_json: '{"city": "Par' })],
     ));
     const s = (await ex.settle());
-    expect(ex.tracker.generatedText()).toBe('Let me think.Hello there{"city": "Par');
+    expect(ex.generatedText()).toBe('Let me think.Hello there{"city": "Par');
     expect(s.usage).toMatchObject({ input: 100, output: Math.ceil(37 / 4) });
     expect(s).toMatchObject({ estimated: true, costMicros: ceil(100 * SONNET.input + 10 * SONNET.output) });
   });

@@ -1,7 +1,7 @@
 // The byte-level server-sent event splitter: where events end (WHATWG HTML §9.2), which fields the
 // trackers get, and that what reaches the client is the upstream's bytes minus the events cut.
 import { describe, expect, it } from 'vitest';
-import { KeptData, Marker, SseSplitter, type SseEvent } from '../src/meters/sse.ts';
+import { eventsOf, Marker, SseSplitter, type SseEvent } from '../src/meters/sse.ts';
 
 const b = (s: string) => Buffer.from(s);
 type Seen = [name: string, data: string];
@@ -101,22 +101,14 @@ describe('SseSplitter: fields', () => {
   });
 });
 
-describe('KeptData', () => {
-  it('gives back each kept event\'s data as the event decoded it, however the stream was split', () => {
+describe('eventsOf', () => {
+  it('gives back each event\'s name and data as the splitter decoded them, however the stream was split', () => {
     const input = b('data: {"a":1}\n\nevent: x\r\ndata: Grüße\r\ndata:\r\ndata: 世界 😀\r\n\r\n: ping\n\ndata: last\n\n');
+    const whole = [{ event: 'message', data: '{"a":1}' }, { event: 'x', data: 'Grüße\n\n世界 😀' }, { event: 'message', data: 'last' }];
     for (let i = 0; i <= input.length; i++) {
-      const kept = new KeptData();
-      const seen: string[] = [];
-      const s = new SseSplitter((ev) => {
-        seen.push(ev.data);
-        ev.keepIn(kept);
-        return true;
-      }, false);
-      s.push(input.subarray(0, i));
-      s.push(input.subarray(i));
-      s.end();
-      expect(seen, `split at ${i}`).toEqual(['{"a":1}', 'Grüße\n\n世界 😀', 'last']);
-      expect([...kept], `split at ${i}`).toEqual(seen);
+      for (let j = i; j <= input.length; j += 7) {
+        expect(eventsOf([input.subarray(0, i), input.subarray(i, j), input.subarray(j)]), `split at ${i} and ${j}`).toEqual(whole);
+      }
     }
   });
 });

@@ -7,7 +7,7 @@ import { isRecord } from '../json.ts';
 import {
   bare, filterData, freshUsage, limitField, parseJson, tokens, toolsOf, type Provider, type UsageTracker,
 } from './provider.ts';
-import { KeptData, type SseEvent } from './sse.ts';
+import type { DecodedEvent, SseEvent } from './sse.ts';
 
 const bad = (detail: string) => new GatewayError('BAD_REQUEST', { detail });
 
@@ -76,14 +76,9 @@ class AnthropicTracker implements UsageTracker {
   seen = false;
   complete = false;
   readonly tier = 'standard' as const;
-  /** content_block_delta events, decoded only for an estimate. */
-  private readonly deltas = new KeptData();
 
   event(ev: SseEvent): boolean {
     switch (ev.event) {
-      case 'content_block_delta':
-        ev.keepIn(this.deltas);
-        return true;
       case 'message_start':
       case 'message_delta': {
         const json = parseJson(ev.data);
@@ -105,10 +100,11 @@ class AnthropicTracker implements UsageTracker {
     if (this.seen) this.complete = true;
   }
 
-  generatedText(): string {
+  generatedText(events: readonly DecodedEvent[]): string {
     let text = '';
-    for (const data of this.deltas) {
-      const delta = parseJson(data)?.delta;
+    for (const ev of events) {
+      if (ev.event !== 'content_block_delta') continue;
+      const delta = parseJson(ev.data)?.delta;
       if (!isRecord(delta)) continue;
       // text_delta, thinking_delta, input_json_delta (tool input); signatures are not text.
       for (const k of ['text', 'thinking', 'partial_json']) if (typeof delta[k] === 'string') text += delta[k];

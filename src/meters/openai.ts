@@ -9,7 +9,7 @@ import type { Tier } from './prices.ts';
 import {
   bare, filterData, freshUsage, limitField, parseJson, tokens, toolsOf, type ParsedCall, type Provider, type UsageTracker,
 } from './provider.ts';
-import { KeptData, Marker, type SseEvent } from './sse.ts';
+import { Marker, type DecodedEvent, type SseEvent } from './sse.ts';
 
 type Priced = 'chat' | 'responses' | 'embeddings';
 
@@ -155,24 +155,16 @@ class OpenAiTracker implements UsageTracker {
   seen = false;
   complete = false;
   tier: Tier | undefined = undefined;
-  /** The events that can carry generated text, decoded only for an estimate. */
-  private readonly textEvents = new KeptData();
 
   constructor(private readonly call: ParsedCall) {}
 
   event(ev: SseEvent): boolean {
     if (ev.event === 'error' || ev.dataIs(DONE)) return true;
     if (this.tier === undefined && ev.includes(SERVICE_TIER_KEY)) this.tier = tierOf(SERVICE_TIER.exec(ev.data)?.[1]);
-    if (ev.event.endsWith('.delta') && ev.event !== 'response.audio.delta') {
-      ev.keepIn(this.textEvents);
-      return true;
-    }
+    if (ev.event.endsWith('.delta')) return true; // text, for an estimate (generatedText)
     // Responses: a web search started (the final response counts them all).
     if (ev.event === 'response.output_item.added' && ev.includes(WEB_SEARCH_CALL)) this.usage.webSearches++;
-    if (!hasUsageObject(ev)) {
-      if (ev.event === 'message') ev.keepIn(this.textEvents); // a chat chunk
-      return true;
-    }
+    if (!hasUsageObject(ev)) return true;
     const json = parseJson(ev.data);
     if (!json) return true;
     if (isRecord(json.response) && (RESPONSE_DONE.has(ev.event) || RESPONSE_DONE.has(json.type as string))) {
@@ -185,7 +177,6 @@ class OpenAiTracker implements UsageTracker {
       // The usage chunk the gateway asked for: no choices, only usage.
       if (this.call.hideUsageChunk && Array.isArray(json.choices) && json.choices.length === 0) return false;
     }
-    if (Array.isArray(json.choices)) ev.keepIn(this.textEvents);
     return true;
   }
 
@@ -198,10 +189,12 @@ class OpenAiTracker implements UsageTracker {
     }
   }
 
-  generatedText(): string {
+  generatedText(events: readonly DecodedEvent[]): string {
     let text = '';
-    for (const data of this.textEvents) {
-      const json = parseJson(data);
+    for (const ev of events) {
+      // Audio is base64, not text; an error and [DONE] are not JSON of a generation.
+      if (ev.event === 'response.audio.delta' || ev.event === 'error') continue;
+      const json = parseJson(ev.data);
       if (!json) continue;
       if (typeof json.delta === 'string') text += json.delta; // a Responses *.delta event
       if (!Array.isArray(json.choices)) continue;

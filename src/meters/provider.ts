@@ -2,7 +2,7 @@
 // responses report the tokens used. openai.ts and anthropic.ts implement it.
 import type { Tier, TokenUsage } from './prices.ts';
 import { isRecord } from '../json.ts';
-import type { SseEvent } from './sse.ts';
+import type { DecodedEvent, SseEvent } from './sse.ts';
 
 export type ProviderName = 'openai' | 'anthropic';
 
@@ -43,8 +43,8 @@ export interface UsageTracker {
   complete: boolean;
   /** The processing tier the response reports, once it did. */
   tier: Tier | undefined;
-  /** The text generated so far (content, reasoning, tool arguments), for an estimate of the output. */
-  generatedText(): string;
+  /** The text generated in these events of the stream (content, reasoning, tool arguments), for an estimate of the output. */
+  generatedText(events: readonly DecodedEvent[]): string;
   /** Reads one stream event; false when the client must not see it. */
   event(ev: SseEvent): boolean;
   /** Reads a whole (non-streaming) JSON response. */

@@ -45,8 +45,8 @@ export class Marker {
 
 /**
  * One event: where its bytes are, its name, and its data decoded on demand. A splitter reads
- * every event of its stream into the same SseEvent: valid while the visit lasts (keepIn() keeps
- * what an estimate needs), and one object a stream rather than two an event for the collector.
+ * every event of its stream into the same SseEvent: valid while the visit lasts, and one object a
+ * stream rather than two an event for the collector.
  */
 export class SseEvent {
   /** The `event:` field, or "message". */
@@ -129,48 +129,32 @@ export class SseEvent {
     return marker.in(this.bytes, this.start, this.end) !== -1;
   }
 
-  /** Keeps the data's byte ranges for later (an estimate), rather than the event. */
-  keepIn(kept: KeptData): void {
-    kept.add(this.bytes, this.values, this.used);
-  }
-
   /** The byte at offset i of raw (undefined past its end). */
   byteAt(i: number): number | undefined {
     return i < this.end - this.start ? this.bytes[this.start + i] : undefined;
   }
 }
 
+/** An event as an estimate reads it again: its name and its data, decoded. */
+export interface DecodedEvent {
+  event: string;
+  data: string;
+}
+
 /**
- * The data of events kept while a stream lasts, decoded only if an estimate needs it: byte ranges
- * in one array (and the chunks they are in) rather than an object per event. Each retained object
- * is copied by every young-generation collection until the stream ends, and held events were half
- * of the garbage collector's time on metered streams (29 of 63 µs a stream).
+ * Every dispatched event of a stream, decoded, from the chunks it came in: what an estimate reads
+ * once the stream is over. While the stream runs nothing of its events is kept but the chunks
+ * themselves: what a stream holds is copied by every young-generation collection until it ends.
  */
-export class KeptData implements Iterable<string> {
-  private readonly buffers: Buffer[] = [];
-  // Per event: its buffer's index, its count of data lines, then their [start, end) pairs.
-  private readonly ranges: number[] = [];
-
-  /** The event's data ranges: the first `used` numbers of `values`. */
-  add(bytes: Buffer, values: readonly number[], used: number): void {
-    const { buffers, ranges } = this;
-    if (buffers[buffers.length - 1] !== bytes) buffers.push(bytes);
-    ranges.push(buffers.length - 1, used / 2);
-    for (let i = 0; i < used; i++) ranges.push(values[i]);
-  }
-
-  /** Each event's data lines joined with "\n", as SseEvent.data gives them. */
-  *[Symbol.iterator](): Iterator<string> {
-    const { buffers, ranges } = this;
-    for (let i = 0; i < ranges.length;) {
-      const bytes = buffers[ranges[i]];
-      const lines = ranges[i + 1];
-      i += 2;
-      let text = '';
-      for (let l = 0; l < lines; l++, i += 2) text += (l > 0 ? '\n' : '') + bytes.toString('utf8', ranges[i], ranges[i + 1]);
-      yield text;
-    }
-  }
+export function eventsOf(chunks: readonly Buffer[]): DecodedEvent[] {
+  const out: DecodedEvent[] = [];
+  const splitter = new SseSplitter((ev) => {
+    out.push({ event: ev.event, data: ev.data });
+    return true;
+  }, false);
+  for (const c of chunks) splitter.push(c);
+  splitter.end();
+  return out;
 }
 
 /** Where a field's value starts, `p` just past its name: after the colon and one space (no colon: empty). */

@@ -5,7 +5,7 @@
 // so far and the text generated: never zero, never more than the reservation.
 import { costMicros, ratesFor, type ModelPrice, type Tier, type TokenUsage } from './prices.ts';
 import type { ParsedCall, Provider, UsageTracker } from './provider.ts';
-import { SseSplitter } from './sse.ts';
+import { eventsOf, SseSplitter } from './sse.ts';
 import { countTokens, loadTokenizer } from './text-tokens.ts';
 
 /** A non-streaming response larger than this is passed through unparsed (and estimated). */
@@ -56,6 +56,8 @@ export class AiExchange {
   private splitter: SseSplitter | undefined;
   private held: Buffer[] = [];
   private heldBytes = 0;
+  /** A stream's chunks as they came: read again only for an estimate (generatedText). */
+  private readonly streamed: Buffer[] = [];
   /** Response bytes that reached the client: the usage row's response_bytes, and the estimate's base. */
   streamedBytes = 0;
   /** The response was 2xx: the provider did (some of) the work. */
@@ -92,6 +94,7 @@ export class AiExchange {
   /** What to send the client for this chunk (empty when nothing yet): the upstream's bytes or views of them. */
   data(chunk: Buffer): Buffer {
     if (this.mode === 'stream') {
+      this.streamed.push(chunk);
       const out = this.splitter!.push(chunk);
       this.streamedBytes += out.length;
       return out;
@@ -129,6 +132,11 @@ export class AiExchange {
     return body;
   }
 
+  /** The text the stream generated so far (content, reasoning, tool arguments). */
+  generatedText(): string {
+    return this.tracker.generatedText(eventsOf(this.streamed));
+  }
+
   /** The exact cost, when settle() knows it now (before the response headers go out). */
   knownCost(): number | undefined {
     if (this.price !== undefined && !this.tracker.complete) return undefined;
@@ -159,7 +167,7 @@ export class AiExchange {
       const u: TokenUsage = { ...usage, input: seen ? usage.input : input, output: Math.max(usage.output, output) };
       return { costMicros: Math.min(this.reservedMicros, Math.max(1, costMicros(price, u, tier))), usage: u, estimated: true };
     };
-    const counts = countTokens([seen ? '' : promptText(this.body), this.tracker.generatedText()], this.call.model, this.openaiTokens);
+    const counts = countTokens([seen ? '' : promptText(this.body), this.generatedText()], this.call.model, this.openaiTokens);
     return counts instanceof Promise ? counts.then(estimate) : estimate(counts);
   }
 }
