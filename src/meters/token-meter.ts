@@ -56,7 +56,7 @@ export class AiExchange {
   private splitter: SseSplitter | undefined;
   private held: Buffer[] = [];
   private heldBytes = 0;
-  /** A stream's chunks as they came: read again only for an estimate (generatedText). */
+  /** A priced stream's chunks as they came: read again only for an estimate (generatedText). */
   private readonly streamed: Buffer[] = [];
   /** Response bytes that reached the client: the usage row's response_bytes, and the estimate's base. */
   streamedBytes = 0;
@@ -94,7 +94,7 @@ export class AiExchange {
   /** What to send the client for this chunk (empty when nothing yet): the upstream's bytes or views of them. */
   data(chunk: Buffer): Buffer {
     if (this.mode === 'stream') {
-      this.streamed.push(chunk);
+      if (this.price !== undefined) this.streamed.push(chunk); // nothing to estimate otherwise
       const out = this.splitter!.push(chunk);
       this.streamedBytes += out.length;
       return out;
