@@ -10,10 +10,8 @@ import type { Db } from './open.ts';
 import { eventInsert } from './sqlite-outbox.ts';
 import { writing } from './sqlite-busy.ts';
 import { usageIdRange } from './usage-range.ts';
+import { USAGE_COLUMNS as COLUMNS, usageValues as values } from '../storage/usage-columns.ts';
 
-const COLUMNS = ['id', 'prev_id', 'ts', 'request_id', 'account_id', 'key_id', 'route', 'method', 'path', 'status',
-  'request_bytes', 'response_bytes', 'latency_us', 'price_micros', 'billable', 'lease_id', 'quota_period', 'overage_meter', 'overage_interval',
-  'model', 'input_tokens', 'cached_tokens', 'cache_write_tokens', 'output_tokens', 'estimated'];
 /**
  * Rows per INSERT statement, largest first: one statement for many rows costs less per row than
  * one each (4.4 against 7.5 µs here), and a commit of 27 rows goes as 16 + 8 + 2 + 1.
@@ -23,36 +21,6 @@ const SIZES = [32, 16, 8, 4, 2, 1];
 function insert(db: Db, rows: number) {
   const one = `(${COLUMNS.map(() => '?').join(', ')})`;
   return db.prepare(`INSERT INTO usage (${COLUMNS.join(', ')}) VALUES ${Array(rows).fill(one).join(', ')}`);
-}
-
-/** The row's values in COLUMNS order, into `out` from `at`. */
-function values(r: UsageRecord, out: unknown[], at: number): void {
-  const ai = r.ai;
-  out[at] = r.id;
-  out[at + 1] = r.prevId;
-  out[at + 2] = r.ts;
-  out[at + 3] = r.requestId;
-  out[at + 4] = r.accountId;
-  out[at + 5] = r.keyId;
-  out[at + 6] = r.route;
-  out[at + 7] = r.method;
-  out[at + 8] = r.path;
-  out[at + 9] = r.status;
-  out[at + 10] = r.requestBytes;
-  out[at + 11] = r.responseBytes;
-  out[at + 12] = r.latencyUs;
-  out[at + 13] = r.priceMicros;
-  out[at + 14] = r.billable ? 1 : 0;
-  out[at + 15] = r.leaseId ?? null;
-  out[at + 16] = r.quotaPeriod ?? null;
-  out[at + 17] = r.overageMeter ?? null;
-  out[at + 18] = r.overageInterval ?? null;
-  out[at + 19] = ai?.model ?? null;
-  out[at + 20] = ai?.inputTokens ?? null;
-  out[at + 21] = ai?.cachedTokens ?? null;
-  out[at + 22] = ai?.cacheWriteTokens ?? null;
-  out[at + 23] = ai?.outputTokens ?? null;
-  out[at + 24] = ai?.estimated ? 1 : 0;
 }
 
 /** Stripe caps identifiers at 100 characters: a hash of what names the interval fits. */

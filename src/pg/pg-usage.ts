@@ -5,19 +5,19 @@
 // and after a crash nothing is left to count again.
 import type { Notice, Tally, UsageLog } from '../storage/ports.ts';
 import type { RecentUsage, UsageRecord } from '../storage/records.ts';
+import { USAGE_COLUMNS, usageValues, type UsageColumn } from '../storage/usage-columns.ts';
 import type { Pool } from './pool.ts';
 
-/** The row columns after `node`, with their array types, in unnest's order. */
-const COLUMNS: [string, string][] = [
-  ['id', 'bigint'], ['prev_id', 'bigint'], ['ts', 'bigint'], ['request_id', 'text'], ['account_id', 'text'], ['key_id', 'text'],
-  ['route', 'text'], ['method', 'text'], ['path', 'text'], ['status', 'int'], ['request_bytes', 'bigint'], ['response_bytes', 'bigint'],
-  ['latency_us', 'bigint'], ['price_micros', 'bigint'], ['billable', 'bool'], ['lease_id', 'bigint'], ['quota_period', 'text'],
-  ['overage_meter', 'text'], ['overage_interval', 'bigint'], ['model', 'text'], ['input_tokens', 'bigint'], ['cached_tokens', 'bigint'],
-  ['cache_write_tokens', 'bigint'], ['output_tokens', 'bigint'], ['estimated', 'bool'],
-];
+/** Each row column's array type (the record lists every column, or the type check fails). */
+const TYPE: Record<UsageColumn, string> = {
+  id: 'bigint', prev_id: 'bigint', ts: 'bigint', request_id: 'text', account_id: 'text', key_id: 'text', route: 'text', method: 'text',
+  path: 'text', status: 'int', request_bytes: 'bigint', response_bytes: 'bigint', latency_us: 'bigint', price_micros: 'bigint',
+  billable: 'bool', lease_id: 'bigint', quota_period: 'text', overage_meter: 'text', overage_interval: 'bigint', model: 'text',
+  input_tokens: 'bigint', cached_tokens: 'bigint', cache_write_tokens: 'bigint', output_tokens: 'bigint', estimated: 'bool',
+};
 
-const rowArrays = COLUMNS.map(([, type], i) => `$${i + 2}::${type}[]`).join(', ');
-const n = COLUMNS.length + 2;
+const rowArrays = USAGE_COLUMNS.map((c, i) => `$${i + 2}::${TYPE[c]}[]`).join(', ');
+const n = USAGE_COLUMNS.length + 2;
 // Notices: account, low armed, depleted armed, quota period, quota percent; then the event, if any.
 const notices = `unnest($${n}::text[], $${n + 1}::bool[], $${n + 2}::bool[], $${n + 3}::text[], $${n + 4}::int[],
   $${n + 5}::text[], $${n + 6}::text[], $${n + 7}::text[], $${n + 8}::bigint[]) WITH ORDINALITY
@@ -28,7 +28,7 @@ const IDENTIFIER = `'tg_' || left(translate(encode(sha256(convert_to(account_id,
   || convert_to(overage_meter, 'UTF8') || '\\x00'::bytea || convert_to(overage_interval::text, 'UTF8')), 'base64'), '+/', '-_'), 40)`;
 
 const WRITE = `WITH r AS (
-    INSERT INTO usage (node, ${COLUMNS.map(([c]) => c).join(', ')})
+    INSERT INTO usage (node, ${USAGE_COLUMNS.join(', ')})
     SELECT $1, * FROM unnest(${rowArrays})
     RETURNING account_id, ts, route, model, status, billable, price_micros, lease_id, quota_period, overage_meter, overage_interval,
       input_tokens, cached_tokens, cache_write_tokens, output_tokens
@@ -81,14 +81,11 @@ export function createPgUsage(pool: Pool, node: string): UsageLog {
     },
 
     async write(rows: readonly UsageRecord[], _tallies: readonly Tally[], _throughId: number, noticed: readonly Notice[]) {
-      const cols: unknown[][] = COLUMNS.map(() => new Array<unknown>(rows.length));
+      const row = new Array<unknown>(USAGE_COLUMNS.length);
+      const cols = USAGE_COLUMNS.map(() => new Array<unknown>(rows.length));
       rows.forEach((r, i) => {
-        const ai = r.ai;
-        const v = [r.id, r.prevId, r.ts, r.requestId, r.accountId, r.keyId, r.route, r.method, r.path, r.status, r.requestBytes,
-          r.responseBytes, r.latencyUs, r.priceMicros, r.billable, r.leaseId ?? null, r.quotaPeriod ?? null, r.overageMeter ?? null,
-          r.overageInterval ?? null, ai?.model ?? null, ai?.inputTokens ?? null, ai?.cachedTokens ?? null, ai?.cacheWriteTokens ?? null,
-          ai?.outputTokens ?? null, ai?.estimated ?? false];
-        for (let c = 0; c < v.length; c++) cols[c][i] = v[c];
+        usageValues(r, row, 0);
+        for (let c = 0; c < row.length; c++) cols[c][i] = row[c];
       });
       const ns = [
         noticed.map((x) => x.accountId), noticed.map((x) => x.alerts.lowArmed), noticed.map((x) => x.alerts.depletedArmed),
