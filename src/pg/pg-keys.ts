@@ -3,6 +3,7 @@
 // chain of rows on this node.
 import { accountRecord, keyLookup, type KeyRow } from '../storage/key-row.ts';
 import type { KeyDirectory } from '../storage/ports.ts';
+import { HELD_MICROS } from './pg-leases.ts';
 import type { AccountRecord } from '../storage/records.ts';
 import type { Pool } from './pool.ts';
 
@@ -16,8 +17,7 @@ export function createPgKeys(pool: Pool, node: string): KeyDirectory {
         text: `SELECT k.id AS "keyId", k.expires_at AS "expiresAt", k.revoked_at AS "revokedAt", ${ACCOUNT},
           coalesce((SELECT max(u.id) FROM usage u WHERE u.node = $2 AND u.account_id = a.id), 0) AS "lastUsageId",
           a.period_end AS "periodEnd",
-          a.balance_micros + coalesce((SELECT sum(granted_micros - consumed_micros) FROM leases l
-            WHERE l.account_id = a.id AND l.closed_at IS NULL), 0)::bigint AS "balanceMicros",
+          ${HELD_MICROS} AS "balanceMicros",
           al.low_balance_micros AS "lowBalanceMicros", al.low_armed AS "lowArmed", al.depleted_armed AS "depletedArmed",
           al.quota_period AS "quotaPeriod", al.quota_percent AS "quotaPercent"
           FROM api_keys k JOIN accounts a ON a.id = k.account_id LEFT JOIN account_alerts al ON al.account_id = a.id

@@ -8,12 +8,21 @@ import { NOW_MS, transaction, type Client, type Pool } from './pool.ts';
 
 interface OpenLease { accountId: string; granted: number; consumed: number }
 
-/** Moves `micros` (positive) back into the balance, with its ledger row. */
-async function giveToBalance(c: Client, accountId: string, micros: number, kind: string, reference: string): Promise<void> {
+/** What a customer has, for the account `a`: the durable balance and what every node's open leases hold unspent. */
+export const HELD_MICROS = `a.balance_micros + coalesce((SELECT sum(granted_micros - consumed_micros) FROM leases l
+  WHERE l.account_id = a.id AND l.closed_at IS NULL), 0)::bigint`;
+
+/** The ledger row of a lease's move of `micros` (signed) in or out of the balance, which is now `after`. */
+async function ledgerRow(c: Client, accountId: string, micros: number, after: number, leaseId: number): Promise<void> {
+  await c.query(`INSERT INTO ledger (account_id, amount_micros, balance_after_micros, kind, reference, created_at)
+    VALUES ($1, $2, $3, $4, $5, ${NOW_MS})`, [accountId, micros, after, micros < 0 ? 'lease' : 'lease_return', `lease:${leaseId}`]);
+}
+
+/** Moves `micros` of a lease back into the balance, with its ledger row. */
+async function giveToBalance(c: Client, accountId: string, micros: number, leaseId: number): Promise<void> {
   const { rows } = await c.query<{ after: number }>(
     'UPDATE accounts SET balance_micros = balance_micros + $2 WHERE id = $1 RETURNING balance_micros AS after', [accountId, micros]);
-  await c.query(`INSERT INTO ledger (account_id, amount_micros, balance_after_micros, kind, reference, created_at)
-    VALUES ($1, $2, $3, $4, $5, ${NOW_MS})`, [accountId, micros, rows[0].after, kind, reference]);
+  await ledgerRow(c, accountId, micros, rows[0].after, leaseId);
 }
 
 /** The lease if it is open, locked until the transaction ends. */
@@ -31,7 +40,7 @@ export async function closeLease(c: Client, leaseId: number): Promise<number> {
   const lease = await openLease(c, leaseId);
   if (!lease) return 0;
   const rest = lease.granted - lease.consumed;
-  if (rest > 0) await giveToBalance(c, lease.accountId, rest, 'lease_return', `lease:${leaseId}`);
+  if (rest > 0) await giveToBalance(c, lease.accountId, rest, leaseId);
   await c.query(`UPDATE leases SET granted_micros = consumed_micros, closed_at = ${NOW_MS} WHERE id = $1`, [leaseId]);
   return rest;
 }
@@ -57,8 +66,7 @@ export function createPgLeases(pool: Pool, node: string): Leases {
         // Closed meanwhile (by a survivor that took this node for dead): the take is undone with the transaction.
         if (grown.rowCount !== 1) throw new Error(`lease ${id} of ${node} is not open`);
       }
-      await c.query(`INSERT INTO ledger (account_id, amount_micros, balance_after_micros, kind, reference, created_at)
-        VALUES ($1, $2, $3, 'lease', $4, ${NOW_MS})`, [accountId, -taken, after, `lease:${id}`]);
+      await ledgerRow(c, accountId, -taken, after, id);
       return { leaseId: id, micros: taken };
     }),
 
@@ -67,14 +75,13 @@ export function createPgLeases(pool: Pool, node: string): Leases {
       if (!lease) throw new Error(`no open lease ${leaseId}`);
       if (lease.granted - micros < lease.consumed) throw new Error(`lease ${leaseId} cannot give back ${micros}: it has spent more`);
       await c.query('UPDATE leases SET granted_micros = granted_micros - $2 WHERE id = $1', [leaseId, micros]);
-      await giveToBalance(c, lease.accountId, micros, 'lease_return', `lease:${leaseId}`);
+      await giveToBalance(c, lease.accountId, micros, leaseId);
     }),
 
     close: (leaseId) => transaction(pool, (c) => closeLease(c, leaseId)),
 
     balance: async (accountId) => {
-      const { rows } = await pool.query<{ micros: number }>(`SELECT a.balance_micros + coalesce((SELECT sum(granted_micros - consumed_micros)
-        FROM leases l WHERE l.account_id = a.id AND l.closed_at IS NULL), 0)::bigint AS micros FROM accounts a WHERE a.id = $1`, [accountId]);
+      const { rows } = await pool.query<{ micros: number }>(`SELECT ${HELD_MICROS} AS micros FROM accounts a WHERE a.id = $1`, [accountId]);
       return rows[0]?.micros ?? 0;
     },
   };
