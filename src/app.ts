@@ -17,15 +17,16 @@ import { Metrics } from './metrics.ts';
 import { Deliverer, type Timers } from './notify/deliverer.ts';
 import { createGateway, type Gateway } from './server.ts';
 import { GatewayState } from './state/state.ts';
-import type { Storage } from './storage/ports.ts';
+import { createPgStorage } from './pg/pg-storage.ts';
+import type { CoreStorage, Storage } from './storage/ports.ts';
 import { liveView } from './state/live.ts';
 
 export interface AppOverrides {
   /** Milliseconds since the epoch; tests pass a fake clock. */
   now?: () => number;
   log?: Logger;
-  /** Another backend (the default: the SQLite file at config.databasePath). */
-  storage?: Storage;
+  /** Another backend (the default: PostgreSQL at config.databaseUrl, else the SQLite file at config.databasePath). */
+  storage?: CoreStorage;
   /** A Stripe client (tests point one at a local fake). */
   stripe?: Stripe;
   /** More endpoints on the admin listener, each with its OpenAPI operation (GET /metrics). */
@@ -36,7 +37,7 @@ export interface AppOverrides {
 
 export interface App {
   config: Config;
-  storage: Storage;
+  storage: CoreStorage;
   state: GatewayState;
   billing: Billing | undefined;
   /** Sends the outbox's events; undefined without notifications in the config. */
@@ -55,15 +56,20 @@ export interface App {
 export async function createApp(config: Config, overrides: AppOverrides = {}): Promise<App> {
   const now = overrides.now ?? Date.now;
   const log = overrides.log ?? createLogger(config.logLevel);
-  // The gateway's connection never waits for another process's write lock (see db/open.ts).
-  const storage = overrides.storage ?? createSqliteStorage(openDb(config.databasePath, { waitMs: 0 }), { now });
+  const storage = overrides.storage ?? await openStorage(config, log, now);
   const metrics = new Metrics(config.routes.map((r) => r.path), Object.keys(config.prices));
   const state = new GatewayState(storage, config, log, now, metrics);
   await state.start();
-  const billing = createBilling({ config, storage, log, now, stripe: overrides.stripe, onWebhookEvent: (type, outcome) => metrics.webhookEvent(type, outcome) });
+  if (!isFull(storage) && (config.stripe || config.notifications || config.admin)) {
+    await storage.close();
+    throw new Error('On PostgreSQL (DATABASE_URL) the gateway runs keys, leases and usage only, so far: Stripe billing, notifications '
+      + 'and the admin API need the SQLite file. Unset STRIPE_SECRET_KEY, the notifications and ADMIN_TOKEN, or DATABASE_URL.');
+  }
+  const full = isFull(storage) ? storage : undefined;
+  const billing = full && createBilling({ config, storage: full, log, now, stripe: overrides.stripe, onWebhookEvent: (type, outcome) => metrics.webhookEvent(type, outcome) });
   const gateway = createGateway({ config, state, log, metrics, billing, now });
   const notifications = config.notifications;
-  const deliverer = notifications && new Deliverer({ outbox: storage.outbox, config: { ...config, notifications }, log, now, ...overrides.notify });
+  const deliverer = notifications && full && new Deliverer({ outbox: full.outbox, config: { ...config, notifications }, log, now, ...overrides.notify });
   deliverer?.start();
   let admin: AdminListener | undefined;
   // Admin reads and writes SQL on the file: the admin API needs the SQLite backend.
@@ -92,6 +98,19 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   };
 }
 
-function onSqlite(storage: Storage): storage is Storage & { db: Db } {
+function onSqlite(storage: CoreStorage): storage is Storage & { db: Db } {
   return 'db' in storage;
+}
+
+/** Money, billing and the outbox besides the core (the SQLite backend). */
+function isFull(storage: CoreStorage): storage is Storage {
+  return 'outbox' in storage;
+}
+
+function openStorage(config: Config, log: Logger, now: () => number): CoreStorage | Promise<CoreStorage> {
+  if (config.databaseUrl) {
+    return createPgStorage(config.databaseUrl, { ttlMs: config.nodeTtlMs, onError: (msg, err) => log.error(msg, { error: err.message }) });
+  }
+  // The gateway's connection never waits for another process's write lock (see db/open.ts).
+  return createSqliteStorage(openDb(config.databasePath, { waitMs: 0 }), { now });
 }

@@ -157,6 +157,10 @@ export interface Config {
   port: number;
   host: string;
   databasePath: string;
+  /** postgres://…: several gateways share one PostgreSQL database (src/pg/); unset: the SQLite file. */
+  databaseUrl: string | undefined;
+  /** On PostgreSQL: how long a node may be silent before the others end its leases. */
+  nodeTtlMs: number;
   logLevel: LogLevel;
   accessLog: AccessLog;
   /** Addresses and CIDRs of the proxies whose X-Forwarded-* are believed (none by default). */
@@ -258,6 +262,11 @@ export function loadConfig(env: Env = process.env, { serving = true }: LoadOptio
   const port = int('PORT', 8080, 0, 65535);
   const host = env.HOST || '127.0.0.1';
   const databasePath = env.DATABASE_PATH || './data/tollgate.db';
+  const databaseUrl = env.DATABASE_URL || undefined;
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    problems.push('DATABASE_URL: expected a PostgreSQL URL (postgres://user:password@host:5432/db)');
+  }
+  const nodeTtlMs = int('NODE_TTL_MS', 10_000, 300);
   const upstreamTimeoutMs = int('UPSTREAM_TIMEOUT_MS', 30_000, 1);
   const aiTimeoutMs = int('AI_UPSTREAM_TIMEOUT_MS', 600_000, 1);
   const maxBodyBytes = int('MAX_BODY_BYTES', 10 * 1024 * 1024, 0);
@@ -381,7 +390,7 @@ export function loadConfig(env: Env = process.env, { serving = true }: LoadOptio
   if (problems.length > 0) throw new ConfigError(problems);
   const demo = routes.length === 0 && source === 'demo';
   return deepFreeze({
-    port, host, databasePath, logLevel, accessLog, trustProxy, upstreamTimeoutMs, aiTimeoutMs, upstreamConnections, maxBodyBytes, shutdownTimeoutMs, clients, storage,
+    port, host, databasePath, databaseUrl, nodeTtlMs, logLevel, accessLog, trustProxy, upstreamTimeoutMs, aiTimeoutMs, upstreamConnections, maxBodyBytes, shutdownTimeoutMs, clients, storage,
     source, routes, plans, defaultPlan, demo, prices, providerKeys, stripe, admin, notifications, signup,
   });
 }

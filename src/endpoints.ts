@@ -121,14 +121,15 @@ async function usage(ctx: RequestContext, deps: EndpointDeps): Promise<void> {
   const account = ctx.state!;
   const plan = ctx.plan!;
   await state.accounts.quota(account, t);
-  const balanceMicros = state.balance(account.accountId);
+  const balanceMicros = await state.balance(account.accountId);
+  const recent = await state.recent(account, 20);
   json(ctx, deps, 200, {
     accountId: account.accountId,
     plan: plan.name,
     balanceMicros,
     balance: formatMicros(balanceMicros),
     quota: { period: account.period, used: account.used, limit: plan.monthlyQuota },
-    recent: state.recent(account, 20).map(({ ts, ...r }) => ({
+    recent: recent.map(({ ts, ...r }) => ({
       time: new Date(ts).toISOString(), ...r, cost: formatMicros(r.priceMicros),
     })),
   });

@@ -93,8 +93,15 @@ export function createGateway({ config, state, log, metrics, billing, now = Date
   let draining = false;
   const endpointDeps: EndpointDeps = { config, state, billing, now, draining: () => draining };
 
-  // Cheap checks first, money last: each route kind's stages, built once.
+  // Cheap checks first, money last: each route kind's stages, built once. A usage log over the
+  // network answers later: a connection's previous row is written before its next request runs
+  // (on SQLite the commit happens before the next response, at once).
+  const durable: Stage[] = recorder.remote ? [(ctx) => {
+    const d = recorder.durable(ctx.socket);
+    return d === true ? undefined : d;
+  }] : [];
   const identify: Stage[] = [
+    ...durable,
     (ctx) => authenticate(ctx, accounts, config, now()),
     (ctx) => rateLimit(ctx, limiter, now()),
     (ctx) => concurrency.takeAccount(ctx.state!, ctx.res),
@@ -112,7 +119,7 @@ export function createGateway({ config, state, log, metrics, billing, now = Date
       return readBody(ctx.req, config.maxBodyBytes, config.clients.bodyTimeoutMs).then((body) => admitTokens(ctx, body, ctx.aiKind!.byok, config, wallets));
     },
   ];
-  const open: Stage[] = [(ctx) => concurrency.takeAddress(ctx.client!, ctx.res)];
+  const open: Stage[] = [...durable, (ctx) => concurrency.takeAddress(ctx.client!, ctx.res)];
   const stagesOf = (route: Route): Stage[] => (!route.auth ? open : route.meter ? ai : route.metered ? counted : uncounted);
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
@@ -231,7 +238,7 @@ export function createGateway({ config, state, log, metrics, billing, now = Date
     if (e.code === 'INTERNAL') log.error('request failed', { requestId: ctx.requestId, error: (err as Error).message, stack: (err as Error).stack });
     // Money set aside before the refusal (a stage after admission failed) goes back.
     if (ctx.reservedMicros > 0) {
-      ctx.state!.money.settle(ctx.reservedMicros, 0);
+      ctx.wallet!.settle(ctx.reservedMicros, 0);
       ctx.reservedMicros = 0;
     }
     if (!ctx.res.headersSent) ctx.status = e.status;

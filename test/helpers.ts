@@ -114,7 +114,7 @@ export async function startGateway({ file, env = {}, now = Date.now, dbPath = jo
     state.recorder.flush(); // counters wait in memory (COUNTER_DELAY_MS) before they are written
     return storage.keys.quotaUsed(accountId, period) as number;
   };
-  const balance = (accountId: string) => state.balance(accountId);
+  const balance = (accountId: string) => state.balance(accountId) as number;
   return {
     url: `http://127.0.0.1:${port}`,
     app, config, storage, db: storage.db, gateway: app.gateway, dbPath, billing: app.billing, billingStore: storage.billing,

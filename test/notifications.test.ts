@@ -39,7 +39,7 @@ const of = (hooks: Hook[], accountId: string, type?: string) =>
 const types = (hooks: Hook[]) => hooks.map((h) => h.json.type);
 /** The account's deliveries, newest first (the SQLite outbox answers at once). */
 const deliveries = (gw: TestGateway, accountId: string, failed = false) =>
-  gw.app.storage.outbox.list({ failed, limit: 100, accountId }) as DeliveryRecord[];
+  gw.storage.outbox.list({ failed, limit: 100, accountId }) as DeliveryRecord[];
 const webhookOf = (gw: TestGateway, accountId: string) => deliveries(gw, accountId).find((d) => d.channel === 'webhook')!;
 const rows = (gw: TestGateway, accountId: string) => {
   gw.flush();
@@ -276,7 +276,7 @@ describe('quota thresholds and retries, on a fake clock', () => {
 
     // Resent by hand: once the receiver is back, it is delivered, with the same id.
     receiver.answer = () => 200;
-    gw.app.storage.outbox.resend(webhook().id, clock.now());
+    gw.storage.outbox.resend(webhook().id, clock.now());
     await deliver(gw);
     expect(webhook()).toMatchObject({ status: 'delivered', lastStatus: 200 });
     expect(new Set(of(receiver.hooks, account.id).map((h) => h.json.id)).size).toBe(1);

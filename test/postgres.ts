@@ -9,6 +9,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { displayPrefix, generateKey, hashKey, newId } from '../src/keys.ts';
 
 export interface Postgres {
   /** postgres://… of a superuser on the cluster. */
@@ -94,4 +95,12 @@ export async function seedPgAccount(pool: pg.Pool, id: string, micros: number): 
   await pool.query(`INSERT INTO accounts (id, email, plan, balance_micros, created_at) VALUES ($1, $2, 'default', $3, 0)`, [id, `${id}@example.com`, micros]);
   await pool.query(`INSERT INTO ledger (account_id, amount_micros, balance_after_micros, kind, reference, created_at)
     VALUES ($1, $2, $2, 'grant', 'test', 0)`, [id, micros]);
+}
+
+/** A key of the account, as Admin would issue it; returns the key. */
+export async function seedPgKey(pool: pg.Pool, accountId: string): Promise<string> {
+  const key = generateKey();
+  await pool.query(`INSERT INTO api_keys (id, account_id, hash, prefix, created_at) VALUES ($1, $2, $3, $4, 0)`,
+    [newId('key'), accountId, hashKey(key), displayPrefix(key)]);
+  return key;
 }

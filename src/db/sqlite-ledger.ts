@@ -87,7 +87,8 @@ export function createSqliteLedger(db: Db, { now, node, changes }: { now: () => 
     lease: (accountId, leaseId, min, max) => writing(() => leaseTx.immediate(accountId, leaseId, min, max)),
     giveBack: (leaseId, micros) => writing(() => giveBackTx.immediate(leaseId, micros)),
     close: (leaseId) => writing(() => closeTx.immediate(leaseId)),
-    balance: (accountId) => (q.held.get(accountId) as number | undefined) ?? 0,
+    // Every lease in the file is this node's: `others` leaves the durable balance.
+    balance: (accountId, others) => ((others ? q.balance : q.held).get(accountId) as number | undefined) ?? 0,
     money,
     holder(h) {
       holder = h;

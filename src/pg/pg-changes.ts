@@ -90,8 +90,8 @@ export function createPgChanges(pool: Pool, url: string, node: string, onError: 
 
   return {
     publish(change) {
-      // This process's listeners hear it at once; the row tells the other nodes.
-      queueMicrotask(() => tell(change));
+      // This process's listeners hear it at once (a reclaim is for the others only); the row tells the other nodes.
+      if (change.kind !== 'reclaim') queueMicrotask(() => tell(change));
       recordChange(pool, change, node).catch(onError);
     },
 

@@ -8,9 +8,12 @@ import { NOW_MS, transaction, type Client, type Pool } from './pool.ts';
 
 interface OpenLease { accountId: string; granted: number; consumed: number }
 
+/** What the open leases of the account `a` hold unspent: every node's, or those of nodes other than `$2`. */
+const unspent = (others: boolean) => `coalesce((SELECT sum(granted_micros - consumed_micros) FROM leases l
+  WHERE l.account_id = a.id AND l.closed_at IS NULL${others ? ' AND l.node <> $2' : ''}), 0)::bigint`;
+
 /** What a customer has, for the account `a`: the durable balance and what every node's open leases hold unspent. */
-export const HELD_MICROS = `a.balance_micros + coalesce((SELECT sum(granted_micros - consumed_micros) FROM leases l
-  WHERE l.account_id = a.id AND l.closed_at IS NULL), 0)::bigint`;
+export const HELD_MICROS = `a.balance_micros + ${unspent(false)}`;
 
 /** The ledger row of a lease's move of `micros` (signed) in or out of the balance, which is now `after`. */
 async function ledgerRow(c: Client, accountId: string, micros: number, after: number, leaseId: number): Promise<void> {
@@ -48,23 +51,28 @@ export async function closeLease(c: Client, leaseId: number): Promise<number> {
 export function createPgLeases(pool: Pool, node: string): Leases {
   return {
     lease: (accountId, leaseId, min, max) => transaction(pool, async (c): Promise<LeaseGrant> => {
-      // FOR UPDATE in READ COMMITTED: a take that waited for another node's reads the balance that
-      // one left, and the WHERE is tested again on it.
-      const { rows } = await c.query<{ taken: number; after: number }>(`WITH a AS (
-          SELECT id, balance_micros AS before FROM accounts WHERE id = $1 AND balance_micros >= $2 AND balance_micros > 0 FOR UPDATE)
-        UPDATE accounts SET balance_micros = a.before - least(a.before, $3) FROM a WHERE accounts.id = a.id
-        RETURNING least(a.before, $3) AS taken, accounts.balance_micros AS after`, [accountId, min, max]);
-      if (rows.length === 0) return { leaseId: leaseId ?? 0, micros: 0 };
-      const { taken, after } = rows[0];
+      max = Math.min(max, Number.MAX_SAFE_INTEGER); // Infinity: as much as the balance holds
+      // Locks in one order everywhere, the lease's row before its account's (giveBack, closeLease).
+      // Closed meanwhile (by a survivor that took this node for dead), the lease cannot grow.
+      if (leaseId !== undefined && !(await openLease(c, leaseId))) throw new Error(`lease ${leaseId} of ${node} is not open`);
+      // The account's row lock orders every node's takes and give-backs of it: once it is held, the
+      // next statement reads all of theirs that committed, and none can commit until this does.
+      const locked = await c.query<{ before: number }>('SELECT balance_micros AS before FROM accounts WHERE id = $1 FOR UPDATE', [accountId]);
+      const before = locked.rows[0]?.before ?? 0;
+      if (before < min || before === 0) {
+        const elsewhere = await c.query<{ micros: number }>(`SELECT ${unspent(true)} AS micros FROM accounts a WHERE a.id = $1`, [accountId, node]);
+        return { leaseId: leaseId ?? 0, micros: 0, heldElsewhere: elsewhere.rows[0]?.micros ?? 0 };
+      }
+      const taken = Math.min(before, max);
+      const after = before - taken;
+      await c.query('UPDATE accounts SET balance_micros = $2 WHERE id = $1', [accountId, after]);
       let id = leaseId;
       if (id === undefined) {
         const opened = await c.query<{ id: number }>(`INSERT INTO leases (account_id, node, granted_micros, created_at)
           VALUES ($1, $2, $3, ${NOW_MS}) RETURNING id`, [accountId, node, taken]);
         id = opened.rows[0].id;
       } else {
-        const grown = await c.query('UPDATE leases SET granted_micros = granted_micros + $2 WHERE id = $1 AND node = $3 AND closed_at IS NULL', [id, taken, node]);
-        // Closed meanwhile (by a survivor that took this node for dead): the take is undone with the transaction.
-        if (grown.rowCount !== 1) throw new Error(`lease ${id} of ${node} is not open`);
+        await c.query('UPDATE leases SET granted_micros = granted_micros + $2 WHERE id = $1', [id, taken]);
       }
       await ledgerRow(c, accountId, -taken, after, id);
       return { leaseId: id, micros: taken };
@@ -80,8 +88,9 @@ export function createPgLeases(pool: Pool, node: string): Leases {
 
     close: (leaseId) => transaction(pool, (c) => closeLease(c, leaseId)),
 
-    balance: async (accountId) => {
-      const { rows } = await pool.query<{ micros: number }>(`SELECT ${HELD_MICROS} AS micros FROM accounts a WHERE a.id = $1`, [accountId]);
+    balance: async (accountId, others = false) => {
+      const { rows } = await pool.query<{ micros: number }>(`SELECT a.balance_micros + ${unspent(others)} AS micros FROM accounts a WHERE a.id = $1`,
+        others ? [accountId, node] : [accountId]);
       return rows[0]?.micros ?? 0;
     },
   };

@@ -38,7 +38,9 @@ const WRITE = `WITH r AS (
     ON CONFLICT (account_id, period) DO UPDATE SET used = quota_usage.used + excluded.used
   ), spent AS (
     UPDATE leases l SET consumed_micros = l.consumed_micros + s.micros
-    FROM (SELECT lease_id, sum(price_micros) AS micros FROM r WHERE lease_id IS NOT NULL GROUP BY 1) s WHERE l.id = s.lease_id
+    FROM (SELECT lease_id, sum(price_micros) AS micros FROM r WHERE lease_id IS NOT NULL GROUP BY 1) s
+    -- A lease a survivor ended while this node was taken for dead gave all it held back: those requests cost nothing.
+    WHERE l.id = s.lease_id AND l.closed_at IS NULL
   ), overage AS (
     INSERT INTO meter_outbox (account_id, event_name, interval_start, value, identifier)
     SELECT account_id, overage_meter, overage_interval, count(*), ${IDENTIFIER}
@@ -74,6 +76,7 @@ const WRITE = `WITH r AS (
 export function createPgUsage(pool: Pool, node: string): UsageLog {
   return {
     countsRows: true,
+    remote: true,
 
     async nextId() {
       const { rows } = await pool.query<{ next: number }>('SELECT coalesce(max(id), 0) + 1 AS next FROM usage WHERE node = $1', [node]);

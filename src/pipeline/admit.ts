@@ -44,8 +44,10 @@ function admitCounted(ctx: RequestContext, wallets: Wallets, now: number, meterI
 export function pay(ctx: RequestContext, wallets: Wallets, micros: number, code: ErrorCode, detail?: string): void | Promise<void> {
   const w = ctx.state!.money;
   w.lastUsed = performance.now();
+  if (!wallets.spendable()) throw new GatewayError('STORAGE_BUSY', { retryAfterS: 1 });
   if (w.reserve(micros)) {
     ctx.reservedMicros = micros;
+    ctx.wallet = w;
     wallets.maybeTopUp(w);
     return;
   }
@@ -55,6 +57,7 @@ export function pay(ctx: RequestContext, wallets: Wallets, micros: number, code:
       throw new GatewayError(code, detail === undefined ? {} : { detail });
     }
     ctx.reservedMicros = micros;
+    ctx.wallet = w;
   };
   const refilled = wallets.refill(w, micros);
   return refilled instanceof Promise ? refilled.then(done) : done(refilled);

@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Plan, Route } from '../config.ts';
 import type { AccountState } from '../state/accounts.ts';
+import type { Wallet } from '../state/wallet.ts';
 import type { AccountRecord, KeyRecord } from '../storage/records.ts';
 import type { EndpointKind } from '../meters/provider.ts';
 import type { AiExchange } from '../meters/token-meter.ts';
@@ -21,6 +22,8 @@ export class RequestContext {
   /** What admit() took: the quota unit of this period, and money set aside in the account's wallet. */
   quotaPeriod: string | undefined = undefined;
   reservedMicros = 0;
+  /** The wallet it was set aside in (a node fenced off its leases gives the account a new one). */
+  wallet: Wallet | undefined = undefined;
   /** The code of the error the gateway answered with, if it did (for the access log). */
   error: string | undefined = undefined;
   /** What meter() settled: the money spent. */

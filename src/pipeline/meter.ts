@@ -24,7 +24,7 @@ function record(ctx: RequestContext, recorder: Recorder, metrics: Metrics, now: 
   if (ai && s) {
     // Tokens: keep what the usage cost out of the reservation and give back the rest, or take
     // what it cost beyond it, as far as the lease goes.
-    if (ctx.reservedMicros > 0 || s.costMicros > 0) spent = state!.money.settle(ctx.reservedMicros, s.costMicros);
+    if (ctx.reservedMicros > 0 || s.costMicros > 0) spent = (ctx.wallet ?? state!.money).settle(ctx.reservedMicros, s.costMicros);
     ctx.responseBytes = ai.streamedBytes;
     ctx.billable = s.costMicros > 0 || (ai.succeeded && !ctx.clientGone);
     const u = s.usage;
@@ -35,7 +35,7 @@ function record(ctx: RequestContext, recorder: Recorder, metrics: Metrics, now: 
       estimated: s.estimated,
     };
   } else if (state) {
-    if (ctx.reservedMicros > 0) spent = state.money.settle(ctx.reservedMicros, ctx.billable ? ctx.reservedMicros : 0);
+    if (ctx.reservedMicros > 0) spent = ctx.wallet!.settle(ctx.reservedMicros, ctx.billable ? ctx.reservedMicros : 0);
     if (!ctx.billable) {
       if (ctx.quotaPeriod !== undefined && ctx.quotaPeriod === state.period) state.used--;
       ctx.quotaPeriod = undefined;
@@ -64,7 +64,7 @@ function record(ctx: RequestContext, recorder: Recorder, metrics: Metrics, now: 
     priceMicros: spent,
     billable: ctx.billable,
     quotaPeriod: ctx.quotaPeriod,
-    leaseId: spent > 0 ? state!.wallet!.leaseId : undefined,
+    leaseId: spent > 0 ? (ctx.wallet ?? state!.wallet!).leaseId : undefined,
     overageMeter: ctx.overageInterval === undefined ? undefined : ctx.plan!.stripeMeter,
     overageInterval: ctx.overageInterval,
     ai: aiUsage,

@@ -8,7 +8,7 @@ import type { Metrics } from '../metrics.ts';
 import { MonthlyPeriods } from './periods.ts';
 import { RateLimiter } from '../limiter/token-bucket.ts';
 import { Alerts } from '../notify/alerts.ts';
-import { StorageBusy, type Storage } from '../storage/ports.ts';
+import { StorageBusy, type CoreStorage, type Ledger, type MaybePromise } from '../storage/ports.ts';
 import type { RecentUsage } from '../storage/records.ts';
 import { Accounts, type AccountState } from './accounts.ts';
 import { Recorder } from './recorder.ts';
@@ -30,15 +30,24 @@ export class GatewayState {
   readonly periods = new MonthlyPeriods();
   private sweeper: NodeJS.Timeout | undefined;
   private pruner: NodeJS.Timeout | undefined;
+  private stopped = false;
 
   private readonly options: StorageLimits;
 
-  constructor(readonly storage: Storage, config: Config, private readonly log: Logger, private readonly now: () => number, metrics?: Metrics) {
+  constructor(readonly storage: CoreStorage, config: Config, private readonly log: Logger, private readonly now: () => number, metrics?: Metrics) {
     const options = (this.options = config.storage);
     const warn = (msg: string, err: Error) => log.error(msg, { error: err.message });
     const debug = log.isLevelEnabled('debug');
+    // A node of several refuses paid requests while its leases may be gone, rather than spend them.
+    const fencing = storage.fencing;
+    const spendable = fencing && (() => fencing.spendable());
+    fencing?.onFenced((reaped) => this.fenced(reaped));
     this.wallets = new Wallets(storage.ledger, {
-      leaseMaxMicros: options.leaseMaxMicros, refillWaitMs: 5_000,
+      leaseMaxMicros: options.leaseMaxMicros, refillWaitMs: 5_000, spendable,
+      // Several nodes share the balances: a lease pays for up to 64 requests like the one that asked.
+      leaseRequests: fencing ? 64 : Infinity,
+      // With several nodes, a balance held by the others' leases is asked back, not refused.
+      reclaim: spendable && ((id) => storage.changes.publish({ kind: 'reclaim', id })),
       onLeaseCall: (call, outcome, accountId) => {
         metrics?.leaseCall(call, outcome);
         if (debug) log.debug('lease call', { call, outcome, accountId });
@@ -61,16 +70,33 @@ export class GatewayState {
     });
     this.accounts = new Accounts(storage.keys, config, this.periods, (s) => {
       if (s.wallet) this.wallets.balanceChanged(s.wallet);
-    }, config.notifications && new Alerts(this.recorder, storage.ledger.money, now));
-    storage.changes.subscribe((change) => this.accounts.changed(change));
-    // A debit (a refund, a dispute) that finds the balance short takes back what our lease holds.
-    storage.ledger.holder({
-      holding: (accountId) => this.accounts.state(accountId)?.wallet?.available ?? 0,
-      giveBack: (accountId, micros) => {
-        const w = this.accounts.state(accountId)?.wallet;
-        if (w) this.wallets.giveBack(w, micros);
-      },
+    }, config.notifications && new Alerts(this.recorder, (storage.ledger as Ledger).money, now));
+    storage.changes.subscribe((change) => {
+      if (change.kind !== 'reclaim') return this.accounts.changed(change);
+      const w = this.accounts.state(change.id)?.wallet;
+      if (w) this.wallets.yield(w);
     });
+    // A debit (a refund, a dispute) that finds the balance short takes back what our lease holds.
+    if ('holder' in storage.ledger) {
+      (storage.ledger as Ledger).holder({
+        holding: (accountId) => this.accounts.state(accountId)?.wallet?.available ?? 0,
+        giveBack: (accountId, micros) => {
+          const w = this.accounts.state(accountId)?.wallet;
+          if (w) this.wallets.giveBack(w, micros);
+        },
+      });
+    }
+  }
+
+  /**
+   * Survivors may have ended this node's leases (`reaped`: they did). Reaped, every wallet is
+   * forgotten: requests in flight settle against their old wallets, whose rows count toward
+   * leases already closed (so they cost the customer nothing), and new requests lease afresh.
+   */
+  fenced(reaped: boolean): void {
+    this.log.warn(reaped ? 'this node was taken for dead: its leases were ended by another node' : 'heartbeats are late: paid requests wait for the next one', {});
+    if (!reaped) return;
+    for (const s of this.accounts.all()) s.wallet = undefined;
   }
 
   /** Counts what a crash left uncounted, ends the leases it left open, then starts the background work. */
@@ -89,23 +115,27 @@ export class GatewayState {
    * each batch holds the write lock for a few ms, and a busy database just waits for next time.
    */
   private prune(): void {
-    let deleted = 0;
-    let wait = PRUNE_IDLE_MS;
+    const next = (wait: number) => {
+      if (!this.stopped) this.pruner = setTimeout(() => this.prune(), wait).unref();
+    };
+    const deleted = (n: number) => next(n === PRUNE_ROWS ? PRUNE_BUSY_MS : PRUNE_IDLE_MS);
+    const failed = (err: unknown) => {
+      if (!(err instanceof StorageBusy)) this.log.error('deleting old usage rows failed', { error: (err as Error).message });
+      next(err instanceof StorageBusy ? 1_000 : PRUNE_IDLE_MS);
+    };
     try {
       const n = this.storage.usage.prune(this.now() - this.options.retentionDays * 86_400_000, PRUNE_ROWS);
-      if (n instanceof Promise) throw new Error('an asynchronous usage log needs an asynchronous prune');
-      deleted = n;
-      if (deleted === PRUNE_ROWS) wait = PRUNE_BUSY_MS;
+      if (n instanceof Promise) n.then(deleted, failed);
+      else deleted(n);
     } catch (err) {
-      if (err instanceof StorageBusy) wait = 1_000;
-      else this.log.error('deleting old usage rows failed', { error: (err as Error).message });
+      failed(err);
     }
-    this.pruner = setTimeout(() => this.prune(), wait).unref();
   }
 
   /** What Admin reads from this gateway's memory rather than the file (see db/admin.ts). */
   readonly live: LiveView = {
-    balance: (accountId) => this.balance(accountId),
+    // Admin runs on SQLite only, where balance() answers at once.
+    balance: (accountId) => this.balance(accountId) as number,
     quotaUsed: (accountId, period) => {
       const s = this.accounts.state(accountId);
       return s && s.period === period ? s.used : undefined;
@@ -113,13 +143,18 @@ export class GatewayState {
     pendingDays: (accountId) => this.recorder.pendingDays(accountId === '' ? undefined : this.accounts.state(accountId)),
   };
 
-  /** What the customer has: the durable balance and what this gateway's lease holds unreserved. */
-  balance(accountId: string): number {
-    return this.storage.ledger.money.available(accountId);
+  /**
+   * What the customer has: the durable balance, what other nodes' leases hold unspent, and what
+   * this gateway's lease holds unreserved.
+   */
+  balance(accountId: string): MaybePromise<number> {
+    const held = this.accounts.state(accountId)?.wallet?.available ?? 0;
+    const rest = this.storage.ledger.balance(accountId, true);
+    return rest instanceof Promise ? rest.then((r) => r + held) : rest + held;
   }
 
   /** The account's latest requests, newest first: those still queued, then the written chain. */
-  recent(state: AccountState, limit: number): RecentUsage[] {
+  recent(state: AccountState, limit: number): MaybePromise<RecentUsage[]> {
     this.recorder.commit();
     const queued = this.recorder.queued(state.accountId, limit);
     const recent = queued.map((r): RecentUsage => ({
@@ -130,15 +165,15 @@ export class GatewayState {
     // Every queued row of the account is in `queued`: the oldest one's previous row is written.
     const head = queued.length > 0 ? queued[queued.length - 1].prevId : state.lastUsageId;
     const written = this.storage.usage.chain(head, limit - recent.length);
-    if (written instanceof Promise) throw new Error('an asynchronous usage log needs an asynchronous recent()');
-    return [...recent, ...written];
+    return written instanceof Promise ? written.then((w) => [...recent, ...w]) : [...recent, ...written];
   }
 
   /** Shutdown: every row written and counted, every lease of this node returned. */
   async stop(): Promise<void> {
+    this.stopped = true;
     if (this.sweeper) clearInterval(this.sweeper);
     if (this.pruner) clearTimeout(this.pruner);
-    if (!this.recorder.stop()) {
+    if (!(await this.recorder.stop())) {
       this.log.error('stopping with usage rows the database would not take; they are lost', {});
       return;
     }
@@ -164,13 +199,22 @@ export class GatewayState {
       idle.push(s);
       if (idle.length === CLOSE_PER_SWEEP) break;
     }
-    // A lease's spending must be in the file before it ends.
-    if (idle.length > 0 && this.recorder.commitAccounts(idle)) {
-      for (const s of idle) {
-        const closed = this.wallets.close(s.wallet!);
-        if (closed instanceof Promise) closed.catch((err: Error) => this.log.error('returning a lease failed', { error: err.message }));
-      }
+    // A lease's spending must be in the database before it ends.
+    if (idle.length > 0) {
+      const written = this.recorder.commitAccounts(idle);
+      if (written === true) this.closeLeases(idle);
+      else if (written instanceof Promise) written.then((ok) => ok && this.closeLeases(idle), (err: Error) => this.log.error('writing usage failed', { error: err.message }));
     }
     this.accounts.evictIdle(this.now());
+  }
+
+  private closeLeases(idle: AccountState[]): void {
+    for (const s of idle) {
+      const w = s.wallet;
+      // Used again while its rows were written: it stays.
+      if (!w || w.reserved > 0 || w.pending || performance.now() - w.lastUsed < this.options.leaseIdleMs) continue;
+      const closed = this.wallets.close(w);
+      if (closed instanceof Promise) closed.catch((err: Error) => this.log.error('returning a lease failed', { error: err.message }));
+    }
   }
 }

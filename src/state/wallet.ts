@@ -3,8 +3,13 @@
 // against it here, in integers, never below zero: N requests at once against a lease that pays
 // for K get K yeses. What a request spent reaches the file with its usage row; what the lease
 // did not spend goes back to the balance when it ends.
+//
+// Several nodes (PostgreSQL) share a balance through their leases. A node whose lease call finds
+// the balance empty while other nodes' leases hold enough asks them for it (a 'reclaim' change):
+// they give back what they hold unreserved, and for a while every node leases only what each
+// request needs, so a small balance is spent by whichever node its requests reach.
 import { GatewayError } from '../errors.ts';
-import { StorageBusy, type Ledger } from '../storage/ports.ts';
+import { StorageBusy, type LeaseGrant, type Leases } from '../storage/ports.ts';
 
 export class Wallet {
   leaseId: number | undefined = undefined;
@@ -19,6 +24,8 @@ export class Wallet {
   lastUsed = 0;
   /** A lease call in flight: requests that need it wait for it together. */
   pending: Promise<boolean> | undefined = undefined;
+  /** Until then (performance.now()) other nodes want this balance too: lease only what is needed. */
+  contendedUntil = 0;
 
   constructor(readonly accountId: string) {}
 
@@ -45,18 +52,36 @@ export class Wallet {
 export interface WalletOptions {
   /** The most one lease call takes out of a balance (Infinity: all of it). */
   leaseMaxMicros: number;
+  /**
+   * With several nodes: a lease call takes at most this many times what the request needs, so one
+   * node does not hold a balance the others' requests need too (Infinity: no such cap).
+   */
+  leaseRequests: number;
   /** How long a request waits for a refill the database keeps refusing (then 503). */
   refillWaitMs: number;
   /** After each lease call on the ledger ('take': open or top up a lease; 'return': end it). */
   onLeaseCall?: (call: 'take' | 'return', outcome: 'ok' | 'busy' | 'error', accountId: string) => void;
+  /** Asks the other nodes to give back their leases of the account (several nodes only). */
+  reclaim?: (accountId: string) => void;
+  /** False while this node may have been taken for dead: its leases may be gone (pg/node-life.ts). */
+  spendable?: () => boolean;
 }
 
 const FIRST_RETRY_MS = 10;
 const MAX_RETRY_MS = 250;
+/** How long a request waits for other nodes to give back what it needs before it is refused. */
+const RECLAIM_WAIT_MS = 1_000;
+/** How long a balance asked for stays contended: lease calls take only what each request needs. */
+const CONTENDED_MS = 10_000;
 
 /** Lease calls for every wallet: refills, top-ups ahead of need, give-backs and returns. */
 export class Wallets {
-  constructor(private readonly ledger: Ledger, private readonly options: WalletOptions, private readonly log: (msg: string, err: Error) => void) {}
+  constructor(private readonly ledger: Leases, private readonly options: WalletOptions, private readonly log: (msg: string, err: Error) => void) {}
+
+  /** Whether this node's leases may be spent now. */
+  spendable(): boolean {
+    return this.options.spendable === undefined || this.options.spendable();
+  }
 
   /**
    * Makes the wallet hold at least `micros` available: true at once when it does, else a lease
@@ -65,17 +90,29 @@ export class Wallets {
   refill(w: Wallet, micros: number): boolean | Promise<boolean> {
     if (w.available >= micros) return true;
     if (w.pending) return w.pending.then(() => this.refill(w, micros));
-    const deadline = performance.now() + this.options.refillWaitMs;
+    const started = performance.now();
+    const deadline = started + this.options.refillWaitMs;
     const attempt = (): boolean | Promise<boolean> => {
       const need = micros - w.available;
       if (need <= 0) return true;
+      const max = performance.now() < w.contendedUntil ? need : Math.max(need, Math.min(this.options.leaseMaxMicros, need * this.options.leaseRequests));
       try {
-        const grant = this.ledger.lease(w.accountId, w.leaseId, need, Math.max(need, this.options.leaseMaxMicros));
-        if (grant instanceof Promise) return grant.then((g) => this.granted(w, g.leaseId, g.micros, need), retry);
-        return this.granted(w, grant.leaseId, grant.micros, need);
+        const grant = this.ledger.lease(w.accountId, w.leaseId, need, max);
+        if (grant instanceof Promise) return grant.then((g) => this.granted(w, g, need, max) || elsewhere(g, need), retry);
+        return this.granted(w, grant, need, max);
       } catch (err) {
         return retry(err);
       }
+    };
+    // The balance is short here but other nodes' leases hold enough: ask them, and try again
+    // (a poll with a deadline: the give-backs arrive as ledger moves, not as messages to us).
+    let asked = false;
+    const elsewhere = (g: LeaseGrant, need: number): boolean | Promise<boolean> => {
+      if (!this.options.reclaim || (g.heldElsewhere ?? 0) < need || performance.now() - started > RECLAIM_WAIT_MS) return false;
+      w.contendedUntil = performance.now() + CONTENDED_MS;
+      if (!asked) this.options.reclaim(w.accountId);
+      asked = true;
+      return new Promise<void>((r) => setTimeout(r, FIRST_RETRY_MS)).then(attempt);
     };
     let wait = FIRST_RETRY_MS;
     const retry = (err: unknown): Promise<boolean> => {
@@ -95,7 +132,7 @@ export class Wallets {
     return result;
   }
 
-  private granted(w: Wallet, leaseId: number, micros: number, need: number): boolean {
+  private granted(w: Wallet, { leaseId, micros }: LeaseGrant, need: number, max: number): boolean {
     this.options.onLeaseCall?.('take', 'ok', w.accountId);
     if (micros === 0) {
       w.topUpDue = false; // the balance had less than `need`: nothing more until credits arrive
@@ -104,13 +141,13 @@ export class Wallets {
     w.leaseId = leaseId;
     w.available += micros;
     w.lastGrant = micros;
-    w.topUpDue = micros >= this.options.leaseMaxMicros;
+    w.topUpDue = micros >= max; // capped: the balance may hold more
     return micros >= need;
   }
 
   /** After a request took from the wallet: when it runs low, a top-up starts in the background. */
   maybeTopUp(w: Wallet): void {
-    if (!w.topUpDue || w.pending || w.available * 4 >= w.lastGrant) return;
+    if (!w.topUpDue || w.pending || w.available * 4 >= w.lastGrant || performance.now() < w.contendedUntil) return;
     const r = this.refill(w, w.available + 1);
     if (r instanceof Promise) r.catch((err: Error) => this.log('topping up a lease failed', err));
   }
@@ -118,7 +155,7 @@ export class Wallets {
   /** Credits were added to the account's balance: the lease takes them in the background. */
   balanceChanged(w: Wallet): void {
     w.topUpDue = true;
-    if (w.leaseId === undefined || w.pending) return;
+    if (w.leaseId === undefined || w.pending || performance.now() < w.contendedUntil) return;
     const r = this.refill(w, w.available + 1);
     if (r instanceof Promise) r.catch((err: Error) => this.log('topping up a lease failed', err));
   }
@@ -127,8 +164,20 @@ export class Wallets {
   giveBack(w: Wallet, micros: number): void {
     const give = Math.min(w.available, micros);
     if (give <= 0 || w.leaseId === undefined) return;
-    this.ledger.giveBack(w.leaseId, give);
+    const r = this.ledger.giveBack(w.leaseId, give);
     w.available -= give;
+    // Not given back after all: the lease still holds it.
+    if (r instanceof Promise) r.catch((err: Error) => {
+      w.available += give;
+      this.log('giving back part of a lease failed', err);
+    });
+  }
+
+  /** Another node asked for the account's balance: give back what is unreserved, and lease only what is needed for a while. */
+  yield(w: Wallet): void {
+    w.contendedUntil = performance.now() + CONTENDED_MS;
+    w.topUpDue = false;
+    if (!w.pending) this.giveBack(w, w.available);
   }
 
   /**

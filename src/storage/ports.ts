@@ -90,6 +90,12 @@ export interface LeaseGrant {
   leaseId: number;
   /** Added to the lease by this call (0: the balance could not give `min`). */
   micros: number;
+  /**
+   * When micros is 0 and other nodes share the balance: what their leases of the account hold
+   * unspent. Enough of it for `min` is money that exists elsewhere, so the node asks for it back
+   * (a 'reclaim' change) rather than refuse the request.
+   */
+  heldElsewhere?: number;
 }
 
 /**
@@ -118,8 +124,11 @@ export interface Leases {
    * written first (UsageLog.write). Returns what was given back.
    */
   close(leaseId: number): MaybePromise<number>;
-  /** The durable balance plus what open leases hold unspent (what a customer has). */
-  balance(accountId: string): MaybePromise<number>;
+  /**
+   * The durable balance plus what open leases hold unspent (what a customer has); `others`: only
+   * other nodes' leases (this node knows its own better, in memory).
+   */
+  balance(accountId: string, others?: boolean): MaybePromise<number>;
 }
 
 /**
@@ -215,6 +224,8 @@ export interface UsageLog {
    * no tallies, and write() gets none. Otherwise the gateway hands it tallies, later than the rows.
    */
   readonly countsRows?: boolean;
+  /** Writes cross a network and answer later: a connection's next request waits for its last row (Recorder.durable). */
+  readonly remote?: boolean;
   /** The id the next row gets: the gateway numbers its rows (one writer per SQLite file; each node its own on PostgreSQL). */
   nextId(): MaybePromise<number>;
   /**
@@ -247,6 +258,8 @@ export type Change =
   | { kind: 'key'; hash: string }
   | { kind: 'account'; id: string }
   | { kind: 'balance'; id: string }
+  /** A node found the balance empty while other nodes' leases hold it: they give back what they can (other nodes only). */
+  | { kind: 'reclaim'; id: string }
   /** Something changed that the feed cannot name (a hand edit): reload everything. */
   | { kind: 'all' };
 
@@ -323,17 +336,19 @@ export interface Outbox extends OutboxWriter {
   resend(id: number, now: number): MaybePromise<DeliveryRecord | undefined>;
 }
 
-/** Everything the gateway stores, behind its ports. */
-export interface Storage {
+/**
+ * What the request path needs of a backend: keys, leases, usage rows and changes. The gateway's
+ * memory (src/state/) runs on this alone; PostgreSQL implements it for several nodes (src/pg/).
+ */
+export interface CoreStorage {
   keys: KeyDirectory;
-  billing: BillingStore;
-  ledger: Ledger;
+  ledger: Leases;
   usage: UsageLog;
-  events: EventLog;
   changes: ChangeFeed;
-  outbox: Outbox;
   /** This gateway's name in the leases it holds. */
   readonly node: string;
+  /** Several nodes share the database: when this one may not spend its leases (see Fencing). */
+  readonly fencing?: Fencing;
   /**
    * Counts usage rows written before a crash into the counters they missed, and ends the leases
    * a previous run of this node left open (what they did not spend returns to the balance).
@@ -343,6 +358,24 @@ export interface Storage {
   recover(): MaybePromise<{ leasesClosed: number; rowsCounted: number }>;
   isReady(): boolean;
   close(): MaybePromise<void>;
+}
+
+/**
+ * A node of several is safe to spend its leases only while the others cannot have taken it for
+ * dead (its heartbeats late: pg/node-life.ts). Told when that changes; `reaped`: they did, and
+ * its leases are gone.
+ */
+export interface Fencing {
+  spendable(): boolean;
+  onFenced(listener: (reaped: boolean) => void): void;
+}
+
+/** Everything the gateway stores: the core, and the money, billing and outbox around it. */
+export interface Storage extends CoreStorage {
+  ledger: Ledger;
+  billing: BillingStore;
+  events: EventLog;
+  outbox: Outbox;
 }
 
 export type { AccountStatus };

@@ -1,0 +1,64 @@
+// The request path's storage on PostgreSQL, shared by several gateways: each process is a node of
+// the database (node-life.ts) with its own leases, rows and id. Money, billing, the outbox and the
+// admin API still need the SQLite file (createApp refuses them here).
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { CoreStorage, Fencing } from '../storage/ports.ts';
+import { migratePg } from './migrate.ts';
+import { startNode, type NodeLife } from './node-life.ts';
+import { createPgChanges } from './pg-changes.ts';
+import { createPgKeys } from './pg-keys.ts';
+import { closeLease, createPgLeases } from './pg-leases.ts';
+import { createPgUsage } from './pg-usage.ts';
+import { createPool, transaction, type Pool } from './pool.ts';
+
+export type PgStorage = CoreStorage & { pool: Pool; close(): Promise<void> };
+
+export interface PgStorageOptions {
+  /** How long a node may be silent before the others take it for dead and end its leases. */
+  ttlMs: number;
+  /** This node's id (default: host, process and a random part, new each run). */
+  node?: string;
+  onError: (msg: string, err: Error) => void;
+}
+
+/** A new id each run: a crashed run's leases belong to a dead node, which the others end. */
+const newNodeId = () => `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+
+/** Connects, applies the migrations, and joins the database as a node. */
+export async function createPgStorage(url: string, o: PgStorageOptions): Promise<PgStorage> {
+  const node = o.node ?? newNodeId();
+  const pool = createPool(url);
+  let life: NodeLife | undefined;
+  try {
+    await migratePg(pool);
+    const listeners: ((reaped: boolean) => void)[] = [];
+    life = await startNode(pool, node, { ttlMs: o.ttlMs, onError: o.onError, onFenced: (reaped) => listeners.forEach((l) => l(reaped)) });
+    const fencing: Fencing = { spendable: () => life!.spendable(), onFenced: (l) => listeners.push(l) };
+    const changes = createPgChanges(pool, url, node, (err) => o.onError('a change could not be recorded for the other nodes', err));
+    let open = true;
+    return {
+      pool, node, fencing, changes,
+      keys: createPgKeys(pool, node),
+      ledger: createPgLeases(pool, node),
+      usage: createPgUsage(pool, node),
+      // Rows are counted as they are written: only this node's own open leases are left to end (at shutdown).
+      recover: () => transaction(pool, async (c) => {
+        const { rows } = await c.query<{ id: number }>('SELECT id FROM leases WHERE node = $1 AND closed_at IS NULL ORDER BY id', [node]);
+        for (const { id } of rows) await closeLease(c, id);
+        return { leasesClosed: rows.length, rowsCounted: 0 };
+      }),
+      isReady: () => open && life!.spendable(),
+      async close() {
+        open = false;
+        await changes.stop();
+        await life!.stop();
+        await pool.end();
+      },
+    };
+  } catch (err) {
+    await life?.stop().catch(() => undefined);
+    await pool.end();
+    throw err;
+  }
+}
