@@ -167,7 +167,7 @@ export function createGateway({ config, state, log, metrics, billing, now = Date
         const waiting = stages[i](ctx);
         if (waiting !== undefined) {
           const next = i + 1;
-          waiting.then(() => run(ctx, stages, next), (err: unknown) => refuse(ctx, err));
+          waiting.then(() => (ctx.res.closed ? abandoned(ctx) : run(ctx, stages, next)), (err: unknown) => refuse(ctx, err));
           return;
         }
       }
@@ -175,6 +175,23 @@ export function createGateway({ config, state, log, metrics, billing, now = Date
       return refuse(ctx, err);
     }
     send(ctx);
+  }
+
+  /**
+   * The client left while a stage waited (a lookup, a refill, the previous row's commit): nothing
+   * is forwarded, and what admission took goes back, as for a refusal. Listeners on the response's
+   * 'close' (the concurrency slot, forward()) would never hear it now.
+   */
+  function abandoned(ctx: RequestContext): void {
+    ctx.clientGone = true;
+    ctx.status = 499;
+    if (ctx.reservedMicros > 0) {
+      ctx.wallet!.settle(ctx.reservedMicros, 0);
+      ctx.reservedMicros = 0;
+    }
+    const s = ctx.state;
+    if (s && ctx.quotaPeriod !== undefined && ctx.quotaPeriod === s.period) s.used--;
+    finished(ctx);
   }
 
   function send(ctx: RequestContext): void {

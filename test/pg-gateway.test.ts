@@ -77,6 +77,35 @@ describe('three gateways on one PostgreSQL', () => {
     expect(b.balance + b.held).toBe(0);
   });
 
+  it('48 requests at once on one node, again and again, against a large balance: none refused', async () => {
+    const { id, key } = await account(1_000_000 * PRICE);
+    const statuses: number[] = [];
+    for (let round = 0; round < 10; round++) statuses.push(...await Promise.all(Array.from({ length: 48 }, () => call(nodes[0], key))));
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+    // Leases are taken 64 requests' worth at a time, not the whole balance.
+    const b = await books(id);
+    expect(b.held).toBeLessThan(2 * 64 * PRICE);
+  });
+
+  it('requests whose client left while they waited for the database are not forwarded and free their slots', async () => {
+    const { id, key } = await account(1_000 * PRICE);
+    // The account's row locked: the first request's lease call waits for it.
+    const lock = await pool.connect();
+    await lock.query('BEGIN');
+    await lock.query('SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE', [id]);
+    const aborts = Array.from({ length: 64 }, () => new AbortController()); // MAX_CONCURRENT_PER_CLIENT's default
+    const left = aborts.map((a) => fetch(`${nodes[0].url}/api/x`, { headers: bearer(key), signal: a.signal }).catch(() => 'aborted'));
+    await until(async () => (await pool.query('SELECT 1 FROM pg_locks WHERE NOT granted')).rowCount! > 0, 5_000, 'a lease call to wait for the lock');
+    const forwarded = up.received.length;
+    for (const a of aborts) a.abort();
+    expect(await Promise.all(left)).toEqual(aborts.map(() => 'aborted'));
+    await lock.query('COMMIT');
+    lock.release();
+    const statuses = await Promise.all(aborts.map(() => call(nodes[0], key)));
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+    expect(up.received.length - forwarded).toBe(64);
+  });
+
   it('a balance one node leased whole is spent by requests that reach the others', async () => {
     const { id, key } = await account(5 * PRICE);
     expect(await call(nodes[0], key)).toBe(200); // node 1 leases all of it

@@ -51,14 +51,20 @@ export function pay(ctx: RequestContext, wallets: Wallets, micros: number, code:
     wallets.maybeTopUp(w);
     return;
   }
-  const done = (enough: boolean) => {
-    if (!enough || !w.reserve(micros)) {
-      if (code === 'INSUFFICIENT_CREDITS') ctx.state!.alerts?.refused(micros); // balance.depleted
-      throw new GatewayError(code, detail === undefined ? {} : { detail });
-    }
-    ctx.reservedMicros = micros;
-    ctx.wallet = w;
+  const refill = (): void | Promise<void> => {
+    const refilled = wallets.refill(w, micros);
+    return refilled instanceof Promise ? refilled.then(done) : done(refilled);
   };
-  const refilled = wallets.refill(w, micros);
-  return refilled instanceof Promise ? refilled.then(done) : done(refilled);
+  const done = (enough: boolean): void | Promise<void> => {
+    if (enough && w.reserve(micros)) {
+      ctx.reservedMicros = micros;
+      ctx.wallet = w;
+      return;
+    }
+    // Requests that waited for the same refill took what it brought first: refill again.
+    if (enough) return refill();
+    if (code === 'INSUFFICIENT_CREDITS') ctx.state!.alerts?.refused(micros); // balance.depleted
+    throw new GatewayError(code, detail === undefined ? {} : { detail });
+  };
+  return refill();
 }

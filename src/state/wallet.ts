@@ -24,6 +24,8 @@ export class Wallet {
   lastUsed = 0;
   /** A lease call in flight: requests that need it wait for it together. */
   pending: Promise<boolean> | undefined = undefined;
+  /** What the last request that needed a refill needed: top-ups are sized by it (WalletOptions.leaseRequests). */
+  perRequest = 0;
   /** Until then (performance.now()) other nodes want this balance too: lease only what is needed. */
   contendedUntil = 0;
 
@@ -85,17 +87,20 @@ export class Wallets {
 
   /**
    * Makes the wallet hold at least `micros` available: true at once when it does, else a lease
-   * call (or the one in flight) decides — false when the balance cannot give enough.
+   * call (or the one in flight) decides — false when the balance cannot give enough. A request
+   * asks for what it needs; a top-up ahead of need passes what requests need (`perRequest`).
    */
-  refill(w: Wallet, micros: number): boolean | Promise<boolean> {
+  refill(w: Wallet, micros: number, perRequest?: number): boolean | Promise<boolean> {
     if (w.available >= micros) return true;
-    if (w.pending) return w.pending.then(() => this.refill(w, micros));
+    if (w.pending) return w.pending.then(() => this.refill(w, micros, perRequest));
+    if (perRequest === undefined) w.perRequest = micros;
     const started = performance.now();
     const deadline = started + this.options.refillWaitMs;
     const attempt = (): boolean | Promise<boolean> => {
       const need = micros - w.available;
       if (need <= 0) return true;
-      const max = performance.now() < w.contendedUntil ? need : Math.max(need, Math.min(this.options.leaseMaxMicros, need * this.options.leaseRequests));
+      const max = performance.now() < w.contendedUntil ? need
+        : Math.max(need, Math.min(this.options.leaseMaxMicros, (perRequest || need) * this.options.leaseRequests));
       try {
         const grant = this.ledger.lease(w.accountId, w.leaseId, need, max);
         if (grant instanceof Promise) return grant.then((g) => this.granted(w, g, need, max) || elsewhere(g, need), retry);
@@ -148,7 +153,7 @@ export class Wallets {
   /** After a request took from the wallet: when it runs low, a top-up starts in the background. */
   maybeTopUp(w: Wallet): void {
     if (!w.topUpDue || w.pending || w.available * 4 >= w.lastGrant || performance.now() < w.contendedUntil) return;
-    const r = this.refill(w, w.available + 1);
+    const r = this.refill(w, w.available + 1, w.perRequest);
     if (r instanceof Promise) r.catch((err: Error) => this.log('topping up a lease failed', err));
   }
 
@@ -156,7 +161,7 @@ export class Wallets {
   balanceChanged(w: Wallet): void {
     w.topUpDue = true;
     if (w.leaseId === undefined || w.pending || performance.now() < w.contendedUntil) return;
-    const r = this.refill(w, w.available + 1);
+    const r = this.refill(w, w.available + 1, w.perRequest);
     if (r instanceof Promise) r.catch((err: Error) => this.log('topping up a lease failed', err));
   }
 
