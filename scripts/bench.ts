@@ -6,6 +6,7 @@
 //   sse       token-metered OpenAI streams against a bare proxy
 //   webhook   the reply time of signed Stripe checkout.session.completed events
 //   features  what the access log and notifications cost the plain path
+//   nodes     the plain path over 1, 2 and 4 gateways on one PostgreSQL
 //
 //   npm run bench                       build, then every case
 //   BENCH_CASES=plain,sse               some cases only
@@ -26,13 +27,14 @@ import { join, resolve } from 'node:path';
 import { accountsCase } from './bench/accounts-case.ts';
 import { featuresCase } from './bench/features-case.ts';
 import type { BenchContext } from './bench/context.ts';
+import { nodesCase } from './bench/nodes-case.ts';
 import { plainCase } from './bench/plain-case.ts';
 import { forkServer, killAll } from './bench/processes.ts';
 import { sseCase, SSE_EVENTS } from './bench/sse-case.ts';
 import { webhookCase } from './bench/webhook-case.ts';
 import { requireWrk } from './bench/wrk.ts';
 
-const CASES = { plain: plainCase, accounts: accountsCase, sse: sseCase, webhook: webhookCase, features: featuresCase };
+const CASES = { plain: plainCase, accounts: accountsCase, sse: sseCase, webhook: webhookCase, features: featuresCase, nodes: nodesCase };
 type CaseName = keyof typeof CASES;
 
 const WARMUP_SECONDS = 2;

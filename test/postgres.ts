@@ -41,7 +41,8 @@ function freePort(): Promise<number> {
   });
 }
 
-export async function startPostgres(): Promise<Postgres> {
+/** `settings`: more server settings, as `name=value` (the bench preloads pg_stat_statements). */
+export async function startPostgres(settings: string[] = []): Promise<Postgres> {
   const given = process.env.TEST_DATABASE_URL;
   if (given) return { url: given, stop: async () => {} };
   const bin = binaries();
@@ -60,7 +61,7 @@ export async function startPostgres(): Promise<Postgres> {
   const port = await freePort();
   const options = [
     `-p ${port}`, '-c listen_addresses=127.0.0.1', `-c unix_socket_directories=${dir}`,
-    '-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off', '-c max_connections=300',
+    '-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off', '-c max_connections=300', ...settings.map((x) => `-c ${x}`),
   ].join(' ');
   run('pg_ctl', ['-D', data, '-o', options, '-l', join(dir, 'log'), '-w', '-t', '60', 'start']);
   return {

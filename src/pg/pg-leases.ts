@@ -1,6 +1,6 @@
 // Leases on PostgreSQL, for several nodes sharing the balances. A take is one conditional update
 // of the account's row (what it takes never exceeds what the balance holds, `balance_micros >=
-// min`), with its ledger row in the same transaction; the row lock it takes is what orders the
+// min`), with its ledger row in the same statement; the row lock it takes is what orders the
 // takes of all nodes on one account. So the sum of every node's leases of an account never
 // exceeds what its balance held, and at every commit the balance equals the sum of its ledger.
 import type { LeaseGrant, Leases } from '../storage/ports.ts';
@@ -48,35 +48,47 @@ export async function closeLease(c: Client, leaseId: number): Promise<number> {
   return rest;
 }
 
+/**
+ * A take in one statement (one round trip): $1 account, $2 min, $3 max, $4 the lease to grow (null:
+ * open one), $5 this node. FOR UPDATE in READ COMMITTED: a take that waited for another node's
+ * reads the balance that one left, and the WHERE is tested again on it. The lease's row is locked
+ * before the account's, the order giveBack and closeLease use; a lease closed meanwhile (by a
+ * survivor that took this node for dead) takes nothing.
+ */
+const TAKE = `WITH l AS (
+    SELECT id FROM leases WHERE id = $4 AND node = $5 AND closed_at IS NULL FOR UPDATE
+  ), a AS (
+    SELECT id, balance_micros AS before FROM accounts
+    WHERE id = $1 AND balance_micros >= $2 AND balance_micros > 0 AND ($4::bigint IS NULL OR EXISTS (SELECT 1 FROM l)) FOR UPDATE
+  ), t AS (
+    UPDATE accounts SET balance_micros = a.before - least(a.before, $3) FROM a WHERE accounts.id = a.id
+    RETURNING least(a.before, $3) AS taken, accounts.balance_micros AS after
+  ), opened AS (
+    INSERT INTO leases (account_id, node, granted_micros, created_at) SELECT $1, $5, taken, ${NOW_MS} FROM t WHERE $4::bigint IS NULL
+    RETURNING id
+  ), grown AS (
+    UPDATE leases SET granted_micros = granted_micros + t.taken FROM t WHERE leases.id = $4 RETURNING leases.id
+  ), ids AS (
+    SELECT id FROM opened UNION ALL SELECT id FROM grown
+  ), booked AS (
+    INSERT INTO ledger (account_id, amount_micros, balance_after_micros, kind, reference, created_at)
+    SELECT $1, -t.taken, t.after, 'lease', 'lease:' || ids.id, ${NOW_MS} FROM t, ids
+  )
+  SELECT t.taken, ids.id AS "leaseId" FROM t, ids`;
+
 export function createPgLeases(pool: Pool, node: string): Leases {
   return {
-    lease: (accountId, leaseId, min, max) => transaction(pool, async (c): Promise<LeaseGrant> => {
-      max = Math.min(max, Number.MAX_SAFE_INTEGER); // Infinity: as much as the balance holds
-      // Locks in one order everywhere, the lease's row before its account's (giveBack, closeLease).
-      // Closed meanwhile (by a survivor that took this node for dead), the lease cannot grow.
-      if (leaseId !== undefined && !(await openLease(c, leaseId))) throw new Error(`lease ${leaseId} of ${node} is not open`);
-      // The account's row lock orders every node's takes and give-backs of it: once it is held, the
-      // next statement reads all of theirs that committed, and none can commit until this does.
-      const locked = await c.query<{ before: number }>('SELECT balance_micros AS before FROM accounts WHERE id = $1 FOR UPDATE', [accountId]);
-      const before = locked.rows[0]?.before ?? 0;
-      if (before < min || before === 0) {
-        const elsewhere = await c.query<{ micros: number }>(`SELECT ${unspent(true)} AS micros FROM accounts a WHERE a.id = $1`, [accountId, node]);
-        return { leaseId: leaseId ?? 0, micros: 0, heldElsewhere: elsewhere.rows[0]?.micros ?? 0 };
-      }
-      const taken = Math.min(before, max);
-      const after = before - taken;
-      await c.query('UPDATE accounts SET balance_micros = $2 WHERE id = $1', [accountId, after]);
-      let id = leaseId;
-      if (id === undefined) {
-        const opened = await c.query<{ id: number }>(`INSERT INTO leases (account_id, node, granted_micros, created_at)
-          VALUES ($1, $2, $3, ${NOW_MS}) RETURNING id`, [accountId, node, taken]);
-        id = opened.rows[0].id;
-      } else {
-        await c.query('UPDATE leases SET granted_micros = granted_micros + $2 WHERE id = $1', [id, taken]);
-      }
-      await ledgerRow(c, accountId, -taken, after, id);
-      return { leaseId: id, micros: taken };
-    }),
+    async lease(accountId, leaseId, min, max) {
+      const params = [accountId, min, Math.min(max, Number.MAX_SAFE_INTEGER), leaseId ?? null, node]; // Infinity: all the balance holds
+      const { rows } = await pool.query<{ taken: number; leaseId: number }>({ name: 'tollgate-lease-take', text: TAKE, values: params });
+      if (rows.length > 0) return { leaseId: rows[0].leaseId, micros: rows[0].taken };
+      // Nothing taken. What the balance and the other nodes' leases hold, read in one snapshot (a
+      // give-back moves money between them in one transaction, so the sum is never seen half-moved).
+      const { rows: [r] } = await pool.query<{ elsewhere: number; open: boolean }>(`SELECT a.balance_micros + ${unspent(true)} AS elsewhere,
+        EXISTS (SELECT 1 FROM leases WHERE id = $3 AND closed_at IS NULL) AS open FROM accounts a WHERE a.id = $1`, [accountId, node, leaseId ?? null]);
+      if (leaseId !== undefined && r && !r.open) throw new Error(`lease ${leaseId} of ${node} is not open`);
+      return { leaseId: leaseId ?? 0, micros: 0, heldElsewhere: r?.elsewhere ?? 0 };
+    },
 
     giveBack: (leaseId, micros) => transaction(pool, async (c) => {
       const lease = await openLease(c, leaseId);

@@ -154,7 +154,7 @@ export class Recorder {
    */
   durable(socket: Socket): true | Promise<void> {
     if (this.isDurable(socket) || this.busy) return true;
-    if (!this.writing) this.commit();
+    if (!this.writing && !this.scheduled) this.commit();
     if (this.isDurable(socket) || this.busy) return true;
     const batch = (socket as TrackedSocket)[LAST_BATCH]!;
     return new Promise((resolve) => this.waiters.push({ batch, resolve }));
@@ -220,7 +220,9 @@ export class Recorder {
       this.writing = written.then(() => {
         this.writing = undefined;
         this.written(batch, rows.length, started);
-        if (this.rows.length > 0 || this.notices.length > 0) this.commit();
+        // What came meanwhile goes when its timer says (at most MAX_DELAY_MS after its first
+        // row), so a commit carries every connection's row, not those of one round trip.
+        if ((this.rows.length > 0 || this.notices.length > 0) && !this.scheduled) this.commit();
       }, (err: unknown) => {
         this.writing = undefined;
         failed(err);

@@ -26,6 +26,9 @@ export class Wallet {
   pending: Promise<boolean> | undefined = undefined;
   /** What the last request that needed a refill needed: top-ups are sized by it (WalletOptions.leaseRequests). */
   perRequest = 0;
+  /** Grows while leases are spent fast, so a busy account costs about one lease call a second. */
+  leaseScale = 1;
+  lastTakeAt = -Infinity;
   /** Until then (performance.now()) other nodes want this balance too: lease only what is needed. */
   contendedUntil = 0;
 
@@ -75,6 +78,9 @@ const MAX_RETRY_MS = 250;
 const RECLAIM_WAIT_MS = 1_000;
 /** How long a balance asked for stays contended: lease calls take only what each request needs. */
 const CONTENDED_MS = 10_000;
+/** A lease spent faster than this makes the next one larger, up to MAX_LEASE_SCALE times. */
+const BUSY_LEASE_MS = 1_000;
+const MAX_LEASE_SCALE = 16;
 
 /** Lease calls for every wallet: refills, top-ups ahead of need, give-backs and returns. */
 export class Wallets {
@@ -100,7 +106,7 @@ export class Wallets {
       const need = micros - w.available;
       if (need <= 0) return true;
       const max = performance.now() < w.contendedUntil ? need
-        : Math.max(need, Math.min(this.options.leaseMaxMicros, (perRequest || need) * this.options.leaseRequests));
+        : Math.max(need, Math.min(this.options.leaseMaxMicros, (perRequest || need) * this.options.leaseRequests * w.leaseScale));
       try {
         const grant = this.ledger.lease(w.accountId, w.leaseId, need, max);
         if (grant instanceof Promise) return grant.then((g) => this.granted(w, g, need, max) || elsewhere(g, need), retry);
@@ -143,6 +149,10 @@ export class Wallets {
       w.topUpDue = false; // the balance had less than `need`: nothing more until credits arrive
       return false;
     }
+    // A lease spent within a second: the next takes twice as many requests' worth (up to 16×).
+    const t = performance.now();
+    if (t - w.lastTakeAt < BUSY_LEASE_MS) w.leaseScale = Math.min(w.leaseScale * 2, MAX_LEASE_SCALE);
+    w.lastTakeAt = t;
     w.leaseId = leaseId;
     w.available += micros;
     w.lastGrant = micros;
@@ -181,6 +191,7 @@ export class Wallets {
   /** Another node asked for the account's balance: give back what is unreserved, and lease only what is needed for a while. */
   yield(w: Wallet): void {
     w.contendedUntil = performance.now() + CONTENDED_MS;
+    w.leaseScale = 1;
     w.topUpDue = false;
     if (!w.pending) this.giveBack(w, w.available);
   }

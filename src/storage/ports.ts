@@ -91,9 +91,9 @@ export interface LeaseGrant {
   /** Added to the lease by this call (0: the balance could not give `min`). */
   micros: number;
   /**
-   * When micros is 0 and other nodes share the balance: what their leases of the account hold
-   * unspent. Enough of it for `min` is money that exists elsewhere, so the node asks for it back
-   * (a 'reclaim' change) rather than refuse the request.
+   * When micros is 0 and other nodes share the balance: what the balance and their leases of the
+   * account hold unspent. Enough for `min` is money that exists elsewhere, so the node asks for it
+   * back (a 'reclaim' change) and tries again rather than refuse the request.
    */
   heldElsewhere?: number;
 }
