@@ -32,7 +32,12 @@ describe('three gateways on one PostgreSQL', () => {
     const limits = { perSecond: 1_000_000, perMinute: 10_000_000, perDay: 100_000_000 };
     writeFileSync(config, JSON.stringify({
       routes: [{ path: '/api/', upstream: up.url, priceMicros: PRICE }],
-      plans: { default: { limits, burst: 1_000_000, monthlyQuota: 0, overage: 'credits' } },
+      plans: {
+        default: { limits, burst: 1_000_000, monthlyQuota: 0, overage: 'credits' },
+        // Rate limits each node's memory alone would give three times over.
+        perMinute: { limits: { perMinute: 60 }, monthlyQuota: 0, overage: 'credits' },
+        perSecond: { limits: { perSecond: 20 }, monthlyQuota: 0, overage: 'credits' },
+      },
     }));
     const env = { DATABASE_URL: url, TOLLGATE_CONFIG: config, NODE_TTL_MS: String(TTL_MS) };
     nodes = await Promise.all([1, 2, 3].map(() => spawnServer(env, 20_000)));
@@ -43,9 +48,10 @@ describe('three gateways on one PostgreSQL', () => {
     await pool?.end();
   });
 
-  async function account(micros: number): Promise<{ id: string; key: string }> {
+  async function account(micros: number, plan = 'default'): Promise<{ id: string; key: string }> {
     const id = `acct_${Math.random().toString(36).slice(2, 10)}`;
     await seedPgAccount(pool, id, micros);
+    await pool.query('UPDATE accounts SET plan = $2 WHERE id = $1', [id, plan]);
     return { id, key: await seedPgKey(pool, id) };
   }
 
@@ -118,6 +124,29 @@ describe('three gateways on one PostgreSQL', () => {
     const b = await books(id);
     expect(b.balance).toBe(b.ledger);
     expect(b.balance + b.held).toBe(0);
+  });
+
+  it('a burst of 150 spread over the nodes against 60 a minute admits 60, not 60 per node', async () => {
+    const { key } = await account(1_000 * PRICE, 'perMinute');
+    const statuses = await Promise.all(Array.from({ length: 150 }, (_, i) => call(nodes[i % 3], key)));
+    const admitted = statuses.filter((s) => s === 200).length;
+    // The bucket refills one token a second while the burst runs: at most 5% over.
+    expect(admitted).toBeGreaterThanOrEqual(60);
+    expect(admitted).toBeLessThanOrEqual(63);
+    expect(statuses.filter((s) => s !== 200 && s !== 429)).toEqual([]);
+  });
+
+  it('steady traffic under a shared limit is never refused', async () => {
+    const { key } = await account(1_000 * PRICE, 'perSecond');
+    // 15 a second over three nodes against 20 a second, for 2 s.
+    const statuses: number[] = [];
+    const started = performance.now();
+    for (let i = 0; i < 30; i++) {
+      const due = started + i * (1_000 / 15);
+      await new Promise((r) => setTimeout(r, Math.max(0, due - performance.now())));
+      statuses.push(await call(nodes[i % 3], key));
+    }
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
   });
 
   it('a key revoked by another process is refused by every node within a second', async () => {

@@ -140,7 +140,7 @@ describe('Buckets', () => {
 describe('RateLimiter', () => {
   const limited = plan({ limits: { perSecond: 2 } });
 
-  const holder = (): BucketHolder => ({ buckets: undefined });
+  const holder = (): BucketHolder => ({ buckets: undefined, accountId: 'acct_test' });
 
   it('keeps one set of buckets per account, shared by its requests', () => {
     const rl = new RateLimiter();

@@ -35,7 +35,20 @@ export function bucketShape(plan: Plan): BucketShape {
   return { windows, policy };
 }
 
-export class Buckets {
+/** An account's rate limits after a take: `waitMs` is 0 when the request may pass. */
+export interface Limits {
+  readonly shape: BucketShape;
+  readonly waitMs: number;
+  /** The RateLimit header value. */
+  header(): string;
+}
+
+/** Takes one request's tokens from an account's limits: in memory here, shared by nodes in shared-buckets.ts. */
+export interface Limiter {
+  take(holder: BucketHolder, plan: Plan, now: number): Limits | undefined | Promise<Limits>;
+}
+
+export class Buckets implements Limits {
   // A plain array: per account it is half the memory of a Float64Array and its buffer.
   readonly tokens: number[];
   private last: number;
@@ -101,10 +114,10 @@ export class Buckets {
 }
 
 /** Whoever keeps an account's buckets: the account's state in memory. */
-export interface BucketHolder { buckets: Buckets | undefined }
+export interface BucketHolder { buckets: Limits | undefined; readonly accountId: string }
 
 /** The buckets of a plan's shape, rebuilt when the account changes plan. */
-export class RateLimiter {
+export class RateLimiter implements Limiter {
   private readonly shapes = new WeakMap<Plan, BucketShape>();
 
   /** The account's buckets after a take(): their `waitMs` is 0 when the request may pass. */
@@ -112,8 +125,8 @@ export class RateLimiter {
     let shape = this.shapes.get(plan);
     if (!shape) this.shapes.set(plan, (shape = bucketShape(plan)));
     if (shape.windows.length === 0) return undefined;
-    let b = holder.buckets;
-    if (!b || b.shape !== shape) holder.buckets = b = new Buckets(shape, now);
+    const had = holder.buckets;
+    const b = had instanceof Buckets && had.shape === shape ? had : (holder.buckets = new Buckets(shape, now));
     b.take(now);
     return b;
   }

@@ -5,7 +5,7 @@
 // An account's counters and money live in one AccountState, shared by all its keys, kept while
 // it is in use; with notifications configured, so do its alerts (notify/alerts.ts).
 import type { Config, Plan } from '../config.ts';
-import type { Buckets } from '../limiter/token-bucket.ts';
+import type { Limits } from '../limiter/token-bucket.ts';
 import type { AccountAlerts, Alerts } from '../notify/alerts.ts';
 import { quotaPeriod, type MonthlyPeriods } from './periods.ts';
 import type { Change, KeyDirectory, KeyLookup, MaybePromise } from '../storage/ports.ts';
@@ -15,7 +15,7 @@ import type { Counted } from './recorder.ts';
 import { Wallet } from './wallet.ts';
 
 export class AccountState implements Counted {
-  buckets: Buckets | undefined = undefined;
+  buckets: Limits | undefined = undefined;
   /** The quota period counted in memory, and its units used (requests in flight included). */
   period = '';
   used = 0;

@@ -6,7 +6,8 @@ import type { LiveView } from '../db/admin.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { MonthlyPeriods } from './periods.ts';
-import { RateLimiter } from '../limiter/token-bucket.ts';
+import { SharedRateLimiter } from '../limiter/shared-buckets.ts';
+import { RateLimiter, type Limiter } from '../limiter/token-bucket.ts';
 import { Alerts } from '../notify/alerts.ts';
 import { StorageBusy, type CoreStorage, type Ledger, type MaybePromise } from '../storage/ports.ts';
 import type { RecentUsage } from '../storage/records.ts';
@@ -26,7 +27,7 @@ export class GatewayState {
   readonly accounts: Accounts;
   readonly wallets: Wallets;
   readonly recorder: Recorder;
-  readonly limiter = new RateLimiter();
+  readonly limiter: Limiter;
   readonly periods = new MonthlyPeriods();
   private sweeper: NodeJS.Timeout | undefined;
   private pruner: NodeJS.Timeout | undefined;
@@ -36,6 +37,7 @@ export class GatewayState {
 
   constructor(readonly storage: CoreStorage, config: Config, private readonly log: Logger, private readonly now: () => number, metrics?: Metrics) {
     const options = (this.options = config.storage);
+    this.limiter = storage.rateBuckets ? new SharedRateLimiter(storage.rateBuckets) : new RateLimiter();
     const warn = (msg: string, err: Error) => log.error(msg, { error: err.message });
     const debug = log.isLevelEnabled('debug');
     // A node of several refuses paid requests while its leases may be gone, rather than spend them.

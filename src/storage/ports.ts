@@ -7,6 +7,7 @@
 // that cannot happen now (another process holds SQLite's write lock) throws StorageBusy: nothing
 // was written, and the caller tries again later, off the request path.
 import type { BillingStore } from '../billing/billing-store.ts';
+import type { TokenStore } from '../limiter/shared-buckets.ts';
 import type { AccountRecord, AccountStatus, KeyRecord, RecentUsage, UsageRecord } from './records.ts';
 
 export type MaybePromise<T> = T | Promise<T>;
@@ -349,6 +350,8 @@ export interface CoreStorage {
   readonly node: string;
   /** Several nodes share the database: when this one may not spend its leases (see Fencing). */
   readonly fencing?: Fencing;
+  /** Several nodes share the rate limits: the accounts' token buckets (limiter/shared-buckets.ts). */
+  readonly rateBuckets?: TokenStore;
   /**
    * Counts usage rows written before a crash into the counters they missed, and ends the leases
    * a previous run of this node left open (what they did not spend returns to the balance).
