@@ -4,7 +4,7 @@
 // root, so as root the cluster belongs to the `postgres` user the package creates.
 // TEST_DATABASE_URL names a server to use instead (its user must be allowed to create databases).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,8 @@ import { displayPrefix, generateKey, hashKey, newId } from '../src/keys.ts';
 export interface Postgres {
   /** postgres://… of a superuser on the cluster. */
   url: string;
+  /** The server's processes (postmaster and backends), to pause them; none for TEST_DATABASE_URL. */
+  pids(): number[];
   stop(): Promise<void>;
 }
 
@@ -44,7 +46,7 @@ function freePort(): Promise<number> {
 /** `settings`: more server settings, as `name=value` (the bench preloads pg_stat_statements). */
 export async function startPostgres(settings: string[] = []): Promise<Postgres> {
   const given = process.env.TEST_DATABASE_URL;
-  if (given) return { url: given, stop: async () => {} };
+  if (given) return { url: given, pids: () => [], stop: async () => {} };
   const bin = binaries();
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-pg-'));
   const data = join(dir, 'data');
@@ -66,6 +68,11 @@ export async function startPostgres(settings: string[] = []): Promise<Postgres> 
   run('pg_ctl', ['-D', data, '-o', options, '-l', join(dir, 'log'), '-w', '-t', '60', 'start']);
   return {
     url: `postgres://${USER}@127.0.0.1:${port}/postgres`,
+    pids() {
+      const postmaster = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+      const children = spawnSync('pgrep', ['-P', String(postmaster)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
+      return [postmaster, ...children];
+    },
     async stop() {
       try {
         run('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']);

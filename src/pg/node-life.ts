@@ -5,6 +5,10 @@
 // that, or once a heartbeat finds the node reaped, `spendable()` is false and `onFenced` is told:
 // the gateway must stop spending its leases. Reaped, it forgets them, and the node joins again
 // with none.
+//
+// A node reaps others only after a TTL of its own heartbeats without a gap: when the database
+// comes back from a pause (or this node from a partition), every heartbeat in it is stale, and
+// the nodes must have a TTL to beat again before any takes another for dead.
 import { createPgNodes } from './pg-nodes.ts';
 import type { Pool } from './pool.ts';
 
@@ -31,6 +35,9 @@ export async function startNode(pool: Pool, id: string, o: NodeLifeOptions): Pro
   const beatMs = Math.max(1, Math.floor(o.ttlMs / 3));
   const safeMs = o.ttlMs * (1 - MARGIN_FRACTION);
   let safeUntil = 0;
+  /** Since when this node's heartbeats have answered without a gap (see the top of the file), and the last answer. */
+  let beatingSince = performance.now();
+  let lastBeat = beatingSince;
   /** Told of its deadline already: said once until a heartbeat succeeds again. */
   let late = false;
   /** A heartbeat in flight (a database that stalls gets one at a time, not a queue of them). */
@@ -45,6 +52,10 @@ export async function startNode(pool: Pool, id: string, o: NodeLifeOptions): Pro
         o.onFenced(true);
         await nodes.join();
       }
+      // Twice the interval since the last one answered: the database (or the way to it) stalled.
+      const done = performance.now();
+      if (done - lastBeat > 2 * beatMs) beatingSince = done;
+      lastBeat = done;
       safeUntil = started + safeMs;
       late = false;
     } catch (err) {
@@ -66,6 +77,7 @@ export async function startNode(pool: Pool, id: string, o: NodeLifeOptions): Pro
   }, beatMs);
   beating.unref();
   const reaping = setInterval(() => {
+    if (performance.now() - beatingSince < o.ttlMs || performance.now() > safeUntil) return;
     nodes.reapDead(o.ttlMs).catch((err: Error) => o.onError('ending dead nodes\' leases failed; retrying', err));
   }, beatMs);
   reaping.unref();

@@ -31,6 +31,8 @@ const MAX_BATCH = 2000;
 /** A commit is written at the latest this long after its first row. */
 const MAX_DELAY_MS = 10;
 const RETRY_MS = 50;
+/** A remote commit slower than this makes the log busy until it answers (see commit()). */
+const SLOW_COMMIT_MS = 1_000;
 const MAX_TALLIES = 256;
 
 const LAST_BATCH = Symbol('tollgate.lastBatch');
@@ -217,13 +219,18 @@ export class Recorder {
       return failed(err);
     }
     if (written instanceof Promise) {
+      // A database that does not answer (paused, a partition) is busy for the answers: they stop
+      // waiting for their rows, which stay queued behind this commit, up to maxQueuedRows.
+      const slow = setTimeout(() => this.stalled(), SLOW_COMMIT_MS);
       this.writing = written.then(() => {
+        clearTimeout(slow);
         this.writing = undefined;
         this.written(batch, rows.length, started);
         // What came meanwhile goes when its timer says (at most MAX_DELAY_MS after its first
         // row), so a commit carries every connection's row, not those of one round trip.
         if ((this.rows.length > 0 || this.notices.length > 0) && !this.scheduled) this.commit();
       }, (err: unknown) => {
+        clearTimeout(slow);
         this.writing = undefined;
         failed(err);
       });
@@ -333,6 +340,12 @@ export class Recorder {
       this.dirty.add(a);
     });
     for (const a of rest) this.dirty.add(a);
+  }
+
+  private stalled(): void {
+    this.busySince ??= performance.now();
+    for (const w of this.waiters) w.resolve();
+    this.waiters = [];
   }
 
   private retryLater(): void {
