@@ -190,7 +190,7 @@ export function createGateway({ config, state, log, metrics, billing, now = Date
       ctx.reservedMicros = 0;
     }
     const s = ctx.state;
-    if (s && ctx.quotaPeriod !== undefined && ctx.quotaPeriod === s.period) s.used--;
+    if (s && ctx.quotaPeriod !== undefined) s.unuse(ctx.quotaPeriod);
     finished(ctx);
   }
 

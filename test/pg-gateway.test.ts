@@ -37,6 +37,8 @@ describe('three gateways on one PostgreSQL', () => {
         // Rate limits each node's memory alone would give three times over.
         perMinute: { limits: { perMinute: 60 }, monthlyQuota: 0, overage: 'credits' },
         perSecond: { limits: { perSecond: 20 }, monthlyQuota: 0, overage: 'credits' },
+        quota30: { limits, burst: 1_000_000, monthlyQuota: 30, overage: 'block' },
+        quota1000: { limits, burst: 1_000_000, monthlyQuota: 1_000, overage: 'block' },
       },
     }));
     const env = { DATABASE_URL: url, TOLLGATE_CONFIG: config, NODE_TTL_MS: String(TTL_MS) };
@@ -136,6 +138,16 @@ describe('three gateways on one PostgreSQL', () => {
     expect(statuses.filter((s) => s !== 200 && s !== 429)).toEqual([]);
   });
 
+  it('a burst of 90 spread over the nodes against a monthly quota of 30 admits exactly 30', async () => {
+    const { id, key } = await account(0, 'quota30');
+    const statuses = await Promise.all(Array.from({ length: 90 }, (_, i) => call(nodes[i % 3], key)));
+    expect(statuses.filter((s) => s === 200)).toHaveLength(30);
+    expect(statuses.filter((s) => s !== 200 && s !== 402)).toEqual([]);
+    const { rows } = await pool.query('SELECT handed_out AS "handedOut" FROM quota_usage WHERE account_id = $1', [id]);
+    expect(rows).toEqual([{ handedOut: 30 }]);
+    await until(async () => (await pool.query('SELECT used FROM quota_usage WHERE account_id = $1', [id])).rows[0].used === 30, 5_000, 'the 30 rows to be counted');
+  });
+
   it('steady traffic under a shared limit is never refused', async () => {
     const { key } = await account(1_000 * PRICE, 'perSecond');
     // 15 a second over three nodes against 20 a second, for 2 s.
@@ -193,12 +205,18 @@ describe('three gateways on one PostgreSQL', () => {
     await until(() => answered >= before + 100, 10_000, 'the survivors to go on answering');
     stop = true;
     await Promise.all(clients);
+    // A slice of a quota held at shutdown goes back: 5 used of the 10 node 1 took.
+    const sliced = await account(0, 'quota1000');
+    for (let i = 0; i < 5; i++) expect(await call(nodes[0], sliced.key)).toBe(200);
+    const handedOut = async () => (await pool.query('SELECT handed_out AS n FROM quota_usage WHERE account_id = $1', [sliced.id])).rows[0].n;
+    expect(await handedOut()).toBe(10);
     // The survivors end their leases at shutdown: all that is left is in the balance.
     nodes = nodes.filter((n) => n !== victim);
     await Promise.all(nodes.map(async (n) => {
       n.child.kill('SIGTERM');
       expect((await n.exited).code).toBe(0);
     }));
+    expect(await handedOut()).toBe(5);
     const b = await books(id);
     if (process.env.SHOW) console.log('FIGURES', { answered, charged: b.charged / PRICE, reapedMs: performance.now() - killed });
     expect(b.open).toBe(0);

@@ -8,6 +8,7 @@ import { migratePg } from './migrate.ts';
 import { startNode, type NodeLife } from './node-life.ts';
 import { createPgChanges } from './pg-changes.ts';
 import { createPgKeys } from './pg-keys.ts';
+import { createPgQuotas } from './pg-quotas.ts';
 import { createPgRateBuckets } from './pg-rate-buckets.ts';
 import { closeLease, createPgLeases } from './pg-leases.ts';
 import { createPgUsage } from './pg-usage.ts';
@@ -44,6 +45,7 @@ export async function createPgStorage(url: string, o: PgStorageOptions): Promise
       ledger: createPgLeases(pool, node),
       usage: createPgUsage(pool, node),
       rateBuckets: createPgRateBuckets(pool),
+      quotas: createPgQuotas(pool),
       // Rows are counted as they are written: only this node's own open leases are left to end (at shutdown).
       recover: () => transaction(pool, async (c) => {
         const { rows } = await c.query<{ id: number }>('SELECT id FROM leases WHERE node = $1 AND closed_at IS NULL ORDER BY id', [node]);

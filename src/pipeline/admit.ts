@@ -11,22 +11,36 @@ import type { Wallets } from '../state/wallet.ts';
 import type { RequestContext } from './context.ts';
 
 export function admit(ctx: RequestContext, accounts: Accounts, wallets: Wallets, now: number, meterIntervalMs: number): void | Promise<void> {
-  const counted = accounts.quota(ctx.state!, now);
-  if (counted instanceof Promise) return counted.then(() => admitCounted(ctx, wallets, now, meterIntervalMs));
-  return admitCounted(ctx, wallets, now, meterIntervalMs);
+  const synced = accounts.quota(ctx.state!, now);
+  if (synced instanceof Promise) return synced.then(() => admitCounted(ctx, accounts, wallets, now, meterIntervalMs));
+  return admitCounted(ctx, accounts, wallets, now, meterIntervalMs);
 }
 
-function admitCounted(ctx: RequestContext, wallets: Wallets, now: number, meterIntervalMs: number): void | Promise<void> {
+function admitCounted(ctx: RequestContext, accounts: Accounts, wallets: Wallets, now: number, meterIntervalMs: number): void | Promise<void> {
   const state = ctx.state!;
+  const quota = ctx.plan!.monthlyQuota;
+  if (quota === null) return counted(ctx);
+  // Several nodes: the quota is the nodes' together, handed out in slices.
+  const slices = accounts.slices;
+  if (!slices) return state.used < quota ? counted(ctx) : beyond(ctx, wallets, now, meterIntervalMs);
+  const unit = slices.take(state, quota);
+  if (unit instanceof Promise) return unit.then((u) => (u ? counted(ctx) : beyond(ctx, wallets, now, meterIntervalMs)));
+  return unit ? counted(ctx) : beyond(ctx, wallets, now, meterIntervalMs);
+}
+
+/** A unit of the period's quota is the request's. */
+function counted(ctx: RequestContext): void {
+  const state = ctx.state!;
+  state.used++;
+  ctx.quotaPeriod = state.period;
+  // quota.threshold is decided where the counter moves: one comparison unless a percentage is reached.
+  const alerts = state.alerts;
+  if (alerts !== undefined && state.used >= alerts.quotaAt) alerts.quotaReached();
+}
+
+/** Past the quota: the plan's overage policy decides. */
+function beyond(ctx: RequestContext, wallets: Wallets, now: number, meterIntervalMs: number): void | Promise<void> {
   const plan = ctx.plan!;
-  if (plan.monthlyQuota === null || state.used < plan.monthlyQuota) {
-    state.used++;
-    ctx.quotaPeriod = state.period;
-    // quota.threshold is decided where the counter moves: one comparison unless a percentage is reached.
-    const alerts = state.alerts;
-    if (alerts !== undefined && state.used >= alerts.quotaAt) alerts.quotaReached();
-    return;
-  }
   if (plan.overage === 'block') throw new GatewayError('QUOTA_EXCEEDED');
   if (plan.overage === 'stripe') {
     ctx.overageInterval = intervalStart(now, meterIntervalMs);

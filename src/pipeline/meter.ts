@@ -37,7 +37,7 @@ function record(ctx: RequestContext, recorder: Recorder, metrics: Metrics, now: 
   } else if (state) {
     if (ctx.reservedMicros > 0) spent = ctx.wallet!.settle(ctx.reservedMicros, ctx.billable ? ctx.reservedMicros : 0);
     if (!ctx.billable) {
-      if (ctx.quotaPeriod !== undefined && ctx.quotaPeriod === state.period) state.used--;
+      if (ctx.quotaPeriod !== undefined) state.unuse(ctx.quotaPeriod);
       ctx.quotaPeriod = undefined;
       ctx.overageInterval = undefined;
     }

@@ -12,6 +12,7 @@ import type { Change, KeyDirectory, KeyLookup, MaybePromise } from '../storage/p
 import type { Pending } from './pending.ts';
 import type { AccountRecord, KeyRecord } from '../storage/records.ts';
 import type { Counted } from './recorder.ts';
+import type { QuotaSlices } from './quota-slices.ts';
 import { Wallet } from './wallet.ts';
 
 export class AccountState implements Counted {
@@ -30,11 +31,24 @@ export class AccountState implements Counted {
   stale = false;
   /** What its notifications decide from (undefined: none are configured). */
   alerts: AccountAlerts | undefined = undefined;
+  /** With several nodes: this node's slice of the period's quota (state/quota-slices.ts). */
+  quotaHeld = 0;
+  quotaHeldPeriod = '';
+  /** The period's quota is handed out in full, all nodes counted (until the plan changes). */
+  quotaOut = false;
+  quotaPending: Promise<void> | undefined = undefined;
 
   constructor(public record: AccountRecord, public plan: Plan, public lastUsageId: number) {}
 
   get accountId(): string {
     return this.record.id;
+  }
+
+  /** A unit of `period`'s quota a request took and did not use (it was not billable): the next request may. */
+  unuse(period: string): void {
+    if (period !== this.period) return;
+    this.used--;
+    if (this.quotaHeldPeriod === period) this.quotaHeld++;
   }
 
   get money(): Wallet {
@@ -67,6 +81,8 @@ export class Accounts {
     private readonly onBalance: (state: AccountState) => void,
     /** Notifications configured: every account in memory gets its alerts. */
     private readonly alerts?: Alerts,
+    /** Several nodes share the quotas: the slices this node holds. */
+    readonly slices?: QuotaSlices,
   ) {}
 
   /** The key with this hash and its account; null when unknown; a promise when storage must be asked. */
@@ -148,7 +164,7 @@ export class Accounts {
   evictIdle(now: number): void {
     const evicted = new Set<AccountState>();
     for (const s of this.states.values()) {
-      if (s.inFlight > 0 || s.tally !== undefined || s.wallet?.leaseId !== undefined || now - s.lastUsed < IDLE_MS) continue;
+      if (s.inFlight > 0 || s.tally !== undefined || s.wallet?.leaseId !== undefined || s.quotaHeld > 0 || now - s.lastUsed < IDLE_MS) continue;
       evicted.add(s);
       this.states.delete(s.accountId);
     }
@@ -168,6 +184,7 @@ export class Accounts {
     if (state) {
       state.record = found.account;
       state.plan = plan;
+      state.quotaOut = false; // a larger quota may have come with the change
       state.stale = false;
       state.alerts?.reloaded(found);
     } else {

@@ -12,6 +12,7 @@ import { Alerts } from '../notify/alerts.ts';
 import { StorageBusy, type CoreStorage, type Ledger, type MaybePromise } from '../storage/ports.ts';
 import type { RecentUsage } from '../storage/records.ts';
 import { Accounts, type AccountState } from './accounts.ts';
+import { QuotaSlices } from './quota-slices.ts';
 import { Recorder } from './recorder.ts';
 import { Wallets } from './wallet.ts';
 
@@ -72,7 +73,7 @@ export class GatewayState {
     });
     this.accounts = new Accounts(storage.keys, config, this.periods, (s) => {
       if (s.wallet) this.wallets.balanceChanged(s.wallet);
-    }, config.notifications && new Alerts(this.recorder, (storage.ledger as Ledger).money, now));
+    }, config.notifications && new Alerts(this.recorder, (storage.ledger as Ledger).money, now), storage.quotas && new QuotaSlices(storage.quotas));
     storage.changes.subscribe((change) => {
       if (change.kind !== 'reclaim') return this.accounts.changed(change);
       const w = this.accounts.state(change.id)?.wallet;
@@ -180,6 +181,7 @@ export class GatewayState {
       return;
     }
     try {
+      await this.accounts.slices?.giveBack(this.accounts.all());
       await this.storage.recover();
     } catch (err) {
       if (!(err instanceof StorageBusy)) throw err;
@@ -195,6 +197,12 @@ export class GatewayState {
   private sweep(): void {
     const t = performance.now();
     const idle: AccountState[] = [];
+    // Quota slices of accounts idle as long go back too, so the accounts can leave memory.
+    const slices = this.accounts.slices;
+    if (slices) {
+      const unused = [...this.accounts.all()].filter((s) => s.quotaHeld > 0 && s.inFlight === 0 && this.now() - s.lastUsed >= this.options.leaseIdleMs);
+      if (unused.length > 0) slices.giveBack(unused).catch((err: Error) => this.log.error('giving back quota slices failed', { error: err.message }));
+    }
     for (const s of this.accounts.all()) {
       const w = s.wallet;
       if (!w || w.leaseId === undefined || w.reserved > 0 || w.pending || t - w.lastUsed < this.options.leaseIdleMs) continue;

@@ -8,6 +8,7 @@
 // was written, and the caller tries again later, off the request path.
 import type { BillingStore } from '../billing/billing-store.ts';
 import type { TokenStore } from '../limiter/shared-buckets.ts';
+import type { QuotaStore } from '../state/quota-slices.ts';
 import type { AccountRecord, AccountStatus, KeyRecord, RecentUsage, UsageRecord } from './records.ts';
 
 export type MaybePromise<T> = T | Promise<T>;
@@ -352,6 +353,8 @@ export interface CoreStorage {
   readonly fencing?: Fencing;
   /** Several nodes share the rate limits: the accounts' token buckets (limiter/shared-buckets.ts). */
   readonly rateBuckets?: TokenStore;
+  /** Several nodes share the monthly quotas: they take slices of them (state/quota-slices.ts). */
+  readonly quotas?: QuotaStore;
   /**
    * Counts usage rows written before a crash into the counters they missed, and ends the leases
    * a previous run of this node left open (what they did not spend returns to the balance).
