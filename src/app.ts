@@ -109,7 +109,7 @@ function isFull(storage: CoreStorage): storage is Storage {
 
 function openStorage(config: Config, log: Logger, now: () => number): CoreStorage | Promise<CoreStorage> {
   if (config.databaseUrl) {
-    return createPgStorage(config.databaseUrl, { ttlMs: config.nodeTtlMs, onError: (msg, err) => log.error(msg, { error: err.message }) });
+    return createPgStorage(config.databaseUrl, { ttlMs: config.nodeTtlMs, redisUrl: config.redisUrl, onError: (msg, err) => log.error(msg, { error: err.message }) });
   }
   // The gateway's connection never waits for another process's write lock (see db/open.ts).
   return createSqliteStorage(openDb(config.databasePath, { waitMs: 0 }), { now });

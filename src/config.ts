@@ -161,6 +161,8 @@ export interface Config {
   databaseUrl: string | undefined;
   /** On PostgreSQL: how long a node may be silent before the others end its leases. */
   nodeTtlMs: number;
+  /** redis://…: the nodes' rate-limit buckets live there rather than in PostgreSQL. */
+  redisUrl: string | undefined;
   logLevel: LogLevel;
   accessLog: AccessLog;
   /** Addresses and CIDRs of the proxies whose X-Forwarded-* are believed (none by default). */
@@ -267,6 +269,11 @@ export function loadConfig(env: Env = process.env, { serving = true }: LoadOptio
     problems.push('DATABASE_URL: expected a PostgreSQL URL (postgres://user:password@host:5432/db)');
   }
   const nodeTtlMs = int('NODE_TTL_MS', 10_000, 300);
+  const redisUrl = env.REDIS_URL || undefined;
+  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) problems.push('REDIS_URL: expected a Redis URL (redis://host:6379)');
+  if (redisUrl !== undefined && databaseUrl === undefined) {
+    problems.push('REDIS_URL: Redis shares rate limits between gateways on one PostgreSQL; set DATABASE_URL too, or unset REDIS_URL');
+  }
   const upstreamTimeoutMs = int('UPSTREAM_TIMEOUT_MS', 30_000, 1);
   const aiTimeoutMs = int('AI_UPSTREAM_TIMEOUT_MS', 600_000, 1);
   const maxBodyBytes = int('MAX_BODY_BYTES', 10 * 1024 * 1024, 0);
@@ -390,7 +397,7 @@ export function loadConfig(env: Env = process.env, { serving = true }: LoadOptio
   if (problems.length > 0) throw new ConfigError(problems);
   const demo = routes.length === 0 && source === 'demo';
   return deepFreeze({
-    port, host, databasePath, databaseUrl, nodeTtlMs, logLevel, accessLog, trustProxy, upstreamTimeoutMs, aiTimeoutMs, upstreamConnections, maxBodyBytes, shutdownTimeoutMs, clients, storage,
+    port, host, databasePath, databaseUrl, nodeTtlMs, redisUrl, logLevel, accessLog, trustProxy, upstreamTimeoutMs, aiTimeoutMs, upstreamConnections, maxBodyBytes, shutdownTimeoutMs, clients, storage,
     source, routes, plans, defaultPlan, demo, prices, providerKeys, stripe, admin, notifications, signup,
   });
 }

@@ -1,7 +1,8 @@
 // Three gateways on one PostgreSQL, as processes (`node dist/server.js` with DATABASE_URL): money
-// is exact across them, a balance one node leased is spent by requests that reach another, a key
-// revoked is refused by every node within a second, and a node killed with SIGKILL under load has
-// its leases returned by the survivors: nothing charged that was not answered, the ledger whole.
+// is exact across them, a balance one node leased is spent by requests that reach another, rate
+// limits and quotas hold for all nodes together (with the buckets in PostgreSQL, and in Redis), a
+// key revoked is refused by every node within a second, and a node killed with SIGKILL under load
+// has its leases returned by the survivors: nothing charged that was not answered, the ledger whole.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -11,19 +12,23 @@ import { recordChange } from '../src/pg/pg-changes.ts';
 import { createPool, type Pool } from '../src/pg/pool.ts';
 import { bearer, startUpstream, tempDir, type Upstream } from './helpers.ts';
 import { freshDatabase, seedPgAccount, seedPgKey } from './postgres.ts';
+import { startRedis, type Redis } from './redis.ts';
 import { spawnServer, type ServerProcess } from './server-process.ts';
 import { until } from './until.ts';
 
 const PRICE = 1_000;
 const TTL_MS = 900;
 
-describe('three gateways on one PostgreSQL', () => {
+// Everything twice: rate limits shared through PostgreSQL, then through Redis (REDIS_URL).
+describe.each([{ redis: false }, { redis: true }])('three gateways on one PostgreSQL (Redis: $redis)', ({ redis: withRedis }) => {
   let url: string;
   let pool: Pool;
   let up: Upstream;
+  let redis: Redis | undefined;
   let nodes: ServerProcess[] = [];
 
   beforeAll(async () => {
+    if (withRedis) redis = await startRedis();
     url = await freshDatabase(inject('postgresUrl'));
     pool = createPool(url, 4);
     await migratePg(pool);
@@ -41,13 +46,15 @@ describe('three gateways on one PostgreSQL', () => {
         quota1000: { limits, burst: 1_000_000, monthlyQuota: 1_000, overage: 'block' },
       },
     }));
-    const env = { DATABASE_URL: url, TOLLGATE_CONFIG: config, NODE_TTL_MS: String(TTL_MS) };
+    const env: Record<string, string> = { DATABASE_URL: url, TOLLGATE_CONFIG: config, NODE_TTL_MS: String(TTL_MS) };
+    if (redis) env.REDIS_URL = redis.url;
     nodes = await Promise.all([1, 2, 3].map(() => spawnServer(env, 20_000)));
   }, 60_000);
   afterAll(async () => {
     for (const n of nodes) n.child.kill('SIGKILL');
     await up?.close();
     await pool?.end();
+    await redis?.stop();
   });
 
   async function account(micros: number, plan = 'default'): Promise<{ id: string; key: string }> {
@@ -129,13 +136,16 @@ describe('three gateways on one PostgreSQL', () => {
   });
 
   it('a burst of 150 spread over the nodes against 60 a minute admits 60, not 60 per node', async () => {
-    const { key } = await account(1_000 * PRICE, 'perMinute');
+    const { id, key } = await account(1_000 * PRICE, 'perMinute');
     const statuses = await Promise.all(Array.from({ length: 150 }, (_, i) => call(nodes[i % 3], key)));
     const admitted = statuses.filter((s) => s === 200).length;
     // The bucket refills one token a second while the burst runs: at most 5% over.
     expect(admitted).toBeGreaterThanOrEqual(60);
     expect(admitted).toBeLessThanOrEqual(63);
     expect(statuses.filter((s) => s !== 200 && s !== 429)).toEqual([]);
+    // The bucket is where REDIS_URL says: in Redis, or in the database.
+    const inDatabase = (await pool.query('SELECT 1 FROM rate_buckets WHERE account_id = $1', [id])).rowCount;
+    expect(inDatabase).toBe(withRedis ? 0 : 1);
   });
 
   it('a burst of 90 spread over the nodes against a monthly quota of 30 admits exactly 30', async () => {

@@ -3,6 +3,7 @@
 // admin API still need the SQLite file (createApp refuses them here).
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import { createRedisBuckets, type RedisTokenStore } from '../limiter/redis-buckets.ts';
 import type { CoreStorage, Fencing } from '../storage/ports.ts';
 import { migratePg } from './migrate.ts';
 import { startNode, type NodeLife } from './node-life.ts';
@@ -21,6 +22,8 @@ export interface PgStorageOptions {
   ttlMs: number;
   /** This node's id (default: host, process and a random part, new each run). */
   node?: string;
+  /** The rate-limit buckets in Redis rather than in the database. */
+  redisUrl?: string;
   onError: (msg: string, err: Error) => void;
 }
 
@@ -32,7 +35,9 @@ export async function createPgStorage(url: string, o: PgStorageOptions): Promise
   const node = o.node ?? newNodeId();
   const pool = createPool(url);
   let life: NodeLife | undefined;
+  let redis: RedisTokenStore | undefined;
   try {
+    if (o.redisUrl) redis = await createRedisBuckets(o.redisUrl, (err) => o.onError('Redis', err));
     await migratePg(pool);
     const listeners: ((reaped: boolean) => void)[] = [];
     life = await startNode(pool, node, { ttlMs: o.ttlMs, onError: o.onError, onFenced: (reaped) => listeners.forEach((l) => l(reaped)) });
@@ -44,7 +49,7 @@ export async function createPgStorage(url: string, o: PgStorageOptions): Promise
       keys: createPgKeys(pool, node),
       ledger: createPgLeases(pool, node),
       usage: createPgUsage(pool, node),
-      rateBuckets: createPgRateBuckets(pool),
+      rateBuckets: redis ?? createPgRateBuckets(pool),
       quotas: createPgQuotas(pool),
       // Rows are counted as they are written: only this node's own open leases are left to end (at shutdown).
       recover: () => transaction(pool, async (c) => {
@@ -58,9 +63,11 @@ export async function createPgStorage(url: string, o: PgStorageOptions): Promise
         await changes.stop();
         await life!.stop();
         await pool.end();
+        await redis?.close();
       },
     };
   } catch (err) {
+    await redis?.close().catch(() => undefined);
     await life?.stop().catch(() => undefined);
     await pool.end();
     throw err;
