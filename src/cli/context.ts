@@ -11,6 +11,9 @@ import { openDb } from '../db/open.ts';
 import { createSqliteStorage, type SqliteStorage } from '../db/sqlite-storage.ts';
 import { createLogger } from '../log.ts';
 import { EXIT, FailedError, UsageError } from './errors.ts';
+import { migratePg } from '../pg/migrate.ts';
+import { pgOperations } from '../pg/pg-operations.ts';
+import { createPool, type Pool } from '../pg/pool.ts';
 import { RemoteOperations } from './remote.ts';
 
 export interface CliIo {
@@ -45,6 +48,9 @@ export class Cli {
    * wrong directory, a typo) that would otherwise leave an empty database behind.
    */
   database(opts: CommonOptions, { create = false } = {}): string {
+    if (opts.db === undefined && this.config().databaseUrl) {
+      throw new FailedError('this command works on the SQLite file only, not on PostgreSQL (DATABASE_URL) yet');
+    }
     const given = opts.db ?? this.config().databasePath;
     const path = resolve(given);
     if (!create && !existsSync(path)) {
@@ -72,9 +78,22 @@ export class Cli {
   async withOps<T>(opts: CommonOptions, fn: (ops: Operations) => T | Promise<T>): Promise<T> {
     const remote = loadAdminClient(this.io.env, opts.url);
     if (remote) return fn(new RemoteOperations(remote));
+    const url = opts.db === undefined ? this.config().databaseUrl : undefined;
+    if (url) return this.withPostgres(url, (pool) => fn(pgOperations(pool, { config: () => this.config(), now: Date.now, actor: 'cli' })));
     return this.withStorage(opts, (storage) => fn(new LocalOperations({
       admin: new Admin(storage), config: () => this.config(), now: Date.now, log: createLogger('silent'),
     })));
+  }
+
+  /** Connects to PostgreSQL (applying pending migrations), runs `fn`, and disconnects whatever happens. */
+  async withPostgres<T>(url: string, fn: (pool: Pool) => T | Promise<T>): Promise<T> {
+    const pool = createPool(url, 2);
+    try {
+      await migratePg(pool);
+      return await fn(pool);
+    } finally {
+      await pool.end();
+    }
   }
 
   /** For the commands the admin API does not serve: they work on the database file only. */
