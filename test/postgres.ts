@@ -5,11 +5,11 @@
 // TEST_DATABASE_URL names a server to use instead (its user must be allowed to create databases).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { displayPrefix, generateKey, hashKey, newId } from '../src/keys.ts';
+import { freePort } from './server-process.ts';
 
 export interface Postgres {
   /** postgres://… of a superuser on the cluster. */
@@ -32,15 +32,6 @@ function binaries(): string {
   }
   versions.sort((a, b) => Number(b) - Number(a));
   return join(root, versions[0], 'bin');
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    }).on('error', reject);
-  });
 }
 
 /** `settings`: more server settings, as `name=value` (the bench preloads pg_stat_statements). */

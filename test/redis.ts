@@ -1,21 +1,12 @@
 // A throwaway Redis for the tests that share rate limits through it: Debian's redis-server (the
 // package .ci/run installs) on a free port of 127.0.0.1, nothing saved to disk.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { createClient } from 'redis';
+import { freePort } from './server-process.ts';
 
 export interface Redis {
   url: string;
   stop(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    }).on('error', reject);
-  });
 }
 
 export async function startRedis(): Promise<Redis> {

@@ -103,7 +103,8 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   };
 }
 
-async function untilReady(url: string, exited: () => number | string | null): Promise<void> {
+/** Polls /_tollgate/ready until it answers 200; throws once `exited` says the process is gone. */
+export async function untilReady(url: string, exited: () => number | string | null): Promise<void> {
   for (;;) {
     if (exited() !== null) throw new Error(`exited before it was ready (${exited()})`);
     try {

@@ -10,7 +10,7 @@ import pg from 'pg';
 import { migratePg } from '../../src/pg/migrate.ts';
 import { freshDatabase, seedPgAccount, seedPgKey, startPostgres } from '../../test/postgres.ts';
 import type { BenchContext } from './context.ts';
-import { CREDITS_MICROS, PAID_PLAN, PLAN } from './gateway.ts';
+import { CREDITS_MICROS, PAID_PLAN, PLAN, untilReady } from './gateway.ts';
 import { cpuTimeMs, freePort, spawnTracked, stop, withTimeout } from './processes.ts';
 import { verdict } from './rounds.ts';
 import { wrk, type WrkResult } from './wrk.ts';
@@ -66,7 +66,7 @@ async function measure(ctx: BenchContext, clusterUrl: string, nodes: number, pro
       const g = spawnTracked(process.execPath, [ctx.entry], {
         PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: url, TOLLGATE_CONFIG: configPath, LOG_LEVEL: 'warn', ACCESS_LOG: 'off', DATABASE_PATH: join(dir, `${i}.db`),
       });
-      await withTimeout(`node ${i + 1} /_tollgate/ready`, ready(`http://127.0.0.1:${port}`));
+      await withTimeout(`node ${i + 1} /_tollgate/ready`, untilReady(`http://127.0.0.1:${port}`, () => g.child.exitCode ?? g.child.signalCode));
       return { ...g, url: `http://127.0.0.1:${port}/` };
     }));
     const load = (seconds: number) => Promise.all(gateways.map((g) => wrk({ url: g.url, keysFile }, { connections: CONNECTIONS, seconds })));
@@ -106,18 +106,5 @@ async function measure(ctx: BenchContext, clusterUrl: string, nodes: number, pro
     return { nodes, rps: median('rps'), cpuUs: median('cpuUs'), roundTrips: median('roundTrips') };
   } finally {
     await pool.end();
-  }
-}
-
-async function ready(url: string): Promise<void> {
-  for (;;) {
-    try {
-      const res = await fetch(`${url}/_tollgate/ready`);
-      await res.arrayBuffer();
-      if (res.ok) return;
-    } catch {
-      // Not listening yet.
-    }
-    await new Promise((r) => setTimeout(r, 50));
   }
 }

@@ -97,7 +97,7 @@ export class GatewayState {
    * leases already closed (so they cost the customer nothing), and new requests lease afresh.
    */
   fenced(reaped: boolean): void {
-    this.log.warn(reaped ? 'this node was taken for dead: its leases were ended by another node' : 'heartbeats are late: paid requests wait for the next one', {});
+    this.log.warn(reaped ? 'this node was taken for dead: its leases were ended by another node' : 'heartbeats are late: paid requests are refused (503) until one succeeds', {});
     if (!reaped) return;
     for (const s of this.accounts.all()) s.wallet = undefined;
   }
