@@ -34,8 +34,8 @@ export class AccountState implements Counted {
   /** With several nodes: this node's slice of the period's quota (state/quota-slices.ts). */
   quotaHeld = 0;
   quotaHeldPeriod = '';
-  /** The period's quota is handed out in full, all nodes counted (until the plan changes). */
-  quotaOut = false;
+  /** Until then (performance.now()) the period's quota is handed out in full, all nodes counted. */
+  quotaOutUntil = 0;
   quotaPending: Promise<void> | undefined = undefined;
 
   constructor(public record: AccountRecord, public plan: Plan, public lastUsageId: number) {}
@@ -184,7 +184,7 @@ export class Accounts {
     if (state) {
       state.record = found.account;
       state.plan = plan;
-      state.quotaOut = false; // a larger quota may have come with the change
+      state.quotaOutUntil = 0; // a larger quota may have come with the change
       state.stale = false;
       state.alerts?.reloaded(found);
     } else {

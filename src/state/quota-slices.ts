@@ -14,6 +14,7 @@ export interface QuotaStore {
 }
 
 const SLICE = 0.01;
+const QUOTA_OUT_MS = 60_000;
 
 export class QuotaSlices {
   constructor(private readonly store: QuotaStore) {}
@@ -23,17 +24,18 @@ export class QuotaSlices {
     if (s.quotaHeldPeriod !== s.period) {
       s.quotaHeldPeriod = s.period;
       s.quotaHeld = 0; // a past period's units are worth nothing now
-      s.quotaOut = false;
+      s.quotaOutUntil = 0;
     }
     if (s.quotaHeld > 0) {
       s.quotaHeld--;
       return true;
     }
-    if (s.quotaOut) return false;
+    if (performance.now() < s.quotaOutUntil) return false;
     s.quotaPending ??= this.store.take(s.accountId, s.period, limit, Math.max(1, Math.ceil(limit * SLICE))).then((units) => {
       if (s.quotaHeldPeriod === s.period) {
         s.quotaHeld += units;
-        if (units === 0) s.quotaOut = true;
+        // Asked again a while later: units another node gave back (at its shutdown) may be there.
+        if (units === 0) s.quotaOutUntil = performance.now() + QUOTA_OUT_MS;
       }
     }).finally(() => (s.quotaPending = undefined));
     return s.quotaPending.then(() => this.take(s, limit));
