@@ -114,6 +114,8 @@ describe.each([{ redis: false }, { redis: true }])('three gateways on one Postgr
     const forwarded = up.received.length;
     for (const a of aborts) a.abort();
     expect(await Promise.all(left)).toEqual(aborts.map(() => 'aborted'));
+    // A barrier: once the node answers a request sent after the aborts, it has read them.
+    expect((await fetch(`${nodes[0].url}/_tollgate/health`)).status).toBe(200);
     await lock.query('COMMIT');
     lock.release();
     const statuses = await Promise.all(aborts.map(() => call(nodes[0], key)));

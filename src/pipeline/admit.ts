@@ -67,7 +67,7 @@ export function pay(ctx: RequestContext, wallets: Wallets, micros: number, code:
   }
   const refill = (): void | Promise<void> => {
     const refilled = wallets.refill(w, micros);
-    return refilled instanceof Promise ? refilled.then(done) : done(refilled);
+    return refilled instanceof Promise ? wallets.bounded(refilled).then(done) : done(refilled);
   };
   const done = (enough: boolean): void | Promise<void> => {
     if (enough && w.reserve(micros)) {

@@ -86,6 +86,19 @@ const MAX_LEASE_SCALE = 16;
 export class Wallets {
   constructor(private readonly ledger: Leases, private readonly options: WalletOptions, private readonly log: (msg: string, err: Error) => void) {}
 
+  /**
+   * `refilled`, or STORAGE_BUSY once the database has not answered for refillWaitMs: a request
+   * does not wait for a database that does not answer (paused, partitioned). The lease call goes
+   * on, and what it takes is the wallet's when it answers.
+   */
+  bounded(refilled: Promise<boolean>): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new GatewayError('STORAGE_BUSY', { retryAfterS: 1 })), this.options.refillWaitMs);
+    });
+    return Promise.race([refilled, late]).finally(() => clearTimeout(timer));
+  }
+
   /** Whether this node's leases may be spent now. */
   spendable(): boolean {
     return this.options.spendable === undefined || this.options.spendable();
