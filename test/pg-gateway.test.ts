@@ -3,15 +3,13 @@
 // limits and quotas hold for all nodes together (with the buckets in PostgreSQL, and in Redis), a
 // key revoked is refused by every node within a second, and a node killed with SIGKILL under load
 // has its leases returned by the survivors: nothing charged that was not answered, the ledger whole.
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { hashKey } from '../src/keys.ts';
 import { migratePg } from '../src/pg/migrate.ts';
 import { recordChange } from '../src/pg/pg-changes.ts';
 import { createPool, type Pool } from '../src/pg/pool.ts';
-import { bearer, startUpstream, tempDir, type Upstream } from './helpers.ts';
-import { freshDatabase, seedPgAccount, seedPgKey } from './postgres.ts';
+import { bearer, startUpstream, type Upstream } from './helpers.ts';
+import { freshDatabase, OPEN_LIMITS, paidConfig, seedPgAccount, seedPgKey } from './postgres.ts';
 import { startRedis, type Redis } from './redis.ts';
 import { spawnServer, type ServerProcess } from './server-process.ts';
 import { until } from './until.ts';
@@ -33,19 +31,13 @@ describe.each([{ redis: false }, { redis: true }])('three gateways on one Postgr
     pool = createPool(url, 4);
     await migratePg(pool);
     up = await startUpstream();
-    const config = join(tempDir(), 'tollgate.config.json');
-    const limits = { perSecond: 1_000_000, perMinute: 10_000_000, perDay: 100_000_000 };
-    writeFileSync(config, JSON.stringify({
-      routes: [{ path: '/api/', upstream: up.url, priceMicros: PRICE }],
-      plans: {
-        default: { limits, burst: 1_000_000, monthlyQuota: 0, overage: 'credits' },
+    const config = paidConfig(up.url, PRICE, {
         // Rate limits each node's memory alone would give three times over.
         perMinute: { limits: { perMinute: 60 }, monthlyQuota: 0, overage: 'credits' },
         perSecond: { limits: { perSecond: 20 }, monthlyQuota: 0, overage: 'credits' },
-        quota30: { limits, burst: 1_000_000, monthlyQuota: 30, overage: 'block' },
-        quota1000: { limits, burst: 1_000_000, monthlyQuota: 1_000, overage: 'block' },
-      },
-    }));
+        quota30: { limits: OPEN_LIMITS, burst: 1_000_000, monthlyQuota: 30, overage: 'block' },
+        quota1000: { limits: OPEN_LIMITS, burst: 1_000_000, monthlyQuota: 1_000, overage: 'block' },
+    });
     const env: Record<string, string> = { DATABASE_URL: url, TOLLGATE_CONFIG: config, NODE_TTL_MS: String(TTL_MS) };
     if (redis) env.REDIS_URL = redis.url;
     nodes = await Promise.all([1, 2, 3].map(() => spawnServer(env, 20_000)));

@@ -3,13 +3,11 @@
 // what needs more, crash not, and once it resumes every answered request has its usage row and
 // its charge, the ledger equals the balance and no node took another for dead. On a cluster of its own: pausing
 // the suite's would stall every other test file.
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migratePg } from '../src/pg/migrate.ts';
 import { createPool, type Pool } from '../src/pg/pool.ts';
-import { bearer, startUpstream, tempDir, type Upstream } from './helpers.ts';
-import { freshDatabase, seedPgAccount, seedPgKey, startPostgres, type Postgres } from './postgres.ts';
+import { bearer, startUpstream, type Upstream } from './helpers.ts';
+import { freshDatabase, paidConfig, seedPgAccount, seedPgKey, startPostgres, type Postgres } from './postgres.ts';
 import { spawnServer, type ServerProcess } from './server-process.ts';
 import { until } from './until.ts';
 
@@ -31,12 +29,7 @@ describe('PostgreSQL paused for 10 s under load', () => {
     pool = createPool(url, 2);
     await migratePg(pool);
     up = await startUpstream();
-    const config = join(tempDir(), 'tollgate.config.json');
-    const limits = { perSecond: 1_000_000, perMinute: 10_000_000, perDay: 100_000_000 };
-    writeFileSync(config, JSON.stringify({
-      routes: [{ path: '/api/', upstream: up.url, priceMicros: PRICE }],
-      plans: { default: { limits, burst: 1_000_000, monthlyQuota: 0, overage: 'credits' } },
-    }));
+    const config = paidConfig(up.url, PRICE);
     const env = { DATABASE_URL: url, TOLLGATE_CONFIG: config, NODE_TTL_MS: String(TTL_MS) };
     nodes = await Promise.all([1, 2].map(() => spawnServer(env, 20_000)));
   }, 60_000);

@@ -4,7 +4,7 @@
 // root, so as root the cluster belongs to the `postgres` user the package creates.
 // TEST_DATABASE_URL names a server to use instead (its user must be allowed to create databases).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -102,4 +102,21 @@ export async function seedPgKey(pool: pg.Pool, accountId: string): Promise<strin
   await pool.query(`INSERT INTO api_keys (id, account_id, hash, prefix, created_at) VALUES ($1, $2, $3, $4, 0)`,
     [newId('key'), accountId, hashKey(key), displayPrefix(key)]);
   return key;
+}
+
+/** Rate limits that never refuse in the multi-node tests' load. */
+export const OPEN_LIMITS = { perSecond: 1_000_000, perMinute: 10_000_000, perDay: 100_000_000 };
+
+/**
+ * A config file for gateway processes on PostgreSQL: `/api/` to `upstream` at `priceMicros`, and
+ * a default plan that pays every request from credits (no quota) and never rate-limits, beside
+ * `plans`. Returns its path.
+ */
+export function paidConfig(upstream: string, priceMicros: number, plans: Record<string, unknown> = {}): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'tollgate-config-')), 'tollgate.config.json');
+  writeFileSync(path, JSON.stringify({
+    routes: [{ path: '/api/', upstream, priceMicros }],
+    plans: { default: { limits: OPEN_LIMITS, burst: 1_000_000, monthlyQuota: 0, overage: 'credits' }, ...plans },
+  }));
+  return path;
 }
