@@ -18,7 +18,7 @@ import { Deliverer, type Timers } from './notify/deliverer.ts';
 import { createGateway, type Gateway } from './server.ts';
 import { GatewayState } from './state/state.ts';
 import { createPgStorage } from './pg/pg-storage.ts';
-import type { CoreStorage, Storage } from './storage/ports.ts';
+import type { BillingStorage, CoreStorage, Storage } from './storage/ports.ts';
 import { liveView } from './state/live.ts';
 
 export interface AppOverrides {
@@ -60,13 +60,15 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   const metrics = new Metrics(config.routes.map((r) => r.path), Object.keys(config.prices));
   const state = new GatewayState(storage, config, log, now, metrics);
   await state.start();
-  if (!isFull(storage) && (config.stripe || config.notifications || config.admin)) {
+  if (!isFull(storage) && (config.notifications || config.admin)) {
     await storage.close();
-    throw new Error('On PostgreSQL (DATABASE_URL) the gateway runs keys, leases and usage only, so far: Stripe billing, notifications '
-      + 'and the admin API need the SQLite file. Unset STRIPE_SECRET_KEY, the notifications and ADMIN_TOKEN, or DATABASE_URL.');
+    throw new Error('On PostgreSQL (DATABASE_URL) the gateway runs keys, leases, usage and Stripe billing, so far: notifications '
+      + 'and the admin API need the SQLite file. Unset the notifications and ADMIN_TOKEN, or DATABASE_URL.');
   }
   const full = isFull(storage) ? storage : undefined;
-  const billing = full && createBilling({ config, storage: full, log, now, stripe: overrides.stripe, onWebhookEvent: (type, outcome) => metrics.webhookEvent(type, outcome) });
+  const billing = hasBilling(storage)
+    ? createBilling({ config, storage, log, now, stripe: overrides.stripe, onWebhookEvent: (type, outcome) => metrics.webhookEvent(type, outcome) })
+    : undefined;
   const gateway = createGateway({ config, state, log, metrics, billing, now });
   const notifications = config.notifications;
   const deliverer = notifications && full && new Deliverer({ outbox: full.outbox, config: { ...config, notifications }, log, now, ...overrides.notify });
@@ -105,6 +107,10 @@ function onSqlite(storage: CoreStorage): storage is Storage & { db: Db } {
 /** Money, billing and the outbox besides the core (the SQLite backend). */
 function isFull(storage: CoreStorage): storage is Storage {
   return 'outbox' in storage;
+}
+
+function hasBilling(storage: CoreStorage): storage is CoreStorage & BillingStorage {
+  return 'events' in storage;
 }
 
 function openStorage(config: Config, log: Logger, now: () => number): CoreStorage | Promise<CoreStorage> {

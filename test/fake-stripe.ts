@@ -64,6 +64,8 @@ export interface FakeStripe {
    */
   completed(id: string, o?: { paid?: boolean; paymentIntent?: string }): Record<string, unknown>;
   fail(path: string, failure: Failure): void;
+  /** Every call to the path is answered `ms` later (after its work is done). */
+  slow(path: string, ms: number): void;
   close(): Promise<void>;
 }
 
@@ -100,6 +102,7 @@ export async function startFakeStripe(): Promise<FakeStripe> {
   const meterEvents = new Map<string, Record<string, unknown>>();
   const sessions = new Map<string, Record<string, unknown>>();
   const failures = new Map<string, Failure>();
+  const delays = new Map<string, number>();
   // Stripe replays the saved response for a repeated Idempotency-Key (successful ones here).
   const idempotent = new Map<string, { status: number; body: unknown }>();
   let seq = 0;
@@ -205,8 +208,8 @@ export async function startFakeStripe(): Promise<FakeStripe> {
       }
       call.status = reply.status;
       const text = JSON.stringify(reply.body);
-      res.writeHead(reply.status, { 'content-type': 'application/json', 'request-id': `req_${seq}`, ...extra });
-      res.end(text);
+      const headers = { 'content-type': 'application/json', 'request-id': `req_${seq}`, ...extra };
+      setTimeout(() => res.writeHead(reply.status, headers).end(text), delays.get(path) ?? 0);
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -225,6 +228,7 @@ export async function startFakeStripe(): Promise<FakeStripe> {
       return { ...created, status: 'complete', payment_status: paid ? 'paid' : 'unpaid', payment_intent: paymentIntent, url: null };
     },
     fail: (path, failure) => void failures.set(path, { ...failure }),
+    slow: (path, ms) => void delays.set(path, ms),
     close: () => new Promise<void>((r) => {
       server.closeAllConnections();
       server.close(() => r());

@@ -1,6 +1,7 @@
-// What Stripe billing reads and writes, behind one interface like the request path's Store.
-// Every method is synchronous and runs inside Store.applyOnce's transaction when a webhook
-// calls it, so an event's effects and its record commit together or not at all.
+// What Stripe billing reads and writes, behind one interface for both backends: SQLite's answers
+// at once (this shape), PostgreSQL's later (MaybeAsync<BillingStore>, storage/steps.ts). A
+// webhook's effect calls it inside EventLog.applyOnce's transaction, so an event's effects and
+// its record commit together or not at all.
 
 export interface BillingAccount {
   id: string;

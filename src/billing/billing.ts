@@ -2,7 +2,7 @@
 // overage reporter, over one Stripe client and the billing store.
 import Stripe from 'stripe';
 import type { Config, StripeConfig } from '../config.ts';
-import type { Storage } from '../storage/ports.ts';
+import type { BillingStorage } from '../storage/ports.ts';
 import type { Logger } from '../log.ts';
 import { createCheckout, createPortal, type ReturnUrls } from './checkout.ts';
 import { MeterReporter } from './meter-reporter.ts';
@@ -32,7 +32,7 @@ export function createStripeClient(sc: StripeConfig): Stripe {
 
 export interface BillingDeps {
   config: Config;
-  storage: Pick<Storage, 'billing' | 'events'>;
+  storage: BillingStorage;
   log: Logger;
   stripe?: Stripe;
   now?: () => number;
@@ -52,6 +52,6 @@ export function createBilling(deps: BillingDeps): Billing | undefined {
     webhook: (raw, signature) => receiveStripeWebhook(raw, signature, webhookDeps),
     checkout: (accountId, body, urls) => createCheckout(accountId, body, checkoutDeps, urls),
     portal: (accountId) => createPortal(accountId, checkoutDeps),
-    reporter: new MeterReporter({ billing, stripe, stripeConfig, log: deps.log, now: deps.now }),
+    reporter: new MeterReporter({ billing, alone: deps.storage.alone, stripe, stripeConfig, log: deps.log, now: deps.now }),
   };
 }

@@ -9,13 +9,14 @@ import type { Config, StripeConfig } from '../config.ts';
 import { GatewayError } from '../errors.ts';
 import { formatMicros, parseDollars } from '../money.ts';
 import type { Logger } from '../log.ts';
+import type { MaybeAsync } from '../storage/steps.ts';
 import type { BillingStore } from './billing-store.ts';
 import { isRecord } from '../json.ts';
 
 export interface CheckoutDeps {
   config: Config;
   stripeConfig: StripeConfig;
-  billing: BillingStore;
+  billing: MaybeAsync<BillingStore>;
   stripe: Stripe;
   log: Logger;
 }
@@ -57,7 +58,7 @@ export async function createCheckout(accountId: string, body: unknown, deps: Che
       throw bad(`"plan" must be a plan sold through Stripe: ${sellable.join(', ') || 'none is configured'}.`);
     }
     // A second subscription would bill twice: a plan change goes through the portal.
-    if (deps.billing.account(accountId)?.subscriptionId) {
+    if ((await deps.billing.account(accountId))?.subscriptionId) {
       throw new GatewayError('CONFLICT', { detail: 'This account has a subscription already; change the plan in the billing portal (GET /_tollgate/billing/portal).' });
     }
     params = {
@@ -75,7 +76,7 @@ export async function createCheckout(accountId: string, body: unknown, deps: Che
   if (!session.url) throw new GatewayError('UPSTREAM_UNREACHABLE', { detail: 'Stripe returned a session without a URL.' });
   // Recorded before the customer has the URL, so before it can be paid: the record, not the
   // session's metadata, is what its checkout.session.completed is credited by.
-  if (credits !== undefined) deps.billing.recordCheckout({ sessionId: session.id, accountId, amountMicros: credits });
+  if (credits !== undefined) await deps.billing.recordCheckout({ sessionId: session.id, accountId, amountMicros: credits });
   return { id: session.id, url: session.url };
 }
 
@@ -87,7 +88,7 @@ export async function createPortal(accountId: string, deps: CheckoutDeps): Promi
 
 /** The account's Stripe customer, created on first use. */
 async function customerFor(accountId: string, { billing, stripe, log }: CheckoutDeps): Promise<string> {
-  const account = billing.account(accountId);
+  const account = await billing.account(accountId);
   if (!account) throw new GatewayError('INVALID_KEY');
   if (account.stripeCustomerId) return account.stripeCustomerId;
   // The idempotency key makes two first checkouts at once get the same customer.
@@ -95,7 +96,7 @@ async function customerFor(accountId: string, { billing, stripe, log }: Checkout
     { email: account.email, ...(account.name && { name: account.name }), metadata: { account_id: accountId } },
     { idempotencyKey: `tollgate-customer-${accountId}` },
   ), log);
-  billing.linkCustomer(accountId, customer.id);
+  await billing.linkCustomer(accountId, customer.id);
   return customer.id;
 }
 

@@ -5,6 +5,7 @@
 import type Stripe from 'stripe';
 import type { StripeConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
+import type { MaybeAsync } from '../storage/steps.ts';
 import type { BillingStore, OutboxRow } from './billing-store.ts';
 
 const MAX_BACKOFF_MS = 3_600_000;
@@ -19,7 +20,12 @@ export interface ReportResult {
 }
 
 export interface MeterReporterDeps {
-  billing: BillingStore;
+  billing: MaybeAsync<BillingStore>;
+  /**
+   * Runs a report alone among the gateways sharing the database (PostgreSQL: an advisory lock);
+   * undefined when another one is reporting. Without it, this process is the only reporter.
+   */
+  alone?: <T>(report: () => Promise<T>) => Promise<T | undefined>;
   stripe: Stripe;
   stripeConfig: StripeConfig;
   log: Logger;
@@ -46,9 +52,10 @@ export class MeterReporter {
     this.timer = undefined;
   }
 
-  /** Reports every due interval once; concurrent calls share one run. */
+  /** Reports every due interval once; concurrent calls share one run (another gateway's reports nothing here). */
   runOnce(): Promise<ReportResult[]> {
-    this.running ??= this.report().finally(() => (this.running = undefined));
+    const { alone } = this.deps;
+    this.running ??= (alone ? alone(() => this.report()).then((r) => r ?? []) : this.report()).finally(() => (this.running = undefined));
     return this.running;
   }
 
@@ -58,7 +65,7 @@ export class MeterReporter {
     // Due: intervals that ended at least one interval length ago (start + 2 × length ≤ now).
     const dueBefore = now - 2 * stripeConfig.meterIntervalMs + 1;
     const results: ReportResult[] = [];
-    for (const row of billing.dueMeterEvents(dueBefore, now)) results.push(await this.send(row, now));
+    for (const row of await billing.dueMeterEvents(dueBefore, now)) results.push(await this.send(row, now));
     return results;
   }
 
@@ -74,18 +81,18 @@ export class MeterReporter {
         timestamp: Math.floor((row.intervalStart + stripeConfig.meterIntervalMs) / 1000) - 1,
         payload: { stripe_customer_id: row.stripeCustomerId, value: String(row.value) },
       });
-      billing.markReported(row.id);
+      await billing.markReported(row.id);
       result.ok = true;
     } catch (err) {
       // A report that reached Stripe before a crash comes back as a duplicate identifier: done.
       if ((err as { code?: string }).code === 'resource_already_exists') {
-        billing.markReported(row.id);
+        await billing.markReported(row.id);
         result.ok = true;
         return result;
       }
       result.error = (err as Error).message;
       const backoff = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.min(row.attempts, 20));
-      billing.markReportFailed(row.id, result.error, now + backoff);
+      await billing.markReportFailed(row.id, result.error, now + backoff);
       log.warn('meter event not reported; will retry', { identifier: row.identifier, attempts: row.attempts + 1, error: result.error });
     }
     return result;

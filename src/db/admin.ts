@@ -361,10 +361,11 @@ export class Admin {
     if (!stored) throw new NotFoundError(`event ${id}`);
     const event = JSON.parse(stored.payload) as StripeEvent;
     const events = this.storage.events;
+    const audit = this.audit.bind(this);
     const audited: EventLog = {
-      applyOnce: (inbound, effect) => events.applyOnce(inbound, (tx) => {
-        const note = effect(tx);
-        this.audit('webhook.replay', id, null, { type: event.type, outcome: note === undefined ? 'applied' : 'ignored', note: note ?? null });
+      applyOnce: (inbound, effect) => events.applyOnce(inbound, function* (tx) {
+        const note = yield* effect(tx);
+        audit('webhook.replay', id, null, { type: event.type, outcome: note === undefined ? 'applied' : 'ignored', note: note ?? null });
         return note;
       }),
       recordFailure: (inbound, error) => this.change(() => {

@@ -1,6 +1,7 @@
 // Webhook events on the SQLite file, each applied exactly once: the event's id is recorded in
 // the IMMEDIATE transaction that runs its effect, so a replay sees it and changes nothing.
 import type { ApplyOutcome, EventLog, EventTx } from '../storage/ports.ts';
+import { runSync } from '../storage/steps.ts';
 import type { Db } from './open.ts';
 import { writing } from './sqlite-busy.ts';
 
@@ -18,7 +19,7 @@ export function createSqliteEvents(db: Db, tx: EventTx, now: () => number): Even
         // Only an applied event is final: one ignored (a price no plan had yet) runs again when
         // resent or replayed, and its effect decides afresh.
         if (q.status.get(event.id) === 'applied') return { status: 'duplicate' };
-        const note = effect(tx);
+        const note = runSync(effect(tx));
         const status = note === undefined ? 'applied' : 'ignored';
         q.record.run({ ...event, status, note: note ?? null, now: now(), appliedAt: now() });
         return note === undefined ? { status: 'applied' } : { status: 'ignored', note };

@@ -1,12 +1,14 @@
 // The request path's storage on PostgreSQL, shared by several gateways: each process is a node of
-// the database (node-life.ts) with its own leases, rows and id. Money, billing, the outbox and the
-// admin API still need the SQLite file (createApp refuses them here).
+// the database (node-life.ts) with its own leases, rows and id, and Stripe's webhooks may reach any
+// of them (pg-billing.ts). Notifications and the admin API still need the SQLite file (createApp
+// refuses them here).
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { createRedisBuckets, type RedisTokenStore } from '../limiter/redis-buckets.ts';
-import type { CoreStorage, Fencing } from '../storage/ports.ts';
+import type { BillingStorage, CoreStorage, Fencing } from '../storage/ports.ts';
 import { migratePg } from './migrate.ts';
 import { startNode, type NodeLife } from './node-life.ts';
+import { createPgBilling } from './pg-billing.ts';
 import { createPgChanges } from './pg-changes.ts';
 import { createPgKeys } from './pg-keys.ts';
 import { createPgQuotas } from './pg-quotas.ts';
@@ -15,7 +17,7 @@ import { closeLease, createPgLeases } from './pg-leases.ts';
 import { createPgUsage } from './pg-usage.ts';
 import { createPool, transaction, type Pool } from './pool.ts';
 
-export type PgStorage = CoreStorage & { pool: Pool; close(): Promise<void> };
+export type PgStorage = CoreStorage & BillingStorage & { pool: Pool; close(): Promise<void> };
 
 export interface PgStorageOptions {
   /** How long a node may be silent before the others take it for dead and end its leases. */
@@ -43,11 +45,12 @@ export async function createPgStorage(url: string, o: PgStorageOptions): Promise
     life = await startNode(pool, node, { ttlMs: o.ttlMs, onError: o.onError, onFenced: (reaped) => listeners.forEach((l) => l(reaped)) });
     const fencing: Fencing = { spendable: () => life!.spendable(), onFenced: (l) => listeners.push(l) };
     const changes = createPgChanges(pool, url, node, (err) => o.onError('a change could not be recorded for the other nodes', err));
+    const { billing, events, alone, holder } = createPgBilling(pool);
     let open = true;
     return {
-      pool, node, fencing, changes,
+      pool, node, fencing, changes, billing, events, alone,
       keys: createPgKeys(pool, node),
-      ledger: createPgLeases(pool, node),
+      ledger: { ...createPgLeases(pool, node), holder },
       usage: createPgUsage(pool, node),
       rateBuckets: redis ?? createPgRateBuckets(pool),
       quotas: createPgQuotas(pool),

@@ -80,15 +80,13 @@ export class GatewayState {
       if (w) this.wallets.yield(w);
     });
     // A debit (a refund, a dispute) that finds the balance short takes back what our lease holds.
-    if ('holder' in storage.ledger) {
-      (storage.ledger as Ledger).holder({
-        holding: (accountId) => this.accounts.state(accountId)?.wallet?.available ?? 0,
-        giveBack: (accountId, micros) => {
-          const w = this.accounts.state(accountId)?.wallet;
-          if (w) this.wallets.giveBack(w, micros);
-        },
-      });
-    }
+    storage.ledger.holder?.({
+      holding: (accountId) => this.accounts.state(accountId)?.wallet?.available ?? 0,
+      giveBack: (accountId, micros) => {
+        const w = this.accounts.state(accountId)?.wallet;
+        return w && this.wallets.giveBack(w, micros);
+      },
+    });
   }
 
   /**

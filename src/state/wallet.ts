@@ -189,13 +189,13 @@ export class Wallets {
   }
 
   /** Gives back up to `micros` of what the wallet holds unreserved (a debit found the balance short). */
-  giveBack(w: Wallet, micros: number): void {
+  giveBack(w: Wallet, micros: number): void | Promise<void> {
     const give = Math.min(w.available, micros);
     if (give <= 0 || w.leaseId === undefined) return;
     const r = this.ledger.giveBack(w.leaseId, give);
     w.available -= give;
     // Not given back after all: the lease still holds it.
-    if (r instanceof Promise) r.catch((err: Error) => {
+    if (r instanceof Promise) return r.catch((err: Error) => {
       w.available += give;
       this.log('giving back part of a lease failed', err);
     });

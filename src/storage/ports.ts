@@ -9,6 +9,7 @@
 import type { BillingStore } from '../billing/billing-store.ts';
 import type { TokenStore } from '../limiter/shared-buckets.ts';
 import type { QuotaStore } from '../state/quota-slices.ts';
+import type { MaybeAsync, Steps } from './steps.ts';
 import type { AccountRecord, AccountStatus, KeyRecord, RecentUsage, UsageRecord } from './records.ts';
 
 export type MaybePromise<T> = T | Promise<T>;
@@ -107,7 +108,6 @@ export interface LeaseGrant {
 export interface Ledger extends Leases {
   /** Money moved by an operator or a payment, each in a transaction of its own. */
   money: Money;
-  /** Who holds leases of accounts in this process (the gateway's wallets): see LeaseHolder. */
   holder(holder: LeaseHolder): void;
 }
 
@@ -131,6 +131,8 @@ export interface Leases {
    * other nodes' leases (this node knows its own better, in memory).
    */
   balance(accountId: string, others?: boolean): MaybePromise<number>;
+  /** Who holds leases of accounts in this process (the gateway's wallets), for debits that find the balance short: see LeaseHolder. */
+  holder?(holder: LeaseHolder): void;
 }
 
 /**
@@ -140,8 +142,8 @@ export interface Leases {
 export interface LeaseHolder {
   /** What this gateway's lease of the account holds unreserved. */
   holding(accountId: string): number;
-  /** Gives back up to `micros` of it (with Ledger.giveBack). */
-  giveBack(accountId: string, micros: number): void;
+  /** Gives back up to `micros` of it (with Leases.giveBack); settles once the balance has it. */
+  giveBack(accountId: string, micros: number): MaybePromise<void>;
 }
 
 /**
@@ -165,9 +167,9 @@ export interface Money {
 
 /** What a webhook's effect is handed: the money, billing state and outbox of its transaction. */
 export interface EventTx {
-  money: Money;
-  billing: BillingStore;
-  outbox: OutboxWriter;
+  money: MaybeAsync<Pick<Money, 'credit' | 'debit' | 'available'>>;
+  billing: MaybeAsync<BillingStore>;
+  outbox: MaybeAsync<OutboxWriter>;
 }
 
 /**
@@ -178,9 +180,10 @@ export interface EventLog {
   /**
    * Runs `effect` and records the event in one transaction, unless it was applied before (an
    * ignored one runs again). The effect returns undefined when it applied, or a note saying why
-   * it did nothing; if it throws, nothing it did is kept.
+   * it did nothing; if it throws, nothing it did is kept. It is written as steps (storage/steps.ts)
+   * so that one effect runs in SQLite's synchronous transactions and in PostgreSQL's.
    */
-  applyOnce(event: InboundEvent, effect: (tx: EventTx) => string | undefined): MaybePromise<ApplyOutcome>;
+  applyOnce(event: InboundEvent, effect: (tx: EventTx) => Steps<string | undefined>): MaybePromise<ApplyOutcome>;
   /** Keeps a failed event (and counts the attempt) so it can be listed and replayed. */
   recordFailure(event: InboundEvent, error: string): MaybePromise<void>;
 }
@@ -376,8 +379,16 @@ export interface Fencing {
   onFenced(listener: (reaped: boolean) => void): void;
 }
 
-/** Everything the gateway stores: the core, and the money, billing and outbox around it. */
-export interface Storage extends CoreStorage {
+/** Stripe's side of the accounts, and the webhook events applied to them (both backends). */
+export interface BillingStorage {
+  billing: MaybeAsync<BillingStore>;
+  events: EventLog;
+  /** Several gateways share the meter outbox: runs a report while no other one does (else undefined). */
+  alone?: <T>(report: () => Promise<T>) => Promise<T | undefined>;
+}
+
+/** Everything the gateway stores on SQLite: the core, and the money, billing and outbox around it. */
+export interface Storage extends CoreStorage, BillingStorage {
   ledger: Ledger;
   billing: BillingStore;
   events: EventLog;
