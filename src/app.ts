@@ -115,7 +115,9 @@ function hasBilling(storage: CoreStorage): storage is CoreStorage & BillingStora
 
 function openStorage(config: Config, log: Logger, now: () => number): CoreStorage | Promise<CoreStorage> {
   if (config.databaseUrl) {
-    return createPgStorage(config.databaseUrl, { ttlMs: config.nodeTtlMs, redisUrl: config.redisUrl, onError: (msg, err) => log.error(msg, { error: err.message }) });
+    return createPgStorage(config.databaseUrl, {
+      ttlMs: config.nodeTtlMs, redisUrl: config.redisUrl, now, onError: (msg, err) => log.error(msg, { error: err.message }),
+    });
   }
   // The gateway's connection never waits for another process's write lock (see db/open.ts).
   return createSqliteStorage(openDb(config.databasePath, { waitMs: 0 }), { now });

@@ -72,12 +72,15 @@ export async function apply(inbound: InboundEvent, event: StripeEvent, deps: Web
   }
 }
 
-const logged = new Set<string>();
+/** What each log was told already (per log: gateways in one process, tests, keep their own). */
+const logged = new WeakMap<Logger, Set<string>>();
 
 function logOnce(log: Logger, type: string, note: string): void {
   const key = `${type}\u0000${note.replace(/\b(?:cs|ch|dp|pi|cus|sub|in|evt)_\w+/g, '…')}`;
-  if (logged.has(key)) return;
-  logged.add(key);
+  let told = logged.get(log);
+  if (!told) logged.set(log, (told = new Set()));
+  if (told.has(key)) return;
+  told.add(key);
   log.info('stripe event needed no change', { type, note });
 }
 

@@ -6,7 +6,7 @@
 import type { BillingAccount, BillingStore, CreditCheckout, CreditPurchase, Dispute, OutboxRow } from '../billing/billing-store.ts';
 import type { Change, EventLog, EventTx, LeaseHolder } from '../storage/ports.ts';
 import { runAsync, type MaybeAsync } from '../storage/steps.ts';
-import { recordChange } from './pg-changes.ts';
+import { recordChange, type PgChangeFeed } from './pg-changes.ts';
 import { transaction, type Client, type Pool } from './pool.ts';
 
 type Queryable = Client | Pool;
@@ -24,23 +24,24 @@ const OUTBOX = `SELECT o.id, o.account_id AS "accountId", o.event_name AS "event
 /** Any number, the same in every node: the lock one node reports the meter outbox under. */
 const METER_LOCK = 0x7467_6d32;
 
-/**
- * Changes the nodes must hear of, recorded by no node in particular (''): every node, this one
- * included, reads them from the changes table, at once through NOTIFY.
- */
-const changed = (c: Queryable, change: Change) => recordChange(c, change, '');
-
 async function one<T>(c: Queryable, sql: string, values: unknown[]): Promise<T | undefined> {
   return (await c.query(sql, values)).rows[0] as T | undefined;
 }
 
-/** The billing store on `c`: a transaction's connection (a webhook's effect) or the pool (checkout, the reporter). */
-export function pgBillingStore(c: Queryable, now: () => number): Store {
+/** Records a change the nodes must hear of: in the caller's transaction, or on its own. */
+type Changed = (change: Change) => Promise<void>;
+
+/**
+ * The billing store on `c`: a transaction's connection (a webhook's effect) or the pool (checkout,
+ * the reporter, the CLI). `changed` records what the request path must hear of (by default as
+ * no node's: every node reads it from the changes table).
+ */
+export function pgBillingStore(c: Queryable, now: () => number, changed: Changed = (change) => recordChange(c, change, '')): Store {
   const run = async (sql: string, values: unknown[]) => void await c.query(sql, values);
   const update = async (accountId: string, sql: string, values: unknown[]) => {
     await c.query(sql, [accountId, ...values]);
     // What the request path reads of an account (plan, standing, quota period) is a change it must hear of.
-    await changed(c, { kind: 'account', id: accountId });
+    await changed({ kind: 'account', id: accountId });
   };
   return {
     account: (id) => one<BillingAccount>(c, `${ACCOUNT} WHERE id = $1`, [id]),
@@ -101,7 +102,7 @@ export function pgBillingStore(c: Queryable, now: () => number): Store {
  * transaction, before this one locks the account's row: the give-back locks it too). What other
  * nodes' leases hold is theirs to spend: a refund beyond what is here becomes debt.
  */
-function pgMoney(c: Client, holder: () => LeaseHolder | undefined, now: () => number): EventTx['money'] {
+function pgMoney(c: Client, holder: () => LeaseHolder | undefined, now: () => number, changed: Changed): EventTx['money'] {
   const locked = new Set<string>();
   async function move(accountId: string, micros: number, kind: string, reference: string): Promise<number | undefined> {
     locked.add(accountId);
@@ -111,7 +112,7 @@ function pgMoney(c: Client, holder: () => LeaseHolder | undefined, now: () => nu
     if (row === undefined) return undefined;
     await c.query(`INSERT INTO ledger (account_id, amount_micros, balance_after_micros, kind, reference, created_at)
       VALUES ($1, $2, $3, $4, $5, $6)`, [accountId, micros, row.after, kind, reference, now()]);
-    await changed(c, { kind: 'balance', id: accountId });
+    await changed({ kind: 'balance', id: accountId });
     return row.after;
   }
   const durable = async (accountId: string) => (await one<{ micros: number }>(c, 'SELECT balance_micros AS micros FROM accounts WHERE id = $1', [accountId]))?.micros ?? 0;
@@ -141,10 +142,20 @@ export interface PgBilling {
   holder(h: LeaseHolder): void;
 }
 
-export function createPgBilling(pool: Pool, now: () => number = Date.now): PgBilling {
+export interface PgBillingDeps {
+  /**
+   * The changes of this node: its listeners hear of an event's changes before its webhook is
+   * answered. Without (a tool such as the CLI): recorded as no node's, for every node to read.
+   */
+  changes?: PgChangeFeed;
+  node?: string;
+  now?: () => number;
+}
+
+export function createPgBilling(pool: Pool, { changes, node = '', now = Date.now }: PgBillingDeps = {}): PgBilling {
   let holder: LeaseHolder | undefined;
   const events: EventLog = {
-    applyOnce: (event, effect) => transaction(pool, async (c) => {
+    applyOnce: (event, effect) => applying(async (c, changed) => {
       // Locks the event's row (inserted now, or waited for until the node applying it commits).
       const { status } = (await one<{ status: string }>(c, `INSERT INTO webhook_events (id, source, type, status, payload, received_at)
         VALUES ($1, $2, $3, 'applying', $4, $5) ON CONFLICT (id) DO UPDATE SET status = webhook_events.status RETURNING status`,
@@ -152,8 +163,8 @@ export function createPgBilling(pool: Pool, now: () => number = Date.now): PgBil
       // Only an applied event is final: one ignored or failed runs again, and its effect decides afresh.
       if (status === 'applied') return { status: 'duplicate' as const };
       const tx: EventTx = {
-        money: pgMoney(c, () => holder, now),
-        billing: pgBillingStore(c, now),
+        money: pgMoney(c, () => holder, now, changed),
+        billing: pgBillingStore(c, now, changed),
         outbox: {
           add: (e) => c.query(`INSERT INTO notifications (event_id, type, account_id, data, created_at) VALUES ($1, $2, $3, $4, $5)
             ON CONFLICT (event_id) DO NOTHING`, [e.id, e.type, e.accountId, JSON.stringify(e.data), e.createdAt]).then(() => undefined),
@@ -174,8 +185,19 @@ export function createPgBilling(pool: Pool, now: () => number = Date.now): PgBil
     },
   };
 
+  /** A transaction whose changes are recorded in it and told to this node's listeners once it commits. */
+  async function applying<T>(work: (c: Client, changed: Changed) => Promise<T>): Promise<T> {
+    const told: Change[] = [];
+    const out = await transaction(pool, (c) => work(c, async (change) => {
+      await recordChange(c, change, node);
+      told.push(change);
+    }));
+    for (const change of told) changes?.tell(change);
+    return out;
+  }
+
   return {
-    billing: pgBillingStore(pool, now),
+    billing: pgBillingStore(pool, now, changes && (async (change) => changes.publish(change))),
     events,
     holder(h) {
       holder = h;

@@ -29,7 +29,13 @@ export async function recordChange(c: Client | Pool, change: Change, node: strin
 }
 
 /** `onError` hears of a change this node published that could not be recorded for the others. */
-export function createPgChanges(pool: Pool, url: string, node: string, onError: (err: Error) => void): ChangeFeed & { stop(): Promise<void> } {
+export interface PgChangeFeed extends ChangeFeed {
+  /** Tells this node's listeners of a change its own transaction recorded (recordChange with this node), once committed. */
+  tell(change: Change): void;
+  stop(): Promise<void>;
+}
+
+export function createPgChanges(pool: Pool, url: string, node: string, onError: (err: Error) => void): PgChangeFeed {
   const listeners: ((change: Change) => void)[] = [];
   /** Changes told, by id, with when they were written: forgotten once past the look-back. */
   const told = new Map<number, number>();
@@ -94,6 +100,8 @@ export function createPgChanges(pool: Pool, url: string, node: string, onError: 
       if (change.kind !== 'reclaim') queueMicrotask(() => tell(change));
       recordChange(pool, change, node).catch(onError);
     },
+
+    tell,
 
     subscribe(listener) {
       listeners.push(listener);

@@ -24,6 +24,8 @@ export interface PgStorageOptions {
   ttlMs: number;
   /** This node's id (default: host, process and a random part, new each run). */
   node?: string;
+  /** Milliseconds since the epoch, for the times billing records (tests pass a fake clock). */
+  now?: () => number;
   /** The rate-limit buckets in Redis rather than in the database. */
   redisUrl?: string;
   onError: (msg: string, err: Error) => void;
@@ -45,7 +47,7 @@ export async function createPgStorage(url: string, o: PgStorageOptions): Promise
     life = await startNode(pool, node, { ttlMs: o.ttlMs, onError: o.onError, onFenced: (reaped) => listeners.forEach((l) => l(reaped)) });
     const fencing: Fencing = { spendable: () => life!.spendable(), onFenced: (l) => listeners.push(l) };
     const changes = createPgChanges(pool, url, node, (err) => o.onError('a change could not be recorded for the other nodes', err));
-    const { billing, events, alone, holder } = createPgBilling(pool);
+    const { billing, events, alone, holder } = createPgBilling(pool, { changes, node, now: o.now });
     let open = true;
     return {
       pool, node, fencing, changes, billing, events, alone,

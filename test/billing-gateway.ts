@@ -1,0 +1,116 @@
+// One Stripe-billing gateway in this process, on either backend, with what the billing tests read
+// and seed: the SQLite file (startGateway), or a fresh database on the throwaway PostgreSQL
+// cluster (DATABASE_URL). The same tests run on both (test/billing-webhooks.test.ts).
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { inject } from 'vitest';
+import { createApp } from '../src/app.ts';
+import type { BillingStore } from '../src/billing/billing-store.ts';
+import { loadConfig, type Config } from '../src/config.ts';
+import type { PgStorage } from '../src/pg/pg-storage.ts';
+import { pgOperations } from '../src/pg/pg-operations.ts';
+import type { EventLog } from '../src/storage/ports.ts';
+import type { MaybeAsync } from '../src/storage/steps.ts';
+import { ledgerCheck, seedAccount, startGateway, tempDir } from './helpers.ts';
+import { freshDatabase } from './postgres.ts';
+
+export type Backend = 'sqlite' | 'postgresql';
+export const BACKENDS: { backend: Backend }[] = [{ backend: 'sqlite' }, { backend: 'postgresql' }];
+
+export interface WebhookRecord { status: string; note: string | null; attempts: number }
+
+export interface BillingGateway {
+  url: string;
+  config: Config;
+  events: EventLog;
+  billing: MaybeAsync<BillingStore>;
+  /** An account on `plan` with one key. */
+  seed(plan: string): Promise<{ id: string; key: string }>;
+  /** The account's ledger, oldest first, as [kind, micros, reference], without lease moves. */
+  ledger(id: string): Promise<[string, number, string | null][]>;
+  recorded(eventId: string): Promise<WebhookRecord | undefined>;
+  eventsCount(): Promise<number>;
+  failedEvents(): Promise<string[]>;
+  /** The stored balance and the sum of its ledger: equal, always. */
+  books(id: string): Promise<{ balance: number; ledgerSum: number }>;
+  /** Money moved outside Stripe (requests spent it, an operator took it): false when the balance cannot pay. */
+  debit(id: string, micros: number, kind: string, reference: string): Promise<boolean>;
+  grant(id: string, micros: number, reason: string): Promise<void>;
+  creditPurchases(id: string): Promise<number>;
+  /** Every usage row written, then the account's quota counts. */
+  quotaRows(id: string): Promise<{ period: string; used: number }[]>;
+  close(): Promise<void>;
+}
+
+export interface BillingGatewayOptions {
+  file: unknown;
+  env: Record<string, string>;
+  now?: () => number;
+}
+
+export function startBillingGateway(backend: Backend, o: BillingGatewayOptions): Promise<BillingGateway> {
+  return backend === 'sqlite' ? onSqlite(o) : onPostgres(o);
+}
+
+async function onSqlite(o: BillingGatewayOptions): Promise<BillingGateway> {
+  const gw = await startGateway(o);
+  const q = (sql: string) => gw.db.prepare(sql);
+  return {
+    url: gw.url, config: gw.config, events: gw.storage.events, billing: gw.billingStore,
+    seed: async (plan) => {
+      const { account, key } = seedAccount(gw.admin, plan);
+      return { id: account.id, key };
+    },
+    ledger: async (id) => gw.admin.ledger(id).filter((e) => !e.kind.startsWith('lease')).map((e) => [e.kind, e.amountMicros, e.reference]),
+    recorded: async (id) => q('SELECT status, note, attempts FROM webhook_events WHERE id = ?').get(id) as WebhookRecord | undefined,
+    eventsCount: async () => q('SELECT count(*) FROM webhook_events').pluck().get() as number,
+    failedEvents: async () => gw.admin.webhookEvents({ failed: true, limit: 500 }).data.map((e) => e.id),
+    books: async (id) => ledgerCheck(gw.db, id),
+    debit: async (id, micros, kind, reference) => gw.storage.ledger.money.debit(id, micros, kind, reference),
+    grant: async (id, micros, reason) => void gw.admin.grantCredits(id, micros, reason),
+    creditPurchases: async (id) => q('SELECT count(*) FROM credit_purchases WHERE account_id = ?').pluck().get(id) as number,
+    quotaRows: async (id) => {
+      gw.flush();
+      return q('SELECT period, used FROM quota_usage WHERE account_id = ?').all(id) as { period: string; used: number }[];
+    },
+    close: () => gw.close(),
+  };
+}
+
+async function onPostgres(o: BillingGatewayOptions): Promise<BillingGateway> {
+  const url = await freshDatabase(inject('postgresUrl'));
+  const config = join(tempDir(), 'tollgate.config.json');
+  writeFileSync(config, JSON.stringify(o.file));
+  const app = await createApp(loadConfig({ LOG_LEVEL: 'silent', ...o.env, DATABASE_URL: url, TOLLGATE_CONFIG: config }), { now: o.now });
+  const port = await app.listen(0, '127.0.0.1');
+  const storage = app.storage as PgStorage;
+  const { pool } = storage;
+  const ops = pgOperations(pool, { config: () => app.config, now: o.now ?? Date.now, actor: 'test' });
+  const rows = async <T>(sql: string, ...values: unknown[]) => (await pool.query(sql, values)).rows as T[];
+  return {
+    url: `http://127.0.0.1:${port}`, config: app.config, events: storage.events, billing: storage.billing,
+    seed: async (plan) => {
+      const account = await ops.createAccount({ email: `a${Math.random().toString(36).slice(2)}@example.com`, plan });
+      return { id: account.id, key: (await ops.createKey({ accountId: account.id })).key };
+    },
+    ledger: async (id) => (await rows<{ kind: string; micros: number; reference: string | null }>(`SELECT kind, amount_micros AS micros, reference
+      FROM ledger WHERE account_id = $1 AND kind NOT LIKE 'lease%' ORDER BY id`, id)).map((e) => [e.kind, e.micros, e.reference]),
+    recorded: async (id) => (await rows<WebhookRecord>('SELECT status, note, attempts FROM webhook_events WHERE id = $1', id))[0],
+    eventsCount: async () => (await rows<{ n: number }>('SELECT count(*)::int AS n FROM webhook_events'))[0].n,
+    failedEvents: async () => (await rows<{ id: string }>("SELECT id FROM webhook_events WHERE status = 'failed'")).map((r) => r.id),
+    books: async (id) => (await rows<{ balance: number; ledgerSum: number }>(`SELECT balance_micros AS balance,
+      (SELECT coalesce(sum(amount_micros), 0) FROM ledger WHERE account_id = a.id)::bigint AS "ledgerSum" FROM accounts a WHERE id = $1`, id))[0],
+    // What another tool would do: the durable balance only, with its ledger row.
+    debit: async (id, micros, kind, reference) => (await rows(`WITH a AS (UPDATE accounts SET balance_micros = balance_micros - $2
+        WHERE id = $1 AND balance_micros >= $2 RETURNING balance_micros AS after)
+      INSERT INTO ledger (account_id, amount_micros, balance_after_micros, kind, reference, created_at)
+      SELECT $1, -$2::bigint, after, $3, $4, 0 FROM a RETURNING id`, id, micros, kind, reference)).length === 1,
+    grant: async (id, micros, reason) => void await ops.grantCredits(id, { amountMicros: micros, reason }),
+    creditPurchases: async (id) => (await rows<{ n: number }>('SELECT count(*)::int AS n FROM credit_purchases WHERE account_id = $1', id))[0].n,
+    quotaRows: async (id) => {
+      await app.state.recorder.drain();
+      return rows('SELECT period, used FROM quota_usage WHERE account_id = $1', id);
+    },
+    close: () => app.close(),
+  };
+}
