@@ -1,6 +1,6 @@
 // Prepaid credits on AI routes: a concurrent burst never overdraws, the customer sees its own
 // spend at /_tollgate/usage, BYOK costs nothing but is still rate-limited, and neither key crosses
-// to the other side.
+// to the other side. Every test runs on the SQLite file and on PostgreSQL (test/backend-gateway.ts).
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -8,21 +8,22 @@ import {
   anthropicClient, ceilMicros, customer, expectBalanced, expectNoProviderKey, expectNoTollgateKey, openaiClient,
   startAiGateway, startFakeProviders, usageRow, waitFor, type FakeProviders,
 } from './fake-providers.ts';
-import { fetchText, type TestGateway } from './helpers.ts';
+import { BACKENDS, type BackendGateway } from './backend-gateway.ts';
+import { fetchText } from './helpers.ts';
 
 type ApiError = InstanceType<typeof OpenAI.APIError>;
 const PROMPT = 'Summarise the attached notes in one line, please. '.repeat(8);
 
-describe('credits on AI routes', () => {
+describe.each(BACKENDS)('credits on AI routes on $backend', ({ backend }) => {
   let fake: FakeProviders;
-  let gw: TestGateway;
+  let gw: BackendGateway;
   const issued: string[] = [];
   const own = 'sk-proj-CUSTOMERsOwnKey987654321';
 
   beforeAll(async () => {
     fake = await startFakeProviders();
     fake.acceptKey(own);
-    gw = await startAiGateway(fake);
+    gw = await startAiGateway(fake, {}, backend);
   });
   afterEach(() => {
     fake.behave('test-gpt', {});
@@ -34,8 +35,8 @@ describe('credits on AI routes', () => {
     await fake.close();
   });
 
-  function setup(plan: string, micros: number) {
-    const c = customer(gw, plan, micros);
+  async function setup(plan: string, micros: number) {
+    const c = await customer(gw, plan, micros);
     issued.push(c.key);
     return c;
   }
@@ -49,7 +50,7 @@ describe('credits on AI routes', () => {
     const cost = ceilMicros(50 * 2_500_000 + 20 * 10_000_000);
     expect(cost).toBe(325);
     const grant = 7 * reserved + Math.floor(reserved / 2);
-    const { account, key } = setup('pro', grant);
+    const { account, key } = await setup('pro', grant);
     const client = openaiClient(gw, key);
     // The provider holds every request it gets until all 50 have been answered or held, so all
     // reservations are outstanding at once.
@@ -63,7 +64,7 @@ describe('credits on AI routes', () => {
     await waitFor(() => (fake.held() + refused === 50 ? true : undefined), 5000);
     expect(fake.held()).toBe(7);
     expect(refused).toBe(43);
-    expect(expectBalanced(gw, account.id)).toBe(grant - 7 * reserved); // all 7 reservations held at once
+    expect(await expectBalanced(gw, account.id)).toBe(grant - 7 * reserved); // all 7 reservations held at once
     fake.release();
     const results = await Promise.all(calls);
 
@@ -80,21 +81,19 @@ describe('credits on AI routes', () => {
     for (const { response } of ok) expect(response.headers.get('x-tollgate-cost-micros')).toBe('325');
 
     // Balance = grant − Σ settled costs, equal to the ledger, never negative at any row.
-    expect(expectBalanced(gw, account.id)).toBe(grant - 7 * cost);
-    // One lease of the whole balance paid for them all; the charges are on the usage rows.
-    expect(gw.admin.ledger(account.id).map((e) => e.kind)).toEqual(['grant', 'lease']);
+    expect(await expectBalanced(gw, account.id)).toBe(grant - 7 * cost);
+    // One lease paid for them all (on SQLite the whole balance); the charges are on the usage rows.
+    expect((await gw.ledger(account.id)).map((e) => e.kind)).toEqual(['grant', 'lease']);
     for (const { response } of ok) {
       const id = response.headers.get('x-request-id')!;
       expect((await usageRow(gw, id)).price_micros).toBe(cost);
     }
-    gw.flush();
-    const charged = gw.db.prepare('SELECT count(*) AS n, sum(price_micros) AS total FROM usage WHERE account_id = ? AND status = 200').get(account.id);
-    expect(charged).toEqual({ n: 7, total: 7 * cost });
+    expect(await gw.charges(account.id)).toEqual(ok.map(() => cost));
   });
 
   it('GET /_tollgate/usage shows the customer its balance, plan, quota and last requests with their costs', async () => {
     const grant = 5_000_000;
-    const { account, key } = setup('pro', grant);
+    const { account, key } = await setup('pro', grant);
     fake.behave('test-gpt', { usage: { input: 100, cached: 40, cacheWrite5m: 0, cacheWrite1h: 0, output: 10 } });
     fake.behave('test-sonnet', { usage: { input: 30, cached: 0, cacheWrite5m: 20, cacheWrite1h: 0, output: 5 } });
     const first = await openaiClient(gw, key).chat.completions.create({ model: 'test-gpt', messages: [{ role: 'user', content: PROMPT }], max_tokens: 50 }).withResponse();
@@ -120,14 +119,14 @@ describe('credits on AI routes', () => {
     expectNoProviderKey(fake, res.body, res.headers);
 
     // Someone else's key sees its own account only; no key is refused.
-    const other = setup('pro', 0);
+    const other = await setup('pro', 0);
     const theirs = JSON.parse((await fetchText(`${gw.url}/_tollgate/usage`, { headers: { 'x-api-key': other.key } })).body) as typeof body;
     expect(theirs).toMatchObject({ accountId: other.account.id, balanceMicros: 0, recent: [] });
     expect((await fetchText(`${gw.url}/_tollgate/usage`)).status).toBe(401);
   });
 
   it('BYOK: the client\'s own provider key goes upstream, nothing is reserved or charged, the row has the tokens', async () => {
-    const { account, key } = setup('byok', 0); // no balance at all
+    const { account, key } = await setup('byok', 0); // no balance at all
     fake.behave('test-gpt', { usage: { input: 70, cached: 0, cacheWrite5m: 0, cacheWrite1h: 0, output: 12 } });
     const client = openaiClient(gw, key, { 'X-Provider-Key': own });
     const { data, response } = await client.chat.completions.create({ model: 'test-gpt', messages: [{ role: 'user', content: PROMPT }], max_tokens: 10_000 }).withResponse();
@@ -137,7 +136,7 @@ describe('credits on AI routes', () => {
     expect(up.key).toBe(own);
     expect(up.headers['x-provider-key']).toBeUndefined();
     expect(response.headers.get('x-tollgate-cost-micros')).toBe('0');
-    expect(gw.admin.ledger(account.id)).toEqual([]);
+    expect(await gw.ledger(account.id)).toEqual([]);
     expect(await usageRow(gw, response.headers.get('x-request-id')!)).toMatchObject({
       model: 'test-gpt', input_tokens: 70, output_tokens: 12, price_micros: 0, estimated: 0, status: 200,
     });
@@ -147,7 +146,7 @@ describe('credits on AI routes', () => {
     const stream = await anth.messages.create({ model: 'test-sonnet', max_tokens: 64_000, stream: true, messages: [{ role: 'user', content: 'hi' }] });
     for await (const _ of stream) { /* drain */ }
     expect(fake.requests[fake.requests.length - 1].headers['x-api-key']).toBe(own);
-    expect(gw.admin.ledger(account.id)).toEqual([]);
+    expect(await gw.ledger(account.id)).toEqual([]);
 
     // Still rate-limited: the plan allows 3 a minute.
     await client.chat.completions.create({ model: 'test-gpt', messages: [{ role: 'user', content: 'x' }] });
@@ -158,13 +157,13 @@ describe('credits on AI routes', () => {
   });
 
   it('BYOK plan without X-Provider-Key pays with the gateway\'s key; a non-BYOK plan\'s X-Provider-Key is ignored', async () => {
-    const byok = setup('byok', 0);
+    const byok = await setup('byok', 0);
     const before = fake.requests.length;
     const err = await openaiClient(gw, byok.key).chat.completions.create({ model: 'test-gpt', messages: [{ role: 'user', content: 'x' }], max_tokens: 10 }).catch((e: unknown) => e);
     expect((err as ApiError).status).toBe(402); // the gateway's key costs credits it does not have
     expect(fake.requests.length).toBe(before);
 
-    const plain = setup('pro', 1_000_000);
+    const plain = await setup('pro', 1_000_000);
     const { response } = await openaiClient(gw, plain.key, { 'X-Provider-Key': own }).chat.completions.create({
       model: 'test-gpt', messages: [{ role: 'user', content: PROMPT }], max_tokens: 10,
     }).withResponse();
@@ -172,11 +171,11 @@ describe('credits on AI routes', () => {
     expect(up.headers.authorization).toBe(`Bearer ${fake.openaiKey}`);
     expect(up.headers['x-provider-key']).toBeUndefined();
     expect(Number(response.headers.get('x-tollgate-cost-micros'))).toBeGreaterThan(0);
-    expect(expectBalanced(gw, plain.account.id)).toBeLessThan(1_000_000);
+    expect(await expectBalanced(gw, plain.account.id)).toBeLessThan(1_000_000);
   });
 
   it('no provider key reaches a client and no Tollgate key reaches the provider, on any AI route', async () => {
-    const { key } = setup('pro', 10_000_000);
+    const { key } = await setup('pro', 10_000_000);
     const before = fake.requests.length;
     const h = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
     const a = { 'x-api-key': key, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' };
@@ -206,7 +205,7 @@ describe('credits on AI routes', () => {
   });
 
   it('a request refused before forwarding (bad JSON, no model, bad max_tokens) costs nothing and goes nowhere', async () => {
-    const { account, key } = setup('pro', 1_000_000);
+    const { account, key } = await setup('pro', 1_000_000);
     const before = fake.requests.length;
     const post = (body: string) => fetchText(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body });
     for (const body of ['{not json', '[]', JSON.stringify({ messages: [] }), JSON.stringify({ model: 'test-gpt', max_tokens: -5 })]) {
@@ -215,7 +214,7 @@ describe('credits on AI routes', () => {
       expect(JSON.parse(res.body)).toMatchObject({ error: { type: 'invalid_request_error', message: expect.any(String) } });
     }
     expect(fake.requests.length).toBe(before);
-    expect(expectBalanced(gw, account.id)).toBe(1_000_000);
-    expect(gw.admin.ledger(account.id)).toHaveLength(1);
+    expect(await expectBalanced(gw, account.id)).toBe(1_000_000);
+    expect(await gw.ledger(account.id)).toHaveLength(1);
   });
 });

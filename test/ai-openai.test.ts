@@ -1,6 +1,7 @@
 // The OpenAI routes through the real `openai` SDK: chat completions, responses and embeddings
 // priced by the usage the provider reports, models listed for free, refusals in OpenAI's error
 // shape so the SDK raises the right class, and provider errors passed through unbilled.
+// Every test runs on the SQLite file and on PostgreSQL (test/backend-gateway.ts).
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
@@ -9,7 +10,8 @@ import {
   ceilMicros, customer, expectBalanced, expectNoProviderKey, expectNoTollgateKey, openaiClient,
   startAiGateway, startFakeProviders, usageRow, waitFor, type FakeProviders,
 } from './fake-providers.ts';
-import { fetchText, type TestGateway } from './helpers.ts';
+import { BACKENDS, type BackendGateway } from './backend-gateway.ts';
+import { fetchText } from './helpers.ts';
 
 type ApiError = InstanceType<typeof OpenAI.APIError>;
 // test-gpt: input 2.5, cached input 1.25, output 10 micro-dollars per token.
@@ -20,15 +22,15 @@ const PROMPT = 'Please read the following paragraph carefully and answer briefly
 /** Every body byte at the dearest input rate (plain input here) plus max tokens at the output rate. */
 const reserveGpt = (bodyBytes: number, maxTokens: number) => ceilMicros(bodyBytes * GPT.input + maxTokens * GPT.output);
 
-describe('OpenAI routes', () => {
+describe.each(BACKENDS)('OpenAI routes on $backend', ({ backend }) => {
   let fake: FakeProviders;
-  let gw: TestGateway;
+  let gw: BackendGateway;
   const issued: string[] = [];
   const grant = 10_000_000;
 
   beforeAll(async () => {
     fake = await startFakeProviders();
-    gw = await startAiGateway(fake);
+    gw = await startAiGateway(fake, {}, backend);
   });
   afterEach(() => {
     for (const m of ['test-gpt', 'test-embed']) fake.behave(m, {});
@@ -39,15 +41,15 @@ describe('OpenAI routes', () => {
     await fake.close();
   });
 
-  function setup(plan = 'pro', micros = grant) {
-    const c = customer(gw, plan, micros);
+  async function setup(plan = 'pro', micros = grant) {
+    const c = await customer(gw, plan, micros);
     issued.push(c.key);
     return { ...c, client: openaiClient(gw, c.key) };
   }
   const last = () => fake.requests[fake.requests.length - 1];
 
   it('a chat completion costs its usage exactly (cached tokens are part of prompt_tokens), with a reserve and a settle row', async () => {
-    const { account, client } = setup();
+    const { account, client } = await setup();
     fake.behave('test-gpt', { usage: { input: 1234, cached: 1000, cacheWrite5m: 0, cacheWrite1h: 0, output: 57 } });
     const { data, response } = await client.chat.completions.create({
       model: 'test-gpt', messages: [{ role: 'user', content: PROMPT }], max_completion_tokens: 100,
@@ -68,7 +70,7 @@ describe('OpenAI routes', () => {
     const requestId = response.headers.get('x-request-id')!;
     expect(up.headers['x-request-id']).toBe(requestId);
     expect((await usageRow(gw, requestId)).price_micros).toBe(cost);
-    expect(expectBalanced(gw, account.id)).toBe(grant - cost);
+    expect(await expectBalanced(gw, account.id)).toBe(grant - cost);
 
     const row = await usageRow(gw, requestId);
     expect(row).toMatchObject({
@@ -79,7 +81,7 @@ describe('OpenAI routes', () => {
   });
 
   it('a dated snapshot is priced as itself, never as its alias: unlisted, it is refused; gpt-4o-2024-05-13 costs its own price', async () => {
-    const { account, client } = setup();
+    const { account, client } = await setup();
     const before = fake.requests.length;
     const err = await client.chat.completions.create({ model: 'test-gpt-2025-04-14', messages: [{ role: 'user', content: 'hi' }], max_tokens: 5 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
@@ -92,11 +94,11 @@ describe('OpenAI routes', () => {
     }).withResponse();
     // 3 × 5 + 1 × 15 = 30 (gpt-4o's price would make it 17.5)
     expect(response.headers.get('x-tollgate-cost-micros')).toBe('30');
-    expect(expectBalanced(gw, account.id)).toBe(grant - 30);
+    expect(await expectBalanced(gw, account.id)).toBe(grant - 30);
   });
 
   it('a stream where the client did not ask for usage: the gateway asks, bills it, and hides the usage chunk', async () => {
-    const { account, client } = setup();
+    const { account, client } = await setup();
     fake.behave('test-gpt', { usage: { input: 500, cached: 200, cacheWrite5m: 0, cacheWrite1h: 0, output: 40 }, deltas: 4 });
     const { data: stream, response } = await client.chat.completions.create({
       model: 'test-gpt', stream: true, messages: [{ role: 'user', content: PROMPT }], max_tokens: 64,
@@ -117,11 +119,11 @@ describe('OpenAI routes', () => {
     expect(row).toMatchObject({ input_tokens: 500, cached_tokens: 200, output_tokens: 40, price_micros: 1400, estimated: 0 });
     const reserved = reserveGpt(Buffer.byteLength(up.raw), 64);
     expect((await usageRow(gw, requestId)).price_micros).toBe(cost);
-    expect(expectBalanced(gw, account.id)).toBe(grant - cost);
+    expect(await expectBalanced(gw, account.id)).toBe(grant - cost);
   });
 
   it('fields the gateway adds go in before the closing brace, the client\'s bytes untouched; a changed field means the body is serialized again', async () => {
-    const { key } = setup();
+    const { key } = await setup();
     const send = async (body: string) => {
       const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body });
       await res.text();
@@ -137,7 +139,7 @@ describe('OpenAI routes', () => {
   });
 
   it('a stream where the client asked for usage (stream_options.include_usage) gets the usage chunk, body unchanged', async () => {
-    const { account, client } = setup();
+    const { account, client } = await setup();
     fake.behave('test-gpt', { usage: { input: 100, cached: 0, cacheWrite5m: 0, cacheWrite1h: 0, output: 7 } });
     const stream = await client.chat.completions.create({
       model: 'test-gpt', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'x' }], max_tokens: 16,
@@ -148,11 +150,11 @@ describe('OpenAI routes', () => {
     expect(final.choices).toEqual([]);
     expect(final.usage).toMatchObject({ prompt_tokens: 100, completion_tokens: 7, total_tokens: 107 });
     expect(last().body?.stream_options).toEqual({ include_usage: true });
-    expect(expectBalanced(gw, account.id)).toBe(grant - ceilMicros(100 * GPT.input + 7 * GPT.output)); // 250 + 70
+    expect(await expectBalanced(gw, account.id)).toBe(grant - ceilMicros(100 * GPT.input + 7 * GPT.output)); // 250 + 70
   });
 
   it('responses: non-streaming usage and X-Tollgate-Cost-Micros; a stream billed from response.completed', async () => {
-    const { account, client } = setup();
+    const { account, client } = await setup();
     fake.behave('test-gpt', { usage: { input: 321, cached: 21, cacheWrite5m: 0, cacheWrite1h: 0, output: 33 } });
     // 300 × 2.5 + 21 × 1.25 + 33 × 10 = 750 + 26.25 + 330 = 1106.25 → 1107
     const cost = ceilMicros(300 * GPT.input + 21 * GPT.cached + 33 * GPT.output);
@@ -180,21 +182,21 @@ describe('OpenAI routes', () => {
     const reserved = reserveGpt(Buffer.byteLength(last().raw), 16_384);
     expect((await usageRow(gw, requestId)).price_micros).toBe(cost);
     expect((await usageRow(gw, requestId)).price_micros).toBe(cost);
-    expect(expectBalanced(gw, account.id)).toBe(grant - 2 * cost);
+    expect(await expectBalanced(gw, account.id)).toBe(grant - 2 * cost);
   });
 
   it('responses: a stream that ends in response.incomplete is billed from its usage', async () => {
-    const { account, client } = setup();
+    const { account, client } = await setup();
     fake.behave('test-gpt', { usage: { input: 40, cached: 0, cacheWrite5m: 0, cacheWrite1h: 0, output: 20 }, responsesFinal: 'incomplete' });
     const stream = await client.responses.create({ model: 'test-gpt', input: 'Write a lot.', stream: true, max_output_tokens: 20 });
     let status: string | undefined;
     for await (const ev of stream) if (ev.type === 'response.incomplete') status = ev.response.status;
     expect(status).toBe('incomplete');
-    expect(expectBalanced(gw, account.id)).toBe(grant - ceilMicros(40 * GPT.input + 20 * GPT.output)); // 100 + 200
+    expect(await expectBalanced(gw, account.id)).toBe(grant - ceilMicros(40 * GPT.input + 20 * GPT.output)); // 100 + 200
   });
 
   it('embeddings: priced by prompt tokens, the SDK decodes the base64 vectors', async () => {
-    const { account, client } = setup();
+    const { account, client } = await setup();
     fake.behave('test-embed', { usage: { input: 123, cached: 0, cacheWrite5m: 0, cacheWrite1h: 0, output: 0 } });
     const { data, response } = await client.embeddings.create({ model: 'test-embed', input: [PROMPT, PROMPT] }).withResponse();
     expect(data.data.map((d) => d.embedding)).toEqual([[0.25, -0.5, 0.125], [0.25, -0.5, 0.125]]);
@@ -209,7 +211,7 @@ describe('OpenAI routes', () => {
   });
 
   it('GET /v1/models is free and lists only the models this gateway prices and the plan allows', async () => {
-    const { account, client } = setup('pro', 0);
+    const { account, client } = await setup('pro', 0);
     const before = fake.requests.length;
     const models = [];
     for await (const m of client.models.list()) models.push(m.id);
@@ -218,26 +220,26 @@ describe('OpenAI routes', () => {
     expect(fake.requests.length).toBe(before + 1);
     expect(last()).toMatchObject({ method: 'GET', path: '/v1/models', key: fake.openaiKey });
     expect(last().headers['accept-encoding']).toBe('identity');
-    expect(gw.admin.ledger(account.id)).toEqual([]);
+    expect(await gw.ledger(account.id)).toEqual([]);
 
     const only = [];
-    for await (const m of setup('gptOnly', 0).client.models.list()) only.push(m.id);
+    for await (const m of (await setup('gptOnly', 0)).client.models.list()) only.push(m.id);
     expect(only).toEqual(['test-gpt']);
   });
 
   it('an unknown model is refused with 400 before anything goes upstream (BadRequestError)', async () => {
-    const { account, client } = setup();
+    const { account, client } = await setup();
     const before = fake.requests.length;
     const err = await client.chat.completions.create({ model: 'gpt-nonexistent', messages: [{ role: 'user', content: 'x' }] }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect((err as ApiError).status).toBe(400);
     expect((err as ApiError).message).toContain('gpt-nonexistent');
     expect(fake.requests.length).toBe(before);
-    expect(gw.admin.ledger(account.id).map((e) => e.kind)).toEqual(['grant']);
+    expect((await gw.ledger(account.id)).map((e) => e.kind)).toEqual(['grant']);
   });
 
   it('a body that repeats a field is refused with 400 before anything goes upstream: it could be priced by one model and run by another', async () => {
-    const { account, key } = setup();
+    const { account, key } = await setup();
     const before = fake.requests.length;
     const res = await fetch(`${gw.url}/v1/chat/completions`, {
       method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
@@ -247,11 +249,11 @@ describe('OpenAI routes', () => {
     const body = (await res.json()) as { error: { message: string; type: string } };
     expect(body.error.message).toContain('"model" more than once');
     expect(fake.requests.length).toBe(before);
-    expect(gw.admin.ledger(account.id).map((e) => e.kind)).toEqual(['grant']);
+    expect((await gw.ledger(account.id)).map((e) => e.kind)).toEqual(['grant']);
   });
 
   it('a plan that lists its models refuses others with 403 (PermissionDeniedError), before anything goes upstream', async () => {
-    const { client } = setup('sonnetOnly');
+    const { client } = await setup('sonnetOnly');
     const before = fake.requests.length;
     const err = await client.chat.completions.create({ model: 'test-gpt', messages: [{ role: 'user', content: 'x' }] }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.PermissionDeniedError);
@@ -267,7 +269,7 @@ describe('OpenAI routes', () => {
     expect((e401 as ApiError).status).toBe(401);
 
     // Not enough balance for the reservation: 402, nothing upstream.
-    const poor = setup('pro', 100);
+    const poor = await setup('pro', 100);
     const before = fake.requests.length;
     const e402 = await poor.client.chat.completions.create({ model: 'test-gpt', messages: [{ role: 'user', content: 'x' }], max_tokens: 1000 }).catch((e: unknown) => e);
     expect(e402).toBeInstanceOf(OpenAI.APIError);
@@ -275,10 +277,10 @@ describe('OpenAI routes', () => {
     expect((e402 as ApiError).status).toBe(402);
     expect((e402 as ApiError).code).toBe('insufficient_credits');
     expect(fake.requests.length).toBe(before);
-    expect(expectBalanced(gw, poor.account.id)).toBe(100);
+    expect(await expectBalanced(gw, poor.account.id)).toBe(100);
 
     // Rate limited: the plan allows 2 a minute.
-    const slow = setup('limited');
+    const slow = await setup('limited');
     for (let i = 0; i < 2; i++) await slow.client.chat.completions.create({ model: 'test-gpt', messages: [{ role: 'user', content: 'x' }], max_tokens: 8 });
     const e429 = await slow.client.chat.completions.create({ model: 'test-gpt', messages: [{ role: 'user', content: 'x' }], max_tokens: 8 }).catch((e: unknown) => e);
     expect(e429).toBeInstanceOf(OpenAI.RateLimitError);
@@ -305,7 +307,7 @@ describe('OpenAI routes', () => {
   });
 
   it('provider errors (429, 500) reach the SDK unchanged but for the operator\'s rate-limit headers, and are not billed', async () => {
-    const { account, client, key } = setup();
+    const { account, client, key } = await setup();
     for (const [status, cls, body] of [
       [429, OpenAI.RateLimitError, { error: { message: 'Rate limit reached for test-gpt in organization org-x on tokens per min (TPM).', type: 'tokens', param: null, code: 'rate_limit_exceeded' } }],
       [500, OpenAI.InternalServerError, { error: { message: 'The server had an error while processing your request.', type: 'server_error', param: null, code: null } }],
@@ -332,11 +334,11 @@ describe('OpenAI routes', () => {
     });
     expect(res.status).toBe(500);
     expect(res.body).toBe('{"error":{"message":"The server had an error while processing your request.","type":"server_error","param":null,"code":null}}');
-    expect(expectBalanced(gw, account.id)).toBe(grant);
+    expect(await expectBalanced(gw, account.id)).toBe(grant);
   });
 
   it('a client that disconnects mid-stream is still settled: billed, within the reservation, flagged as estimated', async () => {
-    const { account, client } = setup();
+    const { account, client } = await setup();
     fake.behave('test-gpt', { deltas: 10, stallAfter: 2 });
     const ac = new AbortController();
     const { data: stream, response } = await client.chat.completions.create({
@@ -356,11 +358,11 @@ describe('OpenAI routes', () => {
     expect(row.price_micros).toBeLessThanOrEqual(reserved);
     expect(row.output_tokens).toBeGreaterThan(0);
     expect((await usageRow(gw, requestId)).price_micros).toBe(row.price_micros);
-    expect(expectBalanced(gw, account.id)).toBe(grant - row.price_micros);
+    expect(await expectBalanced(gw, account.id)).toBe(grant - row.price_micros);
   });
 
   it('a stream the provider cuts off mid-way fails for the client and is settled as an estimate', async () => {
-    const { account, client } = setup();
+    const { account, client } = await setup();
     fake.behave('test-gpt', { deltas: 10, cutAfter: 3, delayMs: 15 });
     const { data: stream, response } = await client.chat.completions.create({
       model: 'test-gpt', stream: true, messages: [{ role: 'user', content: 'Go on.' }], max_tokens: 300,
@@ -377,10 +379,10 @@ describe('OpenAI routes', () => {
     expect(row).toMatchObject({ estimated: 1, model: 'test-gpt' });
     expect(row.price_micros).toBeGreaterThan(0);
     expect(row.price_micros).toBeLessThanOrEqual(reserved);
-    expect(expectBalanced(gw, account.id)).toBe(grant - row.price_micros);
+    expect(await expectBalanced(gw, account.id)).toBe(grant - row.price_micros);
   });
   it('serves only the priced endpoints and the model list: the rest of the provider API never gets the operator key', async () => {
-    const { key } = setup();
+    const { key } = await setup();
     const seen = fake.requests.length;
     for (const [method, path] of [['GET', '/v1/responses/resp_123'], ['DELETE', '/v1/models/ft:gpt-4o:acme'], ['GET', '/v1/chat/completions'], ['POST', '/v1/chat/completions/extra']]) {
       const res = await fetch(`${gw.url}${path}`, { method, headers: { authorization: `Bearer ${key}` } });
@@ -393,7 +395,7 @@ describe('OpenAI routes', () => {
   });
 
   it('the client cannot choose the operator\'s organization or project, nor see them', async () => {
-    const { key } = setup();
+    const { key } = await setup();
     const res = await fetch(`${gw.url}/v1/models`, {
       headers: { authorization: `Bearer ${key}`, 'openai-organization': 'org-evil', 'openai-project': 'proj-evil', cookie: 'a=b' },
     });
@@ -405,7 +407,7 @@ describe('OpenAI routes', () => {
   });
 
   it('the operator\'s rate-limit headers never reach the customer, on a JSON answer or a stream', async () => {
-    const { client } = setup();
+    const { client } = await setup();
     fake.behave('test-gpt', { headers: { 'x-ratelimit-limit-tokens': '30000000', 'x-ratelimit-remaining-tokens': '29999000', 'x-ratelimit-remaining-requests': '9999', 'openai-processing-ms': '40' } });
     const { response } = await client.chat.completions.create({ model: 'test-gpt', messages: [{ role: 'user', content: 'x' }], max_tokens: 5 }).withResponse();
     const { data: stream, response: streamed } = await client.chat.completions.create({ model: 'test-gpt', stream: true, messages: [{ role: 'user', content: 'x' }], max_tokens: 5 }).withResponse();
@@ -417,13 +419,13 @@ describe('OpenAI routes', () => {
   });
 
   it('a stream the client cuts after 2 chunks costs less than the whole stream: the estimate counts the text, not the framing', async () => {
-    const { account, client } = setup();
+    const { account, client } = await setup();
     // The provider reports what it generated: 10 deltas "wordN " and the prompt's tokens.
     fake.behave('test-gpt', { deltas: 10, usage: { input: 12, cached: 0, cacheWrite5m: 0, cacheWrite1h: 0, output: 30 } });
     const params = { model: 'test-gpt', stream: true as const, messages: [{ role: 'user' as const, content: 'Count to ten.' }], max_tokens: 500 };
     for await (const _ of await client.chat.completions.create(params)) { /* the whole stream */ }
     const whole = ceilMicros(12 * GPT.input + 30 * GPT.output); // 330
-    expect(expectBalanced(gw, account.id)).toBe(grant - whole);
+    expect(await expectBalanced(gw, account.id)).toBe(grant - whole);
     await waitFor(() => tokenizerReady('test-gpt') || undefined, 10_000);
 
     fake.behave('test-gpt', { deltas: 10, stallAfter: 2 });
@@ -440,7 +442,7 @@ describe('OpenAI routes', () => {
     expect(row.output_tokens).toBe(5);
     expect(row.price_micros).toBeGreaterThan(0);
     expect(row.price_micros).toBeLessThan(whole);
-    expect(expectBalanced(gw, account.id)).toBe(grant - whole - row.price_micros);
+    expect(await expectBalanced(gw, account.id)).toBe(grant - whole - row.price_micros);
   });
 
   it('AI routes wait minutes for a reasoning model (headers and between chunks), and the shutdown drain a minute, by default', () => {
@@ -453,9 +455,9 @@ describe('OpenAI routes', () => {
 
   it('a client that leaves before a non-streaming answer: the request completes upstream and is billed from its usage (status 499)', async () => {
     // A gateway of its own: the client's connection is its only one, so its close can be seen.
-    const solo = await startAiGateway(fake);
+    const solo = await startAiGateway(fake, {}, backend);
     try {
-      const { account, key } = customer(solo, 'pro', grant);
+      const { account, key } = await customer(solo, 'pro', grant);
       issued.push(key);
       fake.behave('test-gpt', { hold: true, usage: { input: 300, cached: 0, cacheWrite5m: 0, cacheWrite1h: 0, output: 200 } });
       const ac = new AbortController();
@@ -464,7 +466,7 @@ describe('OpenAI routes', () => {
       const up = last();
       ac.abort();
       expect(await call).toBeInstanceOf(OpenAI.APIUserAbortError);
-      const connections = () => new Promise<number>((r) => solo.gateway.server.getConnections((_e, n) => r(n)));
+      const connections = () => new Promise<number>((r) => solo.app.gateway.server.getConnections((_e, n) => r(n)));
       await waitFor(async () => ((await connections()) === 0 ? true : undefined));
       // The provider generates (and bills) the whole answer anyway.
       fake.release();
@@ -474,24 +476,24 @@ describe('OpenAI routes', () => {
       expect(row).toMatchObject({ status: 499, price_micros: cost, estimated: 0, input_tokens: 300, output_tokens: 200, billable: 1 });
       const reserved = reserveGpt(Buffer.byteLength(up.raw), 1000);
       expect((await usageRow(solo, requestId)).price_micros).toBe(cost);
-      expect(expectBalanced(solo, account.id)).toBe(grant - cost);
+      expect(await expectBalanced(solo, account.id)).toBe(grant - cost);
     } finally {
       await solo.close();
     }
   });
 
   it('responses in background mode are refused with 400 before anything goes upstream: their usage is never seen', async () => {
-    const { account, client } = setup();
+    const { account, client } = await setup();
     const before = fake.requests.length;
     const err = await client.responses.create({ model: 'test-gpt', input: 'Write a novel.', background: true }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect((err as ApiError).message).toMatch(/Background mode/);
     expect(fake.requests.length).toBe(before);
-    expect(expectBalanced(gw, account.id)).toBe(grant);
+    expect(await expectBalanced(gw, account.id)).toBe(grant);
   });
 
   it('service_tier: priority is reserved and billed at its rates, a downgrade at what the response reports, none is sent as "default"', async () => {
-    const { account, client } = setup();
+    const { account, client } = await setup();
     const PRIORITY = { input: 5_000_000, output: 20_000_000 };
     fake.behave('test-gpt', { usage: { input: 100, cached: 0, cacheWrite5m: 0, cacheWrite1h: 0, output: 10 } });
     const { response } = await client.chat.completions.create({ model: 'test-gpt', messages: [{ role: 'user', content: 'x' }], max_tokens: 50, service_tier: 'priority' }).withResponse();
@@ -500,7 +502,7 @@ describe('OpenAI routes', () => {
     expect((await usageRow(gw, id)).price_micros).toBe(700);
     // The reservation is at the priority rates too: a balance that pays for the standard one is short.
     const reserved = ceilMicros(Buffer.byteLength(last().raw) * PRIORITY.input + 50 * PRIORITY.output);
-    const poor = openaiClient(gw, customer(gw, 'pro', reserved - 1).key);
+    const poor = openaiClient(gw, (await customer(gw, 'pro', reserved - 1)).key);
     const short = await poor.chat.completions.create({ model: 'test-gpt', messages: [{ role: 'user', content: 'x' }], max_tokens: 50, service_tier: 'priority' }).catch((e: unknown) => e);
     expect((short as ApiError).status).toBe(402);
     expect((await poor.chat.completions.create({ model: 'test-gpt', messages: [{ role: 'user', content: 'x' }], max_tokens: 50 })).usage?.prompt_tokens).toBe(100);
@@ -522,7 +524,7 @@ describe('OpenAI routes', () => {
   });
 
   it('responses web search calls are billed per call, streamed or not; file search and code interpreter are refused', async () => {
-    const { account, client } = setup();
+    const { account, client } = await setup();
     fake.behave('test-gpt', { webSearches: 2, usage: { input: 1000, cached: 0, cacheWrite5m: 0, cacheWrite1h: 0, output: 50 } });
     const cost = ceilMicros(1000 * GPT.input + 50 * GPT.output) + 2 * 10_000; // 3000 + 20 000
     const { response } = await client.responses.create({ model: 'test-gpt', input: 'News?', tools: [{ type: 'web_search' }], max_output_tokens: 100 }).withResponse();
@@ -538,7 +540,7 @@ describe('OpenAI routes', () => {
     // Reserved: three searches allowed by max_tool_calls.
     const reserved = reserveGpt(Buffer.byteLength(last().raw), 16_384) + 3 * 10_000;
     expect((await usageRow(gw, id)).price_micros).toBe(cost);
-    expect(expectBalanced(gw, account.id)).toBe(grant - 2 * cost);
+    expect(await expectBalanced(gw, account.id)).toBe(grant - 2 * cost);
 
     const before = fake.requests.length;
     const tools: OpenAI.Responses.Tool[] = [{ type: 'file_search', vector_store_ids: ['vs_operator'] }, { type: 'code_interpreter', container: { type: 'auto' } }];

@@ -1,11 +1,11 @@
 // POST /_tollgate/webhooks/stripe end to end: signed events built from the real Stripe payloads in
 // test/fixtures/stripe, each effect checked on the account, the ledger and the requests
 // the account can then make; exactly-once, out of order, API versions, and every refusal.
-// The whole file runs twice: on the SQLite file, and on PostgreSQL (test/billing-gateway.ts).
+// The whole file runs twice: on the SQLite file, and on PostgreSQL (test/backend-gateway.ts).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { receiveStripeWebhook } from '../src/billing/webhooks.ts';
 import { createLogger } from '../src/log.ts';
-import { BACKENDS, startBillingGateway, type BillingGateway } from './billing-gateway.ts';
+import { BACKENDS, startBackendGateway, type BackendGateway } from './backend-gateway.ts';
 import { bearer, fakeClock, fetchText, startUpstream, type Upstream } from './helpers.ts';
 import {
   billingEnv, billingFile, fixture, fixtureText, OLD_WEBHOOK_SECRET, paidCheckout, postWebhook, signature,
@@ -20,7 +20,7 @@ const s = (ms: number) => Math.floor(ms / 1000);
 let stripe: FakeStripe;
 let upstream: Upstream;
 /** The gateway of the backend whose tests run now (each runs the whole file). */
-let gw: BillingGateway;
+let gw: BackendGateway;
 const clock = fakeClock(T0);
 
 beforeAll(async () => {
@@ -44,7 +44,8 @@ async function customerAccount(plan = 'free', customer = uid('cus'), g = gw) {
 }
 
 const account = async (id: string, g = gw) => (await g.billing.account(id))!;
-const ledger = (id: string) => gw.ledger(id);
+/** The account's ledger as [kind, micros, reference], without the leases' moves. */
+const ledger = async (id: string) => (await gw.ledger(id)).filter((e) => !e.kind.startsWith('lease')).map((e) => [e.kind, e.amountMicros, e.reference]);
 const recorded = (id: string) => gw.recorded(id);
 const request = (key: string, path = '/api/x') => fetchText(`${gw.url}${path}`, { headers: bearer(key) });
 
@@ -115,7 +116,7 @@ async function buy(a: { key: string }, cents = 2500, pi = uid('pi')) {
 
 describe.each(BACKENDS)('on $backend', ({ backend }) => {
   beforeAll(async () => {
-    gw = await startBillingGateway(backend, { env: billingEnv(stripe), file: billingFile(upstream.url), now: clock.now });
+    gw = await startBackendGateway(backend, { env: billingEnv(stripe), file: billingFile(upstream.url), now: clock.now });
   }, 30_000);
   afterAll(() => gw?.close());
 
@@ -834,7 +835,7 @@ describe.each(BACKENDS)('on $backend', ({ backend }) => {
     });
 
     it('legacy charge.dispute.created freezes what it disputes and suspends', async () => {
-      const other = await startBillingGateway(backend, { env: billingEnv(stripe), file: billingFile(upstream.url) });
+      const other = await startBackendGateway(backend, { env: billingEnv(stripe), file: billingFile(upstream.url) });
       try {
         const seeded = await customerAccount('free', uid('cus'), other);
         const purchase = stripeEvent('checkout.session.completed', await checkout(seeded, { cents: 2500, pi: 'pi_1IqtG9JDPojXS6LNOGnYrIqq' }, other));

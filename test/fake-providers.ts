@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { expect } from 'vitest';
-import { ledgerCheck, seedAccount, startGateway, type TestGateway } from './helpers.ts';
+import { startBackendGateway, type Backend, type BackendGateway, type UsageRow } from './backend-gateway.ts';
 
 /**
  * Token counts as the provider reports them. OpenAI: `input` is prompt_tokens / input_tokens and
@@ -435,8 +435,9 @@ export const PLANS = {
   byok: { limits: { perMinute: 3 }, monthlyQuota: null, overage: 'credits', byok: true },
 };
 
-export async function startAiGateway(fake: FakeProviders, env: Record<string, string> = {}): Promise<TestGateway> {
-  return startGateway({
+/** A gateway for the AI routes on `backend`, pointed at the fake providers. */
+export async function startAiGateway(fake: FakeProviders, env: Record<string, string> = {}, backend: Backend = 'sqlite'): Promise<BackendGateway> {
+  return startBackendGateway(backend, {
     env: {
       OPENAI_API_KEY: fake.openaiKey, ANTHROPIC_API_KEY: fake.anthropicKey,
       OPENAI_BASE_URL: `${fake.url}/v1`, ANTHROPIC_BASE_URL: fake.anthropicUrl,
@@ -448,44 +449,36 @@ export async function startAiGateway(fake: FakeProviders, env: Record<string, st
   });
 }
 
-export function openaiClient(gw: TestGateway, key: string, headers: Record<string, string> = {}): OpenAI {
+export function openaiClient(gw: { url: string }, key: string, headers: Record<string, string> = {}): OpenAI {
   return new OpenAI({ apiKey: key, baseURL: `${gw.url}/v1`, maxRetries: 0, organization: null, project: null, defaultHeaders: headers });
 }
 
-export function anthropicClient(gw: TestGateway, key: string, headers: Record<string, string> = {}): Anthropic {
+export function anthropicClient(gw: { url: string }, key: string, headers: Record<string, string> = {}): Anthropic {
   return new Anthropic({ apiKey: key, baseURL: gw.url, maxRetries: 0, defaultHeaders: headers });
 }
 
-export interface AiUsageRow {
-  request_id: string; account_id: string; route: string; path: string; status: number; price_micros: number; billable: number;
-  model: string | null; input_tokens: number | null; cached_tokens: number | null; cache_write_tokens: number | null;
-  output_tokens: number | null; estimated: number;
-}
+export type AiUsageRow = UsageRow;
 
-/** The usage row of one request, once it is written (it is batched after the response). */
-export function usageRow(gw: TestGateway, requestId: string): Promise<AiUsageRow> {
-  return waitFor(() => {
-    gw.flush();
-    return gw.db.prepare('SELECT * FROM usage WHERE request_id = ?').get(requestId) as AiUsageRow | undefined;
-  });
+/** The request's usage row, once the gateway has written it. */
+export function usageRow(gw: BackendGateway, requestId: string): Promise<AiUsageRow> {
+  return waitFor(() => gw.usageRow(requestId));
 }
 
 /** An account on `plan` with `micros` of credit and one key. */
-export function customer(gw: TestGateway, plan: string, micros = 0) {
-  const c = seedAccount(gw.admin, plan);
-  if (micros > 0) gw.admin.grantCredits(c.account.id, micros, 'test');
-  return c;
+export async function customer(gw: BackendGateway, plan: string, micros = 0): Promise<{ account: { id: string }; key: string }> {
+  const { id, key } = await gw.seed(plan, micros);
+  return { account: { id }, key };
 }
 
 /**
  * The durable balance equals its ledger's sum and never went below zero; returns what the
- * customer has (that balance and what the gateway's lease of it holds unreserved).
+ * customer has (that balance and what the gateway's leases of it hold unreserved).
  */
-export function expectBalanced(gw: TestGateway, accountId: string): number {
-  const { balance, ledgerSum } = ledgerCheck(gw.db, accountId);
+export async function expectBalanced(gw: BackendGateway, accountId: string): Promise<number> {
+  const { balance, ledgerSum } = await gw.books(accountId);
   expect(balance).toBe(ledgerSum);
   expect(balance).toBeGreaterThanOrEqual(0);
-  for (const e of gw.admin.ledger(accountId)) expect(e.balanceAfterMicros).toBeGreaterThanOrEqual(0);
+  for (const e of await gw.ledger(accountId)) expect(e.balanceAfterMicros).toBeGreaterThanOrEqual(0);
   return gw.balance(accountId);
 }
 

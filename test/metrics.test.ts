@@ -4,6 +4,7 @@
 // with bounded labels (no account, key or raw URL).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearer, seedAccount, startGateway, startUpstream, type TestGateway, type Upstream } from './helpers.ts';
+import type { BackendGateway } from './backend-gateway.ts';
 import { customer, openaiClient, startAiGateway, startFakeProviders, usageRow, type FakeProviders } from './fake-providers.ts';
 import { billingEnv, billingFile, paidCheckout, postWebhook, startFakeStripe, stripeEvent, type FakeStripe } from './fake-stripe.ts';
 import { METRICS_TOKEN, metricsListener, type Scraper } from './metrics-text.ts';
@@ -135,7 +136,7 @@ describe('metrics of proxied traffic', () => {
 
 describe('metrics of AI routes', () => {
   let fake: FakeProviders;
-  let gw: TestGateway;
+  let gw: BackendGateway;
   let metrics: Scraper;
 
   beforeAll(async () => {
@@ -150,7 +151,7 @@ describe('metrics of AI routes', () => {
   });
 
   it('tokens by provider, model and type (OpenTelemetry\'s gen_ai_client_token_usage), and the credits they cost', async () => {
-    const { account, key } = customer(gw, 'pro', 10_000_000);
+    const { account, key } = await customer(gw, 'pro', 10_000_000);
     fake.behave('test-gpt', { usage: { input: 1234, cached: 1000, cacheWrite5m: 0, cacheWrite1h: 0, output: 57 } });
     const { response } = await openaiClient(gw, key, { 'x-request-id': 'ticket-ai-1' }).chat.completions.create({
       model: 'test-gpt', messages: [{ role: 'user', content: 'hello' }], max_completion_tokens: 100,
@@ -173,7 +174,7 @@ describe('metrics of AI routes', () => {
   });
 
   it('an Anthropic call counts its cache writes', async () => {
-    const { key } = customer(gw, 'pro', 10_000_000);
+    const { key } = await customer(gw, 'pro', 10_000_000);
     fake.behave('test-sonnet', { usage: { input: 100, cached: 20, cacheWrite5m: 30, cacheWrite1h: 0, output: 5 } });
     const res = await fetch(`${gw.url}/v1/messages`, {
       method: 'POST', headers: { 'x-api-key': key, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },

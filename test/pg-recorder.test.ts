@@ -135,4 +135,31 @@ describe('the recorder on PostgreSQL, three nodes', () => {
     expect(rows.every((r, i) => r.prev_id === (i === 0 ? 0 : rows[i - 1].id))).toBe(true);
     expect(errors[0].message).toMatch(/lock/);
   });
+
+  it('a row whose commit is being written is still the gateway\'s to show (the account\'s latest requests)', async () => {
+    const pool = createPool(url, 2);
+    pools.push(pool);
+    const usage = createPgUsage(pool, 'node-inflight');
+    const recorder = new Recorder(usage, { maxQueuedRows: 10_000, counterDelayMs: 120_000, onError: () => undefined });
+    recorder.start(await usage.nextId());
+    const account: Counted = { accountId: 'acct_b', lastUsageId: 0, tally: undefined, dirtySince: 0 };
+    const holder = await pools[0].connect();
+    await holder.query('BEGIN');
+    await holder.query('LOCK TABLE usage IN ACCESS EXCLUSIVE MODE');
+    try {
+      recorder.append({
+        id: 0, prevId: 0, ts: Date.now(), requestId: 'inflight-1', accountId: 'acct_b', keyId: 'key', route: '/api/', method: 'GET',
+        path: '/api/x', status: 200, requestBytes: 0, responseBytes: 2, latencyUs: 100, priceMicros: 0, billable: true, quotaPeriod: '2026-12',
+      }, account, new Socket());
+      recorder.commit(); // handed to the database, which waits for the lock
+      await until(async () => (await pools[0].query('SELECT 1 FROM pg_locks WHERE NOT granted')).rowCount! > 0, 5_000, 'the commit to wait for the lock');
+      expect(recorder.queued('acct_b', 5).map((r) => r.requestId)).toEqual(['inflight-1']);
+    } finally {
+      await holder.query('COMMIT');
+      holder.release();
+    }
+    await recorder.drain();
+    expect(recorder.queued('acct_b', 5)).toEqual([]);
+    expect((await usage.chain(account.lastUsageId, 5)).map((r) => r.requestId)).toEqual(['inflight-1']);
+  });
 });

@@ -4,11 +4,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { customer, expectBalanced, PLANS, TEST_PRICES, usageRow } from './fake-providers.ts';
-import { bearer, startGateway, type TestGateway } from './helpers.ts';
+import { sqliteBackend, type BackendGateway } from './backend-gateway.ts';
+import { bearer, startGateway } from './helpers.ts';
 
 describe('the usage row of a request the client got an error for', () => {
   let provider: Server;
-  let gw: TestGateway;
+  let gw: BackendGateway;
   beforeAll(async () => {
     // Says 200 and a JSON body of 400 bytes, sends half of it and hangs up.
     provider = createServer((req, res) => {
@@ -21,10 +22,10 @@ describe('the usage row of a request the client got an error for', () => {
     });
     await new Promise<void>((r) => provider.listen(0, '127.0.0.1', r));
     const { port } = provider.address() as AddressInfo;
-    gw = await startGateway({
+    gw = sqliteBackend(await startGateway({
       env: { OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: `http://127.0.0.1:${port}/v1` },
       file: { prices: TEST_PRICES, plans: PLANS, defaultPlan: 'pro' },
-    });
+    }));
   });
   afterAll(async () => {
     await gw.close();
@@ -32,7 +33,7 @@ describe('the usage row of a request the client got an error for', () => {
   });
 
   it('says 502, not the 200 the provider began with, and charges nothing', async () => {
-    const { account, key } = customer(gw, 'pro', 1_000_000);
+    const { account, key } = await customer(gw, 'pro', 1_000_000);
     const res = await fetch(`${gw.url}/v1/chat/completions`, {
       method: 'POST',
       headers: { ...bearer(key), 'content-type': 'application/json' },
@@ -43,6 +44,6 @@ describe('the usage row of a request the client got an error for', () => {
     expect(row.status).toBe(502);
     expect(row.price_micros).toBe(0);
     expect(row.billable).toBe(0);
-    expect(expectBalanced(gw, account.id)).toBe(1_000_000);
+    expect(await expectBalanced(gw, account.id)).toBe(1_000_000);
   });
 });

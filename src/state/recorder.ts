@@ -71,6 +71,8 @@ export class Recorder {
   private durableBatch = 0;
   /** The commit being written, when the log answers later; the next one waits for it. */
   private writing: Promise<void> | undefined = undefined;
+  /** The rows of the commit being written (a log that answers later): still the gateway's to show. */
+  private inFlight: readonly UsageRecord[] = [];
   /** Connections waiting for their last row (durable()), by the commit that holds it. */
   private waiters: { batch: number; resolve: () => void }[] = [];
   private scheduled = false;
@@ -222,9 +224,11 @@ export class Recorder {
       // A database that does not answer (paused, a partition) is busy for the answers: they stop
       // waiting for their rows, which stay queued behind this commit, up to maxQueuedRows.
       const slow = setTimeout(() => this.stalled(), SLOW_COMMIT_MS);
+      this.inFlight = rows;
       this.writing = written.then(() => {
         clearTimeout(slow);
         this.writing = undefined;
+        this.inFlight = [];
         this.written(batch, rows.length, started);
         // What came meanwhile goes when its timer says (at most MAX_DELAY_MS after its first
         // row), so a commit carries every connection's row, not those of one round trip.
@@ -232,6 +236,7 @@ export class Recorder {
       }, (err: unknown) => {
         clearTimeout(slow);
         this.writing = undefined;
+        this.inFlight = [];
         failed(err);
       });
       return true;
@@ -276,10 +281,12 @@ export class Recorder {
     return (account ?? this.anonymous).tally?.days() ?? [];
   }
 
-  /** The queued rows of one account, newest first (what the database does not have yet). */
+  /** The queued rows of one account, newest first (what the database does not have yet), those being written included. */
   queued(accountId: string, limit: number): UsageRecord[] {
     const out: UsageRecord[] = [];
-    for (let i = this.rows.length - 1; i >= 0 && out.length < limit; i--) if (this.rows[i].accountId === accountId) out.push(this.rows[i]);
+    for (const rows of [this.rows, this.inFlight]) {
+      for (let i = rows.length - 1; i >= 0 && out.length < limit; i--) if (rows[i].accountId === accountId) out.push(rows[i]);
+    }
     return out;
   }
 

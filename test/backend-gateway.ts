@@ -1,17 +1,17 @@
-// One Stripe-billing gateway in this process, on either backend, with what the billing tests read
-// and seed: the SQLite file (startGateway), or a fresh database on the throwaway PostgreSQL
-// cluster (DATABASE_URL). The same tests run on both (test/billing-webhooks.test.ts).
+// One gateway in this process, on either backend, with what the tests that run on both read and
+// seed: the SQLite file (startGateway), or a fresh database on the throwaway PostgreSQL cluster
+// (DATABASE_URL). test/billing-webhooks.test.ts and the AI routes' suites run on both.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inject } from 'vitest';
-import { createApp } from '../src/app.ts';
+import { createApp, type App } from '../src/app.ts';
 import type { BillingStore } from '../src/billing/billing-store.ts';
 import { loadConfig, type Config } from '../src/config.ts';
 import type { PgStorage } from '../src/pg/pg-storage.ts';
 import { pgOperations } from '../src/pg/pg-operations.ts';
 import type { EventLog } from '../src/storage/ports.ts';
 import type { MaybeAsync } from '../src/storage/steps.ts';
-import { ledgerCheck, seedAccount, startGateway, tempDir } from './helpers.ts';
+import { ledgerCheck, seedAccount, startGateway, tempDir, type TestGateway } from './helpers.ts';
 import { freshDatabase } from './postgres.ts';
 
 export type Backend = 'sqlite' | 'postgresql';
@@ -19,15 +19,32 @@ export const BACKENDS: { backend: Backend }[] = [{ backend: 'sqlite' }, { backen
 
 export interface WebhookRecord { status: string; note: string | null; attempts: number }
 
-export interface BillingGateway {
+export interface LedgerRow { kind: string; amountMicros: number; balanceAfterMicros: number; reference: string | null }
+
+/** A usage row as SQLite keeps it (PostgreSQL's booleans read as 0 and 1). */
+export interface UsageRow {
+  request_id: string; account_id: string; route: string; path: string; status: number; price_micros: number; billable: number;
+  model: string | null; input_tokens: number | null; cached_tokens: number | null; cache_write_tokens: number | null;
+  output_tokens: number | null; estimated: number;
+}
+
+export interface BackendGateway {
+  backend: Backend;
   url: string;
   config: Config;
+  app: App;
   events: EventLog;
   billing: MaybeAsync<BillingStore>;
-  /** An account on `plan` with one key. */
-  seed(plan: string): Promise<{ id: string; key: string }>;
-  /** The account's ledger, oldest first, as [kind, micros, reference], without lease moves. */
-  ledger(id: string): Promise<[string, number, string | null][]>;
+  /** An account on `plan` with one key, granted `micros` (none: 0). */
+  seed(plan: string, micros?: number): Promise<{ id: string; key: string }>;
+  /** The account's ledger, oldest first. */
+  ledger(id: string): Promise<LedgerRow[]>;
+  /** The request's usage row, once written (undefined before). */
+  usageRow(requestId: string): Promise<UsageRow | undefined>;
+  /** What the customer has: the balance and what leases hold unreserved, as the gateway knows it. */
+  balance(id: string): Promise<number>;
+  /** Every usage row written, then what the account's rows charged (those that cost something), in order. */
+  charges(id: string): Promise<number[]>;
   recorded(eventId: string): Promise<WebhookRecord | undefined>;
   eventsCount(): Promise<number>;
   failedEvents(): Promise<string[]>;
@@ -42,26 +59,33 @@ export interface BillingGateway {
   close(): Promise<void>;
 }
 
-export interface BillingGatewayOptions {
+export interface BackendGatewayOptions {
   file: unknown;
   env: Record<string, string>;
   now?: () => number;
 }
 
-export function startBillingGateway(backend: Backend, o: BillingGatewayOptions): Promise<BillingGateway> {
-  return backend === 'sqlite' ? onSqlite(o) : onPostgres(o);
+export async function startBackendGateway(backend: Backend, o: BackendGatewayOptions): Promise<BackendGateway> {
+  return backend === 'sqlite' ? sqliteBackend(await startGateway(o)) : onPostgres(o);
 }
 
-async function onSqlite(o: BillingGatewayOptions): Promise<BillingGateway> {
-  const gw = await startGateway(o);
+/** A gateway on the SQLite file, as the tests on both backends see one. */
+export function sqliteBackend(gw: TestGateway): BackendGateway {
   const q = (sql: string) => gw.db.prepare(sql);
   return {
-    url: gw.url, config: gw.config, events: gw.storage.events, billing: gw.billingStore,
-    seed: async (plan) => {
+    backend: 'sqlite', url: gw.url, config: gw.config, app: gw.app, events: gw.storage.events, billing: gw.billingStore,
+    seed: async (plan, micros = 0) => {
       const { account, key } = seedAccount(gw.admin, plan);
+      if (micros > 0) gw.admin.grantCredits(account.id, micros, 'test');
       return { id: account.id, key };
     },
-    ledger: async (id) => gw.admin.ledger(id).filter((e) => !e.kind.startsWith('lease')).map((e) => [e.kind, e.amountMicros, e.reference]),
+    ledger: async (id) => gw.admin.ledger(id),
+    usageRow: async (requestId) => {
+      gw.flush();
+      return q('SELECT * FROM usage WHERE request_id = ?').get(requestId) as UsageRow | undefined;
+    },
+    balance: async (id) => gw.balance(id),
+    charges: async (id) => gw.charges(id),
     recorded: async (id) => q('SELECT status, note, attempts FROM webhook_events WHERE id = ?').get(id) as WebhookRecord | undefined,
     eventsCount: async () => q('SELECT count(*) FROM webhook_events').pluck().get() as number,
     failedEvents: async () => gw.admin.webhookEvents({ failed: true, limit: 500 }).data.map((e) => e.id),
@@ -77,7 +101,7 @@ async function onSqlite(o: BillingGatewayOptions): Promise<BillingGateway> {
   };
 }
 
-async function onPostgres(o: BillingGatewayOptions): Promise<BillingGateway> {
+async function onPostgres(o: BackendGatewayOptions): Promise<BackendGateway> {
   const url = await freshDatabase(inject('postgresUrl'));
   const config = join(tempDir(), 'tollgate.config.json');
   writeFileSync(config, JSON.stringify(o.file));
@@ -88,13 +112,24 @@ async function onPostgres(o: BillingGatewayOptions): Promise<BillingGateway> {
   const ops = pgOperations(pool, { config: () => app.config, now: o.now ?? Date.now, actor: 'test' });
   const rows = async <T>(sql: string, ...values: unknown[]) => (await pool.query(sql, values)).rows as T[];
   return {
-    url: `http://127.0.0.1:${port}`, config: app.config, events: storage.events, billing: storage.billing,
-    seed: async (plan) => {
+    backend: 'postgresql', url: `http://127.0.0.1:${port}`, config: app.config, app, events: storage.events, billing: storage.billing,
+    seed: async (plan, micros = 0) => {
       const account = await ops.createAccount({ email: `a${Math.random().toString(36).slice(2)}@example.com`, plan });
+      if (micros > 0) await ops.grantCredits(account.id, { amountMicros: micros, reason: 'test' });
       return { id: account.id, key: (await ops.createKey({ accountId: account.id })).key };
     },
-    ledger: async (id) => (await rows<{ kind: string; micros: number; reference: string | null }>(`SELECT kind, amount_micros AS micros, reference
-      FROM ledger WHERE account_id = $1 AND kind NOT LIKE 'lease%' ORDER BY id`, id)).map((e) => [e.kind, e.micros, e.reference]),
+    ledger: (id) => rows<LedgerRow>(`SELECT kind, amount_micros AS "amountMicros", balance_after_micros AS "balanceAfterMicros", reference
+      FROM ledger WHERE account_id = $1 ORDER BY id`, id),
+    usageRow: async (requestId) => {
+      await app.state.recorder.drain();
+      return (await rows<UsageRow>(`SELECT request_id, account_id, route, path, status, price_micros, billable::int AS billable, model,
+        input_tokens, cached_tokens, cache_write_tokens, output_tokens, estimated::int AS estimated FROM usage WHERE request_id = $1`, requestId))[0];
+    },
+    balance: async (id) => app.state.balance(id),
+    charges: async (id) => {
+      await app.state.recorder.drain();
+      return (await rows<{ micros: number }>('SELECT price_micros AS micros FROM usage WHERE account_id = $1 AND price_micros > 0 ORDER BY id', id)).map((r) => r.micros);
+    },
     recorded: async (id) => (await rows<WebhookRecord>('SELECT status, note, attempts FROM webhook_events WHERE id = $1', id))[0],
     eventsCount: async () => (await rows<{ n: number }>('SELECT count(*)::int AS n FROM webhook_events'))[0].n,
     failedEvents: async () => (await rows<{ id: string }>("SELECT id FROM webhook_events WHERE status = 'failed'")).map((r) => r.id),
