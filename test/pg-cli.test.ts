@@ -1,17 +1,43 @@
-// The CLI on PostgreSQL (DATABASE_URL): migrate, then accounts, keys and credits, each with its
-// audit row; a gateway on the same database serves the key at once and refuses it within a second
-// of its revocation. What the CLI cannot do there yet it says, and changes nothing.
+// The CLI on PostgreSQL (DATABASE_URL): migrate, accounts, keys, credits, webhook events, the audit
+// log and billing, each change with its audit row, answered as on the SQLite file; a gateway on
+// the same database hears of each change within a second. What the CLI cannot do there yet it
+// says, and changes nothing.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { configDoc } from '../src/admin/config.ts';
+import { loadConfig } from '../src/config.ts';
+import { EmailTakenError, NotFoundError } from '../src/db/admin-types.ts';
+import { hashKey } from '../src/keys.ts';
+import { formatMicros } from '../src/money.ts';
+import { pgOperations } from '../src/pg/pg-operations.ts';
 import { createPool, type Pool } from '../src/pg/pool.ts';
 import { expectFailure, parsed, runCli } from './cli-run.ts';
+import { billingEnv, fixture, startFakeStripe, stripeEvent } from './fake-stripe.ts';
 import { bearer, startUpstream, tempDir, type Upstream } from './helpers.ts';
 import { freshDatabase } from './postgres.ts';
 import { spawnServer, type ServerProcess } from './server-process.ts';
 import { until } from './until.ts';
 
-describe('the CLI on PostgreSQL', () => {
+const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+const HOUR_MS = 3_600_000;
+/** billingEnv's METER_INTERVAL_SECONDS. */
+const METER_INTERVAL_MS = 60_000;
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+interface AccountJson {
+  id: string; email: string; name: string | null; plan: string; status: string; statusReason: string | null; balanceMicros: number; balance: string; createdAt: string;
+}
+interface KeyJson {
+  id: string; accountId: string; name: string | null; prefix: string; state: string;
+  createdAt: string; expiresAt: string | null; revokedAt: string | null; replacedBy: string | null; lastUsedAt: string | null; key?: string;
+}
+interface Page<T> { data: T[]; next: string | null }
+interface LedgerJson { id: number; kind: string; reference: string | null; amountMicros: number; balanceAfterMicros: number }
+interface EventJson { id: string; type: string; status: string; note: string | null; attempts: number; receivedAt: string; appliedAt: string | null }
+interface AuditJson { id: number; at: string; actor: string; action: string; target: string; accountId: string | null; change: Record<string, unknown>; requestId: string | null }
+
+describe('the CLI on PostgreSQL', { timeout: 30_000 }, () => {
   let env: Record<string, string>;
   let pool: Pool;
   let up: Upstream;
@@ -22,9 +48,10 @@ describe('the CLI on PostgreSQL', () => {
     pool = createPool(url, 2);
     up = await startUpstream();
     const config = join(tempDir(), 'tollgate.config.json');
+    const limits = { perSecond: 1_000 };
     writeFileSync(config, JSON.stringify({
       routes: [{ path: '/api/', upstream: up.url, priceMicros: 1_000 }],
-      plans: { paid: { limits: { perSecond: 1_000 }, monthlyQuota: 0, overage: 'credits' } },
+      plans: { paid: { limits, monthlyQuota: 0, overage: 'credits' }, pro: { limits, monthlyQuota: 0, overage: 'credits' } },
       defaultPlan: 'paid',
     }));
     env = { DATABASE_URL: url, TOLLGATE_CONFIG: config };
@@ -35,21 +62,47 @@ describe('the CLI on PostgreSQL', () => {
     await pool?.end();
   });
 
+  const run = (...args: string[]) => runCli([...args, '--json'], env);
+  /** The operations the CLI runs, for those it has no command of (one key, the config). */
+  const ops = () => pgOperations(pool, { config: () => loadConfig(env, { serving: false }), now: Date.now, actor: 'cli' });
+  /** A gateway on the database, started by the first test that needs one. */
+  const serving = async () => (gateway ??= await spawnServer(env, 20_000));
+  const call = (key: string) => fetch(`${gateway!.url}/api/x`, { headers: bearer(key) }).then(async (r) => (await r.arrayBuffer(), r.status));
+  const account = async (email: string, ...more: string[]) => parsed<AccountJson>(await run('accounts', 'create', '--email', email, ...more));
+  const shown = async (id: string) => parsed<AccountJson>(await run('accounts', 'show', id));
+  const durableMicros = async (id: string) => (await pool.query<{ micros: number }>('SELECT balance_micros AS micros FROM accounts WHERE id = $1', [id])).rows[0].micros;
+  /** The audit log's entries about `target`, oldest first. */
+  const audits = async (target: string) => (await pool.query<{ action: string; change: string }>(
+    'SELECT action, change FROM audit_log WHERE target = $1 ORDER BY id', [target])).rows.map((r) => ({ action: r.action, change: JSON.parse(r.change) as unknown }));
+  /** How many changes of `subject` the CLI recorded for the nodes (as no node: ''). */
+  const changes = async (kind: string, subject: string) => (await pool.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM changes WHERE kind = $1 AND subject = $2 AND node = ''", [kind, subject])).rows[0].n;
+
+  /** An account with $1.00 and a key the gateway has served once: its lease holds part of the balance. */
+  async function served(email: string): Promise<{ id: string; keyId: string; key: string }> {
+    await serving();
+    const { id } = await account(email);
+    const key = parsed<KeyJson>(await run('keys', 'create', '--account', id));
+    parsed(await run('credits', 'grant', id, '1.00'));
+    expect(await call(key.key!)).toBe(200);
+    await until(async () => (await shown(id)).balanceMicros === 1_000_000 - 1_000, 5_000, 'the charge to be written');
+    return { id, keyId: key.id, key: key.key! };
+  }
+
   it('migrates, issues an account, a key and credits, and a gateway on the database serves them', async () => {
     const migrated = parsed<{ applied: string[] }>(await runCli(['migrate', '--json'], env));
     expect(migrated.applied.length).toBeGreaterThanOrEqual(7);
     expect(parsed<{ applied: string[] }>(await runCli(['migrate', '--json'], env)).applied).toEqual([]);
 
     const account = parsed<{ id: string; balanceMicros: number }>(await runCli(['accounts', 'create', '--email', 'pg@example.com', '--json'], env));
-    expectFailure(await runCli(['accounts', 'create', '--email', 'PG@example.com', '--json'], env), 1, /exists/);
+    expectFailure(await runCli(['accounts', 'create', '--email', 'PG@example.com', '--json'], env), 1,
+      new RegExp(`an account with the email pg@example\\.com already exists: ${account.id} \\(emails are compared ignoring case\\)`));
     const key = parsed<{ id: string; key: string }>(await runCli(['keys', 'create', '--account', account.id, '--json'], env));
     const granted = parsed<{ balanceMicros: number }>(await runCli(['credits', 'grant', account.id, '2.50', '--json'], env));
     expect(granted.balanceMicros).toBe(2_500_000);
 
-    gateway = await spawnServer(env, 20_000);
-    const res = await fetch(`${gateway.url}/api/x`, { headers: bearer(key.key) });
-    expect(res.status).toBe(200);
-    await res.arrayBuffer();
+    await serving();
+    expect(await call(key.key)).toBe(200);
     const show = async () => parsed<{ balanceMicros: number; keys: { id: string; state: string }[] }>(await runCli(['accounts', 'show', account.id, '--json'], env));
     // The balance and what the gateway's lease holds unspent, once the request's row is written
     // (the next commit: a connection's row is durable before its next request, not its response).
@@ -58,8 +111,7 @@ describe('the CLI on PostgreSQL', () => {
 
     parsed(await runCli(['keys', 'revoke', key.id, '--json'], env));
     const revoked = performance.now();
-    await until(async () => (await fetch(`${gateway!.url}/api/x`, { headers: bearer(key.key) }).then(async (r) => (await r.arrayBuffer(), r.status))) === 401,
-      1_000, 'the gateway to refuse the revoked key');
+    await until(async () => (await call(key.key)) === 401, 1_000, 'the gateway to refuse the revoked key');
     expect(performance.now() - revoked).toBeLessThan(1_000);
 
     const ledger = parsed<{ ledger: { kind: string; amountMicros: number }[] }>(await runCli(['credits', 'show', account.id, '--json'], env));
@@ -71,9 +123,287 @@ describe('the CLI on PostgreSQL', () => {
     ]);
   }, 60_000);
 
+  it('accounts list pages oldest first and filters by plan, status and email (ignoring case)', async () => {
+    const made = [await account('list1@example.com'), await account('list2@example.com', '--plan', 'pro'), await account('list3@example.com', '--plan', 'pro')];
+    parsed(await run('accounts', 'suspend', made[2].id));
+    made[2] = { ...made[2], status: 'suspended', statusReason: 'operator' };
+
+    const all = parsed<Page<AccountJson>>(await run('accounts', 'list'));
+    expect(all.next).toBeNull();
+    expect(all.data.slice(-3)).toEqual(made);
+    expect(all.data.map((a) => a.createdAt)).toEqual(all.data.map((a) => a.createdAt).sort());
+    // Two at a time, each page after the last account of the previous one.
+    const paged: AccountJson[] = [];
+    let after: string | null = null;
+    do {
+      const p: Page<AccountJson> = parsed(await run('accounts', 'list', '--limit', '2', ...(after === null ? [] : ['--after', after])));
+      expect(p.data.length).toBeLessThanOrEqual(2);
+      expect(p.next).toBe(p.next === null ? null : p.data[1].id);
+      paged.push(...p.data);
+      after = p.next;
+    } while (after !== null);
+    expect(paged).toEqual(all.data);
+
+    const ids = async (...filters: string[]) => parsed<Page<AccountJson>>(await run('accounts', 'list', ...filters)).data.map((a) => a.id);
+    expect(await ids('--email', 'LIST2@Example.COM')).toEqual([made[1].id]);
+    expect((await ids('--plan', 'pro')).filter((id) => made.some((m) => m.id === id))).toEqual([made[1].id, made[2].id]);
+    expect(await ids('--plan', 'pro', '--status', 'suspended')).toEqual([made[2].id]);
+    expect(await ids('--email', 'list1@example.com', '--plan', 'pro')).toEqual([]);
+    expectFailure(await run('accounts', 'list', '--after', 'acct_nope'), 2, /after: no account acct_nope \(pass the "next" cursor of the previous page\)/);
+  });
+
+  it('set-plan, suspend and reactivate reach a gateway within a second, audited with the diff; an email another account has is refused', async () => {
+    const { id, key } = await served('standing@example.com');
+    expect(await shown(id)).toMatchObject({ plan: 'paid', status: 'active', statusReason: null });
+    expect(parsed<AccountJson>(await run('accounts', 'set-plan', id, 'pro'))).toMatchObject({ id, plan: 'pro' });
+    expectFailure(await run('accounts', 'set-plan', id, 'gold'), 2, /unknown plan "gold" \(plans: paid, pro\)/);
+
+    // By hand: the reason is 'operator'; reactivating clears it.
+    expect(parsed<AccountJson>(await run('accounts', 'suspend', id))).toMatchObject({ id, status: 'suspended', statusReason: 'operator' });
+    await until(async () => (await call(key)) === 402, 1_000, 'the gateway to refuse the suspended account');
+    // Suspending again changes nothing and records nothing.
+    expect(parsed<AccountJson>(await run('accounts', 'suspend', id))).toMatchObject({ status: 'suspended', statusReason: 'operator' });
+    expect(parsed<AccountJson>(await run('accounts', 'reactivate', id))).toMatchObject({ id, status: 'active', statusReason: null });
+    await until(async () => (await call(key)) === 200, 1_000, 'the gateway to serve the reactivated account');
+    expect((await audits(id)).filter((a) => a.action === 'account.update').map((a) => a.change)).toEqual([
+      { plan: { from: 'paid', to: 'pro' } },
+      { status: { from: 'active', to: 'suspended' }, statusReason: { from: null, to: 'operator' } },
+      { status: { from: 'suspended', to: 'active' }, statusReason: { from: 'operator', to: null } },
+    ]);
+    expect(await changes('account', id)).toBe(3);
+
+    // The email of another account, in any case: refused as on SQLite, nothing changed.
+    const other = await account('other@example.com');
+    const taken = ops().updateAccount(other.id, { email: 'STANDING@example.com' });
+    await expect(taken).rejects.toBeInstanceOf(EmailTakenError);
+    await expect(taken).rejects.toThrow(`an account with the email standing@example.com already exists: ${id} (emails are compared ignoring case)`);
+    expect(await shown(other.id)).toMatchObject(other);
+    expect(await audits(other.id)).toHaveLength(1);
+    // Its own email in another case is no conflict.
+    expect(await ops().updateAccount(other.id, { email: 'Other@Example.com' })).toMatchObject({ email: 'Other@Example.com' });
+  });
+
+  it('keys rotate: the old key works through its grace, then no gateway takes it; keys show reads one key', async () => {
+    const { id, keyId, key } = await served('rotate@example.com');
+    const before = Date.now();
+    const rotated = parsed<{ old: KeyJson; new: KeyJson }>(await run('keys', 'rotate', keyId, '--grace', '1h'));
+    const grace = Date.parse(rotated.old.expiresAt!);
+    expect(grace).toBeGreaterThanOrEqual(before + HOUR_MS);
+    expect(grace).toBeLessThanOrEqual(Date.now() + HOUR_MS);
+    expect(rotated.new).toMatchObject({
+      id: expect.stringMatching(/^key_/), accountId: id, state: 'active', key: expect.stringMatching(/^tg_/), replacedBy: null, expiresAt: null,
+    });
+    expect(rotated.old).toMatchObject({ id: keyId, accountId: id, state: 'active', replacedBy: rotated.new.id, revokedAt: null });
+    expect(rotated.old).not.toHaveProperty('key');
+    expect(await ops().key(keyId)).toEqual(rotated.old);
+    await expect(ops().key('key_nope')).rejects.toThrow(new NotFoundError('key key_nope'));
+    expect(await call(key)).toBe(200);
+    expect(await call(rotated.new.key!)).toBe(200);
+
+    // Without grace the replaced key stops at once: the gateway hears of it within a second.
+    const again = parsed<{ old: KeyJson; new: KeyJson }>(await run('keys', 'rotate', rotated.new.id, '--grace', '0s'));
+    expect(again.old).toMatchObject({ id: rotated.new.id, state: 'expired', replacedBy: again.new.id });
+    await until(async () => (await call(rotated.new.key!)) === 401, 1_000, 'the gateway to refuse the key whose grace ended');
+    expect(await call(again.new.key!)).toBe(200);
+    expect(await call(key)).toBe(200);
+
+    expectFailure(await run('keys', 'rotate', rotated.new.id), 1, new RegExp(`key ${rotated.new.id} has expired; create a new key instead`));
+    parsed(await run('keys', 'revoke', again.new.id));
+    expectFailure(await run('keys', 'rotate', again.new.id), 1, new RegExp(`key ${again.new.id} is revoked; create a new key instead`));
+    expect(await audits(keyId)).toEqual([
+      { action: 'key.create', change: { name: null, expiresAt: null } },
+      { action: 'key.rotate', change: { newKeyId: rotated.new.id, expiresAt: { from: null, to: grace } } },
+    ]);
+    // Each key's hash: a change when it was issued, and one when it was rotated.
+    expect(await changes('key', hashKey(key))).toBe(2);
+    expect(await changes('key', hashKey(rotated.new.key!))).toBe(2);
+    expectFailure(await run('keys', 'list', '--after', 'key_nope'), 2, /after: no key key_nope/);
+  });
+
+  it('credits deduct takes credits back with an adjustment row, never below zero, and not what a gateway\'s lease holds', async () => {
+    const a = await account('deduct@example.com');
+    parsed(await run('credits', 'grant', a.id, '5.00'));
+    expect(parsed(await run('credits', 'deduct', a.id, '1.50', '--reason', 'goodwill reversal'))).toEqual({
+      ...a, balanceMicros: 3_500_000, balance: '3.50', deductedMicros: 1_500_000, deducted: '1.50', reason: 'goodwill reversal',
+    });
+    const ledger = async () => parsed<{ ledger: LedgerJson[] }>(await run('credits', 'show', a.id)).ledger;
+    expect((await ledger())[0]).toMatchObject({ kind: 'adjustment', reference: 'goodwill reversal', amountMicros: -1_500_000, balanceAfterMicros: 3_500_000 });
+    expect((await audits(a.id)).at(-1)).toEqual({
+      action: 'credits.deduct', change: { amountMicros: 1_500_000, reason: 'goodwill reversal', balanceMicros: { from: 5_000_000, to: 3_500_000 } },
+    });
+    expect(await changes('balance', a.id)).toBe(2);
+
+    // A micro-dollar more than it has: refused (exit 1), and nothing moves.
+    const books = async () => ({ ledger: await ledger(), audit: await audits(a.id), changes: await changes('balance', a.id) });
+    const was = await books();
+    expectFailure(await run('credits', 'deduct', a.id, '3.500001', '--reason', 'too much'), 1,
+      new RegExp(`^tollgate: account ${a.id} cannot pay 3\\.500001: it can give 3\\.50\\n$`));
+    expect(await books()).toEqual(was);
+    expect((await shown(a.id)).balanceMicros).toBe(3_500_000);
+
+    // What a gateway's lease holds is the gateway's to spend: the CLI says so, and takes what the balance has.
+    const { id } = await served('leased@example.com');
+    const durable = await durableMicros(id);
+    expect(durable).toBeLessThan(1_000_000 - 1_000);
+    expectFailure(await run('credits', 'deduct', id, '0.999', '--reason', 'all of it'), 1, new RegExp(`cannot pay 0\\.999: it can give ${escape(formatMicros(durable))} `
+      + `\\(the gateways' open leases hold ${escape(formatMicros(1_000_000 - 1_000 - durable))} more, which the CLI cannot take on PostgreSQL`));
+    expect(parsed<AccountJson>(await run('credits', 'deduct', id, formatMicros(durable), '--reason', 'what the balance has')).balanceMicros).toBe(1_000_000 - 1_000 - durable);
+    expect(await durableMicros(id)).toBe(0);
+  });
+
+  it('webhooks list: newest first, in pages, the failed alone; replay applies an event once, audited, and a second replay changes nothing', async () => {
+    const buyer = await account('buyer@example.com');
+    const whale = await account('whale@example.com');
+    // Sessions the gateway created for $10 of credits (POST /_tollgate/billing/checkout records them), as Stripe sends them once paid.
+    const paid = async (accountId: string, sessionId: string) => {
+      await pool.query('INSERT INTO checkout_sessions (session_id, account_id, amount_micros, created_at) VALUES ($1, $2, 10000000, $3)', [sessionId, accountId, Date.now()]);
+      return stripeEvent('checkout.session.completed', {
+        ...fixture('openapi-fixtures3.checkout.session.json'), id: sessionId, status: 'complete', payment_status: 'paid',
+        currency: 'usd', amount_total: 1000, payment_intent: `pi_of_${sessionId}`,
+      });
+    };
+    const bought = await paid(buyer.id, 'cs_pg_cli_buyer');
+    const big = await paid(whale.id, 'cs_pg_cli_whale');
+    const other = stripeEvent('customer.created', { id: 'cus_pg_cli', object: 'customer' });
+    // As nodes recorded them: two whose handling failed, then one that needed no change.
+    const t = Date.now() - 10_000;
+    const recorded = (event: Record<string, unknown>, status: string, note: string, at: number) => pool.query(`INSERT INTO webhook_events
+      (id, source, type, status, note, payload, received_at, applied_at) VALUES ($1, 'stripe', $2, $3, $4, $5, $6, $7)`,
+    [event.id, event.type, status, note, JSON.stringify(event), at, status === 'failed' ? null : at]);
+    await recorded(bought, 'failed', 'Connection terminated unexpectedly', t);
+    await recorded(big, 'failed', 'Connection terminated unexpectedly', t + 1_000);
+    const unused = 'event type customer.created is not used by the gateway';
+    await recorded(other, 'ignored', unused, t + 2_000);
+    const iso = (ms: number) => new Date(ms).toISOString();
+
+    const list = async (...args: string[]) => parsed<Page<EventJson>>(await run('webhooks', 'list', ...args));
+    const all = await list();
+    expect(all).toEqual({
+      data: [
+        { id: other.id, type: 'customer.created', status: 'ignored', note: unused, attempts: 1, receivedAt: iso(t + 2_000), appliedAt: iso(t + 2_000) },
+        { id: big.id, type: 'checkout.session.completed', status: 'failed', note: 'Connection terminated unexpectedly', attempts: 1, receivedAt: iso(t + 1_000), appliedAt: null },
+        { id: bought.id, type: 'checkout.session.completed', status: 'failed', note: 'Connection terminated unexpectedly', attempts: 1, receivedAt: iso(t), appliedAt: null },
+      ],
+      next: null,
+    });
+    expect((await list('--failed')).data.map((e) => e.id)).toEqual([big.id, bought.id]);
+    expect(await list('--limit', '2')).toEqual({ data: all.data.slice(0, 2), next: big.id });
+    expect(await list('--limit', '2', '--after', big.id as string)).toEqual({ data: all.data.slice(2), next: null });
+    expectFailure(await run('webhooks', 'list', '--after', 'evt_nope'), 2, /after: no event evt_nope/);
+
+    const replay = async (id: unknown) => parsed<{ id: string; type: string; outcome: string }>(await run('webhooks', 'replay', String(id)));
+    const replays = async (id: unknown) => (await pool.query<{ actor: string; accountId: string | null; change: string }>(`SELECT actor,
+      account_id AS "accountId", change FROM audit_log WHERE action = 'webhook.replay' AND target = $1 ORDER BY id`, [id])).rows
+      .map((r) => ({ ...r, change: JSON.parse(r.change) as unknown }));
+    const purchases = async (accountId: string) => (await pool.query<{ micros: number }>(
+      "SELECT amount_micros AS micros FROM ledger WHERE account_id = $1 AND kind = 'purchase'", [accountId])).rows;
+    const row = async (id: unknown) => (await pool.query('SELECT status, attempts FROM webhook_events WHERE id = $1', [id])).rows[0] as unknown;
+
+    expect(await replay(bought.id)).toEqual({ id: bought.id, type: 'checkout.session.completed', outcome: 'applied' });
+    expect(await purchases(buyer.id)).toEqual([{ micros: 10_000_000 }]);
+    expect((await shown(buyer.id)).balanceMicros).toBe(10_000_000);
+    expect(await row(bought.id)).toEqual({ status: 'applied', attempts: 2 });
+    expect(await replays(bought.id)).toEqual([{ actor: 'cli', accountId: null, change: { type: 'checkout.session.completed', outcome: 'applied', note: null } }]);
+    // The nodes hear of the balance, from the effect's own transaction.
+    expect(await changes('balance', buyer.id)).toBe(1);
+    // Again: applied before, so nothing is done and nothing recorded.
+    expect(await replay(bought.id)).toEqual({ id: bought.id, type: 'checkout.session.completed', outcome: 'duplicate' });
+    expect(await purchases(buyer.id)).toHaveLength(1);
+    expect(await replays(bought.id)).toHaveLength(1);
+
+    // One top-up away from the largest balance the schema allows: crediting $10 violates its CHECK.
+    parsed(await run('credits', 'grant', whale.id, formatMicros(Number.MAX_SAFE_INTEGER - 5_000_000)));
+    const failing = await run('webhooks', 'replay', String(big.id));
+    expect(failing.status).toBe(1);
+    expect(JSON.parse(failing.stdout)).toEqual({ id: big.id, type: 'checkout.session.completed', outcome: 'failed' });
+    expect(await purchases(whale.id)).toEqual([]);
+    expect(await row(big.id)).toEqual({ status: 'failed', attempts: 2 });
+    // The operator makes room; the replay now applies it.
+    parsed(await run('credits', 'deduct', whale.id, '9000000000', '--reason', 'make room'));
+    expect((await replay(big.id)).outcome).toBe('applied');
+    expect(await purchases(whale.id)).toEqual([{ micros: 10_000_000 }]);
+    expect((await replays(big.id)).map((r) => r.change)).toEqual([
+      { type: 'checkout.session.completed', outcome: 'failed', note: expect.stringMatching(/violates check constraint/) },
+      { type: 'checkout.session.completed', outcome: 'applied', note: null },
+    ]);
+    expect((await list('--failed')).data).toEqual([]);
+
+    // One that needed no change runs again and is recorded with its note; an unknown one is not found.
+    expect(await replay(other.id)).toEqual({ id: other.id, type: 'customer.created', outcome: 'ignored' });
+    expect((await replays(other.id)).map((r) => r.change)).toEqual([{ type: 'customer.created', outcome: 'ignored', note: unused }]);
+    expectFailure(await run('webhooks', 'replay', 'evt_never_seen'), 1, /event evt_never_seen not found/);
+  });
+
+  it('audit lists the changes newest first, in pages, all or one account\'s', async () => {
+    const a = await account('audited@example.com', '--name', 'Audited Ltd');
+    parsed(await run('credits', 'grant', a.id, '2.00', '--reason', 'welcome'));
+    const k = parsed<KeyJson>(await run('keys', 'create', '--account', a.id, '--name', 'ci'));
+    const mine = parsed<Page<AuditJson>>(await run('audit', '--account', a.id));
+    expect(mine.next).toBeNull();
+    expect(mine.data.map((e) => [e.action, e.target])).toEqual([['key.create', k.id], ['credits.grant', a.id], ['account.create', a.id]]);
+    expect(mine.data[2]).toEqual({
+      id: expect.any(Number), at: expect.stringMatching(ISO), actor: 'cli', action: 'account.create', target: a.id, accountId: a.id,
+      change: { email: 'audited@example.com', name: 'Audited Ltd', plan: 'paid' }, requestId: null,
+    });
+    expect(mine.data[1].change).toEqual({ amountMicros: 2_000_000, reason: 'welcome', balanceMicros: { from: 0, to: 2_000_000 } });
+
+    const newest = (await pool.query<{ id: number }>('SELECT id FROM audit_log ORDER BY id DESC LIMIT 5')).rows.map((r) => r.id);
+    const first = parsed<Page<AuditJson>>(await run('audit', '--limit', '2'));
+    expect(first.data.map((e) => e.id)).toEqual(newest.slice(0, 2));
+    expect(first.next).toBe(String(newest[1]));
+    expect(parsed<Page<AuditJson>>(await run('audit', '--limit', '3', '--after', first.next!)).data.map((e) => e.id)).toEqual(newest.slice(2, 5));
+    expectFailure(await run('audit', '--after', 'abc'), 2, /after: not an audit cursor: "abc"/);
+    expectFailure(await run('audit', '--account', 'acct_nope'), 1, /account acct_nope not found/);
+  });
+
+  it('config is the document SQLite\'s operations give for the configuration the CLI reads', async () => {
+    const doc = await ops().config();
+    expect(doc).toEqual(configDoc(loadConfig(env, { serving: false })));
+    expect(doc).toMatchObject({ defaultPlan: 'paid', stripe: null, admin: null });
+    expect(Object.keys(doc.plans)).toEqual(['paid', 'pro']);
+    expect(doc.routes.map((r) => [r.path, r.priceMicros])).toEqual([['/api/', 1_000]]);
+  });
+
+  it('billing status reads the account\'s Stripe side and what it has, a gateway\'s lease included', async () => {
+    const { id } = await served('status@example.com');
+    await pool.query("UPDATE accounts SET stripe_customer_id = 'cus_pg_status', debt_micros = 250000 WHERE id = $1", [id]);
+    expect(parsed(await run('billing', 'status', id))).toEqual({
+      id, plan: 'paid', status: 'active', statusReason: null, stripeCustomerId: 'cus_pg_status', subscriptionId: null, subscriptionStatus: null,
+      pastDueSince: null, periodStart: null, periodEnd: null, balanceMicros: 999_000, balance: '0.999', debtMicros: 250_000, debt: '0.25',
+    });
+    expect(await durableMicros(id)).toBeLessThan(999_000);
+    const human = await runCli(['billing', 'status', id], env);
+    expect(human.status).toBe(0);
+    expect(human.stdout).toMatch(/^customer:\s+cus_pg_status$/m);
+    expectFailure(await run('billing', 'status', 'acct_nope'), 1, /account acct_nope not found/);
+  });
+
+  it('billing sync reports the overage due to Stripe once and lists what is not due yet', async () => {
+    const stripe = await startFakeStripe();
+    try {
+      const a = await account('metered@example.com');
+      await pool.query("UPDATE accounts SET stripe_customer_id = 'cus_pg_sync' WHERE id = $1", [a.id]);
+      const open = Math.floor(Date.now() / METER_INTERVAL_MS) * METER_INTERVAL_MS;
+      const due = open - 60 * METER_INTERVAL_MS;
+      await pool.query(`INSERT INTO meter_outbox (account_id, event_name, interval_start, value, identifier)
+        VALUES ($1, 'api_requests', $2, 7, 'mo_pg_cli_due'), ($1, 'api_requests', $3, 2, 'mo_pg_cli_open')`, [a.id, due, open]);
+      const withStripe = { ...env, ...billingEnv(stripe) };
+      const sync = async () => parsed<{ reported: unknown[]; pending: unknown[] }>(await runCli(['billing', 'sync', '--json'], withStripe));
+      const pending = [{ id: 'mo_pg_cli_open', accountId: a.id, eventName: 'api_requests', value: 2, intervalStart: new Date(open).toISOString() }];
+      expect(await sync()).toEqual({ reported: [{ identifier: 'mo_pg_cli_due', accountId: a.id, eventName: 'api_requests', value: 7, ok: true }], pending });
+      expect(stripe.meterEvents.get('mo_pg_cli_due')).toMatchObject({ event_name: 'api_requests', payload: { stripe_customer_id: 'cus_pg_sync', value: '7' } });
+      expect(await sync()).toEqual({ reported: [], pending });
+      expect(stripe.callsTo('/v1/billing/meter_events')).toHaveLength(1);
+    } finally {
+      await stripe.close();
+    }
+  });
+
   it('says what it cannot do on PostgreSQL yet, and changes nothing', async () => {
     const before = (await pool.query('SELECT count(*)::int AS n FROM audit_log')).rows[0].n;
-    expectFailure(await runCli(['accounts', 'list', '--json'], env), 1, /does not work on PostgreSQL/);
+    expectFailure(await run('usage', 'acct_any'), 1, /^tollgate: usage does not work on PostgreSQL \(DATABASE_URL\) yet: accounts, keys, credits/);
+    expectFailure(await run('requests', 'list', 'acct_any'), 1, /requests list does not work on PostgreSQL/);
+    expectFailure(await run('notifications', 'list'), 1, /notifications list does not work on PostgreSQL/);
     expectFailure(await runCli(['backup', join(tempDir(), 'copy.db')], env), 1, /SQLite file only/);
     expect((await pool.query('SELECT count(*)::int AS n FROM audit_log')).rows[0].n).toBe(before);
   });
