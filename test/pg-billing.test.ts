@@ -10,8 +10,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { migratePg } from '../src/pg/migrate.ts';
 import { createPool, type Pool } from '../src/pg/pool.ts';
 import { billingEnv, billingFile, paidCheckout, postWebhook, startFakeStripe, stripeEvent, type FakeStripe } from './fake-stripe.ts';
-import { bearer, startUpstream, type Upstream } from './helpers.ts';
-import { freshDatabase, seedPgAccount, seedPgKey } from './postgres.ts';
+import { startUpstream, type Upstream } from './helpers.ts';
+import { books as booksOf, freshDatabase, pgAccount, statusOf } from './postgres.ts';
 import { spawnServer, type ServerProcess } from './server-process.ts';
 import { until } from './until.ts';
 
@@ -44,31 +44,14 @@ describe('Stripe billing with three gateways on one PostgreSQL', () => {
     await pool?.end();
   });
 
-  async function account(plan = 'free'): Promise<{ id: string; key: string }> {
-    const id = `acct_${Math.random().toString(36).slice(2, 10)}`;
-    await seedPgAccount(pool, id, 0);
-    await pool.query('UPDATE accounts SET plan = $2 WHERE id = $1', [id, plan]);
-    return { id, key: await seedPgKey(pool, id) };
-  }
+  const account = (plan = 'free') => pgAccount(pool, 0, plan);
 
-  const call = (node: ServerProcess, key: string) =>
-    fetch(`${node.url}/api/x`, { headers: bearer(key) }).then(async (r) => {
-      await r.arrayBuffer();
-      return r.status;
-    });
+  const call = (node: ServerProcess, key: string) => statusOf(node.url, key);
 
   const ledger = async (id: string) => (await pool.query<{ kind: string; micros: number }>(
     `SELECT kind, amount_micros AS micros FROM ledger WHERE account_id = $1 AND kind NOT IN ('lease', 'lease_return', 'grant') ORDER BY id`, [id])).rows;
 
-  /** The balance, what open leases hold unspent, what the rows charged, and the ledger's sum. */
-  async function books(id: string) {
-    const { rows } = await pool.query<{ balance: number; ledger: number; held: number; charged: number; debt: number }>(`SELECT
-        a.balance_micros AS balance, a.debt_micros AS debt, (SELECT sum(amount_micros) FROM ledger WHERE account_id = a.id)::bigint AS ledger,
-        (SELECT coalesce(sum(granted_micros - consumed_micros), 0) FROM leases WHERE account_id = a.id AND closed_at IS NULL)::bigint AS held,
-        (SELECT coalesce(sum(price_micros), 0) FROM usage WHERE account_id = a.id)::bigint AS charged
-      FROM accounts a WHERE a.id = $1`, [id]);
-    return rows[0];
-  }
+  const books = (id: string) => booksOf(pool, id);
 
   /** The same signed bytes posted `times` times at once, spread over the nodes; their outcomes. */
   async function replay(event: Record<string, unknown>, times: number): Promise<string[]> {

@@ -9,7 +9,7 @@ import { migratePg } from '../src/pg/migrate.ts';
 import { recordChange } from '../src/pg/pg-changes.ts';
 import { createPool, type Pool } from '../src/pg/pool.ts';
 import { bearer, startUpstream, type Upstream } from './helpers.ts';
-import { freshDatabase, OPEN_LIMITS, paidConfig, seedPgAccount, seedPgKey } from './postgres.ts';
+import { books as booksOf, freshDatabase, OPEN_LIMITS, paidConfig, pgAccount, statusOf } from './postgres.ts';
 import { startRedis, type Redis } from './redis.ts';
 import { spawnServer, type ServerProcess } from './server-process.ts';
 import { until } from './until.ts';
@@ -49,29 +49,11 @@ describe.each([{ redis: false }, { redis: true }])('three gateways on one Postgr
     await redis?.stop();
   });
 
-  async function account(micros: number, plan = 'default'): Promise<{ id: string; key: string }> {
-    const id = `acct_${Math.random().toString(36).slice(2, 10)}`;
-    await seedPgAccount(pool, id, micros);
-    await pool.query('UPDATE accounts SET plan = $2 WHERE id = $1', [id, plan]);
-    return { id, key: await seedPgKey(pool, id) };
-  }
+  const account = (micros: number, plan = 'default') => pgAccount(pool, micros, plan);
 
-  const call = (node: ServerProcess, key: string) =>
-    fetch(`${node.url}/api/x`, { headers: bearer(key) }).then(async (r) => {
-      await r.arrayBuffer();
-      return r.status;
-    });
+  const call = (node: ServerProcess, key: string) => statusOf(node.url, key);
 
-  /** The balance, the ledger's sum, what open leases hold unspent, and what the usage rows charged. */
-  async function books(id: string) {
-    const { rows } = await pool.query<{ balance: number; ledger: number; held: number; charged: number; open: number }>(`SELECT
-        a.balance_micros AS balance, (SELECT sum(amount_micros) FROM ledger WHERE account_id = a.id)::bigint AS ledger,
-        (SELECT coalesce(sum(granted_micros - consumed_micros), 0) FROM leases WHERE account_id = a.id AND closed_at IS NULL)::bigint AS held,
-        (SELECT count(*) FROM leases WHERE account_id = a.id AND closed_at IS NULL)::int AS open,
-        (SELECT coalesce(sum(price_micros), 0) FROM usage WHERE account_id = a.id)::bigint AS charged
-      FROM accounts a WHERE a.id = $1`, [id]);
-    return rows[0];
-  }
+  const books = (id: string) => booksOf(pool, id);
 
   it('a 50-way burst spread over the nodes against a balance for 7: exactly 7 succeed, the ledger equals the balance', async () => {
     const { id, key } = await account(7 * PRICE);

@@ -104,6 +104,44 @@ export async function seedPgKey(pool: pg.Pool, accountId: string): Promise<strin
   return key;
 }
 
+/** A new account on `plan` granted `micros`, with one key. */
+export async function pgAccount(pool: pg.Pool, micros: number, plan = 'default'): Promise<{ id: string; key: string }> {
+  const id = `acct_${Math.random().toString(36).slice(2, 10)}`;
+  await seedPgAccount(pool, id, micros);
+  await pool.query('UPDATE accounts SET plan = $2 WHERE id = $1', [id, plan]);
+  return { id, key: await seedPgKey(pool, id) };
+}
+
+export interface Books {
+  balance: number;
+  /** The sum of the ledger: always the balance. */
+  ledger: number;
+  /** What open leases hold unspent, and how many are open. */
+  held: number;
+  open: number;
+  /** What the account's usage rows charged. */
+  charged: number;
+  debt: number;
+}
+
+/** An account's money as the database has it. */
+export async function books(pool: pg.Pool, id: string): Promise<Books> {
+  const { rows } = await pool.query<Books>(`SELECT
+      a.balance_micros AS balance, a.debt_micros AS debt, (SELECT sum(amount_micros) FROM ledger WHERE account_id = a.id)::bigint AS ledger,
+      (SELECT coalesce(sum(granted_micros - consumed_micros), 0) FROM leases WHERE account_id = a.id AND closed_at IS NULL)::bigint AS held,
+      (SELECT count(*) FROM leases WHERE account_id = a.id AND closed_at IS NULL)::int AS open,
+      (SELECT coalesce(sum(price_micros), 0) FROM usage WHERE account_id = a.id)::bigint AS charged
+    FROM accounts a WHERE a.id = $1`, [id]);
+  return rows[0];
+}
+
+/** GET `path` of a gateway with the key; its status, the body read. */
+export const statusOf = (url: string, key: string, path = '/api/x'): Promise<number> =>
+  fetch(`${url}${path}`, { headers: { authorization: `Bearer ${key}` } }).then(async (r) => {
+    await r.arrayBuffer();
+    return r.status;
+  });
+
 /** Rate limits that never refuse in the multi-node tests' load. */
 export const OPEN_LIMITS = { perSecond: 1_000_000, perMinute: 10_000_000, perDay: 100_000_000 };
 
