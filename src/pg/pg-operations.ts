@@ -1,8 +1,8 @@
 // What the CLI does on PostgreSQL (DATABASE_URL): accounts, keys, credits, webhook events, the
 // audit log and the config, each change in one transaction with its audit row and, where a node
-// must hear of it, its change row. Usage, requests and notifications say they do not work here
-// yet. Validation, refusals and documents are the SQLite side's (db/admin.ts,
-// admin/operations.ts, admin/shapes.ts), so both answer alike.
+// must hear of it, its change row; usage and requests are read in pg-usage-operations.ts.
+// Notifications say they do not work here yet. Validation, refusals and documents are the SQLite
+// side's (db/admin.ts, admin/operations.ts, admin/shapes.ts), so both answer alike.
 import { configDoc } from '../admin/config.ts';
 import { knownPlan, type Operations } from '../admin/operations.ts';
 import { accountDoc, auditDoc, eventDoc, keyDoc, ledgerEntryDoc, type Page } from '../admin/shapes.ts';
@@ -21,6 +21,7 @@ import type { EventLog } from '../storage/ports.ts';
 import { createPgBilling } from './pg-billing.ts';
 import { recordChange } from './pg-changes.ts';
 import { HELD_MICROS } from './pg-leases.ts';
+import { pgUsageOperations, type UsageOperations } from './pg-usage-operations.ts';
 import { transaction, type Client, type Pool } from './pool.ts';
 
 type Queryable = Client | Pool;
@@ -63,7 +64,7 @@ const UNIQUE_VIOLATION = '23505';
 /** An operation the PostgreSQL backend does not have yet. */
 export class NotOnPostgresError extends Error {
   constructor(what: string) {
-    super(`${what} does not work on PostgreSQL (DATABASE_URL) yet: accounts, keys, credits, webhooks, audit and billing do`);
+    super(`${what} does not work on PostgreSQL (DATABASE_URL) yet: accounts, keys, credits, usage, requests, webhooks, audit and billing do`);
     this.name = 'NotOnPostgresError';
   }
 }
@@ -74,7 +75,6 @@ const refuse = (what: string) => (): never => {
 
 /** What does not work on PostgreSQL yet, named as the CLI names it: a refusal rather than an answer from the wrong database. */
 const NOT_YET = {
-  usage: refuse('usage'), usageByDay: refuse('usage --daily'), recentRequests: refuse('requests list'), findRequest: refuse('requests show'),
   deliveries: refuse('notifications list'), resendDelivery: refuse('notifications resend'), alerts: refuse('alerts'), setAlerts: refuse('notifications set-alerts'),
 } satisfies Partial<Operations>;
 
@@ -168,7 +168,12 @@ export interface PgOperationsDeps {
   log?: Logger;
 }
 
-export function pgOperations(pool: Pool, deps: PgOperationsDeps): Operations {
+/**
+ * `tx`: a connection in a transaction (an admin POST with its Idempotency-Key): every operation
+ * runs in it. Without, each runs in a transaction of its own.
+ */
+export function pgOperations(pool: Pool, deps: PgOperationsDeps, tx?: Client): Operations {
+  const db = tx ?? pool;
   const { now } = deps;
   const log = deps.log ?? createLogger('silent');
   const writeAudit = (c: Queryable, action: AuditAction, target: string, accountId: string | null, change: Record<string, unknown>) =>
@@ -202,8 +207,8 @@ export function pgOperations(pool: Pool, deps: PgOperationsDeps): Operations {
     return after;
   }
 
-  const supported: Omit<Operations, keyof typeof NOT_YET> = {
-    createAccount: ({ email, name, plan }) => transaction(pool, async (c) => {
+  const supported: Omit<Operations, keyof typeof NOT_YET | keyof UsageOperations> = {
+    createAccount: ({ email, name, plan }) => transaction(db, async (c) => {
       const config = deps.config();
       const p = knownPlan(config, plan ?? config.defaultPlan);
       const id = newId('acct');
@@ -214,21 +219,21 @@ export function pgOperations(pool: Pool, deps: PgOperationsDeps): Operations {
     }),
 
     listAccounts: async ({ limit, after, plan, status, email }) => {
-      const at = await cursorAt(pool, 'account', after);
-      const { rows } = await pool.query<Account>(`SELECT ${ACCOUNT} FROM accounts a
+      const at = await cursorAt(db, 'account', after);
+      const { rows } = await db.query<Account>(`SELECT ${ACCOUNT} FROM accounts a
         WHERE ($1::bigint IS NULL OR (a.created_at, a.id) > ($1, $2::text)) AND ($3::text IS NULL OR a.plan = $3)
           AND ($4::text IS NULL OR a.status = $4) AND ($5::text IS NULL OR lower(a.email) = lower($5))
         ORDER BY a.created_at, a.id LIMIT $6`, [at, after ?? null, plan ?? null, status ?? null, email ?? null, limit + 1]);
       return docs(page(rows, limit), accountDoc);
     },
 
-    account: async (id) => accountDoc(await accountRow(pool, id)),
+    account: async (id) => accountDoc(await accountRow(db, id)),
 
     // Suspending by hand records the reason 'operator' (a paid invoice does not lift it);
     // reactivating clears any reason, whoever suspended.
     updateAccount: (id, change) => {
       if (change.plan !== undefined) knownPlan(deps.config(), change.plan);
-      return transaction(pool, async (c) => {
+      return transaction(db, async (c) => {
         const before = await accountRow(c, id, true);
         const given = Object.fromEntries(Object.entries(change).filter(([, v]) => v !== undefined)) as AccountChange;
         const after = { ...before, ...given };
@@ -244,7 +249,7 @@ export function pgOperations(pool: Pool, deps: PgOperationsDeps): Operations {
       });
     },
 
-    createKey: ({ accountId, name, expiresAt }) => transaction(pool, async (c) => {
+    createKey: ({ accountId, name, expiresAt }) => transaction(db, async (c) => {
       const expires = expiresAt == null ? null : Date.parse(expiresAt);
       // The messages of LocalOperations.createKey.
       if (Number.isNaN(expires)) throw new InvalidInputError(`expiresAt: not an ISO 8601 time: "${expiresAt}"`);
@@ -256,18 +261,18 @@ export function pgOperations(pool: Pool, deps: PgOperationsDeps): Operations {
     }),
 
     listKeys: async ({ account: accountId, limit, after }) => {
-      if (accountId !== undefined) await accountRow(pool, accountId);
-      const at = await cursorAt(pool, 'key', after);
-      const { rows } = await pool.query<KeyRow>(`SELECT ${KEY} FROM api_keys WHERE ($1::text IS NULL OR account_id = $1)
+      if (accountId !== undefined) await accountRow(db, accountId);
+      const at = await cursorAt(db, 'key', after);
+      const { rows } = await db.query<KeyRow>(`SELECT ${KEY} FROM api_keys WHERE ($1::text IS NULL OR account_id = $1)
         AND ($2::bigint IS NULL OR (created_at, id) > ($2, $3::text)) ORDER BY created_at, id LIMIT $4`,
       [accountId ?? null, at, after ?? null, limit + 1]);
       const t = now();
       return docs(page(rows, limit), (k) => keyDoc(k, t));
     },
 
-    key: async (id) => keyDoc(await keyRow(pool, id), now()),
+    key: async (id) => keyDoc(await keyRow(db, id), now()),
 
-    revokeKey: (id) => transaction(pool, async (c) => {
+    revokeKey: (id) => transaction(db, async (c) => {
       const k = await keyRow(c, id, true);
       // Revoking twice keeps the first time (and records only the first).
       if (k.revokedAt === null) {
@@ -280,7 +285,7 @@ export function pgOperations(pool: Pool, deps: PgOperationsDeps): Operations {
     }),
 
     // A new key for the same account; the old one keeps working for the grace period, then stops.
-    rotateKey: (id, graceSeconds) => transaction(pool, async (c) => {
+    rotateKey: (id, graceSeconds) => transaction(db, async (c) => {
       // Locked: two rotations of one key at once would issue two replacements.
       const old = await keyRow(c, id, true);
       if (old.revokedAt !== null) throw new ConflictError(`key ${id} is revoked; create a new key instead`);
@@ -297,7 +302,7 @@ export function pgOperations(pool: Pool, deps: PgOperationsDeps): Operations {
 
     grantCredits: (accountId, { amountMicros, reason }) => {
       positiveMicros(amountMicros);
-      return transaction(pool, async (c) => {
+      return transaction(db, async (c) => {
         const after = await moveCredits(c, accountId, amountMicros, 'grant', reason);
         if (!after) throw new InvalidInputError(`granting ${formatMicros(amountMicros)} would take the balance past ${formatMicros(Number.MAX_SAFE_INTEGER)}`);
         return { ...accountDoc(after), grantedMicros: amountMicros, granted: formatMicros(amountMicros), reason };
@@ -307,7 +312,7 @@ export function pgOperations(pool: Pool, deps: PgOperationsDeps): Operations {
     // Never below zero: refused, with nothing taken, when the balance cannot pay all of it.
     deductCredits: (accountId, { amountMicros, reason }) => {
       positiveMicros(amountMicros);
-      return transaction(pool, async (c) => {
+      return transaction(db, async (c) => {
         const after = await moveCredits(c, accountId, -amountMicros, 'adjustment', reason);
         if (!after) throw await cannotPay(c, accountId, amountMicros);
         return { ...accountDoc(after), deductedMicros: amountMicros, deducted: formatMicros(amountMicros), reason };
@@ -315,8 +320,8 @@ export function pgOperations(pool: Pool, deps: PgOperationsDeps): Operations {
     },
 
     ledger: async (accountId, { limit, before }) => {
-      const a = await accountRow(pool, accountId);
-      const { rows } = await pool.query(`SELECT id, amount_micros AS "amountMicros", balance_after_micros AS "balanceAfterMicros", kind, reference,
+      const a = await accountRow(db, accountId);
+      const { rows } = await db.query(`SELECT id, amount_micros AS "amountMicros", balance_after_micros AS "balanceAfterMicros", kind, reference,
         created_at AS "createdAt" FROM ledger WHERE account_id = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3`,
       [accountId, before ?? null, limit + 1]);
       const entries = rows.slice(0, limit);
@@ -327,8 +332,8 @@ export function pgOperations(pool: Pool, deps: PgOperationsDeps): Operations {
     },
 
     webhookEvents: async ({ failed = false, limit, after }) => {
-      const at = await cursorAt(pool, 'event', after);
-      const { rows } = await pool.query<WebhookEvent>(`SELECT ${EVENT} FROM webhook_events
+      const at = await cursorAt(db, 'event', after);
+      const { rows } = await db.query<WebhookEvent>(`SELECT ${EVENT} FROM webhook_events
         WHERE ($1::bigint IS NULL OR (received_at, id) < ($1, $2::text)) AND (NOT $3::boolean OR status = 'failed')
         ORDER BY received_at DESC, id DESC LIMIT $4`, [at, after ?? null, failed, limit + 1]);
       return docs(page(rows, limit), eventDoc);
@@ -347,9 +352,9 @@ export function pgOperations(pool: Pool, deps: PgOperationsDeps): Operations {
 
     audit: async ({ account: accountId, limit, after }) => {
       if (after !== undefined && !/^\d+$/.test(after)) throw new InvalidInputError(`after: not an audit cursor: "${after}" (pass the "next" of the previous page)`);
-      if (accountId !== undefined) await accountRow(pool, accountId);
+      if (accountId !== undefined) await accountRow(db, accountId);
       const before = after === undefined ? Number.MAX_SAFE_INTEGER : Math.min(Number(after), Number.MAX_SAFE_INTEGER);
-      const { rows } = await pool.query<Omit<AuditEntry, 'change'> & { change: string }>(`SELECT ${AUDIT} FROM audit_log
+      const { rows } = await db.query<Omit<AuditEntry, 'change'> & { change: string }>(`SELECT ${AUDIT} FROM audit_log
         WHERE ($1::text IS NULL OR account_id = $1) AND id < $2 ORDER BY id DESC LIMIT $3`, [accountId ?? null, before, limit + 1]);
       return docs(page(rows, limit), (r) => auditDoc({ ...r, change: JSON.parse(r.change) as Record<string, unknown> }));
     },
@@ -357,5 +362,5 @@ export function pgOperations(pool: Pool, deps: PgOperationsDeps): Operations {
     config: () => configDoc(deps.config()),
   };
 
-  return { ...supported, ...NOT_YET };
+  return { ...supported, ...pgUsageOperations(db, deps), ...NOT_YET };
 }

@@ -15,9 +15,13 @@ export function createPool(url: string, max = 10): Pool {
   });
 }
 
-/** Runs `work` in one transaction on one connection: committed when it returns, rolled back when it throws. */
-export async function transaction<T>(pool: Pool, work: (c: Client) => Promise<T>): Promise<T> {
-  const c = await pool.connect();
+/**
+ * Runs `work` in one transaction on one connection: committed when it returns, rolled back when it
+ * throws. Given a connection already in a transaction (an admin action's), `work` joins it.
+ */
+export async function transaction<T>(db: Pool | Client, work: (c: Client) => Promise<T>): Promise<T> {
+  if (inTransaction(db)) return work(db);
+  const c = await db.connect();
   try {
     await c.query('BEGIN');
     const out = await work(c);
@@ -29,6 +33,11 @@ export async function transaction<T>(pool: Pool, work: (c: Client) => Promise<T>
   } finally {
     c.release();
   }
+}
+
+/** A connection checked out of the pool (they run transactions); the pool itself has none. */
+function inTransaction(db: Pool | Client): db is Client {
+  return 'release' in db;
 }
 
 /** The database's clock in ms since the epoch: nodes compare heartbeats on one clock. */
