@@ -5,6 +5,7 @@
 import type Stripe from 'stripe';
 import type { ExtraRoute } from './admin/http.ts';
 import { metricsRoute } from './admin/metrics.ts';
+import { sqliteAdminBackend } from './admin/backend.ts';
 import { createAdminServer, type AdminListener } from './admin/server.ts';
 import { createBilling, type Billing } from './billing/billing.ts';
 import type { Config } from './config.ts';
@@ -17,9 +18,11 @@ import { Metrics } from './metrics.ts';
 import { Deliverer, type Timers } from './notify/deliverer.ts';
 import { createGateway, type Gateway } from './server.ts';
 import { GatewayState } from './state/state.ts';
-import { createPgStorage } from './pg/pg-storage.ts';
+import { pgAdminBackend } from './pg/pg-admin.ts';
+import { createPgStorage, type PgStorage } from './pg/pg-storage.ts';
 import type { BillingStorage, CoreStorage, Storage } from './storage/ports.ts';
 import { liveView } from './state/live.ts';
+import { Console } from './ui/console/console.ts';
 
 export interface AppOverrides {
   /** Milliseconds since the epoch; tests pass a fake clock. */
@@ -60,10 +63,10 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   const metrics = new Metrics(config.routes.map((r) => r.path), Object.keys(config.prices));
   const state = new GatewayState(storage, config, log, now, metrics);
   await state.start();
-  if (!isFull(storage) && (config.notifications || config.admin)) {
+  if (!isFull(storage) && config.notifications) {
     await storage.close();
-    throw new Error('On PostgreSQL (DATABASE_URL) the gateway runs keys, leases, usage and Stripe billing, so far: notifications '
-      + 'and the admin API need the SQLite file. Unset the notifications and ADMIN_TOKEN, or DATABASE_URL.');
+    throw new Error('On PostgreSQL (DATABASE_URL) the gateway does not send notifications yet: they need the SQLite file. '
+      + 'Remove the notifications from the config, or unset DATABASE_URL.');
   }
   const full = isFull(storage) ? storage : undefined;
   const billing = hasBilling(storage)
@@ -74,12 +77,19 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   const deliverer = notifications && full && new Deliverer({ outbox: full.outbox, config: { ...config, notifications }, log, now, ...overrides.notify });
   deliverer?.start();
   let admin: AdminListener | undefined;
-  // Admin reads and writes SQL on the file: the admin API needs the SQLite backend.
-  if (config.admin && onSqlite(storage)) {
-    admin = createAdminServer({
-      config: { ...config, admin: config.admin }, admin: new Admin(storage, now, liveView(state)), db: storage.db, log, now,
-      extra: [metricsRoute(metrics), ...(overrides.adminRoutes ?? [])],
-    });
+  if (config.admin) {
+    const adminConfig = { ...config, admin: config.admin };
+    const extra = [metricsRoute(metrics), ...(overrides.adminRoutes ?? [])];
+    if (onSqlite(storage)) {
+      const operator = new Admin(storage, now, liveView(state));
+      admin = createAdminServer({
+        config: adminConfig, backend: sqliteAdminBackend(operator, storage.db, { config, now, log }), log, now, extra,
+        // The operator console's pages (src/ui/console/) share the listener: they sign in with a token.
+        console: new Console({ config: adminConfig, admin: operator, db: storage.db, log, now }),
+      });
+    } else if (onPostgres(storage)) {
+      admin = createAdminServer({ config: adminConfig, backend: pgAdminBackend(storage.pool, { config, now, log, changes: storage.changes }), log, now, extra });
+    }
   }
   // Last, once nothing can fail: a worker started earlier would outlive a failed start.
   const checkpointer = onSqlite(storage) && !storage.db.memory
@@ -102,6 +112,10 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
 
 function onSqlite(storage: CoreStorage): storage is Storage & { db: Db } {
   return 'db' in storage;
+}
+
+function onPostgres(storage: CoreStorage): storage is PgStorage {
+  return 'pool' in storage;
 }
 
 /** Money, billing and the outbox besides the core (the SQLite backend). */

@@ -1,9 +1,11 @@
 // /admin/v1/accounts on a running gateway: create, get, list in pages (cursor stable while
 // accounts are created between pages, filters), change name, email, plan and standing — a
-// suspension by hand is seen by the request path at once, with the reason 'operator'.
+// suspension by hand is seen by the request path at once, with the reason 'operator'. Every
+// test runs on the SQLite file and on PostgreSQL.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AccountDoc, NewKeyDoc, Page } from '../src/admin/shapes.ts';
-import { problem, startAdminGateway, type AdminGateway } from './admin-client.ts';
+import { problem, startAdminBackend } from './admin-client.ts';
+import { BACKENDS } from './backend-gateway.ts';
 import { bearer, checkProblem, fetchText, startUpstream, type Upstream } from './helpers.ts';
 
 const FILE = (upstream: string) => ({
@@ -12,12 +14,12 @@ const FILE = (upstream: string) => ({
   defaultPlan: 'free',
 });
 
-describe('admin API: accounts', () => {
+describe.each(BACKENDS)('admin API: accounts on $backend', ({ backend }) => {
   let up: Upstream;
-  let gw: AdminGateway;
+  let gw: Awaited<ReturnType<typeof startAdminBackend>>;
   beforeAll(async () => {
     up = await startUpstream();
-    gw = await startAdminGateway({ file: FILE(up.url) });
+    gw = await startAdminBackend(backend, { file: FILE(up.url), env: {} });
   });
   afterAll(async () => {
     await gw.close();
@@ -53,7 +55,7 @@ describe('admin API: accounts', () => {
     problem(await gw.api.get('/admin/v1/accounts?limit=0'), 422, 'invalid-input');
     problem(await gw.api.get('/admin/v1/accounts?limt=5'), 422, 'invalid-input');
     problem(await gw.api.call('DELETE', '/admin/v1/accounts'), 405, 'method-not-allowed');
-    expect(gw.db.prepare("SELECT count(*) FROM accounts WHERE email = 'c@example.com'").pluck().get()).toBe(0);
+    expect((await gw.api.get<Page<AccountDoc>>('/admin/v1/accounts?email=c@example.com')).body.data).toEqual([]);
   });
 
   it('lists oldest first in pages; accounts created between pages neither shift nor repeat what is listed', async () => {

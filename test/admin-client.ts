@@ -3,6 +3,7 @@
 // documented for the operation and the body must validate against its schema.
 import { expect } from 'vitest';
 import { openapiDocument } from '../src/admin/openapi.ts';
+import { startBackendGateway, type Backend, type BackendGateway, type BackendGatewayOptions } from './backend-gateway.ts';
 import { checkProblem, startGateway, type GatewayOptions, type Problem, type TestGateway } from './helpers.ts';
 import { validate } from './json-schema.ts';
 
@@ -69,6 +70,14 @@ export interface AdminGateway extends TestGateway {
 /** A gateway started by the tests' helper, with ADMIN_TOKEN set and its admin listener up. */
 export async function startAdminGateway(options: GatewayOptions = {}): Promise<AdminGateway> {
   const gw = await startGateway({ ...options, env: { ADMIN_TOKEN: `${ADMIN_TOKEN}, ${OTHER_TOKEN}`, ...options.env } });
+  const port = await gw.app.admin!.listen(0, '127.0.0.1');
+  const adminUrl = `http://127.0.0.1:${port}`;
+  return { ...gw, adminUrl, api: adminApi(adminUrl) };
+}
+
+/** A gateway on `backend` with ADMIN_TOKEN set and its admin listener up (the suites that run on both). */
+export async function startAdminBackend(backend: Backend, options: BackendGatewayOptions): Promise<BackendGateway & { adminUrl: string; api: AdminApi }> {
+  const gw = await startBackendGateway(backend, { ...options, env: { ADMIN_TOKEN: `${ADMIN_TOKEN}, ${OTHER_TOKEN}`, ...options.env } });
   const port = await gw.app.admin!.listen(0, '127.0.0.1');
   const adminUrl = `http://127.0.0.1:${port}`;
   return { ...gw, adminUrl, api: adminApi(adminUrl) };

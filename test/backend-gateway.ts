@@ -9,6 +9,9 @@ import type { BillingStore } from '../src/billing/billing-store.ts';
 import { loadConfig, type Config } from '../src/config.ts';
 import type { PgStorage } from '../src/pg/pg-storage.ts';
 import { pgOperations } from '../src/pg/pg-operations.ts';
+import { LocalOperations } from '../src/admin/operations.ts';
+import type { UsageDoc } from '../src/admin/shapes.ts';
+import { createLogger } from '../src/log.ts';
 import type { EventLog } from '../src/storage/ports.ts';
 import type { MaybeAsync } from '../src/storage/steps.ts';
 import { ledgerCheck, seedAccount, startGateway, tempDir, type TestGateway } from './helpers.ts';
@@ -28,6 +31,9 @@ export interface UsageRow {
   output_tokens: number | null; estimated: number;
 }
 
+/** A usage row with what the gateway measured of the exchange. */
+export interface FullUsageRow extends UsageRow { key_id: string; method: string; request_bytes: number; response_bytes: number; latency_us: number }
+
 export interface BackendGateway {
   backend: Backend;
   url: string;
@@ -36,7 +42,7 @@ export interface BackendGateway {
   events: EventLog;
   billing: MaybeAsync<BillingStore>;
   /** An account on `plan` with one key, granted `micros` (none: 0). */
-  seed(plan: string, micros?: number): Promise<{ id: string; key: string }>;
+  seed(plan: string, micros?: number): Promise<{ id: string; key: string; keyId: string }>;
   /** The account's ledger, oldest first. */
   ledger(id: string): Promise<LedgerRow[]>;
   /** The request's usage row, once written (undefined before). */
@@ -45,6 +51,16 @@ export interface BackendGateway {
   balance(id: string): Promise<number>;
   /** Every usage row written, then what the account's rows charged (those that cost something), in order. */
   charges(id: string): Promise<number[]>;
+  /** Every usage row written, then the account's rows, oldest first. */
+  rows(id: string): Promise<FullUsageRow[]>;
+  /** Quota units counted for the account's period: the gateway's count, else the database's. */
+  quotaUsed(id: string, period: string): Promise<number>;
+  /** The account's usage in a quota period, as the operator reads it (Operations.usage). */
+  usage(id: string, period: string): Promise<UsageDoc>;
+  /** Writes everything and ends the leases not in use: their remainder is back in the balance. */
+  returnLeases(): Promise<void>;
+  /** The rows of a query both databases read alike (no parameters). */
+  select<T>(sql: string): Promise<T[]>;
   recorded(eventId: string): Promise<WebhookRecord | undefined>;
   eventsCount(): Promise<number>;
   failedEvents(): Promise<string[]>;
@@ -75,9 +91,9 @@ export function sqliteBackend(gw: TestGateway): BackendGateway {
   return {
     backend: 'sqlite', url: gw.url, config: gw.config, app: gw.app, events: gw.storage.events, billing: gw.billingStore,
     seed: async (plan, micros = 0) => {
-      const { account, key } = seedAccount(gw.admin, plan);
+      const { account, key, keyId } = seedAccount(gw.admin, plan);
       if (micros > 0) gw.admin.grantCredits(account.id, micros, 'test');
-      return { id: account.id, key };
+      return { id: account.id, key, keyId };
     },
     ledger: async (id) => gw.admin.ledger(id),
     usageRow: async (requestId) => {
@@ -86,6 +102,14 @@ export function sqliteBackend(gw: TestGateway): BackendGateway {
     },
     balance: async (id) => gw.balance(id),
     charges: async (id) => gw.charges(id),
+    rows: async (id) => {
+      gw.flush();
+      return q('SELECT * FROM usage WHERE account_id = ? ORDER BY id').all(id) as FullUsageRow[];
+    },
+    quotaUsed: async (id, period) => gw.quotaUsed(id, period),
+    usage: async (id, month) => new LocalOperations({ admin: gw.admin, config: () => gw.config, now: Date.now, log: createLogger('silent') }).usage(id, { month }),
+    returnLeases: () => gw.returnLeases(),
+    select: async <T>(sql: string) => q(sql).all() as T[],
     recorded: async (id) => q('SELECT status, note, attempts FROM webhook_events WHERE id = ?').get(id) as WebhookRecord | undefined,
     eventsCount: async () => q('SELECT count(*) FROM webhook_events').pluck().get() as number,
     failedEvents: async () => gw.admin.webhookEvents({ failed: true, limit: 500 }).data.map((e) => e.id),
@@ -100,6 +124,10 @@ export function sqliteBackend(gw: TestGateway): BackendGateway {
     close: () => gw.close(),
   };
 }
+
+/** PostgreSQL's usage columns as SQLite's read: booleans as 0 and 1. */
+const USAGE_COLS = `request_id, account_id, route, path, status, price_micros, billable::int AS billable, model,
+  input_tokens, cached_tokens, cache_write_tokens, output_tokens, estimated::int AS estimated`;
 
 async function onPostgres(o: BackendGatewayOptions): Promise<BackendGateway> {
   const url = await freshDatabase(inject('postgresUrl'));
@@ -116,20 +144,36 @@ async function onPostgres(o: BackendGatewayOptions): Promise<BackendGateway> {
     seed: async (plan, micros = 0) => {
       const account = await ops.createAccount({ email: `a${Math.random().toString(36).slice(2)}@example.com`, plan });
       if (micros > 0) await ops.grantCredits(account.id, { amountMicros: micros, reason: 'test' });
-      return { id: account.id, key: (await ops.createKey({ accountId: account.id })).key };
+      const { id: keyId, key } = await ops.createKey({ accountId: account.id });
+      return { id: account.id, key, keyId };
     },
     ledger: (id) => rows<LedgerRow>(`SELECT kind, amount_micros AS "amountMicros", balance_after_micros AS "balanceAfterMicros", reference
       FROM ledger WHERE account_id = $1 ORDER BY id`, id),
     usageRow: async (requestId) => {
       await app.state.recorder.drain();
-      return (await rows<UsageRow>(`SELECT request_id, account_id, route, path, status, price_micros, billable::int AS billable, model,
-        input_tokens, cached_tokens, cache_write_tokens, output_tokens, estimated::int AS estimated FROM usage WHERE request_id = $1`, requestId))[0];
+      return (await rows<UsageRow>(`SELECT ${USAGE_COLS} FROM usage WHERE request_id = $1`, requestId))[0];
     },
     balance: async (id) => app.state.balance(id),
     charges: async (id) => {
       await app.state.recorder.drain();
       return (await rows<{ micros: number }>('SELECT price_micros AS micros FROM usage WHERE account_id = $1 AND price_micros > 0 ORDER BY id', id)).map((r) => r.micros);
     },
+    rows: async (id) => {
+      await app.state.recorder.drain();
+      return rows<FullUsageRow>(`SELECT ${USAGE_COLS}, key_id, method, request_bytes, response_bytes, latency_us FROM usage
+        WHERE account_id = $1 ORDER BY id`, id);
+    },
+    quotaUsed: async (id, period) => app.state.live.quotaUsed(id, period)
+      ?? (await rows<{ used: number }>('SELECT used FROM quota_usage WHERE account_id = $1 AND period = $2', id, period))[0]?.used ?? 0,
+    usage: async (id, month) => {
+      await app.state.recorder.drain();
+      return ops.usage(id, { month });
+    },
+    async returnLeases() {
+      await app.state.recorder.drain();
+      for (const s of app.state.accounts.all()) if (s.wallet && s.wallet.reserved === 0) await app.state.wallets.close(s.wallet);
+    },
+    select: (sql) => rows(sql),
     recorded: async (id) => (await rows<WebhookRecord>('SELECT status, note, attempts FROM webhook_events WHERE id = $1', id))[0],
     eventsCount: async () => (await rows<{ n: number }>('SELECT count(*)::int AS n FROM webhook_events'))[0].n,
     failedEvents: async () => (await rows<{ id: string }>("SELECT id FROM webhook_events WHERE status = 'failed'")).map((r) => r.id),

@@ -60,7 +60,7 @@ describe('kill -9 under load', () => {
     const env = { DATABASE_PATH: dbPath, TOLLGATE_CONFIG: configPath, OPENAI_API_KEY: fake.openaiKey, OPENAI_BASE_URL: `${fake.url}/v1` };
     const ok = { plain: 0, ai: 0 };
     for (let round = 0; round < KILLS; round++) {
-      const server = await spawnServer(env);
+      const server = await spawnServer(env, 20_000);
       children.push(server);
       const pool = new Pool(server.url, { connections: CLIENTS, pipelining: 1 });
       let killed = false;
@@ -91,8 +91,9 @@ describe('kill -9 under load', () => {
       expect(other, server.output()).toEqual({});
     }
 
-    // One more start: it counts what the last one wrote and returns its lease before it serves.
-    const again = await spawnServer(env);
+    // One more start: it counts what the last one wrote and returns its lease before it serves (on a
+    // busy 2-core machine that took more than 5 s once).
+    const again = await spawnServer(env, 20_000);
     children.push(again);
     const db = new Database(dbPath, { readonly: true });
     try {

@@ -6,25 +6,18 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  bearer, checkProblem, closedPort, fakeClock, fetchText, ledgerCheck, seedAccount, startGateway, startUpstream,
-  type TestGateway, type Upstream,
-} from './helpers.ts';
+import { BACKENDS, startBackendGateway, type BackendGateway } from './backend-gateway.ts';
+import { bearer, checkProblem, closedPort, fakeClock, fetchText, startUpstream, type Upstream } from './helpers.ts';
 
 const PERIOD = '2026-05';
 const PRICE = 1000;
 
-interface UsageRow {
-  request_id: string; account_id: string; key_id: string; route: string; method: string; path: string;
-  status: number; request_bytes: number; response_bytes: number; latency_us: number; price_micros: number; billable: number;
-}
-
-describe('prepaid credits', () => {
+describe.each(BACKENDS)('prepaid credits on $backend', ({ backend }) => {
   const clock = fakeClock('2026-05-15T10:00:00.000Z');
   let ok: Upstream;
   let boom: Upstream;
   let hang: Server;
-  let gw: TestGateway;
+  let gw: BackendGateway;
 
   beforeAll(async () => {
     ok = await startUpstream();
@@ -34,7 +27,7 @@ describe('prepaid credits', () => {
     });
     hang = createServer(() => {});
     await new Promise<void>((r) => hang.listen(0, '127.0.0.1', r));
-    gw = await startGateway({
+    gw = await startBackendGateway(backend, {
       now: clock.now,
       env: { SHUTDOWN_TIMEOUT_MS: '500' },
       file: {
@@ -63,122 +56,122 @@ describe('prepaid credits', () => {
   });
 
   const get = (key: string, path: string) => fetchText(`${gw.url}${path}`, { headers: bearer(key) });
-  const balance = (accountId: string) => gw.admin.account(accountId).balanceMicros;
-  const kinds = (accountId: string) => gw.admin.ledger(accountId).map((e) => [e.kind, e.amountMicros]);
-  function expectBalanced(accountId: string): void {
-    const { balance: b, ledgerSum } = ledgerCheck(gw.db, accountId);
+  const balance = (accountId: string) => gw.balance(accountId);
+  const kinds = async (accountId: string) => (await gw.ledger(accountId)).map((e) => [e.kind, e.amountMicros]);
+  async function expectBalanced(accountId: string): Promise<void> {
+    const { balance: b, ledgerSum } = await gw.books(accountId);
     expect(b).toBe(ledgerSum);
     expect(b).toBeGreaterThanOrEqual(0);
-    for (const e of gw.admin.ledger(accountId)) expect(e.balanceAfterMicros).toBeGreaterThanOrEqual(0);
+    for (const e of await gw.ledger(accountId)) expect(e.balanceAfterMicros).toBeGreaterThanOrEqual(0);
   }
+  /** An account on `plan` with one key, granted `micros`. */
+  const customer = async (plan: string, micros = 0) => {
+    const { id, key, keyId } = await gw.seed(plan, micros);
+    return { account: { id }, key, keyId };
+  };
 
   it('requests inside the quota cost nothing; beyond it each costs the route\'s price', async () => {
-    const { account, key } = seedAccount(gw.admin, 'starter');
-    gw.admin.grantCredits(account.id, 5000, 'test');
+    const { account, key } = await customer('starter', 5000);
     expect((await get(key, '/api/a')).status).toBe(200);
     expect((await get(key, '/api/b')).status).toBe(200);
-    expect(balance(account.id)).toBe(5000);
+    expect(await balance(account.id)).toBe(5000);
     expect((await get(key, '/api/c')).status).toBe(200);
-    expect(balance(account.id)).toBe(4000);
+    expect(await balance(account.id)).toBe(4000);
     expect((await get(key, '/cheap/d')).status).toBe(200);
-    expect(balance(account.id)).toBe(3750);
-    expect(gw.quotaUsed(account.id, PERIOD)).toBe(2);
-    expect(gw.charges(account.id)).toEqual([PRICE, 250]);
+    expect(await balance(account.id)).toBe(3750);
+    expect(await gw.quotaUsed(account.id, PERIOD)).toBe(2);
+    expect(await gw.charges(account.id)).toEqual([PRICE, 250]);
     await gw.returnLeases();
-    expect(kinds(account.id)).toEqual([['grant', 5000], ['lease', -5000], ['lease_return', 3750]]);
-    expect(balance(account.id)).toBe(3750);
-    expectBalanced(account.id);
+    expect(await kinds(account.id)).toEqual([['grant', 5000], ['lease', -5000], ['lease_return', 3750]]);
+    expect(await balance(account.id)).toBe(3750);
+    await expectBalanced(account.id);
   });
 
   it('a request the balance cannot pay gets 402 and changes nothing', async () => {
-    const { account, key } = seedAccount(gw.admin, 'prepaid');
+    const { account, key } = await customer('prepaid');
     const before = ok.received.length;
     const none = await get(key, '/api/x');
     const p = checkProblem(none, 402, 'insufficient-credits', [key]);
     expect(p.title).toBe('Insufficient credits');
     expect(ok.received.length).toBe(before);
 
-    gw.admin.grantCredits(account.id, 1500, 'test');
+    await gw.grant(account.id, 1500, 'test');
     expect((await get(key, '/api/x')).status).toBe(200);
-    expect(balance(account.id)).toBe(500);
+    expect(await balance(account.id)).toBe(500);
     checkProblem(await get(key, '/api/x'), 402, 'insufficient-credits', [key]);
-    expect(balance(account.id)).toBe(500);
+    expect(await balance(account.id)).toBe(500);
     // A cheaper route still fits in what is left.
     expect((await get(key, '/cheap/x')).status).toBe(200);
-    expect(balance(account.id)).toBe(250);
+    expect(await balance(account.id)).toBe(250);
     expect(ok.received.length).toBe(before + 2);
-    expectBalanced(account.id);
+    await expectBalanced(account.id);
   });
 
   it('an unmetered route never charges, even with an empty balance', async () => {
-    const { account, key } = seedAccount(gw.admin, 'prepaid');
+    const { account, key } = await customer('prepaid');
     for (let i = 0; i < 3; i++) expect((await get(key, '/free/x')).status).toBe(200);
-    expect(balance(account.id)).toBe(0);
-    expect(gw.admin.ledger(account.id)).toEqual([]);
-    expect(gw.quotaUsed(account.id, PERIOD)).toBe(0);
+    expect(await balance(account.id)).toBe(0);
+    expect(await gw.ledger(account.id)).toEqual([]);
+    expect(await gw.quotaUsed(account.id, PERIOD)).toBe(0);
   });
 
   it('30 parallel requests against a balance that pays for 7: exactly 7 succeed, the rest get 402, never an overdraft', async () => {
-    const { account, key } = seedAccount(gw.admin, 'prepaid');
-    gw.admin.grantCredits(account.id, 7 * PRICE, 'test');
+    const { account, key } = await customer('prepaid', 7 * PRICE);
     const results = await Promise.all(Array.from({ length: 30 }, (_, i) => get(key, `/api/par${i}`)));
     const statuses = results.map((r) => r.status);
     expect(statuses.filter((s) => s === 200)).toHaveLength(7);
     expect(statuses.filter((s) => s === 402)).toHaveLength(23);
     for (const r of results.filter((x) => x.status === 402)) checkProblem(r, 402, 'insufficient-credits', [key]);
-    expect(balance(account.id)).toBe(0);
-    expect(gw.charges(account.id)).toEqual(Array(7).fill(PRICE));
+    expect(await balance(account.id)).toBe(0);
+    expect(await gw.charges(account.id)).toEqual(Array(7).fill(PRICE));
     await gw.returnLeases();
-    expect(kinds(account.id)).toEqual([['grant', 7 * PRICE], ['lease', -7 * PRICE]]);
-    expectBalanced(account.id);
+    expect(await kinds(account.id)).toEqual([['grant', 7 * PRICE], ['lease', -7 * PRICE]]);
+    await expectBalanced(account.id);
   });
 
   it('an upstream 5xx is not billed: the quota it took is given back', async () => {
-    const { account, key } = seedAccount(gw.admin, 'starter');
+    const { account, key } = await customer('starter');
     const res = await get(key, '/boom/x');
     // The upstream's own answer passes through unchanged.
     expect(res.status).toBe(503);
     expect(JSON.parse(res.body)).toEqual({ error: 'down' });
-    expect(gw.quotaUsed(account.id, PERIOD)).toBe(0);
-    expect(gw.admin.usage(account.id, PERIOD).quotaUsed).toBe(0);
+    expect(await gw.quotaUsed(account.id, PERIOD)).toBe(0);
+    expect((await gw.usage(account.id, PERIOD)).quotaUsed).toBe(0);
     // Both quota requests are still there.
     expect((await get(key, '/api/x')).status).toBe(200);
     expect((await get(key, '/api/y')).status).toBe(200);
-    expect(gw.quotaUsed(account.id, PERIOD)).toBe(2);
+    expect(await gw.quotaUsed(account.id, PERIOD)).toBe(2);
   });
 
   it('an upstream 5xx is not billed: the money set aside goes back and the ledger still balances', async () => {
-    const { account, key } = seedAccount(gw.admin, 'prepaid');
-    gw.admin.grantCredits(account.id, 3000, 'test');
+    const { account, key } = await customer('prepaid', 3000);
     expect((await get(key, '/boom/x')).status).toBe(503);
-    expect(balance(account.id)).toBe(3000);
-    expect(gw.charges(account.id)).toEqual([]);
+    expect(await balance(account.id)).toBe(3000);
+    expect(await gw.charges(account.id)).toEqual([]);
     await gw.returnLeases();
-    expect(kinds(account.id)).toEqual([['grant', 3000], ['lease', -3000], ['lease_return', 3000]]);
-    expectBalanced(account.id);
+    expect(await kinds(account.id)).toEqual([['grant', 3000], ['lease', -3000], ['lease_return', 3000]]);
+    await expectBalanced(account.id);
   });
 
   for (const [path, status, code] of [['/dead/x', 502, 'upstream-unreachable'], ['/slow/x', 504, 'upstream-timeout']] as const) {
     it(`a ${status} (${code}) is not billed: credits are refunded and the quota comes back`, async () => {
-      const { account, key } = seedAccount(gw.admin, 'prepaid');
-      gw.admin.grantCredits(account.id, 2000, 'test');
-      const quotaAccount = seedAccount(gw.admin, 'starter');
+      const { account, key } = await customer('prepaid', 2000);
+      const quotaAccount = await customer('starter');
       // In parallel: a timeout takes up to a second (undici's coarse timer).
       const [paid, counted] = await Promise.all([get(key, path), get(quotaAccount.key, path)]);
       checkProblem(paid, status, code, [key]);
       checkProblem(counted, status, code, [quotaAccount.key]);
-      expect(balance(account.id)).toBe(2000);
-      expect(gw.charges(account.id)).toEqual([]);
+      expect(await balance(account.id)).toBe(2000);
+      expect(await gw.charges(account.id)).toEqual([]);
       await gw.returnLeases();
-      expect(kinds(account.id)).toEqual([['grant', 2000], ['lease', -2000], ['lease_return', 2000]]);
-      expectBalanced(account.id);
-      expect(gw.quotaUsed(quotaAccount.account.id, PERIOD)).toBe(0);
+      expect(await kinds(account.id)).toEqual([['grant', 2000], ['lease', -2000], ['lease_return', 2000]]);
+      await expectBalanced(account.id);
+      expect(await gw.quotaUsed(quotaAccount.account.id, PERIOD)).toBe(0);
     });
   }
 
   it('every proxied request leaves one usage row with its status, bytes, price and billability', async () => {
-    const { account, key, keyId } = seedAccount(gw.admin, 'starter');
-    gw.admin.grantCredits(account.id, PRICE, 'test');
+    const { account, key, keyId } = await customer('starter', PRICE);
     const ids: string[] = [];
     const call = async (path: string, init: RequestInit = {}) => {
       const res = await fetchText(`${gw.url}${path}`, { ...init, headers: { ...bearer(key), ...init.headers as Record<string, string> } });
@@ -190,9 +183,7 @@ describe('prepaid credits', () => {
     expect(await call('/api/3', { method: 'POST', body: 'hello', headers: { 'content-type': 'text/plain' } })).toBe(200); // quota 2
     expect(await call('/api/4')).toBe(200); // paid from credits
     expect(await call('/api/5')).toBe(402); // refused: no usage row
-    gw.flush();
-
-    const rows = gw.db.prepare('SELECT * FROM usage WHERE account_id = ? ORDER BY id').all(account.id) as UsageRow[];
+    const rows = await gw.rows(account.id);
     expect(rows.map((r) => r.request_id)).toEqual(ids.slice(0, 4));
     expect(rows.map((r) => [r.path, r.status, r.price_micros, r.billable])).toEqual([
       ['/boom/1', 503, 0, 0],
@@ -209,9 +200,9 @@ describe('prepaid credits', () => {
     expect(rows.map((r) => r.request_bytes)).toEqual([0, 0, 5, 0]);
     expect(rows.map((r) => r.response_bytes)).toEqual([16, 11, 11, 11]);
 
-    const summary = gw.admin.usage(account.id, PERIOD);
+    const summary = (await gw.usage(account.id, PERIOD));
     expect(summary).toMatchObject({ quotaUsed: 2, requests: 4, billable: 3, chargedMicros: PRICE });
     expect(summary.byStatus).toEqual({ 200: 3, 503: 1 });
-    expectBalanced(account.id);
+    await expectBalanced(account.id);
   });
 });

@@ -1,7 +1,9 @@
 // What an admin endpoint is: a method, an OpenAPI path template and a handler from the request's
 // parsed parts to a reply. Endpoints read their input with the checks of input.ts and act through
-// LocalOperations, bound to the token that called.
-import type { LocalOperations } from './operations.ts';
+// the Operations of the backend, bound to the token that called: SQLite's answer at once (a POST
+// runs inside its Idempotency-Key's synchronous transaction), PostgreSQL's later.
+import type { MaybePromise } from '../storage/ports.ts';
+import type { Operations } from './operations.ts';
 
 export interface AdminContext {
   /** The path template's parameters, decoded. */
@@ -9,7 +11,7 @@ export interface AdminContext {
   query: URLSearchParams;
   /** The JSON body of a POST or PATCH (undefined when none was sent). */
   body: unknown;
-  ops: LocalOperations;
+  ops: Operations;
   requestId: string;
 }
 
@@ -41,5 +43,10 @@ export interface ExtraRoute extends AdminRoute {
   doc: Operation;
 }
 
-export const ok = (json: unknown): Reply => ({ status: 200, json });
-export const created = (json: unknown): Reply => ({ status: 201, json });
+/** A reply of `status` with what an operation answered: at once when it did, else later. */
+function reply(status: number, json: unknown): MaybePromise<Reply> {
+  return json instanceof Promise ? json.then((j: unknown) => ({ status, json: j })) : { status, json };
+}
+
+export const ok = (json: unknown): MaybePromise<Reply> => reply(200, json);
+export const created = (json: unknown): MaybePromise<Reply> => reply(201, json);

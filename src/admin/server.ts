@@ -6,28 +6,27 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AdminConfig, Config } from '../config.ts';
-import { ConflictError, InsufficientBalanceError, InvalidInputError, NotFoundError, type Admin } from '../db/admin.ts';
-import type { Db } from '../db/open.ts';
-import { writing } from '../db/sqlite-busy.ts';
+import { ConflictError, InsufficientBalanceError, InvalidInputError, NotFoundError, type Actor } from '../db/admin.ts';
 import { GatewayError, writeError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { discardRest, readBody } from '../pipeline/read-body.ts';
-import { StorageBusy } from '../storage/ports.ts';
+import { StorageBusy, type MaybePromise } from '../storage/ports.ts';
 import { adminAuth, type Caller } from './auth.ts';
+import type { AdminBackend } from './backend.ts';
 import type { AdminContext, AdminRoute, ExtraRoute, Reply } from './http.ts';
-import { IdempotencyStore, requestHash, type StoredAnswer } from './idempotency.ts';
+import { requestHash, type IdempotencyStore, type StoredAnswer } from './idempotency.ts';
 import { invalid } from './input.ts';
 import { openapiDocument } from './openapi.ts';
-import { LocalOperations } from './operations.ts';
 import { AdminRouter } from './router.ts';
 import { ADMIN_ROUTES } from './routes.ts';
 import { Console } from '../ui/console/console.ts';
 
 export interface AdminServerDeps {
   config: Config & { admin: AdminConfig };
-  /** Admin on the gateway's own storage, with its live view. */
-  admin: Admin;
-  db: Db;
+  /** The backend's operations (on SQLite: Admin on the gateway's own storage, with its live view). */
+  backend: AdminBackend;
+  /** The operator console's pages (SQLite only). */
+  console?: Console;
   log: Logger;
   now: () => number;
   /** More endpoints on this listener (GET /metrics), each with its OpenAPI operation. */
@@ -64,42 +63,53 @@ function problem(err: unknown): GatewayError {
   return new GatewayError('INTERNAL');
 }
 
+/** `f` of a value that may come later: at once when it is there (SQLite's synchronous transactions). */
+function then<T, U>(value: MaybePromise<T>, f: (v: T) => MaybePromise<U>): MaybePromise<U> {
+  return value instanceof Promise ? value.then(f) : f(value);
+}
+
 function answer(reply: Reply): StoredAnswer {
   return 'json' in reply
     ? { status: reply.status, body: JSON.stringify(reply.json), contentType: 'application/json' }
     : { status: reply.status, body: reply.text, contentType: reply.contentType };
 }
 
-export function createAdminServer({ config, admin, db, log, now, extra = [] }: AdminServerDeps): AdminListener {
+export function createAdminServer({ config, backend, console: ui, log, now, extra = [] }: AdminServerDeps): AdminListener {
   const authorize = adminAuth(config.admin.tokens);
   const router = new AdminRouter(adminRoutes(extra));
-  const idempotency = new IdempotencyStore(db, now);
-  // The operator console's pages (src/ui/console/) share the listener: they sign in with a token.
-  const ui = new Console({ config, admin, db, log, now });
 
-  /** A POST with an Idempotency-Key: the kept answer, or the action and its answer in one transaction. */
-  async function once(route: AdminRoute, ctx: AdminContext, caller: Caller, key: string, hash: string): Promise<StoredAnswer & { replayed?: boolean }> {
+  /**
+   * A POST with an Idempotency-Key: the kept answer, or the action and its answer in one
+   * transaction, under the key's lock (two tries at once on PostgreSQL nodes: the second waits,
+   * then finds the first's answer).
+   */
+  async function once(route: AdminRoute, ctx: AdminContext, actor: Actor, caller: Caller, key: string, hash: string): Promise<StoredAnswer & { replayed?: boolean }> {
     if (!IDEMPOTENCY_KEY.test(key)) throw invalid('Idempotency-Key: 1 to 255 visible ASCII characters');
-    const kept = idempotency.find(caller.actor, caller.token, key, hash);
-    if (kept === 'reused') throw new GatewayError('IDEMPOTENCY_KEY_REUSED');
-    if (kept) return { ...kept, replayed: true };
-    const keep = (a: StoredAnswer) => {
-      // A refusal is not kept: nothing was done, and a retry may well succeed.
-      if (a.status < 300) idempotency.save(caller.actor, caller.token, key, hash, a);
-      return a;
+    const replay = (kept: StoredAnswer | 'reused' | undefined) => {
+      if (kept === 'reused') throw new GatewayError('IDEMPOTENCY_KEY_REUSED');
+      return kept && { ...kept, replayed: true };
     };
+    // A refusal is not kept: nothing was done, and a retry may well succeed.
+    const keep = (answers: IdempotencyStore, a: StoredAnswer) => then(a.status < 300 ? answers.save(caller.actor, caller.token, key, hash, a) : undefined, () => a);
     if (route.atomic === false) {
-      const done = answer(await route.handle(ctx));
-      return writing(() => keep(done));
+      const kept = replay(await backend.answers.find(caller.actor, caller.token, key, hash));
+      if (kept) return kept;
+      return keep(backend.answers, answer(await route.handle(ctx)));
     }
-    // better-sqlite3 refuses a transaction function that returns a promise: atomic routes are synchronous.
-    return writing(() => db.transaction(() => keep(answer(route.handle(ctx) as Reply))).immediate());
+    // A key is visible ASCII (no space), as an actor is: a space keeps two pairs apart.
+    return backend.atomically(actor, `${caller.actor} ${key}`, (ops, answers) =>
+      then(answers.find(caller.actor, caller.token, key, hash), (found) =>
+        replay(found) ?? then(route.handle({ ...ctx, ops }), (reply) => keep(answers, answer(reply)))));
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const requestId = randomUUID();
     const headers = ['x-request-id', requestId];
-    if (Console.serves((req.url ?? '/').split('?', 1)[0])) return ui.serve(req, res, requestId);
+    if (Console.serves((req.url ?? '/').split('?', 1)[0])) {
+      if (ui) return ui.serve(req, res, requestId);
+      writeError(res, new GatewayError('NOT_FOUND', { detail: 'The operator console needs the SQLite file; on PostgreSQL use the admin API or the CLI.' }), requestId, headers);
+      return discardRest(req, req.socket);
+    }
     try {
       const caller = authorize(req.headers.authorization);
       if (!caller) throw new GatewayError('ADMIN_UNAUTHORIZED');
@@ -120,11 +130,11 @@ export function createAdminServer({ config, admin, db, log, now, extra = [] }: A
           throw new GatewayError('BAD_REQUEST', { detail: 'The body is not valid JSON.' });
         }
       }
-      const ops = new LocalOperations({ admin: admin.as({ by: caller.actor, requestId }), config: () => config, now, log });
-      const ctx: AdminContext = { params, query: url.searchParams, body, ops, requestId };
+      const actor: Actor = { by: caller.actor, requestId };
+      const ctx: AdminContext = { params, query: url.searchParams, body, ops: backend.operations(actor), requestId };
       const key = req.headers['idempotency-key'];
       const out: StoredAnswer & { replayed?: boolean } = route.method === 'POST' && typeof key === 'string'
-        ? await once(route, ctx, caller, key, requestHash(route.method, url.pathname + url.search, raw))
+        ? await once(route, ctx, actor, caller, key, requestHash(route.method, url.pathname + url.search, raw))
         : answer(await route.handle(ctx));
       if (out.replayed) headers.push('idempotent-replayed', 'true');
       res.writeHead(out.status, [...headers, 'content-type', out.contentType, 'content-length', String(Buffer.byteLength(out.body))]);

@@ -32,6 +32,8 @@ export async function recordChange(c: Client | Pool, change: Change, node: strin
 export interface PgChangeFeed extends ChangeFeed {
   /** Tells this node's listeners of a change its own transaction recorded (recordChange with this node), once committed. */
   tell(change: Change): void;
+  /** Reads and tells what other writers recorded until now (an admin action this node just committed). */
+  catchUp(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -102,6 +104,7 @@ export function createPgChanges(pool: Pool, url: string, node: string, onError: 
     },
 
     tell,
+    catchUp: readNew,
 
     subscribe(listener) {
       listeners.push(listener);

@@ -1,0 +1,60 @@
+// The admin API on PostgreSQL (src/admin/backend.ts): the operations of pg-operations.ts, and a
+// POST with an Idempotency-Key done on one connection's transaction with its kept answer, under an
+// advisory lock of the key: a retry on any node, even one at the same time, finds the answer and
+// never does the action twice.
+import type { AdminBackend } from '../admin/backend.ts';
+import { IdempotencyStore, type KeptRow, type KeptRows } from '../admin/idempotency.ts';
+import type { Config } from '../config.ts';
+import type { Operations } from '../admin/operations.ts';
+import type { Logger } from '../log.ts';
+import type { PgChangeFeed } from './pg-changes.ts';
+import { pgOperations } from './pg-operations.ts';
+import { transaction, type Client, type Pool } from './pool.ts';
+
+function pgKeptRows(c: Client | Pool): KeptRows {
+  return {
+    find: async (actor, key, since) => (await c.query<KeptRow>(`SELECT request_hash AS hash, status, body FROM admin_idempotency
+      WHERE actor = $1 AND key = $2 AND created_at >= $3`, [actor, key, since])).rows[0],
+    async save(actor, key, row, at, olderThan) {
+      await c.query('DELETE FROM admin_idempotency WHERE created_at < $1', [olderThan]);
+      await c.query(`INSERT INTO admin_idempotency (actor, key, request_hash, status, body, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+        ON CONFLICT (actor, key) DO UPDATE SET request_hash = excluded.request_hash, status = excluded.status, body = excluded.body,
+          created_at = excluded.created_at WHERE admin_idempotency.created_at < $7`, [actor, key, row.hash, row.status, row.body, at, olderThan]);
+    },
+  };
+}
+
+export interface PgAdminDeps {
+  config: Config;
+  now: () => number;
+  log: Logger;
+  /** This node's changes: what an action changed is heard here before its answer goes out. */
+  changes: PgChangeFeed;
+}
+
+export function pgAdminBackend(pool: Pool, { config, now, log, changes }: PgAdminDeps): AdminBackend {
+  const deps = (by: string) => ({ config: () => config, now, actor: by, log });
+  return {
+    // The operations record their changes for every node to read; this node reads them at once.
+    operations: (caller) => heard(pgOperations(pool, deps(caller.by)), changes),
+    answers: new IdempotencyStore(pgKeptRows(pool), now),
+    async atomically(caller, lock, work) {
+      const done = await transaction(pool, async (c) => {
+        await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [lock]);
+        return work(pgOperations(pool, deps(caller.by), c), new IdempotencyStore(pgKeptRows(c), now));
+      });
+      await changes.catchUp();
+      return done;
+    },
+  };
+}
+
+/** Each operation's answer once this node has heard of what it changed. */
+function heard(ops: Operations, changes: PgChangeFeed): Operations {
+  const wrapped = Object.entries(ops).map(([name, op]) => [name, async (...args: unknown[]) => {
+    const answer: unknown = await (op as (...a: unknown[]) => unknown)(...args);
+    await changes.catchUp();
+    return answer;
+  }]);
+  return Object.fromEntries(wrapped) as unknown as Operations;
+}
