@@ -21,15 +21,13 @@ export interface AdminBackend {
    * holding `lock` (an Idempotency-Key) until it ends.
    */
   atomically<T>(caller: Actor, lock: string, work: (ops: Operations, answers: IdempotencyStore) => MaybePromise<T>): Promise<T>;
-  /** The file the operator console's pages read (SQLite only: the console needs it). */
-  db?: Db;
 }
 
 export function sqliteAdminBackend(admin: Admin, db: Db, { config, now, log }: { config: Config; now: () => number; log: Logger }): AdminBackend {
   const answers = new IdempotencyStore(sqliteKeptRows(db), now);
   const operations = (caller: Actor) => new LocalOperations({ admin: admin.as(caller), config: () => config, now, log });
   return {
-    operations, answers, db,
+    operations, answers,
     // One writer at a time: the IMMEDIATE transaction is the lock.
     atomically: async (caller, _lock, work) => writing(() => db.transaction(() => {
       const done = work(operations(caller), answers);

@@ -9,6 +9,7 @@
 // keys. Without the token (which is not stored) the rows are of no use.
 import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
 import type { Db } from '../db/open.ts';
+import { writing } from '../db/sqlite-busy.ts';
 import type { MaybePromise } from '../storage/ports.ts';
 
 export const KEEP_MS = 24 * 3_600_000;
@@ -46,10 +47,11 @@ export function sqliteKeptRows(db: Db): KeptRows {
   };
   return {
     find: (actor, key, since) => q.find.get(actor, key, since) as KeptRow | undefined,
-    save(actor, key, row, at, olderThan) {
+    // Inside the action's transaction, or alone (a route that is not atomic): StorageBusy when the file is locked.
+    save: (actor, key, row, at, olderThan) => writing(() => {
       q.prune.run(olderThan);
       q.save.run(actor, key, row.hash, row.status, row.body, at, olderThan);
-    },
+    }),
   };
 }
 
