@@ -71,13 +71,15 @@ const DAY_MS = 86_400_000;
 const DEFAULT_DAYS = 30;
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
 
-function time(text: string, name: string): number {
+/** An ISO 8601 time of an operation's input, in ms (pg-usage-operations.ts reads the same). */
+export function time(text: string, name: string): number {
   const t = Date.parse(text);
   if (!/^\d{4}-\d{2}-\d{2}(T|$)/.test(text) || Number.isNaN(t)) throw new InvalidInputError(`${name}: not an ISO 8601 time: "${text}"`);
   return t;
 }
 
-function day(text: string, name: string): number {
+/** A UTC day, YYYY-MM-DD, in ms. */
+export function day(text: string, name: string): number {
   if (!DAY.test(text) || Number.isNaN(Date.parse(text))) throw new InvalidInputError(`${name}: not a day (YYYY-MM-DD): "${text}"`);
   return Date.parse(text);
 }

@@ -3,7 +3,7 @@
 // node's memory), its latest requests across all nodes, and one request by its id. Answered as
 // LocalOperations does (admin/operations.ts over db/admin.ts, db/usage-totals.ts and
 // db/request-lookup.ts): the same documents, defaults, refusals and messages.
-import type { Operations, RecentRequestsDoc, UsageDaysDoc } from '../admin/operations.ts';
+import { day, time, type Operations, type RecentRequestsDoc, type UsageDaysDoc } from '../admin/operations.ts';
 import { dayDoc, iso, recentDoc, requestDoc, type RequestDoc, type UsageDoc } from '../admin/shapes.ts';
 import type { Config } from '../config.ts';
 import { InvalidInputError, MAX_DAYS, monthRange, NotFoundError } from '../db/admin.ts';
@@ -19,7 +19,6 @@ export type UsageOperations = Pick<Operations, 'usage' | 'usageByDay' | 'recentR
 const DAY_MS = 86_400_000;
 /** A per-day series without dates: the last 30 days, today included (as LocalOperations). */
 const DEFAULT_DAYS = 30;
-const DAY = /^\d{4}-\d{2}-\d{2}$/;
 /** A subscription's period runs until the next one arrives: no end, as a bigint bound. */
 const NO_END = Number.MAX_SAFE_INTEGER;
 
@@ -77,18 +76,6 @@ const LATEST = `WITH RECURSIVE ids AS (
   ), share AS (SELECT greatest(1, $1::bigint / greatest(1, (SELECT count(*) FROM nodes))) AS n)
   SELECT max((SELECT c.ts FROM usage c WHERE c.node = ids.node AND c.id <= last.id - share.n ORDER BY c.id DESC LIMIT 1)) AS cutoff
   FROM ids, share, LATERAL (SELECT max(u.id) AS id FROM usage u WHERE u.node = ids.node) last WHERE ids.node IS NOT NULL`;
-
-// As admin/operations.ts's time() and day() (not exported there): the same checks and messages.
-function time(text: string, name: string): number {
-  const t = Date.parse(text);
-  if (!/^\d{4}-\d{2}-\d{2}(T|$)/.test(text) || Number.isNaN(t)) throw new InvalidInputError(`${name}: not an ISO 8601 time: "${text}"`);
-  return t;
-}
-
-function day(text: string, name: string): number {
-  if (!DAY.test(text) || Number.isNaN(Date.parse(text))) throw new InvalidInputError(`${name}: not a day (YYYY-MM-DD): "${text}"`);
-  return Date.parse(text);
-}
 
 export interface PgUsageDeps {
   config: () => Config;
