@@ -88,7 +88,9 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
         console: new Console({ config: adminConfig, admin: operator, db: storage.db, log, now }),
       });
     } else if (onPostgres(storage)) {
-      admin = createAdminServer({ config: adminConfig, backend: pgAdminBackend(storage.pool, { config, now, log, changes: storage.changes }), log, now, extra });
+      admin = createAdminServer({ config: adminConfig, backend: pgAdminBackend(storage.pool, {
+        config, now, log, changes: storage.changes, node: { id: storage.node, holder: state.holder, keyLastUsed: (hash) => state.accounts.keyLastUsed(hash) },
+      }), log, now, extra });
     }
   }
   // Last, once nothing can fail: a worker started earlier would outlive a failed start.

@@ -8,7 +8,7 @@ import type { Config } from '../config.ts';
 import type { Operations } from '../admin/operations.ts';
 import type { Logger } from '../log.ts';
 import type { PgChangeFeed } from './pg-changes.ts';
-import { pgOperations } from './pg-operations.ts';
+import { pgOperations, type PgOperationsDeps } from './pg-operations.ts';
 import { transaction, type Client, type Pool } from './pool.ts';
 
 function pgKeptRows(c: Client | Pool): KeptRows {
@@ -30,10 +30,12 @@ export interface PgAdminDeps {
   log: Logger;
   /** This node's changes: what an action changed is heard here before its answer goes out. */
   changes: PgChangeFeed;
+  /** This node's leases and keys in memory (PgOperationsDeps.node). */
+  node: PgOperationsDeps['node'];
 }
 
-export function pgAdminBackend(pool: Pool, { config, now, log, changes }: PgAdminDeps): AdminBackend {
-  const deps = (by: string) => ({ config: () => config, now, actor: by, log });
+export function pgAdminBackend(pool: Pool, { config, now, log, changes, node }: PgAdminDeps): AdminBackend {
+  const deps = (by: string): PgOperationsDeps => ({ config: () => config, now, actor: by, log, node });
   return {
     // The operations record their changes for every node to read; this node reads them at once.
     operations: (caller) => heard(pgOperations(pool, deps(caller.by)), changes),

@@ -5,7 +5,7 @@
 // side's (db/admin.ts, admin/operations.ts, admin/shapes.ts), so both answer alike.
 import { configDoc } from '../admin/config.ts';
 import { knownPlan, type Operations } from '../admin/operations.ts';
-import { accountDoc, auditDoc, eventDoc, keyDoc, ledgerEntryDoc, type Page } from '../admin/shapes.ts';
+import { accountDoc, auditDoc, eventDoc, keyDoc as keyShape, ledgerEntryDoc, type Page } from '../admin/shapes.ts';
 import type { StripeEvent } from '../billing/stripe-events.ts';
 import { apply } from '../billing/webhooks.ts';
 import type { Config } from '../config.ts';
@@ -17,7 +17,7 @@ import type { AuditAction, AuditEntry } from '../db/audit.ts';
 import { displayPrefix, generateKey, hashKey, newId } from '../keys.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { formatMicros } from '../money.ts';
-import type { EventLog } from '../storage/ports.ts';
+import type { EventLog, LeaseHolder } from '../storage/ports.ts';
 import { createPgBilling } from './pg-billing.ts';
 import { recordChange } from './pg-changes.ts';
 import { HELD_MICROS } from './pg-leases.ts';
@@ -127,15 +127,19 @@ function positiveMicros(micros: number): void {
 
 /**
  * The refusal of a deduction the durable balance cannot pay. What the nodes' open leases hold is
- * theirs to spend, in their memory: the CLI cannot take it back (on SQLite a running gateway's
- * admin API can; here there is none), and a lease returns what it did not spend when it ends.
+ * theirs to spend, in their memory: the CLI cannot take it back, and the admin API only what its
+ * own node's lease holds (deductCredits); a lease returns what it did not spend when it ends.
  */
-async function cannotPay(c: Client, accountId: string, micros: number): Promise<InsufficientBalanceError> {
+async function cannotPay(c: Client, accountId: string, micros: number, own: number | undefined): Promise<InsufficientBalanceError> {
   const { rows: [b] } = await c.query<{ durable: number; held: number }>(
     `SELECT a.balance_micros AS durable, ${HELD_MICROS} AS held FROM accounts a WHERE a.id = $1`, [accountId]);
-  const leased = b.held - b.durable;
-  return new InsufficientBalanceError(`account ${accountId} cannot pay ${formatMicros(micros)}: it can give ${formatMicros(b.durable)}` +
-    (leased > 0 ? ` (the gateways' open leases hold ${formatMicros(leased)} more, which the CLI cannot take on PostgreSQL: what a lease does not spend returns when it ends)` : ''));
+  const leased = b.held - b.durable - (own ?? 0);
+  // `own` undefined: no gateway here (the CLI); else what this node's lease holds unreserved.
+  const rest = own === undefined
+    ? `the gateways' open leases hold ${formatMicros(leased)} more, which the CLI cannot take on PostgreSQL`
+    : `other gateways' leases hold ${formatMicros(leased)} more, which only they can give back`;
+  return new InsufficientBalanceError(`account ${accountId} cannot pay ${formatMicros(micros)}: it can give ${formatMicros(b.durable + (own ?? 0))}` +
+    (leased > 0 ? ` (${rest}: what a lease does not spend returns when it ends)` : ''));
 }
 
 /**
@@ -166,6 +170,11 @@ export interface PgOperationsDeps {
   actor: string;
   /** Where a replayed event's failure is logged (default: nowhere; the CLI prints the outcome). */
   log?: Logger;
+  /**
+   * The gateway these operations run in (the admin API; the CLI has none): the leases it holds,
+   * which a deduction may take back, and when each key last authenticated a request.
+   */
+  node?: { id: string; holder: LeaseHolder; keyLastUsed(hash: string): number | undefined };
 }
 
 /**
@@ -174,6 +183,21 @@ export interface PgOperationsDeps {
  */
 export function pgOperations(pool: Pool, deps: PgOperationsDeps, tx?: Client): Operations {
   const db = tx ?? pool;
+  const keyDoc = (k: KeyRow, at: number) => keyShape({ ...k, lastUsedAt: deps.node?.keyLastUsed(k.hash) ?? null }, at);
+
+  /**
+   * What the customers have, as the gateway these operations run in knows it (the admin API):
+   * its own leases as its memory holds them, not as their rows were last written.
+   */
+  async function live(c: Queryable, accounts: Account[]): Promise<Account[]> {
+    const node = deps.node;
+    if (!node || accounts.length === 0) return accounts;
+    const { rows } = await c.query<{ id: string; unspent: number }>(`SELECT account_id AS id, sum(granted_micros - consumed_micros)::bigint AS unspent
+      FROM leases WHERE node = $1 AND closed_at IS NULL AND account_id = ANY($2) GROUP BY account_id`, [node.id, accounts.map((a) => a.id)]);
+    const unspent = new Map(rows.map((r) => [r.id, r.unspent]));
+    return accounts.map((a) => ({ ...a, balanceMicros: a.balanceMicros - (unspent.get(a.id) ?? 0) + node.holder.holding(a.id) }));
+  }
+  const liveRow = async (c: Queryable, id: string) => (await live(c, [await accountRow(c, id)]))[0];
   const { now } = deps;
   const log = deps.log ?? createLogger('silent');
   const writeAudit = (c: Queryable, action: AuditAction, target: string, accountId: string | null, change: Record<string, unknown>) =>
@@ -198,10 +222,10 @@ export function pgOperations(pool: Pool, deps: PgOperationsDeps, tx?: Client): O
    * take it (nothing moved).
    */
   async function moveCredits(c: Client, accountId: string, micros: number, kind: 'grant' | 'adjustment', reason: string): Promise<Account | undefined> {
-    const before = await accountRow(c, accountId);
+    const before = await liveRow(c, accountId);
     if ((await c.query(MOVE, [accountId, micros, kind, reason, now()])).rowCount === 0) return undefined;
     await recordChange(c, { kind: 'balance', id: accountId }, CLI_NODE);
-    const after = await accountRow(c, accountId);
+    const after = await liveRow(c, accountId);
     await writeAudit(c, micros > 0 ? 'credits.grant' : 'credits.deduct', accountId, accountId,
       { amountMicros: Math.abs(micros), reason, balanceMicros: { from: before.balanceMicros, to: after.balanceMicros } });
     return after;
@@ -215,7 +239,7 @@ export function pgOperations(pool: Pool, deps: PgOperationsDeps, tx?: Client): O
       await withUniqueEmail(c, email, () => c.query('INSERT INTO accounts (id, email, name, plan, created_at) VALUES ($1, $2, $3, $4, $5)',
         [id, email, name ?? null, p, now()]));
       await writeAudit(c, 'account.create', id, id, { email, name: name ?? null, plan: p });
-      return accountDoc(await accountRow(c, id));
+      return accountDoc(await liveRow(c, id));
     }),
 
     listAccounts: async ({ limit, after, plan, status, email }) => {
@@ -224,10 +248,10 @@ export function pgOperations(pool: Pool, deps: PgOperationsDeps, tx?: Client): O
         WHERE ($1::bigint IS NULL OR (a.created_at, a.id) > ($1, $2::text)) AND ($3::text IS NULL OR a.plan = $3)
           AND ($4::text IS NULL OR a.status = $4) AND ($5::text IS NULL OR lower(a.email) = lower($5))
         ORDER BY a.created_at, a.id LIMIT $6`, [at, after ?? null, plan ?? null, status ?? null, email ?? null, limit + 1]);
-      return docs(page(rows, limit), accountDoc);
+      return docs(page(await live(db, rows), limit), accountDoc);
     },
 
-    account: async (id) => accountDoc(await accountRow(db, id)),
+    account: async (id) => accountDoc(await liveRow(db, id)),
 
     // Suspending by hand records the reason 'operator' (a paid invoice does not lift it);
     // reactivating clears any reason, whoever suspended.
@@ -245,7 +269,7 @@ export function pgOperations(pool: Pool, deps: PgOperationsDeps, tx?: Client): O
           [id, after.name, after.email, after.plan, after.status, after.statusReason]));
         await recordChange(c, { kind: 'account', id }, CLI_NODE);
         await writeAudit(c, 'account.update', id, id, diff);
-        return accountDoc(await accountRow(c, id));
+        return accountDoc(await liveRow(c, id));
       });
     },
 
@@ -310,17 +334,25 @@ export function pgOperations(pool: Pool, deps: PgOperationsDeps, tx?: Client): O
     },
 
     // Never below zero: refused, with nothing taken, when the balance cannot pay all of it.
-    deductCredits: (accountId, { amountMicros, reason }) => {
+    deductCredits: async (accountId, { amountMicros, reason }) => {
       positiveMicros(amountMicros);
+      const holder = deps.node?.holder;
+      if (holder) {
+        // What this gateway's lease holds unreserved goes back first, in the lease's own
+        // transaction (before this one reads the account), and only when that makes it payable.
+        const { rows: [a] } = await db.query<{ durable: number }>('SELECT balance_micros AS durable FROM accounts WHERE id = $1', [accountId]);
+        const short = amountMicros - (a?.durable ?? 0);
+        if (a && short > 0 && holder.holding(accountId) >= short) await holder.giveBack(accountId, short);
+      }
       return transaction(db, async (c) => {
         const after = await moveCredits(c, accountId, -amountMicros, 'adjustment', reason);
-        if (!after) throw await cannotPay(c, accountId, amountMicros);
+        if (!after) throw await cannotPay(c, accountId, amountMicros, holder?.holding(accountId));
         return { ...accountDoc(after), deductedMicros: amountMicros, deducted: formatMicros(amountMicros), reason };
       });
     },
 
     ledger: async (accountId, { limit, before }) => {
-      const a = await accountRow(db, accountId);
+      const a = await liveRow(db, accountId);
       const { rows } = await db.query(`SELECT id, amount_micros AS "amountMicros", balance_after_micros AS "balanceAfterMicros", kind, reference,
         created_at AS "createdAt" FROM ledger WHERE account_id = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3`,
       [accountId, before ?? null, limit + 1]);

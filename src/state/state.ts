@@ -9,7 +9,7 @@ import { MonthlyPeriods } from './periods.ts';
 import { SharedRateLimiter } from '../limiter/shared-buckets.ts';
 import { RateLimiter, type Limiter } from '../limiter/token-bucket.ts';
 import { Alerts } from '../notify/alerts.ts';
-import { StorageBusy, type CoreStorage, type Ledger, type MaybePromise } from '../storage/ports.ts';
+import { StorageBusy, type CoreStorage, type LeaseHolder, type Ledger, type MaybePromise } from '../storage/ports.ts';
 import type { RecentUsage } from '../storage/records.ts';
 import { Accounts, type AccountState } from './accounts.ts';
 import { QuotaSlices } from './quota-slices.ts';
@@ -79,14 +79,7 @@ export class GatewayState {
       const w = this.accounts.state(change.id)?.wallet;
       if (w) this.wallets.yield(w);
     });
-    // A debit (a refund, a dispute) that finds the balance short takes back what our lease holds.
-    storage.ledger.holder?.({
-      holding: (accountId) => this.accounts.state(accountId)?.wallet?.available ?? 0,
-      giveBack: (accountId, micros) => {
-        const w = this.accounts.state(accountId)?.wallet;
-        return w && this.wallets.giveBack(w, micros);
-      },
-    });
+    storage.ledger.holder?.(this.holder);
   }
 
   /**
@@ -132,6 +125,15 @@ export class GatewayState {
       failed(err);
     }
   }
+
+  /** A debit (a refund, a dispute, a deduction) that finds the balance short takes back what this gateway's lease holds. */
+  readonly holder: LeaseHolder = {
+    holding: (accountId) => this.accounts.state(accountId)?.wallet?.available ?? 0,
+    giveBack: (accountId, micros) => {
+      const w = this.accounts.state(accountId)?.wallet;
+      return w && this.wallets.giveBack(w, micros);
+    },
+  };
 
   /** What Admin reads from this gateway's memory rather than the file (see db/admin.ts). */
   readonly live: LiveView = {
