@@ -83,14 +83,14 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     if (onSqlite(storage)) {
       const operator = new Admin(storage, now, liveView(state));
       admin = createAdminServer({
-        config: adminConfig, backend: sqliteAdminBackend(operator, storage.db, { config, now, log }), log, now, extra,
+        config: adminConfig, backend: sqliteAdminBackend(operator, storage.db, { config, now, log }), log, extra,
         // The operator console's pages (src/ui/console/) share the listener: they sign in with a token.
         console: new Console({ config: adminConfig, admin: operator, db: storage.db, log, now }),
       });
     } else if (onPostgres(storage)) {
       admin = createAdminServer({ config: adminConfig, backend: pgAdminBackend(storage.pool, {
         config, now, log, changes: storage.changes, node: { id: storage.node, holder: state.holder, keyLastUsed: (hash) => state.accounts.keyLastUsed(hash) },
-      }), log, now, extra });
+      }), log, extra });
     }
   }
   // Last, once nothing can fail: a worker started earlier would outlive a failed start.

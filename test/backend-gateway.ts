@@ -82,11 +82,11 @@ export interface BackendGatewayOptions {
 }
 
 export async function startBackendGateway(backend: Backend, o: BackendGatewayOptions): Promise<BackendGateway> {
-  return backend === 'sqlite' ? sqliteBackend(await startGateway(o)) : onPostgres(o);
+  return backend === 'sqlite' ? sqliteBackend(await startGateway(o), o.now) : onPostgres(o);
 }
 
 /** A gateway on the SQLite file, as the tests on both backends see one. */
-export function sqliteBackend(gw: TestGateway): BackendGateway {
+export function sqliteBackend(gw: TestGateway, now: () => number = Date.now): BackendGateway {
   const q = (sql: string) => gw.db.prepare(sql);
   return {
     backend: 'sqlite', url: gw.url, config: gw.config, app: gw.app, events: gw.storage.events, billing: gw.billingStore,
@@ -107,7 +107,7 @@ export function sqliteBackend(gw: TestGateway): BackendGateway {
       return q('SELECT * FROM usage WHERE account_id = ? ORDER BY id').all(id) as FullUsageRow[];
     },
     quotaUsed: async (id, period) => gw.quotaUsed(id, period),
-    usage: async (id, month) => new LocalOperations({ admin: gw.admin, config: () => gw.config, now: Date.now, log: createLogger('silent') }).usage(id, { month }),
+    usage: async (id, month) => new LocalOperations({ admin: gw.admin, config: () => gw.config, now, log: createLogger('silent') }).usage(id, { month }),
     returnLeases: () => gw.returnLeases(),
     select: async <T>(sql: string) => q(sql).all() as T[],
     recorded: async (id) => q('SELECT status, note, attempts FROM webhook_events WHERE id = ?').get(id) as WebhookRecord | undefined,

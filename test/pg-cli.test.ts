@@ -6,6 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished } from 'vitest';
 import { configDoc } from '../src/admin/config.ts';
+import type { AccountDoc, AuditDoc, DayDoc, EventDoc, KeyDoc, LedgerEntryDoc, NewKeyDoc, Page, RecentDoc, UsageDoc } from '../src/admin/shapes.ts';
 import { loadConfig } from '../src/config.ts';
 import { EmailTakenError, InvalidInputError, NotFoundError } from '../src/db/admin-types.ts';
 import { hashKey } from '../src/keys.ts';
@@ -28,30 +29,6 @@ const METER_INTERVAL_MS = 60_000;
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const isoAt = (ms: number) => new Date(ms).toISOString();
 const dayOf = (ms: number) => isoAt(ms).slice(0, 10);
-
-interface AccountJson {
-  id: string; email: string; name: string | null; plan: string; status: string; statusReason: string | null; balanceMicros: number; balance: string; createdAt: string;
-}
-interface KeyJson {
-  id: string; accountId: string; name: string | null; prefix: string; state: string;
-  createdAt: string; expiresAt: string | null; revokedAt: string | null; replacedBy: string | null; lastUsedAt: string | null; key?: string;
-}
-interface Page<T> { data: T[]; next: string | null }
-interface LedgerJson { id: number; kind: string; reference: string | null; amountMicros: number; balanceAfterMicros: number }
-interface EventJson { id: string; type: string; status: string; note: string | null; attempts: number; receivedAt: string; appliedAt: string | null }
-interface UsageJson {
-  id: string; period: string; periodStart: string; periodEnd: string | null; plan: string; monthlyQuota: number | null;
-  quotaUsed: number; requests: number; billable: number; chargedMicros: number; charged: string; byStatus: Record<string, number>;
-}
-interface DayJson {
-  day: string; requests: number; billable: number; chargedMicros: number; charged: string;
-  inputTokens: number; cachedTokens: number; cacheWriteTokens: number; outputTokens: number;
-}
-interface RecentJson {
-  time: string; requestId: string; method: string; path: string; status: number; priceMicros: number; cost: string;
-  model: string | null; inputTokens: number | null; outputTokens: number | null; estimated: boolean;
-}
-interface AuditJson { id: number; at: string; actor: string; action: string; target: string; accountId: string | null; change: Record<string, unknown>; requestId: string | null }
 
 describe('the CLI on PostgreSQL', { timeout: 30_000 }, () => {
   let env: Record<string, string>;
@@ -91,8 +68,8 @@ describe('the CLI on PostgreSQL', { timeout: 30_000 }, () => {
   /** A gateway on the database, started by the first test that needs one. */
   const serving = async () => (gateway ??= await spawnServer(env, 20_000));
   const call = (key: string) => fetch(`${gateway!.url}/api/x`, { headers: bearer(key) }).then(async (r) => (await r.arrayBuffer(), r.status));
-  const account = async (email: string, ...more: string[]) => parsed<AccountJson>(await run('accounts', 'create', '--email', email, ...more));
-  const shown = async (id: string) => parsed<AccountJson>(await run('accounts', 'show', id));
+  const account = async (email: string, ...more: string[]) => parsed<AccountDoc>(await run('accounts', 'create', '--email', email, ...more));
+  const shown = async (id: string) => parsed<AccountDoc>(await run('accounts', 'show', id));
   const durableMicros = async (id: string) => (await pool.query<{ micros: number }>('SELECT balance_micros AS micros FROM accounts WHERE id = $1', [id])).rows[0].micros;
   /** The audit log's entries about `target`, oldest first. */
   const audits = async (target: string) => (await pool.query<{ action: string; change: string }>(
@@ -105,7 +82,7 @@ describe('the CLI on PostgreSQL', { timeout: 30_000 }, () => {
   async function served(email: string): Promise<{ id: string; keyId: string; key: string }> {
     await serving();
     const { id } = await account(email);
-    const key = parsed<KeyJson>(await run('keys', 'create', '--account', id));
+    const key = parsed<NewKeyDoc>(await run('keys', 'create', '--account', id));
     parsed(await run('credits', 'grant', id, '1.00'));
     expect(await call(key.key!)).toBe(200);
     await until(async () => (await shown(id)).balanceMicros === 1_000_000 - 1_000, 5_000, 'the charge to be written');
@@ -116,7 +93,7 @@ describe('the CLI on PostgreSQL', { timeout: 30_000 }, () => {
   async function traffic(email: string, plan: string, paths: string[]): Promise<{ id: string; keyId: string; requestIds: string[] }> {
     await serving();
     const { id } = await account(email, '--plan', plan);
-    const key = parsed<KeyJson>(await run('keys', 'create', '--account', id));
+    const key = parsed<NewKeyDoc>(await run('keys', 'create', '--account', id));
     parsed(await run('credits', 'grant', id, '1.00'));
     const requestIds: string[] = [];
     for (const path of paths) {
@@ -170,15 +147,15 @@ describe('the CLI on PostgreSQL', { timeout: 30_000 }, () => {
     parsed(await run('accounts', 'suspend', made[2].id));
     made[2] = { ...made[2], status: 'suspended', statusReason: 'operator' };
 
-    const all = parsed<Page<AccountJson>>(await run('accounts', 'list'));
+    const all = parsed<Page<AccountDoc>>(await run('accounts', 'list'));
     expect(all.next).toBeNull();
     expect(all.data.slice(-3)).toEqual(made);
     expect(all.data.map((a) => a.createdAt)).toEqual(all.data.map((a) => a.createdAt).sort());
     // Two at a time, each page after the last account of the previous one.
-    const paged: AccountJson[] = [];
+    const paged: AccountDoc[] = [];
     let after: string | null = null;
     do {
-      const p: Page<AccountJson> = parsed(await run('accounts', 'list', '--limit', '2', ...(after === null ? [] : ['--after', after])));
+      const p: Page<AccountDoc> = parsed(await run('accounts', 'list', '--limit', '2', ...(after === null ? [] : ['--after', after])));
       expect(p.data.length).toBeLessThanOrEqual(2);
       expect(p.next).toBe(p.next === null ? null : p.data[1].id);
       paged.push(...p.data);
@@ -186,7 +163,7 @@ describe('the CLI on PostgreSQL', { timeout: 30_000 }, () => {
     } while (after !== null);
     expect(paged).toEqual(all.data);
 
-    const ids = async (...filters: string[]) => parsed<Page<AccountJson>>(await run('accounts', 'list', ...filters)).data.map((a) => a.id);
+    const ids = async (...filters: string[]) => parsed<Page<AccountDoc>>(await run('accounts', 'list', ...filters)).data.map((a) => a.id);
     expect(await ids('--email', 'LIST2@Example.COM')).toEqual([made[1].id]);
     expect((await ids('--plan', 'pro')).filter((id) => made.some((m) => m.id === id))).toEqual([made[1].id, made[2].id]);
     expect(await ids('--plan', 'pro', '--status', 'suspended')).toEqual([made[2].id]);
@@ -197,15 +174,15 @@ describe('the CLI on PostgreSQL', { timeout: 30_000 }, () => {
   it('set-plan, suspend and reactivate reach a gateway within a second, audited with the diff; an email another account has is refused', async () => {
     const { id, key } = await served('standing@example.com');
     expect(await shown(id)).toMatchObject({ plan: 'paid', status: 'active', statusReason: null });
-    expect(parsed<AccountJson>(await run('accounts', 'set-plan', id, 'pro'))).toMatchObject({ id, plan: 'pro' });
+    expect(parsed<AccountDoc>(await run('accounts', 'set-plan', id, 'pro'))).toMatchObject({ id, plan: 'pro' });
     expectFailure(await run('accounts', 'set-plan', id, 'gold'), 2, /unknown plan "gold" \(plans: paid, pro, metered\)/);
 
     // By hand: the reason is 'operator'; reactivating clears it.
-    expect(parsed<AccountJson>(await run('accounts', 'suspend', id))).toMatchObject({ id, status: 'suspended', statusReason: 'operator' });
+    expect(parsed<AccountDoc>(await run('accounts', 'suspend', id))).toMatchObject({ id, status: 'suspended', statusReason: 'operator' });
     await until(async () => (await call(key)) === 402, 1_000, 'the gateway to refuse the suspended account');
     // Suspending again changes nothing and records nothing.
-    expect(parsed<AccountJson>(await run('accounts', 'suspend', id))).toMatchObject({ status: 'suspended', statusReason: 'operator' });
-    expect(parsed<AccountJson>(await run('accounts', 'reactivate', id))).toMatchObject({ id, status: 'active', statusReason: null });
+    expect(parsed<AccountDoc>(await run('accounts', 'suspend', id))).toMatchObject({ status: 'suspended', statusReason: 'operator' });
+    expect(parsed<AccountDoc>(await run('accounts', 'reactivate', id))).toMatchObject({ id, status: 'active', statusReason: null });
     await until(async () => (await call(key)) === 200, 1_000, 'the gateway to serve the reactivated account');
     expect((await audits(id)).filter((a) => a.action === 'account.update').map((a) => a.change)).toEqual([
       { plan: { from: 'paid', to: 'pro' } },
@@ -228,7 +205,7 @@ describe('the CLI on PostgreSQL', { timeout: 30_000 }, () => {
   it('keys rotate: the old key works through its grace, then no gateway takes it; keys show reads one key', async () => {
     const { id, keyId, key } = await served('rotate@example.com');
     const before = Date.now();
-    const rotated = parsed<{ old: KeyJson; new: KeyJson }>(await run('keys', 'rotate', keyId, '--grace', '1h'));
+    const rotated = parsed<{ old: KeyDoc; new: NewKeyDoc }>(await run('keys', 'rotate', keyId, '--grace', '1h'));
     const grace = Date.parse(rotated.old.expiresAt!);
     expect(grace).toBeGreaterThanOrEqual(before + HOUR_MS);
     expect(grace).toBeLessThanOrEqual(Date.now() + HOUR_MS);
@@ -243,7 +220,7 @@ describe('the CLI on PostgreSQL', { timeout: 30_000 }, () => {
     expect(await call(rotated.new.key!)).toBe(200);
 
     // Without grace the replaced key stops at once: the gateway hears of it within a second.
-    const again = parsed<{ old: KeyJson; new: KeyJson }>(await run('keys', 'rotate', rotated.new.id, '--grace', '0s'));
+    const again = parsed<{ old: KeyDoc; new: NewKeyDoc }>(await run('keys', 'rotate', rotated.new.id, '--grace', '0s'));
     expect(again.old).toMatchObject({ id: rotated.new.id, state: 'expired', replacedBy: again.new.id });
     await until(async () => (await call(rotated.new.key!)) === 401, 1_000, 'the gateway to refuse the key whose grace ended');
     expect(await call(again.new.key!)).toBe(200);
@@ -268,7 +245,7 @@ describe('the CLI on PostgreSQL', { timeout: 30_000 }, () => {
     expect(parsed(await run('credits', 'deduct', a.id, '1.50', '--reason', 'goodwill reversal'))).toEqual({
       ...a, balanceMicros: 3_500_000, balance: '3.50', deductedMicros: 1_500_000, deducted: '1.50', reason: 'goodwill reversal',
     });
-    const ledger = async () => parsed<{ ledger: LedgerJson[] }>(await run('credits', 'show', a.id)).ledger;
+    const ledger = async () => parsed<{ ledger: LedgerEntryDoc[] }>(await run('credits', 'show', a.id)).ledger;
     expect((await ledger())[0]).toMatchObject({ kind: 'adjustment', reference: 'goodwill reversal', amountMicros: -1_500_000, balanceAfterMicros: 3_500_000 });
     expect((await audits(a.id)).at(-1)).toEqual({
       action: 'credits.deduct', change: { amountMicros: 1_500_000, reason: 'goodwill reversal', balanceMicros: { from: 5_000_000, to: 3_500_000 } },
@@ -289,7 +266,7 @@ describe('the CLI on PostgreSQL', { timeout: 30_000 }, () => {
     expect(durable).toBeLessThan(1_000_000 - 1_000);
     expectFailure(await run('credits', 'deduct', id, '0.999', '--reason', 'all of it'), 1, new RegExp(`cannot pay 0\\.999: it can give ${escape(formatMicros(durable))} `
       + `\\(the gateways' open leases hold ${escape(formatMicros(1_000_000 - 1_000 - durable))} more, which the CLI cannot take on PostgreSQL`));
-    expect(parsed<AccountJson>(await run('credits', 'deduct', id, formatMicros(durable), '--reason', 'what the balance has')).balanceMicros).toBe(1_000_000 - 1_000 - durable);
+    expect(parsed<AccountDoc>(await run('credits', 'deduct', id, formatMicros(durable), '--reason', 'what the balance has')).balanceMicros).toBe(1_000_000 - 1_000 - durable);
     expect(await durableMicros(id)).toBe(0);
   });
 
@@ -318,7 +295,7 @@ describe('the CLI on PostgreSQL', { timeout: 30_000 }, () => {
     await recorded(other, 'ignored', unused, t + 2_000);
     const iso = (ms: number) => new Date(ms).toISOString();
 
-    const list = async (...args: string[]) => parsed<Page<EventJson>>(await run('webhooks', 'list', ...args));
+    const list = async (...args: string[]) => parsed<Page<EventDoc>>(await run('webhooks', 'list', ...args));
     const all = await list();
     expect(all).toEqual({
       data: [
@@ -379,8 +356,8 @@ describe('the CLI on PostgreSQL', { timeout: 30_000 }, () => {
   it('audit lists the changes newest first, in pages, all or one account\'s', async () => {
     const a = await account('audited@example.com', '--name', 'Audited Ltd');
     parsed(await run('credits', 'grant', a.id, '2.00', '--reason', 'welcome'));
-    const k = parsed<KeyJson>(await run('keys', 'create', '--account', a.id, '--name', 'ci'));
-    const mine = parsed<Page<AuditJson>>(await run('audit', '--account', a.id));
+    const k = parsed<NewKeyDoc>(await run('keys', 'create', '--account', a.id, '--name', 'ci'));
+    const mine = parsed<Page<AuditDoc>>(await run('audit', '--account', a.id));
     expect(mine.next).toBeNull();
     expect(mine.data.map((e) => [e.action, e.target])).toEqual([['key.create', k.id], ['credits.grant', a.id], ['account.create', a.id]]);
     expect(mine.data[2]).toEqual({
@@ -390,10 +367,10 @@ describe('the CLI on PostgreSQL', { timeout: 30_000 }, () => {
     expect(mine.data[1].change).toEqual({ amountMicros: 2_000_000, reason: 'welcome', balanceMicros: { from: 0, to: 2_000_000 } });
 
     const newest = (await pool.query<{ id: number }>('SELECT id FROM audit_log ORDER BY id DESC LIMIT 5')).rows.map((r) => r.id);
-    const first = parsed<Page<AuditJson>>(await run('audit', '--limit', '2'));
+    const first = parsed<Page<AuditDoc>>(await run('audit', '--limit', '2'));
     expect(first.data.map((e) => e.id)).toEqual(newest.slice(0, 2));
     expect(first.next).toBe(String(newest[1]));
-    expect(parsed<Page<AuditJson>>(await run('audit', '--limit', '3', '--after', first.next!)).data.map((e) => e.id)).toEqual(newest.slice(2, 5));
+    expect(parsed<Page<AuditDoc>>(await run('audit', '--limit', '3', '--after', first.next!)).data.map((e) => e.id)).toEqual(newest.slice(2, 5));
     expectFailure(await run('audit', '--after', 'abc'), 2, /after: not an audit cursor: "abc"/);
     expectFailure(await run('audit', '--account', 'acct_nope'), 1, /account acct_nope not found/);
   });
@@ -444,7 +421,7 @@ describe('the CLI on PostgreSQL', { timeout: 30_000 }, () => {
   it('usage: the quota used and the requests by status the gateway wrote, in the period it counts against now, or in a month', async () => {
     // Two within the plan's quota of 2 (free), one charged, one the upstream refused (404: billable) and one it failed (503: free).
     const { id } = await traffic('usage@example.com', 'metered', ['/api/a', '/api/b', '/api/c', '/api/status/404', '/api/status/503']);
-    const usage = async (...args: string[]) => parsed<UsageJson>(await run('usage', id, ...args));
+    const usage = async (...args: string[]) => parsed<UsageDoc>(await run('usage', id, ...args));
     // A row is written with the commit after its response: wait for the last one's.
     await until(async () => (await usage()).requests === 5, 5_000, 'the rows to be written');
     const now = new Date();
@@ -485,11 +462,11 @@ describe('the CLI on PostgreSQL', { timeout: 30_000 }, () => {
 
   it('usage --daily: the last 30 UTC days, today last, zeros where nothing was served; other days through the operations, at most 367', async () => {
     const { id } = await traffic('daily@example.com', 'paid', ['/api/a', '/api/status/503']);
-    await until(async () => parsed<UsageJson>(await run('usage', id)).requests === 2, 5_000, 'the rows to be written');
+    await until(async () => parsed<UsageDoc>(await run('usage', id)).requests === 2, 5_000, 'the rows to be written');
     const today = Date.now() - (Date.now() % DAY_MS);
     await rollups(id, today - 3 * DAY_MS, [[200, 4, 4, 40_000, 100, 10, 5, 50], [429, 1, 0, 0, 0, 0, 0, 0]]);
-    const { daily: days, ...usage } = parsed<UsageJson & { daily: DayJson[] }>(await run('usage', id, '--daily'));
-    expect(usage).toEqual(parsed<UsageJson>(await run('usage', id)));
+    const { daily: days, ...usage } = parsed<UsageDoc & { daily: DayDoc[] }>(await run('usage', id, '--daily'));
+    expect(usage).toEqual(parsed<UsageDoc>(await run('usage', id)));
     expect(days.map((d) => d.day)).toEqual(Array.from({ length: 30 }, (_, i) => dayOf(today - (29 - i) * DAY_MS)));
     const zero = { requests: 0, billable: 0, chargedMicros: 0, charged: '0.00', inputTokens: 0, cachedTokens: 0, cacheWriteTokens: 0, outputTokens: 0 };
     const served = { ...zero, day: dayOf(today), requests: 2, billable: 1, chargedMicros: 1_000, charged: '0.001' };
@@ -511,7 +488,7 @@ describe('the CLI on PostgreSQL', { timeout: 30_000 }, () => {
 
   it('requests list: the account\'s latest requests, newest first; requests show finds one by its X-Request-Id, or says where it looked', async () => {
     const { id, keyId, requestIds } = await traffic('requests@example.com', 'metered', ['/api/a', '/api/b?x=1', '/api/status/404', '/api/status/503']);
-    const list = async (...args: string[]) => parsed<{ id: string; requests: RecentJson[] }>(await run('requests', 'list', id, ...args));
+    const list = async (...args: string[]) => parsed<{ id: string; requests: RecentDoc[] }>(await run('requests', 'list', id, ...args));
     await until(async () => (await list()).requests.length === 4, 5_000, 'the rows to be written');
     const { requests } = await list();
     expect(requests.map((r) => r.requestId)).toEqual([...requestIds].reverse());

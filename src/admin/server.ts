@@ -28,7 +28,6 @@ export interface AdminServerDeps {
   /** The operator console's pages (SQLite only). */
   console?: Console;
   log: Logger;
-  now: () => number;
   /** More endpoints on this listener (GET /metrics), each with its OpenAPI operation. */
   extra?: readonly ExtraRoute[];
 }
@@ -74,7 +73,7 @@ function answer(reply: Reply): StoredAnswer {
     : { status: reply.status, body: reply.text, contentType: reply.contentType };
 }
 
-export function createAdminServer({ config, backend, console: ui, log, now, extra = [] }: AdminServerDeps): AdminListener {
+export function createAdminServer({ config, backend, console: ui, log, extra = [] }: AdminServerDeps): AdminListener {
   const authorize = adminAuth(config.admin.tokens);
   const router = new AdminRouter(adminRoutes(extra));
 

@@ -51,9 +51,12 @@ export function pgAdminBackend(pool: Pool, { config, now, log, changes, node }: 
   };
 }
 
-/** Each operation's answer once this node has heard of what it changed. */
+/** The operations that change something a node holds a copy of. */
+const CHANGES = new Set<keyof Operations>(['createAccount', 'updateAccount', 'createKey', 'revokeKey', 'rotateKey', 'grantCredits', 'deductCredits', 'replayWebhook']);
+
+/** Each change's answer once this node has heard of what it changed (reads answer as they are). */
 function heard(ops: Operations, changes: PgChangeFeed): Operations {
-  const wrapped = Object.entries(ops).map(([name, op]) => [name, async (...args: unknown[]) => {
+  const wrapped = Object.entries(ops).map(([name, op]) => [name, !CHANGES.has(name as keyof Operations) ? op : async (...args: unknown[]) => {
     const answer: unknown = await (op as (...a: unknown[]) => unknown)(...args);
     await changes.catchUp();
     return answer;
