@@ -9,13 +9,17 @@ import type { BillingStore } from '../src/billing/billing-store.ts';
 import { loadConfig, type Config } from '../src/config.ts';
 import type { PgStorage } from '../src/pg/pg-storage.ts';
 import { pgOperations } from '../src/pg/pg-operations.ts';
-import { LocalOperations } from '../src/admin/operations.ts';
+import { LocalOperations, type Operations } from '../src/admin/operations.ts';
+import { pgAdminBackend } from '../src/pg/pg-admin.ts';
+import { createPool } from '../src/pg/pool.ts';
 import type { UsageDoc } from '../src/admin/shapes.ts';
+import type { Admin } from '../src/db/admin.ts';
 import { createLogger } from '../src/log.ts';
 import type { EventLog } from '../src/storage/ports.ts';
 import type { MaybeAsync } from '../src/storage/steps.ts';
-import { ledgerCheck, seedAccount, startGateway, tempDir, type TestGateway } from './helpers.ts';
+import { ledgerCheck, openAdmin, seedAccount, startGateway, tempDir, type TestGateway } from './helpers.ts';
 import { freshDatabase } from './postgres.ts';
+import { until as poll } from './until.ts';
 
 export type Backend = 'sqlite' | 'postgresql';
 export const BACKENDS: { backend: Backend }[] = [{ backend: 'sqlite' }, { backend: 'postgresql' }];
@@ -34,13 +38,22 @@ export interface UsageRow {
 /** A usage row with what the gateway measured of the exchange. */
 export interface FullUsageRow extends UsageRow { key_id: string; method: string; request_bytes: number; response_bytes: number; latency_us: number }
 
+/** Operator actions from another process (the CLI): the gateway hears of them as it hears of another process's. */
+export interface Remote { ops: Operations; close(): Promise<void> }
+
 export interface BackendGateway {
   backend: Backend;
   url: string;
+  /** The database: the SQLite file's path, or PostgreSQL's URL (BackendGatewayOptions.database of a restart). */
+  database: string;
   config: Config;
   app: App;
   events: EventLog;
   billing: MaybeAsync<BillingStore>;
+  /** The operator's actions in this process: the gateway has heard of each change when it returns. */
+  ops: Operations;
+  /** Operator actions from another process, on the same database. */
+  remote(): Promise<Remote>;
   /** An account on `plan` with one key, granted `micros` (none: 0). */
   seed(plan: string, micros?: number): Promise<{ id: string; key: string; keyId: string }>;
   /** The account's ledger, oldest first. */
@@ -57,6 +70,12 @@ export interface BackendGateway {
   quotaUsed(id: string, period: string): Promise<number>;
   /** The account's usage in a quota period, as the operator reads it (Operations.usage). */
   usage(id: string, period: string): Promise<UsageDoc>;
+  /**
+   * Lets `ms` pass on the clock the rate limits refill by, once the test's clock has moved on as
+   * much: on SQLite that is the gateway's clock (nothing to wait for); on PostgreSQL the
+   * database's, which no node's clock moves (pg/pg-rate-buckets.ts), so real time passes.
+   */
+  rateClock(ms: number): Promise<void>;
   /** Writes everything and ends the leases not in use: their remainder is back in the balance. */
   returnLeases(): Promise<void>;
   /** The rows of a query both databases read alike (no parameters). */
@@ -79,17 +98,25 @@ export interface BackendGatewayOptions {
   file: unknown;
   env: Record<string, string>;
   now?: () => number;
+  /** An existing database (BackendGateway.database): a restart. Default: a new one. */
+  database?: string;
 }
 
 export async function startBackendGateway(backend: Backend, o: BackendGatewayOptions): Promise<BackendGateway> {
-  return backend === 'sqlite' ? sqliteBackend(await startGateway(o), o.now) : onPostgres(o);
+  return backend === 'sqlite' ? sqliteBackend(await startGateway({ ...o, dbPath: o.database }), o.now) : onPostgres(o);
 }
 
 /** A gateway on the SQLite file, as the tests on both backends see one. */
 export function sqliteBackend(gw: TestGateway, now: () => number = Date.now): BackendGateway {
   const q = (sql: string) => gw.db.prepare(sql);
+  const operations = (admin: Admin) => new LocalOperations({ admin, config: () => gw.config, now, log: createLogger('silent') });
   return {
-    backend: 'sqlite', url: gw.url, config: gw.config, app: gw.app, events: gw.storage.events, billing: gw.billingStore,
+    backend: 'sqlite', url: gw.url, database: gw.dbPath, config: gw.config, app: gw.app, events: gw.storage.events, billing: gw.billingStore,
+    ops: operations(gw.admin),
+    remote: async () => {
+      const cli = openAdmin(gw.dbPath, now);
+      return { ops: operations(cli.admin), close: async () => cli.close() };
+    },
     seed: async (plan, micros = 0) => {
       const { account, key, keyId } = seedAccount(gw.admin, plan);
       if (micros > 0) gw.admin.grantCredits(account.id, micros, 'test');
@@ -107,7 +134,8 @@ export function sqliteBackend(gw: TestGateway, now: () => number = Date.now): Ba
       return q('SELECT * FROM usage WHERE account_id = ? ORDER BY id').all(id) as FullUsageRow[];
     },
     quotaUsed: async (id, period) => gw.quotaUsed(id, period),
-    usage: async (id, month) => new LocalOperations({ admin: gw.admin, config: () => gw.config, now, log: createLogger('silent') }).usage(id, { month }),
+    usage: async (id, month) => operations(gw.admin).usage(id, { month }),
+    rateClock: async () => {},
     returnLeases: () => gw.returnLeases(),
     select: async <T>(sql: string) => q(sql).all() as T[],
     recorded: async (id) => q('SELECT status, note, attempts FROM webhook_events WHERE id = ?').get(id) as WebhookRecord | undefined,
@@ -130,17 +158,29 @@ const USAGE_COLS = `request_id, account_id, route, path, status, price_micros, b
   input_tokens, cached_tokens, cache_write_tokens, output_tokens, estimated::int AS estimated`;
 
 async function onPostgres(o: BackendGatewayOptions): Promise<BackendGateway> {
-  const url = await freshDatabase(inject('postgresUrl'));
+  const url = o.database ?? await freshDatabase(inject('postgresUrl'));
   const config = join(tempDir(), 'tollgate.config.json');
   writeFileSync(config, JSON.stringify(o.file));
   const app = await createApp(loadConfig({ LOG_LEVEL: 'silent', ...o.env, DATABASE_URL: url, TOLLGATE_CONFIG: config }), { now: o.now });
   const port = await app.listen(0, '127.0.0.1');
   const storage = app.storage as PgStorage;
   const { pool } = storage;
-  const ops = pgOperations(pool, { config: () => app.config, now: o.now ?? Date.now, actor: 'test' });
+  const now = o.now ?? Date.now;
+  const ops = pgOperations(pool, { config: () => app.config, now, actor: 'test' });
+  const { state } = app;
+  // As the admin API acts: with this node's leases and keys, each change heard before it returns.
+  const local = pgAdminBackend(pool, {
+    config: app.config, now, log: createLogger('silent'), changes: storage.changes,
+    node: { id: storage.node, holder: state.holder, keyLastUsed: (hash) => state.accounts.keyLastUsed(hash) },
+  }).operations({ by: 'test', requestId: null });
   const rows = async <T>(sql: string, ...values: unknown[]) => (await pool.query(sql, values)).rows as T[];
   return {
-    backend: 'postgresql', url: `http://127.0.0.1:${port}`, config: app.config, app, events: storage.events, billing: storage.billing,
+    backend: 'postgresql', url: `http://127.0.0.1:${port}`, database: url, config: app.config, app, events: storage.events, billing: storage.billing,
+    ops: local,
+    remote: async () => {
+      const other = createPool(url, 2);
+      return { ops: pgOperations(other, { config: () => app.config, now, actor: 'cli' }), close: () => other.end() };
+    },
     seed: async (plan, micros = 0) => {
       const account = await ops.createAccount({ email: `a${Math.random().toString(36).slice(2)}@example.com`, plan });
       if (micros > 0) await ops.grantCredits(account.id, { amountMicros: micros, reason: 'test' });
@@ -168,6 +208,11 @@ async function onPostgres(o: BackendGatewayOptions): Promise<BackendGateway> {
     usage: async (id, month) => {
       await app.state.recorder.drain();
       return ops.usage(id, { month });
+    },
+    async rateClock(ms) {
+      const dbNow = async () => (await rows<{ at: number }>('SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS at'))[0].at;
+      const until = await dbNow() + ms;
+      await poll(async () => await dbNow() >= until, ms + 5_000, `${ms} ms on the database's clock`);
     },
     async returnLeases() {
       await app.state.recorder.drain();
