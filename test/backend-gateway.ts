@@ -52,6 +52,10 @@ export interface BackendGateway {
   billing: MaybeAsync<BillingStore>;
   /** The operator's actions in this process: the gateway has heard of each change when it returns. */
   ops: Operations;
+  /** How the CLI is pointed at this database: its arguments and environment. */
+  cli: { args: string[]; env: Record<string, string> };
+  /** Runs a statement that returns no rows (no parameters). */
+  run(sql: string): Promise<void>;
   /** Operator actions from another process, on the same database. */
   remote(): Promise<Remote>;
   /** An account on `plan` with one key, granted `micros` (none: 0). */
@@ -113,6 +117,8 @@ export function sqliteBackend(gw: TestGateway, now: () => number = Date.now): Ba
   return {
     backend: 'sqlite', url: gw.url, database: gw.dbPath, config: gw.config, app: gw.app, events: gw.storage.events, billing: gw.billingStore,
     ops: operations(gw.admin),
+    cli: { args: ['--db', gw.dbPath], env: {} },
+    run: async (sql) => void q(sql).run(),
     remote: async () => {
       const cli = openAdmin(gw.dbPath, now);
       return { ops: operations(cli.admin), close: async () => cli.close() };
@@ -177,6 +183,8 @@ async function onPostgres(o: BackendGatewayOptions): Promise<BackendGateway> {
   return {
     backend: 'postgresql', url: `http://127.0.0.1:${port}`, database: url, config: app.config, app, events: storage.events, billing: storage.billing,
     ops: local,
+    cli: { args: [], env: { DATABASE_URL: url } },
+    run: async (sql) => void await pool.query(sql),
     remote: async () => {
       const other = createPool(url, 2);
       return { ops: pgOperations(other, { config: () => app.config, now, actor: 'cli' }), close: () => other.end() };
