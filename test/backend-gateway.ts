@@ -38,8 +38,15 @@ export interface UsageRow {
 /** A usage row with what the gateway measured of the exchange. */
 export interface FullUsageRow extends UsageRow { key_id: string; method: string; request_bytes: number; response_bytes: number; latency_us: number }
 
-/** Operator actions from another process (the CLI): the gateway hears of them as it hears of another process's. */
-export interface Remote { ops: Operations; close(): Promise<void> }
+/** Another process on the database (the CLI, another tool): the gateway hears of its changes as it hears of another process's. */
+export interface Remote {
+  ops: Operations;
+  /** Money taken by another tool: from the durable balance only (what the gateways' leases hold is theirs); false when it cannot pay. */
+  debit(id: string, micros: number, kind: string, reference: string): Promise<boolean>;
+  /** The rows of a query both databases read alike (no parameters). */
+  select<T>(sql: string): Promise<T[]>;
+  close(): Promise<void>;
+}
 
 export interface BackendGateway {
   backend: Backend;
@@ -121,7 +128,12 @@ export function sqliteBackend(gw: TestGateway, now: () => number = Date.now): Ba
     run: async (sql) => void q(sql).run(),
     remote: async () => {
       const cli = openAdmin(gw.dbPath, now);
-      return { ops: operations(cli.admin), close: async () => cli.close() };
+      return {
+        ops: operations(cli.admin),
+        debit: async (id, micros, kind, reference) => cli.storage.ledger.money.debit(id, micros, kind, reference),
+        select: async <T>(sql: string) => cli.storage.db.prepare(sql).all() as T[],
+        close: async () => cli.close(),
+      };
     },
     seed: async (plan, micros = 0) => {
       const { account, key, keyId } = seedAccount(gw.admin, plan);
@@ -163,6 +175,12 @@ export function sqliteBackend(gw: TestGateway, now: () => number = Date.now): Ba
 const USAGE_COLS = `request_id, account_id, route, path, status, price_micros, billable::int AS billable, model,
   input_tokens, cached_tokens, cache_write_tokens, output_tokens, estimated::int AS estimated`;
 
+/** Takes $2 from the durable balance of account $1 with its ledger row ($3 kind, $4 reference): no row when it cannot pay. */
+const DEBIT = `WITH a AS (UPDATE accounts SET balance_micros = balance_micros - $2
+    WHERE id = $1 AND balance_micros >= $2 RETURNING balance_micros AS after)
+  INSERT INTO ledger (account_id, amount_micros, balance_after_micros, kind, reference, created_at)
+  SELECT $1, -$2::bigint, after, $3, $4, 0 FROM a RETURNING id`;
+
 async function onPostgres(o: BackendGatewayOptions): Promise<BackendGateway> {
   const url = o.database ?? await freshDatabase(inject('postgresUrl'));
   const config = join(tempDir(), 'tollgate.config.json');
@@ -187,7 +205,12 @@ async function onPostgres(o: BackendGatewayOptions): Promise<BackendGateway> {
     run: async (sql) => void await pool.query(sql),
     remote: async () => {
       const other = createPool(url, 2);
-      return { ops: pgOperations(other, { config: () => app.config, now, actor: 'cli' }), close: () => other.end() };
+      return {
+        ops: pgOperations(other, { config: () => app.config, now, actor: 'cli' }),
+        debit: async (id, micros, kind, reference) => (await other.query(DEBIT, [id, micros, kind, reference])).rowCount === 1,
+        select: async <T>(sql: string) => (await other.query(sql)).rows as T[],
+        close: () => other.end(),
+      };
     },
     seed: async (plan, micros = 0) => {
       const account = await ops.createAccount({ email: `a${Math.random().toString(36).slice(2)}@example.com`, plan });
@@ -233,10 +256,7 @@ async function onPostgres(o: BackendGatewayOptions): Promise<BackendGateway> {
     books: async (id) => (await rows<{ balance: number; ledgerSum: number }>(`SELECT balance_micros AS balance,
       (SELECT coalesce(sum(amount_micros), 0) FROM ledger WHERE account_id = a.id)::bigint AS "ledgerSum" FROM accounts a WHERE id = $1`, id))[0],
     // What another tool would do: the durable balance only, with its ledger row.
-    debit: async (id, micros, kind, reference) => (await rows(`WITH a AS (UPDATE accounts SET balance_micros = balance_micros - $2
-        WHERE id = $1 AND balance_micros >= $2 RETURNING balance_micros AS after)
-      INSERT INTO ledger (account_id, amount_micros, balance_after_micros, kind, reference, created_at)
-      SELECT $1, -$2::bigint, after, $3, $4, 0 FROM a RETURNING id`, id, micros, kind, reference)).length === 1,
+    debit: async (id, micros, kind, reference) => (await rows(DEBIT, id, micros, kind, reference)).length === 1,
     grant: async (id, micros, reason) => void await ops.grantCredits(id, { amountMicros: micros, reason }),
     creditPurchases: async (id) => (await rows<{ n: number }>('SELECT count(*)::int AS n FROM credit_purchases WHERE account_id = $1', id))[0].n,
     quotaRows: async (id) => {
