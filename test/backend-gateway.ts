@@ -65,8 +65,8 @@ export interface BackendGateway {
   run(sql: string): Promise<void>;
   /** Operator actions from another process, on the same database. */
   remote(): Promise<Remote>;
-  /** An account on `plan` with one key, granted `micros` (none: 0). */
-  seed(plan: string, micros?: number): Promise<{ id: string; key: string; keyId: string }>;
+  /** An account on `plan` with one key, granted `micros` (none: 0), with `email` (default: a new one). */
+  seed(plan: string, micros?: number, email?: string): Promise<{ id: string; key: string; keyId: string }>;
   /** The account's ledger, oldest first. */
   ledger(id: string): Promise<LedgerRow[]>;
   /** The request's usage row, once written (undefined before). */
@@ -135,8 +135,8 @@ export function sqliteBackend(gw: TestGateway, now: () => number = Date.now): Ba
         close: async () => cli.close(),
       };
     },
-    seed: async (plan, micros = 0) => {
-      const { account, key, keyId } = seedAccount(gw.admin, plan);
+    seed: async (plan, micros = 0, email) => {
+      const { account, key, keyId } = seedAccount(gw.admin, plan, email);
       if (micros > 0) gw.admin.grantCredits(account.id, micros, 'test');
       return { id: account.id, key, keyId };
     },
@@ -212,8 +212,8 @@ async function onPostgres(o: BackendGatewayOptions): Promise<BackendGateway> {
         close: () => other.end(),
       };
     },
-    seed: async (plan, micros = 0) => {
-      const account = await ops.createAccount({ email: `a${Math.random().toString(36).slice(2)}@example.com`, plan });
+    seed: async (plan, micros = 0, email = `a${Math.random().toString(36).slice(2)}@example.com`) => {
+      const account = await ops.createAccount({ email, plan });
       if (micros > 0) await ops.grantCredits(account.id, { amountMicros: micros, reason: 'test' });
       const { id: keyId, key } = await ops.createKey({ accountId: account.id });
       return { id: account.id, key, keyId };
