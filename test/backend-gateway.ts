@@ -91,6 +91,8 @@ export interface BackendGateway {
   returnLeases(): Promise<void>;
   /** The rows of a query both databases read alike (no parameters). */
   select<T>(sql: string): Promise<T[]>;
+  /** Writes every queued usage row and counter now. */
+  written(): Promise<void>;
   recorded(eventId: string): Promise<WebhookRecord | undefined>;
   eventsCount(): Promise<number>;
   failedEvents(): Promise<string[]>;
@@ -156,6 +158,7 @@ export function sqliteBackend(gw: TestGateway, now: () => number = Date.now): Ba
     rateClock: async () => {},
     returnLeases: () => gw.returnLeases(),
     select: async <T>(sql: string) => q(sql).all() as T[],
+    written: async () => gw.flush(),
     recorded: async (id) => q('SELECT status, note, attempts FROM webhook_events WHERE id = ?').get(id) as WebhookRecord | undefined,
     eventsCount: async () => q('SELECT count(*) FROM webhook_events').pluck().get() as number,
     failedEvents: async () => gw.admin.webhookEvents({ failed: true, limit: 500 }).data.map((e) => e.id),
@@ -250,6 +253,9 @@ async function onPostgres(o: BackendGatewayOptions): Promise<BackendGateway> {
       for (const s of app.state.accounts.all()) if (s.wallet && s.wallet.reserved === 0) await app.state.wallets.close(s.wallet);
     },
     select: (sql) => rows(sql),
+    async written() {
+      if (!(await app.state.recorder.drain())) throw new Error('the database would not take the queued rows');
+    },
     recorded: async (id) => (await rows<WebhookRecord>('SELECT status, note, attempts FROM webhook_events WHERE id = $1', id))[0],
     eventsCount: async () => (await rows<{ n: number }>('SELECT count(*)::int AS n FROM webhook_events'))[0].n,
     failedEvents: async () => (await rows<{ id: string }>("SELECT id FROM webhook_events WHERE status = 'failed'")).map((r) => r.id),
