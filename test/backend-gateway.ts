@@ -1,6 +1,7 @@
 // One gateway in this process, on either backend, with what the tests that run on both read and
 // seed: the SQLite file (startGateway), or a fresh database on the throwaway PostgreSQL cluster
-// (DATABASE_URL). test/billing-webhooks.test.ts and the AI routes' suites run on both.
+// (DATABASE_URL), or an existing one of either (a restart). Every method asks both databases the
+// same question; the suites that run on both use describe.each(BACKENDS).
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inject } from 'vitest';
@@ -63,7 +64,7 @@ export interface BackendGateway {
   cli: { args: string[]; env: Record<string, string> };
   /** Runs a statement that returns no rows (no parameters). */
   run(sql: string): Promise<void>;
-  /** Operator actions from another process, on the same database. */
+  /** Another process on the same database (close it when done). */
   remote(): Promise<Remote>;
   /** An account on `plan` with one key, granted `micros` (none: 0), with `email` (default: a new one). */
   seed(plan: string, micros?: number, email?: string): Promise<{ id: string; key: string; keyId: string }>;
