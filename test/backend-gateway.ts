@@ -4,12 +4,13 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inject } from 'vitest';
-import { createApp, type App } from '../src/app.ts';
+import { createApp, type App, type AppOverrides } from '../src/app.ts';
 import type { BillingStore } from '../src/billing/billing-store.ts';
 import { loadConfig, type Config } from '../src/config.ts';
 import type { PgStorage } from '../src/pg/pg-storage.ts';
+import { pgAdminBackend } from '../src/pg/pg-admin.ts';
 import { pgOperations } from '../src/pg/pg-operations.ts';
-import { LocalOperations } from '../src/admin/operations.ts';
+import { LocalOperations, type Operations } from '../src/admin/operations.ts';
 import type { UsageDoc } from '../src/admin/shapes.ts';
 import { createLogger } from '../src/log.ts';
 import type { EventLog } from '../src/storage/ports.ts';
@@ -72,6 +73,8 @@ export interface BackendGateway {
   creditPurchases(id: string): Promise<number>;
   /** Every usage row written, then the account's quota counts. */
   quotaRows(id: string): Promise<{ period: string; used: number }[]>;
+  /** What the admin API does on this gateway: the operator's operations, with this node's memory. */
+  operations(): Operations;
   close(): Promise<void>;
 }
 
@@ -79,6 +82,7 @@ export interface BackendGatewayOptions {
   file: unknown;
   env: Record<string, string>;
   now?: () => number;
+  notify?: AppOverrides['notify'];
 }
 
 export async function startBackendGateway(backend: Backend, o: BackendGatewayOptions): Promise<BackendGateway> {
@@ -121,6 +125,7 @@ export function sqliteBackend(gw: TestGateway, now: () => number = Date.now): Ba
       gw.flush();
       return q('SELECT period, used FROM quota_usage WHERE account_id = ?').all(id) as { period: string; used: number }[];
     },
+    operations: () => new LocalOperations({ admin: gw.admin, config: () => gw.config, now, log: createLogger('silent') }),
     close: () => gw.close(),
   };
 }
@@ -133,7 +138,7 @@ async function onPostgres(o: BackendGatewayOptions): Promise<BackendGateway> {
   const url = await freshDatabase(inject('postgresUrl'));
   const config = join(tempDir(), 'tollgate.config.json');
   writeFileSync(config, JSON.stringify(o.file));
-  const app = await createApp(loadConfig({ LOG_LEVEL: 'silent', ...o.env, DATABASE_URL: url, TOLLGATE_CONFIG: config }), { now: o.now });
+  const app = await createApp(loadConfig({ LOG_LEVEL: 'silent', ...o.env, DATABASE_URL: url, TOLLGATE_CONFIG: config }), { now: o.now, notify: o.notify });
   const port = await app.listen(0, '127.0.0.1');
   const storage = app.storage as PgStorage;
   const { pool } = storage;
@@ -190,6 +195,10 @@ async function onPostgres(o: BackendGatewayOptions): Promise<BackendGateway> {
       await app.state.recorder.drain();
       return rows('SELECT period, used FROM quota_usage WHERE account_id = $1', id);
     },
+    operations: () => pgAdminBackend(pool, {
+      config: app.config, now: o.now ?? Date.now, log: createLogger('silent'), changes: storage.changes,
+      node: { id: storage.node, holder: app.state.holder, keyLastUsed: (hash) => app.state.accounts.keyLastUsed(hash) },
+    }).operations({ by: 'test', requestId: null }),
     close: () => app.close(),
   };
 }
