@@ -20,7 +20,7 @@ import { createGateway, type Gateway } from './server.ts';
 import { GatewayState } from './state/state.ts';
 import { pgAdminBackend } from './pg/pg-admin.ts';
 import { createPgStorage, type PgStorage } from './pg/pg-storage.ts';
-import type { BillingStorage, CoreStorage, Storage } from './storage/ports.ts';
+import type { BillingStorage, CoreStorage, NotifyStorage, Storage } from './storage/ports.ts';
 import { liveView } from './state/live.ts';
 import { Console } from './ui/console/console.ts';
 
@@ -63,18 +63,14 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   const metrics = new Metrics(config.routes.map((r) => r.path), Object.keys(config.prices));
   const state = new GatewayState(storage, config, log, now, metrics);
   await state.start();
-  if (!isFull(storage) && config.notifications) {
-    await storage.close();
-    throw new Error('On PostgreSQL (DATABASE_URL) the gateway does not send notifications yet: they need the SQLite file. '
-      + 'Remove the notifications from the config, or unset DATABASE_URL.');
-  }
-  const full = isFull(storage) ? storage : undefined;
   const billing = hasBilling(storage)
     ? createBilling({ config, storage, log, now, stripe: overrides.stripe, onWebhookEvent: (type, outcome) => metrics.webhookEvent(type, outcome) })
     : undefined;
   const gateway = createGateway({ config, state, log, metrics, billing, now });
   const notifications = config.notifications;
-  const deliverer = notifications && full && new Deliverer({ outbox: full.outbox, config: { ...config, notifications }, log, now, ...overrides.notify });
+  const deliverer = notifications && hasOutbox(storage)
+    ? new Deliverer({ outbox: storage.outbox, config: { ...config, notifications }, log, now, ...overrides.notify })
+    : undefined;
   deliverer?.start();
   let admin: AdminListener | undefined;
   if (config.admin) {
@@ -120,8 +116,7 @@ function onPostgres(storage: CoreStorage): storage is PgStorage {
   return 'pool' in storage;
 }
 
-/** Money, billing and the outbox besides the core (the SQLite backend). */
-function isFull(storage: CoreStorage): storage is Storage {
+function hasOutbox(storage: CoreStorage): storage is CoreStorage & NotifyStorage {
   return 'outbox' in storage;
 }
 

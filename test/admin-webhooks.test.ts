@@ -36,7 +36,7 @@ describe.each(BACKENDS)('admin API: webhook events on $backend', ({ backend }) =
     return { account: { id }, key, customer: customerId };
   }
   /** The changes of the event's replays in the audit log, oldest first. */
-  const replays = async (eventId: string) => (await gw.ops.audit({ limit: 100 })).data
+  const replays = async (eventId: string) => (await gw.operations().audit({ limit: 100 })).data
     .filter((e) => e.action === 'webhook.replay' && e.target === eventId).reverse().map((e) => e.change);
 
   it('lists events newest first, the failed ones alone with ?failed=true; a failed one replays as failed until it can apply, then once', async () => {

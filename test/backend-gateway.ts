@@ -5,13 +5,13 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inject } from 'vitest';
-import { createApp, type App } from '../src/app.ts';
+import { createApp, type App, type AppOverrides } from '../src/app.ts';
 import type { BillingStore } from '../src/billing/billing-store.ts';
 import { loadConfig, type Config } from '../src/config.ts';
 import type { PgStorage } from '../src/pg/pg-storage.ts';
+import { pgAdminBackend } from '../src/pg/pg-admin.ts';
 import { pgOperations } from '../src/pg/pg-operations.ts';
 import { LocalOperations, type Operations } from '../src/admin/operations.ts';
-import { pgAdminBackend } from '../src/pg/pg-admin.ts';
 import { createPool } from '../src/pg/pool.ts';
 import type { UsageDoc } from '../src/admin/shapes.ts';
 import type { Admin } from '../src/db/admin.ts';
@@ -58,8 +58,6 @@ export interface BackendGateway {
   app: App;
   events: EventLog;
   billing: MaybeAsync<BillingStore>;
-  /** The operator's actions in this process: the gateway has heard of each change when it returns. */
-  ops: Operations;
   /** How the CLI is pointed at this database: its arguments and environment. */
   cli: { args: string[]; env: Record<string, string> };
   /** Runs a statement that returns no rows (no parameters). */
@@ -105,6 +103,8 @@ export interface BackendGateway {
   creditPurchases(id: string): Promise<number>;
   /** Every usage row written, then the account's quota counts. */
   quotaRows(id: string): Promise<{ period: string; used: number }[]>;
+  /** What the admin API does on this gateway: the operator's operations, with this node's memory; the gateway has heard of each change when one returns. */
+  operations(): Operations;
   close(): Promise<void>;
 }
 
@@ -114,6 +114,7 @@ export interface BackendGatewayOptions {
   now?: () => number;
   /** An existing database (BackendGateway.database): a restart. Default: a new one. */
   database?: string;
+  notify?: AppOverrides['notify'];
 }
 
 export async function startBackendGateway(backend: Backend, o: BackendGatewayOptions): Promise<BackendGateway> {
@@ -126,7 +127,6 @@ export function sqliteBackend(gw: TestGateway, now: () => number = Date.now): Ba
   const operations = (admin: Admin) => new LocalOperations({ admin, config: () => gw.config, now, log: createLogger('silent') });
   return {
     backend: 'sqlite', url: gw.url, database: gw.dbPath, config: gw.config, app: gw.app, events: gw.storage.events, billing: gw.billingStore,
-    ops: operations(gw.admin),
     cli: { args: ['--db', gw.dbPath], env: {} },
     run: async (sql) => void q(sql).run(),
     remote: async () => {
@@ -171,6 +171,7 @@ export function sqliteBackend(gw: TestGateway, now: () => number = Date.now): Ba
       gw.flush();
       return q('SELECT period, used FROM quota_usage WHERE account_id = ?').all(id) as { period: string; used: number }[];
     },
+    operations: () => operations(gw.admin),
     close: () => gw.close(),
   };
 }
@@ -189,22 +190,15 @@ async function onPostgres(o: BackendGatewayOptions): Promise<BackendGateway> {
   const url = o.database ?? await freshDatabase(inject('postgresUrl'));
   const config = join(tempDir(), 'tollgate.config.json');
   writeFileSync(config, JSON.stringify(o.file));
-  const app = await createApp(loadConfig({ LOG_LEVEL: 'silent', ...o.env, DATABASE_URL: url, TOLLGATE_CONFIG: config }), { now: o.now });
+  const app = await createApp(loadConfig({ LOG_LEVEL: 'silent', ...o.env, DATABASE_URL: url, TOLLGATE_CONFIG: config }), { now: o.now, notify: o.notify });
   const port = await app.listen(0, '127.0.0.1');
   const storage = app.storage as PgStorage;
   const { pool } = storage;
   const now = o.now ?? Date.now;
   const ops = pgOperations(pool, { config: () => app.config, now, actor: 'test' });
-  const { state } = app;
-  // As the admin API acts: with this node's leases and keys, each change heard before it returns.
-  const local = pgAdminBackend(pool, {
-    config: app.config, now, log: createLogger('silent'), changes: storage.changes,
-    node: { id: storage.node, holder: state.holder, keyLastUsed: (hash) => state.accounts.keyLastUsed(hash) },
-  }).operations({ by: 'test', requestId: null });
   const rows = async <T>(sql: string, ...values: unknown[]) => (await pool.query(sql, values)).rows as T[];
   return {
     backend: 'postgresql', url: `http://127.0.0.1:${port}`, database: url, config: app.config, app, events: storage.events, billing: storage.billing,
-    ops: local,
     cli: { args: [], env: { DATABASE_URL: url } },
     run: async (sql) => void await pool.query(sql),
     remote: async () => {
@@ -270,6 +264,10 @@ async function onPostgres(o: BackendGatewayOptions): Promise<BackendGateway> {
       await app.state.recorder.drain();
       return rows('SELECT period, used FROM quota_usage WHERE account_id = $1', id);
     },
+    operations: () => pgAdminBackend(pool, {
+      config: app.config, now, log: createLogger('silent'), changes: storage.changes,
+      node: { id: storage.node, holder: app.state.holder, keyLastUsed: (hash) => app.state.accounts.keyLastUsed(hash) },
+    }).operations({ by: 'test', requestId: null }),
     close: () => app.close(),
   };
 }

@@ -116,7 +116,7 @@ describe.each(BACKENDS)('an auth-free "/" beside a paid "/api/" on $backend', ({
       }
       expect(seen).toEqual([accountId, other.id, accountId, other.id]);
       // A key just accepted on this connection is refused on it once revoked.
-      await gw.ops.revokeKey(other.keyId);
+      await gw.operations().revokeKey(other.keyId);
       const refused = await send(other.key);
       expect(refused).toEqual({ status: 401, reused: true });
       expect((await send(key)).status).toBe(200);

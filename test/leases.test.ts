@@ -62,7 +62,7 @@ describe.each(BACKENDS)('leases on $backend', ({ backend }) => {
     expect((await get(key)).status).toBe(200);
     expect((await get(key)).status).toBe(402);
     expect(await gw.balance(account.id)).toBe(400);
-    await gw.ops.grantCredits(account.id, { amountMicros: 600, reason: 'test' });
+    await gw.operations().grantCredits(account.id, { amountMicros: 600, reason: 'test' });
     expect((await get(key)).status).toBe(200);
     expect(await gw.balance(account.id)).toBe(0);
     await gw.returnLeases();

@@ -9,6 +9,7 @@ import { bearer, fakeClock, fetchText, openAdmin, seedAccount, startGateway, sta
 import { deliver, startReceiver, startSmtp, type Hook, type Receiver, type Smtp } from './notify-receivers.ts';
 import { until } from './until.ts';
 import { join } from 'node:path';
+import { BACKENDS, startBackendGateway, type BackendGateway } from './backend-gateway.ts';
 import type { DeliveryRecord } from '../src/storage/ports.ts';
 
 const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
@@ -46,16 +47,16 @@ const rows = (gw: TestGateway, accountId: string) => {
   return gw.db.prepare('SELECT type FROM notifications WHERE account_id = ? ORDER BY id').pluck().all(accountId) as string[];
 };
 
-describe('balance alerts, signed', () => {
+describe.each(BACKENDS)('balance alerts, signed, on $backend', ({ backend }) => {
   let up: Upstream;
   let receiver: Receiver;
   let smtp: Smtp;
-  let gw: TestGateway;
+  let gw: BackendGateway;
   beforeAll(async () => {
     up = await startUpstream();
     receiver = await startReceiver();
     smtp = await startSmtp();
-    gw = await startGateway({ file: config(receiver, smtp, up.url), notify: MANUAL });
+    gw = await startBackendGateway(backend, { file: config(receiver, smtp, up.url), env: {}, notify: MANUAL });
   });
   afterAll(async () => {
     await gw.close();
@@ -65,35 +66,44 @@ describe('balance alerts, signed', () => {
   });
 
   const get = (key: string) => fetchText(`${gw.url}/api/x`, { headers: bearer(key) });
+  /** The account's events, oldest first, once the queued ones are written. */
+  const events = async (id: string) => {
+    await gw.app.state.recorder.drain();
+    return (await gw.select<{ type: string }>(`SELECT type FROM notifications WHERE account_id = '${id}' ORDER BY id`)).map((r) => r.type);
+  };
+  const send = async () => {
+    await gw.app.state.recorder.drain();
+    await gw.app.deliverer!.tick();
+  };
+  /** As the admin API grants: the gateway has heard of it when it returns. */
+  const grant = (id: string, micros: number) => gw.operations().grantCredits(id, { amountMicros: micros, reason: 'top-up' });
 
   it('spending down fires balance.low once and balance.depleted once; a top-up re-arms both', async () => {
-    const { account, key } = seedAccount(gw.admin, 'prepaid', `spender-${Date.now()}@example.com`);
-    gw.admin.grantCredits(account.id, 5 * PRICE, 'test');
+    const { id, key } = await gw.seed('prepaid', 5 * PRICE);
     const statuses = [];
     for (let i = 0; i < 7; i++) statuses.push((await get(key)).status);
     expect(statuses).toEqual([200, 200, 200, 200, 200, 402, 402]);
-    await deliver(gw);
-    expect(types(of(receiver.hooks, account.id))).toEqual(['credits.added', 'balance.low', 'balance.depleted']);
-    const low = of(receiver.hooks, account.id, 'balance.low')[0].json;
+    await send();
+    expect(types(of(receiver.hooks, id))).toEqual(['credits.added', 'balance.low', 'balance.depleted']);
+    const low = of(receiver.hooks, id, 'balance.low')[0].json;
     // Fired by the third request: 2,000 left, below 2,500.
-    expect(low.data).toEqual({ accountId: account.id, balanceMicros: 2_000, balance: '0.002', thresholdMicros: LOW, threshold: '0.0025' });
-    expect(of(receiver.hooks, account.id, 'balance.depleted')[0].json.data).toMatchObject({ balanceMicros: 0, requiredMicros: PRICE });
+    expect(low.data).toEqual({ accountId: id, balanceMicros: 2_000, balance: '0.002', thresholdMicros: LOW, threshold: '0.0025' });
+    expect(of(receiver.hooks, id, 'balance.depleted')[0].json.data).toMatchObject({ balanceMicros: 0, requiredMicros: PRICE });
 
     // A top-up re-arms them: spent down again, each fires once more.
-    gw.admin.grantCredits(account.id, 5 * PRICE, 'top-up');
+    await grant(id, 5 * PRICE);
     for (let i = 0; i < 7; i++) statuses.push((await get(key)).status);
     expect(statuses.slice(7)).toEqual([200, 200, 200, 200, 200, 402, 402]);
-    await deliver(gw);
-    expect(types(of(receiver.hooks, account.id))).toEqual(['credits.added', 'balance.low', 'balance.depleted', 'credits.added', 'balance.low', 'balance.depleted']);
-    expect(rows(gw, account.id)).toEqual(types(of(receiver.hooks, account.id)));
+    await send();
+    expect(types(of(receiver.hooks, id))).toEqual(['credits.added', 'balance.low', 'balance.depleted', 'credits.added', 'balance.low', 'balance.depleted']);
+    expect(await events(id)).toEqual(types(of(receiver.hooks, id)));
   });
 
   it('every webhook verifies with the standardwebhooks package: webhook-id is the event id; a changed body does not', async () => {
-    const { account, key } = seedAccount(gw.admin, 'prepaid');
-    gw.admin.grantCredits(account.id, 3 * PRICE, 'test');
+    const { id, key } = await gw.seed('prepaid', 3 * PRICE);
     for (let i = 0; i < 3; i++) await get(key);
-    await deliver(gw);
-    const hooks = of(receiver.hooks, account.id);
+    await send();
+    const hooks = of(receiver.hooks, id);
     expect(types(hooks)).toEqual(['credits.added', 'balance.low']);
     const wh = new Webhook(SECRET);
     for (const h of hooks) {
@@ -102,69 +112,67 @@ describe('balance alerts, signed', () => {
       expect(h.json.id).toMatch(/^evt_[0-9a-f]{32}$/);
       expect(Date.parse(h.json.timestamp)).toBeGreaterThan(Date.now() - 60_000);
       expect(h.headers['content-type']).toBe('application/json');
-      expect(() => wh.verify(h.body.replace(account.id, 'acct_other'), h.headers as Record<string, string>)).toThrow(/signature/i);
+      expect(() => wh.verify(h.body.replace(id, 'acct_other'), h.headers as Record<string, string>)).toThrow(/signature/i);
       expect(() => new Webhook(`whsec_${randomBytes(32).toString('base64')}`).verify(h.body, h.headers as Record<string, string>)).toThrow();
     }
-    expect(hooks[0].json.data).toMatchObject({ accountId: account.id, kind: 'grant', amountMicros: 3 * PRICE, amount: '0.003', balanceMicros: 3 * PRICE });
+    expect(hooks[0].json.data).toMatchObject({ accountId: id, kind: 'grant', amountMicros: 3 * PRICE, amount: '0.003', balanceMicros: 3 * PRICE });
   });
 
   it('emails the operator and the account, in plain text that says what to do', async () => {
-    const email = `mailme-${Date.now()}@example.com`;
-    const { account, key } = seedAccount(gw.admin, 'prepaid', email);
-    gw.admin.grantCredits(account.id, 3 * PRICE, 'test');
+    const email = `mailme-${Date.now()}-${backend}@example.com`;
+    const { id, key } = await gw.seed('prepaid');
+    await gw.operations().updateAccount(id, { email });
+    await grant(id, 3 * PRICE);
     for (let i = 0; i < 4; i++) await get(key);
-    await deliver(gw);
-    const mails = smtp.mails.filter((m) => m.text.includes(account.id) || m.to.includes(email));
+    await send();
+    const mails = smtp.mails.filter((m) => m.text.includes(id) || m.to.includes(email));
     const low = mails.filter((m) => m.subject.startsWith('[Tollgate] Balance low'));
     expect(low.map((m) => m.to)).toEqual([[OPS], [email]]);
     const [ops, customer] = low;
-    expect(ops.subject).toBe(`[Tollgate] Balance low: $0.002 left on ${account.id}`);
-    expect(ops.text).toContain(`The prepaid balance of account ${account.id} is $0.002, below the alert threshold of $0.0025.`);
-    expect(ops.text).toContain(`tollgate credits grant ${account.id}`);
+    expect(ops.subject).toBe(`[Tollgate] Balance low: $0.002 left on ${id}`);
+    expect(ops.text).toContain(`The prepaid balance of account ${id} is $0.002, below the alert threshold of $0.0025.`);
+    expect(ops.text).toContain(`tollgate credits grant ${id}`);
     expect(customer.text).toContain('The prepaid balance of your account is $0.002');
     expect(customer.text).not.toContain('tollgate credits grant');
     expect(customer.from).toBe('billing@example.com');
     // One Message-ID per event: a resend is the same message to a mail client.
-    const eventId = of(receiver.hooks, account.id, 'balance.low')[0].json.id;
+    const eventId = of(receiver.hooks, id, 'balance.low')[0].json.id;
     expect(ops.messageId).toBe(`<${eventId}@example.com>`);
     expect(mails.filter((m) => m.subject.startsWith('[Tollgate] Out of credits')).map((m) => m.to)).toEqual([[OPS], [email]]);
   });
 
   it('20 requests at once across the threshold fire balance.low once', async () => {
-    const { account, key } = seedAccount(gw.admin, 'prepaid');
-    gw.admin.grantCredits(account.id, 20 * PRICE + 500, 'test');
+    const { id, key } = await gw.seed('prepaid', 20 * PRICE + 500);
     const statuses = await Promise.all(Array.from({ length: 20 }, () => get(key).then((r) => r.status)));
     expect(statuses).toEqual(Array(20).fill(200));
-    expect(rows(gw, account.id)).toEqual(['credits.added', 'balance.low']);
-    await deliver(gw);
-    expect(of(receiver.hooks, account.id, 'balance.low')).toHaveLength(1);
-    expect(of(receiver.hooks, account.id, 'balance.low')[0].json.data.balanceMicros).toBeLessThan(LOW);
+    expect(await events(id)).toEqual(['credits.added', 'balance.low']);
+    await send();
+    expect(of(receiver.hooks, id, 'balance.low')).toHaveLength(1);
+    expect(of(receiver.hooks, id, 'balance.low')[0].json.data.balanceMicros).toBeLessThan(LOW);
   });
 
-  it('money taken outside a request (a refund) fires balance.low from the change feed; a grant re-arms it', async () => {
-    const { account, key } = seedAccount(gw.admin, 'prepaid');
-    gw.admin.grantCredits(account.id, 10 * PRICE, 'test');
+  it('money taken outside a request (a deduction) fires balance.low from the change feed; a grant re-arms it', async () => {
+    const { id, key } = await gw.seed('prepaid', 10 * PRICE);
     expect((await get(key)).status).toBe(200); // in memory, its lease holding the 9,000 left
-    expect(gw.storage.ledger.money.debit(account.id, 7 * PRICE, 'refund', 'ch_test')).toBe(true);
-    await until(() => rows(gw, account.id).includes('balance.low'), 2_000, 'balance.low from the debit');
-    gw.admin.grantCredits(account.id, 5 * PRICE, 'test');
+    await gw.operations().deductCredits(id, { amountMicros: 7 * PRICE, reason: 'refund' });
+    await until(async () => (await events(id)).includes('balance.low'), 2_000, 'balance.low from the deduction');
+    await grant(id, 5 * PRICE);
     expect((await get(key)).status).toBe(200); // 6,000 left
     for (let i = 0; i < 4; i++) await get(key); // 2,000 left: below again
-    expect(rows(gw, account.id)).toEqual(['credits.added', 'balance.low', 'credits.added', 'balance.low']);
-    await deliver(gw);
-    expect(of(receiver.hooks, account.id, 'balance.low').map((h) => h.json.data.balanceMicros)).toEqual([2 * PRICE, 2 * PRICE]);
+    expect(await events(id)).toEqual(['credits.added', 'balance.low', 'credits.added', 'balance.low']);
+    await send();
+    expect(of(receiver.hooks, id, 'balance.low').map((h) => h.json.data.balanceMicros)).toEqual([2 * PRICE, 2 * PRICE]);
   });
 
   it('an account\'s own threshold, set by the operator, replaces its plan\'s', async () => {
-    const { account, key } = seedAccount(gw.admin, 'prepaid');
-    gw.admin.grantCredits(account.id, 10 * PRICE, 'test');
+    const { id, key } = await gw.seed('prepaid', 10 * PRICE);
     expect((await get(key)).status).toBe(200); // in memory with the plan's threshold
-    gw.admin.setLowBalanceAlert(account.id, 8_500);
+    await gw.operations().setAlerts(id, { lowBalanceMicros: 8_500 });
     await get(key); // 8,000 left: below the account's own 8,500
-    expect(rows(gw, account.id)).toEqual(['credits.added', 'balance.low']);
-    gw.admin.setLowBalanceAlert(account.id, 0);
+    expect(await events(id)).toEqual(['credits.added', 'balance.low']);
+    await gw.operations().setAlerts(id, { lowBalanceMicros: 0 });
     for (let i = 0; i < 9; i++) await get(key);
-    expect(rows(gw, account.id)).toEqual(['credits.added', 'balance.low', 'balance.depleted']);
+    expect(await events(id)).toEqual(['credits.added', 'balance.low', 'balance.depleted']);
   });
 });
 

@@ -11,8 +11,8 @@ export interface Hook {
   json: { type: string; id: string; timestamp: string; data: Record<string, unknown> };
 }
 
-/** What the receiver answers the nth request (from 1): a status, or 'hang' (never answers). */
-export type Answer = (n: number, hook: Hook) => number | 'hang';
+/** What the receiver answers the nth request (from 1): a status (now or later), or 'hang' (never answers). */
+export type Answer = (n: number, hook: Hook) => number | Promise<number> | 'hang';
 
 export interface Receiver {
   url: string;
@@ -39,14 +39,17 @@ export async function startReceiver(answer: Answer = () => 200, port = 0): Promi
       const hook: Hook = { headers: req.headers, body, json: JSON.parse(body) as Hook['json'] };
       hooks.push(hook);
       const a = receiver.answer(hooks.length, hook);
-      statuses.push(a === 'hang' ? 0 : a);
+      const i = statuses.push(0) - 1;
       if (a === 'hang') {
         hung.add(res);
         res.on('close', () => hung.delete(res));
         return;
       }
-      res.writeHead(a, { 'content-type': 'text/plain' });
-      res.end(a < 300 ? 'ok' : 'no');
+      void Promise.resolve(a).then((status) => {
+        statuses[i] = status;
+        res.writeHead(status, { 'content-type': 'text/plain' });
+        res.end(status < 300 ? 'ok' : 'no');
+      });
     });
   });
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));

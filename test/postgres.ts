@@ -91,16 +91,16 @@ export async function freshDatabase(url: string): Promise<string> {
 
 /** An account granted `micros`, as Admin would make it: the balance and its ledger row. */
 export async function seedPgAccount(pool: pg.Pool, id: string, micros: number): Promise<void> {
-  await pool.query(`INSERT INTO accounts (id, email, plan, balance_micros, created_at) VALUES ($1, $2, 'default', $3, 0)`, [id, `${id}@example.com`, micros]);
+  await pool.query(`INSERT INTO accounts (id, email, plan, balance_micros, created_at) VALUES ($1, $2, 'default', $3, $4)`, [id, `${id}@example.com`, micros, Date.now()]);
   await pool.query(`INSERT INTO ledger (account_id, amount_micros, balance_after_micros, kind, reference, created_at)
-    VALUES ($1, $2, $2, 'grant', 'test', 0)`, [id, micros]);
+    VALUES ($1, $2, $2, 'grant', 'test', $3)`, [id, micros, Date.now()]);
 }
 
 /** A key of the account, as Admin would issue it; returns the key. */
 export async function seedPgKey(pool: pg.Pool, accountId: string): Promise<string> {
   const key = generateKey();
-  await pool.query(`INSERT INTO api_keys (id, account_id, hash, prefix, created_at) VALUES ($1, $2, $3, $4, 0)`,
-    [newId('key'), accountId, hashKey(key), displayPrefix(key)]);
+  await pool.query(`INSERT INTO api_keys (id, account_id, hash, prefix, created_at) VALUES ($1, $2, $3, $4, $5)`,
+    [newId('key'), accountId, hashKey(key), displayPrefix(key), Date.now()]);
   return key;
 }
 

@@ -119,7 +119,7 @@ describe.each(BACKENDS)('refusals on $backend', ({ backend }) => {
 
     it('a revoked key gets 401 invalid', async () => {
       const { key, keyId } = await customer(gw);
-      await gw.ops.revokeKey(keyId);
+      await gw.operations().revokeKey(keyId);
       const res = await fetchText(`${gw.url}/api/x`, { headers: bearer(key) });
       checkProblem(res, 401, 'invalid-key', [key]);
       expect(res.headers.get('www-authenticate')).toMatch(/^Bearer\b/);
@@ -146,7 +146,7 @@ describe.each(BACKENDS)('refusals on $backend', ({ backend }) => {
 
     it('a key first used after its expiry time gets 401 invalid', async () => {
       const { account } = await customer(gw);
-      const { key } = await gw.ops.createKey({ accountId: account.id, expiresAt: new Date(clock.now() + 1000).toISOString() });
+      const { key } = await gw.operations().createKey({ accountId: account.id, expiresAt: new Date(clock.now() + 1000).toISOString() });
       clock.advance(1000);
       const res = await fetchText(`${gw.url}/api/x`, { headers: bearer(key) });
       checkProblem(res, 401, 'invalid-key', [key]);
@@ -155,7 +155,7 @@ describe.each(BACKENDS)('refusals on $backend', ({ backend }) => {
 
     it('a key works until its expiry time and is refused from then on', async () => {
       const { account } = await customer(gw);
-      const { key } = await gw.ops.createKey({ accountId: account.id, expiresAt: new Date(clock.now() + 60_000).toISOString() });
+      const { key } = await gw.operations().createKey({ accountId: account.id, expiresAt: new Date(clock.now() + 60_000).toISOString() });
       expect((await fetchText(`${gw.url}/api/x`, { headers: bearer(key) })).status).toBe(200);
       clock.advance(60_000);
       checkProblem(await fetchText(`${gw.url}/api/x`, { headers: bearer(key) }), 401, 'invalid-key', [key]);
@@ -171,7 +171,7 @@ describe.each(BACKENDS)('refusals on $backend', ({ backend }) => {
 
     it('a suspended account gets 402 and nothing reaches the upstream', async () => {
       const { key, account } = await customer(gw);
-      await gw.ops.updateAccount(account.id, { status: 'suspended' });
+      await gw.operations().updateAccount(account.id, { status: 'suspended' });
       const before = up.received.length;
       const res = await fetchText(`${gw.url}/api/x`, { headers: bearer(key) });
       const p = checkProblem(res, 402, 'account-suspended', [key]);

@@ -85,6 +85,12 @@ export function day(text: string, name: string): number {
 }
 
 /** The plan if the config declares it; otherwise an InvalidInputError naming the plans there are. */
+/** A deliveries page's `after`: the id of the last delivery of the page before. */
+export function deliveryCursor(after: string | undefined): number | undefined {
+  if (after !== undefined && !/^\d+$/.test(after)) throw new InvalidInputError(`after: not a delivery cursor: "${after}" (pass the "next" of the previous page)`);
+  return after === undefined ? undefined : Number(after);
+}
+
 export function knownPlan({ plans }: Config, name: string): string {
   if (!Object.hasOwn(plans, name)) throw new InvalidInputError(`unknown plan "${name}" (plans: ${Object.keys(plans).join(', ')})`);
   return name;
@@ -219,8 +225,7 @@ export class LocalOperations implements Operations {
   }
 
   deliveries({ failed, account, limit, after }: DeliveryListQuery): Page<DeliveryDoc> {
-    if (after !== undefined && !/^\d+$/.test(after)) throw new InvalidInputError(`after: not a delivery cursor: "${after}" (pass the "next" of the previous page)`);
-    const { data, next } = this.admin.deliveries({ failed, accountId: account, limit, after: after === undefined ? undefined : Number(after) });
+    const { data, next } = this.admin.deliveries({ failed, accountId: account, limit, after: deliveryCursor(after) });
     return { data: data.map(deliveryDoc), next };
   }
 

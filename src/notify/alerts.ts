@@ -9,9 +9,14 @@
 // written with the event that changes it, in the group commit of the request that decided it
 // (Recorder.notice), and read back with the account's key: a restart fires nothing twice.
 // Memory decides synchronously, so N requests at once across a threshold fire it once.
+//
+// With several nodes (PostgreSQL), each decides from its own view: the balance and the other
+// nodes' leases as the database has them, and its own lease as its memory does. While an account
+// with balance.low armed spends here, that view is read again every REFRESH_MS (the others spend
+// too), and the commit fires an alert once across all nodes (alerts-once.ts).
 import type { PlanAlerts } from '../config.ts';
 import type { AccountState } from '../state/accounts.ts';
-import type { AlertState, EventData, KeyLookup, Money, Notice, NotificationType } from '../storage/ports.ts';
+import type { AlertState, EventData, KeyLookup, MaybePromise, Notice, NotificationType } from '../storage/ports.ts';
 import { PLAN_ALERTS } from './config-parse.ts';
 import { eventId } from './events.ts';
 
@@ -19,9 +24,24 @@ export interface NoticeSink {
   notice(n: Notice): void;
 }
 
-/** What every account's alerts share: where their notices go, the ledger and the clock. */
+export interface AlertsOptions {
+  /** What the durable balance and the other nodes' leases of the account hold (this node's lease is in its memory). */
+  held(accountId: string): MaybePromise<number>;
+  /** Other nodes spend the same balances. */
+  shared: boolean;
+  onError(msg: string, err: Error): void;
+}
+
+/** How often an account spending here, with balance.low armed, reads what the other nodes hold. */
+const REFRESH_MS = 1_000;
+
+/** What every account's alerts share: where their notices go, the balances and the clock. */
 export class Alerts {
-  constructor(private readonly sink: NoticeSink, readonly money: Money, readonly now: () => number) {}
+  /** Accounts that spent since the last refresh (several nodes only). */
+  private readonly spending = new Set<AccountAlerts>();
+  private refresh: NodeJS.Timeout | undefined;
+
+  constructor(private readonly sink: NoticeSink, readonly options: AlertsOptions, readonly now: () => number) {}
 
   /** The alerts of an account being loaded into memory, squared with its balance. */
   load(account: AccountState, found: KeyLookup): AccountAlerts {
@@ -35,6 +55,22 @@ export class Alerts {
     const accountId = a.account.accountId;
     const event = type === undefined ? undefined : { id: eventId(), type, accountId, createdAt: this.now(), data: data! };
     this.sink.notice({ accountId, alerts: a.snapshot(), event });
+  }
+
+  /** An account with balance.low armed spent here: with several nodes, its view is read again soon. */
+  spent(a: AccountAlerts): void {
+    if (!this.options.shared) return;
+    this.spending.add(a);
+    this.refresh ??= setTimeout(() => {
+      this.refresh = undefined;
+      for (const x of this.spending) x.balanceChanged();
+      this.spending.clear();
+    }, REFRESH_MS).unref();
+  }
+
+  stop(): void {
+    clearTimeout(this.refresh);
+    this.spending.clear();
   }
 }
 
@@ -70,7 +106,9 @@ export class AccountAlerts {
   /** A request spent `micros` (meter()): balance.low when the balance falls below the threshold. */
   spend(micros: number): void {
     this.balance -= micros;
-    if (this.balance < this.lowAt && this.lowArmed) this.low();
+    if (!this.lowArmed) return;
+    if (this.balance < this.lowAt) this.low();
+    else this.shared.spent(this);
   }
 
   /** A request that needed `micros` was refused for lack of credits. */
@@ -114,8 +152,14 @@ export class AccountAlerts {
 
   /** Money moved outside this gateway's requests: the balance is read again (off the request path). */
   balanceChanged(): void {
+    const held = this.shared.options.held(this.account.accountId);
+    if (held instanceof Promise) held.then((h) => this.heldNow(h), (err: Error) => this.shared.options.onError('reading a balance for its alerts failed', err));
+    else this.heldNow(held);
+  }
+
+  private heldNow(held: number): void {
     const w = this.account.wallet;
-    const now = this.shared.money.durable(this.account.accountId) + (w ? w.available + w.reserved : 0);
+    const now = held + (w ? w.available + w.reserved : 0);
     const rose = now > this.balance;
     this.balance = now;
     const rearmed = rose && !this.depletedArmed;

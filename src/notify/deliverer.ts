@@ -14,6 +14,7 @@
 import type { Config, NotificationsConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { StorageBusy, type Delivery, type Destination, type Outbox, type OutboxEvent } from '../storage/ports.ts';
+import type { MaybeAsync } from '../storage/steps.ts';
 import { Mailer } from './mailer.ts';
 import { WebhookSender, type Attempt } from './webhook-sender.ts';
 
@@ -39,7 +40,7 @@ export interface Timers {
 }
 
 export interface DelivererDeps {
-  outbox: Outbox;
+  outbox: MaybeAsync<Outbox>;
   config: Pick<Config, 'stripe'> & { notifications: NotificationsConfig };
   log: Logger;
   /** Milliseconds since the epoch: what due times, retries and key expiry are measured by. */
@@ -74,6 +75,7 @@ export class Deliverer {
   private readonly perTarget = new Map<string, number>();
   /** Delivered, the record not written yet (the database was busy): never attempted again. */
   private readonly unrecorded = new Map<number, { at: number; status: number }>();
+  private recording: Promise<void> | undefined;
   private readonly abort = new AbortController();
   private lastKeyScan = -Infinity;
   private timer: unknown;
@@ -178,7 +180,12 @@ export class Deliverer {
     }
   }
 
-  private async recordDelivered(): Promise<void> {
+  /** One pass at a time: two would both record a delivery whose record is in flight (an attempt counted twice). */
+  private recordDelivered(): Promise<void> {
+    return (this.recording ??= this.recordAll().finally(() => (this.recording = undefined)));
+  }
+
+  private async recordAll(): Promise<void> {
     for (const [id, { at, status }] of this.unrecorded) {
       try {
         await this.deps.outbox.delivered(id, at, status);

@@ -7,6 +7,7 @@ import type { BillingAccount, BillingStore, CreditCheckout, CreditPurchase, Disp
 import type { Change, EventLog, EventTx, LeaseHolder } from '../storage/ports.ts';
 import { runAsync, type MaybeAsync } from '../storage/steps.ts';
 import { recordChange, type PgChangeFeed } from './pg-changes.ts';
+import { addEvent } from './pg-outbox.ts';
 import { transaction, type Client, type Pool } from './pool.ts';
 
 type Queryable = Client | Pool;
@@ -165,10 +166,7 @@ export function createPgBilling(pool: Pool, { changes, node = '', now = Date.now
       const tx: EventTx = {
         money: pgMoney(c, () => holder, now, changed),
         billing: pgBillingStore(c, now, changed),
-        outbox: {
-          add: (e) => c.query(`INSERT INTO notifications (event_id, type, account_id, data, created_at) VALUES ($1, $2, $3, $4, $5)
-            ON CONFLICT (event_id) DO NOTHING`, [e.id, e.type, e.accountId, JSON.stringify(e.data), e.createdAt]).then(() => undefined),
-        },
+        outbox: { add: (e) => addEvent(c, e) },
       };
       const note = await runAsync(effect(tx));
       await c.query(`UPDATE webhook_events SET status = $2, note = $3, applied_at = $4,

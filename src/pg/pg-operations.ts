@@ -1,7 +1,7 @@
 // What the CLI does on PostgreSQL (DATABASE_URL): accounts, keys, credits, webhook events, the
 // audit log and the config, each change in one transaction with its audit row and, where a node
-// must hear of it, its change row; usage and requests are read in pg-usage-operations.ts.
-// Notifications say they do not work here yet. Validation, refusals and documents are the SQLite
+// must hear of it, its change row; usage and requests are in pg-usage-operations.ts, notifications
+// in pg-notify-operations.ts. Validation, refusals and documents are the SQLite
 // side's (db/admin.ts, admin/operations.ts, admin/shapes.ts), so both answer alike.
 import { configDoc } from '../admin/config.ts';
 import { knownPlan, type Operations } from '../admin/operations.ts';
@@ -21,6 +21,7 @@ import type { EventLog, LeaseHolder } from '../storage/ports.ts';
 import { createPgBilling } from './pg-billing.ts';
 import { recordChange } from './pg-changes.ts';
 import { HELD_MICROS } from './pg-leases.ts';
+import { pgNotifyOperations, type NotifyOperations } from './pg-notify-operations.ts';
 import { pgUsageOperations, type UsageOperations } from './pg-usage-operations.ts';
 import { transaction, type Client, type Pool } from './pool.ts';
 
@@ -59,23 +60,6 @@ const CLI_NODE = '';
 /** migrations/pg/0001: one account per email, ignoring case. */
 const EMAIL_INDEX = 'accounts_email_nocase';
 const UNIQUE_VIOLATION = '23505';
-
-/** An operation the PostgreSQL backend does not have yet. */
-export class NotOnPostgresError extends Error {
-  constructor(what: string) {
-    super(`${what} does not work on PostgreSQL (DATABASE_URL) yet: accounts, keys, credits, usage, requests, webhooks, audit and billing do`);
-    this.name = 'NotOnPostgresError';
-  }
-}
-
-const refuse = (what: string) => (): never => {
-  throw new NotOnPostgresError(what);
-};
-
-/** What does not work on PostgreSQL yet, named as the CLI names it: a refusal rather than an answer from the wrong database. */
-const NOT_YET = {
-  deliveries: refuse('notifications list'), resendDelivery: refuse('notifications resend'), alerts: refuse('alerts'), setAlerts: refuse('notifications set-alerts'),
-} satisfies Partial<Operations>;
 
 /** One more row than asked says whether there is a next page; its cursor is the last row's id. */
 function page<T extends { id: string | number }>(rows: T[], limit: number): Page<T> {
@@ -232,7 +216,7 @@ export function pgOperations(pool: Pool, deps: PgOperationsDeps, tx?: Client): O
     return after;
   }
 
-  const supported: Omit<Operations, keyof typeof NOT_YET | keyof UsageOperations> = {
+  const supported: Omit<Operations, keyof NotifyOperations | keyof UsageOperations> = {
     createAccount: ({ email, name, plan }) => transaction(db, async (c) => {
       const config = deps.config();
       const p = knownPlan(config, plan ?? config.defaultPlan);
@@ -395,5 +379,6 @@ export function pgOperations(pool: Pool, deps: PgOperationsDeps, tx?: Client): O
     config: () => configDoc(deps.config()),
   };
 
-  return { ...supported, ...pgUsageOperations(db, deps), ...NOT_YET };
+  const notify = pgNotifyOperations(db, { now, node: CLI_NODE, account: (c, id) => accountRow(c, id), audit: writeAudit });
+  return { ...supported, ...pgUsageOperations(db, deps), ...notify };
 }

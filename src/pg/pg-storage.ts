@@ -1,23 +1,24 @@
 // The request path's storage on PostgreSQL, shared by several gateways: each process is a node of
 // the database (node-life.ts) with its own leases, rows and id, and Stripe's webhooks may reach any
-// of them (pg-billing.ts), and so may admin API calls (pg-admin.ts). Notifications still need the
-// SQLite file (createApp refuses them here).
+// of them (pg-billing.ts), and so may admin API calls (pg-admin.ts); every node delivers the
+// notifications' outbox (pg-outbox.ts).
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { createRedisBuckets, type RedisTokenStore } from '../limiter/redis-buckets.ts';
-import type { BillingStorage, CoreStorage, Fencing } from '../storage/ports.ts';
+import type { BillingStorage, CoreStorage, Fencing, NotifyStorage } from '../storage/ports.ts';
 import { migratePg } from './migrate.ts';
 import { startNode, type NodeLife } from './node-life.ts';
 import { createPgBilling } from './pg-billing.ts';
 import { createPgChanges, type PgChangeFeed } from './pg-changes.ts';
 import { createPgKeys } from './pg-keys.ts';
+import { createPgOutbox } from './pg-outbox.ts';
 import { createPgQuotas } from './pg-quotas.ts';
 import { createPgRateBuckets } from './pg-rate-buckets.ts';
 import { closeLease, createPgLeases } from './pg-leases.ts';
 import { createPgUsage } from './pg-usage.ts';
 import { createPool, transaction, type Pool } from './pool.ts';
 
-export type PgStorage = CoreStorage & BillingStorage & { pool: Pool; changes: PgChangeFeed; close(): Promise<void> };
+export type PgStorage = CoreStorage & BillingStorage & NotifyStorage & { pool: Pool; changes: PgChangeFeed; close(): Promise<void> };
 
 export interface PgStorageOptions {
   /** How long a node may be silent before the others take it for dead and end its leases. */
@@ -51,6 +52,7 @@ export async function createPgStorage(url: string, o: PgStorageOptions): Promise
     let open = true;
     return {
       pool, node, fencing, changes, billing, events, alone,
+      outbox: createPgOutbox(pool, node),
       keys: createPgKeys(pool, node),
       ledger: { ...createPgLeases(pool, node), holder },
       usage: createPgUsage(pool, node),

@@ -1,12 +1,13 @@
 // Usage rows on PostgreSQL. A group commit is one statement, so one round trip: the rows go in as
 // column arrays (unnest), and data-modifying CTEs add what they count to the quota counters, the
 // leases' consumption, the overage outbox and the daily rollups, and write the alerts decided
-// with them. A row is counted as it is written: the gateway keeps no tallies for this backend,
+// with them (against the state other nodes wrote: notify/alerts-once.ts). A row is counted as it is written: the gateway keeps no tallies for this backend,
 // and after a crash nothing is left to count again.
+import { fireOnce, type StoredState } from '../notify/alerts-once.ts';
 import type { Notice, Tally, UsageLog } from '../storage/ports.ts';
 import type { RecentUsage, UsageRecord } from '../storage/records.ts';
 import { USAGE_COLUMNS, usageValues, type UsageColumn } from '../storage/usage-columns.ts';
-import type { Pool } from './pool.ts';
+import { transaction, type Client, type Pool } from './pool.ts';
 
 /** Each row column's array type (the record lists every column, or the type check fails). */
 const TYPE: Record<UsageColumn, string> = {
@@ -18,7 +19,7 @@ const TYPE: Record<UsageColumn, string> = {
 
 const rowArrays = USAGE_COLUMNS.map((c, i) => `$${i + 2}::${TYPE[c]}[]`).join(', ');
 const n = USAGE_COLUMNS.length + 2;
-// Notices: account, low armed, depleted armed, quota period, quota percent; then the event, if any.
+// Notices, as noticeArrays() passes them.
 const notices = `unnest($${n}::text[], $${n + 1}::bool[], $${n + 2}::bool[], $${n + 3}::text[], $${n + 4}::int[],
   $${n + 5}::text[], $${n + 6}::text[], $${n + 7}::text[], $${n + 8}::bigint[]) WITH ORDINALITY
   AS x(account_id, low_armed, depleted_armed, quota_period, quota_percent, event_id, event_type, event_data, event_at, ord)`;
@@ -73,6 +74,16 @@ const WRITE = `WITH r AS (
   )
   SELECT count(*) AS rows FROM r`;
 
+/** Notices as the statement's arrays: account, low armed, depleted armed, quota period, quota percent; then the event, if any. */
+function noticeArrays(ns: readonly Notice[]): unknown[][] {
+  return [
+    ns.map((x) => x.accountId), ns.map((x) => x.alerts.lowArmed), ns.map((x) => x.alerts.depletedArmed),
+    ns.map((x) => x.alerts.quotaPeriod), ns.map((x) => x.alerts.quotaPercent), ns.map((x) => x.event?.id ?? null),
+    ns.map((x) => x.event?.type ?? null), ns.map((x) => (x.event ? JSON.stringify(x.event.data) : null)),
+    ns.map((x) => x.event?.createdAt ?? null),
+  ];
+}
+
 export function createPgUsage(pool: Pool, node: string): UsageLog {
   return {
     countsRows: true,
@@ -90,13 +101,22 @@ export function createPgUsage(pool: Pool, node: string): UsageLog {
         usageValues(r, row, 0);
         for (let c = 0; c < row.length; c++) cols[c][i] = row[c];
       });
-      const ns = [
-        noticed.map((x) => x.accountId), noticed.map((x) => x.alerts.lowArmed), noticed.map((x) => x.alerts.depletedArmed),
-        noticed.map((x) => x.alerts.quotaPeriod), noticed.map((x) => x.alerts.quotaPercent), noticed.map((x) => x.event?.id ?? null),
-        noticed.map((x) => x.event?.type ?? null), noticed.map((x) => (x.event ? JSON.stringify(x.event.data) : null)),
-        noticed.map((x) => x.event?.createdAt ?? null),
-      ];
-      await pool.query({ name: 'tollgate-usage-write', text: WRITE, values: [node, ...cols, ...ns] });
+      const write = (c: Client | Pool, ns: readonly Notice[]) =>
+        c.query({ name: 'tollgate-usage-write', text: WRITE, values: [node, ...cols, ...noticeArrays(ns)] });
+      if (noticed.length === 0) {
+        await write(pool, noticed);
+        return;
+      }
+      // Alerts are rare: their commit reads the accounts' stored state under its lock first, so
+      // an alert another node fired already is not fired again (notify/alerts-once.ts).
+      await transaction(pool, async (c) => {
+        const ids = [...new Set(noticed.map((x) => x.accountId))].sort();
+        await c.query('INSERT INTO account_alerts (account_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING', [ids]);
+        const { rows: stored } = await c.query<StoredState & { accountId: string }>(`SELECT account_id AS "accountId", low_armed AS "lowArmed",
+          depleted_armed AS "depletedArmed", quota_period AS "quotaPeriod", quota_percent AS "quotaPercent"
+          FROM account_alerts WHERE account_id = ANY ($1) ORDER BY account_id FOR UPDATE`, [ids]);
+        await write(c, fireOnce(noticed, new Map(stored.map((s) => [s.accountId, s]))));
+      });
     },
 
     async chain(head, limit) {

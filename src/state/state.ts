@@ -9,7 +9,7 @@ import { MonthlyPeriods } from './periods.ts';
 import { SharedRateLimiter } from '../limiter/shared-buckets.ts';
 import { RateLimiter, type Limiter } from '../limiter/token-bucket.ts';
 import { Alerts } from '../notify/alerts.ts';
-import { StorageBusy, type CoreStorage, type LeaseHolder, type Ledger, type MaybePromise } from '../storage/ports.ts';
+import { StorageBusy, type CoreStorage, type LeaseHolder, type MaybePromise } from '../storage/ports.ts';
 import type { RecentUsage } from '../storage/records.ts';
 import { Accounts, type AccountState } from './accounts.ts';
 import { QuotaSlices } from './quota-slices.ts';
@@ -30,6 +30,7 @@ export class GatewayState {
   readonly recorder: Recorder;
   readonly limiter: Limiter;
   readonly periods = new MonthlyPeriods();
+  private readonly alerts: Alerts | undefined;
   private sweeper: NodeJS.Timeout | undefined;
   private pruner: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -71,9 +72,11 @@ export class GatewayState {
         return n;
       },
     });
+    // Alerts read what the balance and other nodes' leases hold; this node's lease is in memory.
+    this.alerts = config.notifications && new Alerts(this.recorder, { held: (id) => storage.ledger.balance(id, true), shared: fencing !== undefined, onError: warn }, now);
     this.accounts = new Accounts(storage.keys, config, this.periods, (s) => {
       if (s.wallet) this.wallets.balanceChanged(s.wallet);
-    }, config.notifications && new Alerts(this.recorder, (storage.ledger as Ledger).money, now), storage.quotas && new QuotaSlices(storage.quotas));
+    }, this.alerts, storage.quotas && new QuotaSlices(storage.quotas));
     storage.changes.subscribe((change) => {
       if (change.kind !== 'reclaim') return this.accounts.changed(change);
       const w = this.accounts.state(change.id)?.wallet;
@@ -174,6 +177,7 @@ export class GatewayState {
   /** Shutdown: every row written and counted, every lease of this node returned. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.alerts?.stop();
     if (this.sweeper) clearInterval(this.sweeper);
     if (this.pruner) clearTimeout(this.pruner);
     if (!(await this.recorder.stop())) {

@@ -387,8 +387,13 @@ export interface BillingStorage {
   alone?: <T>(report: () => Promise<T>) => Promise<T | undefined>;
 }
 
+/** Where notifications wait for delivery (both backends). */
+export interface NotifyStorage {
+  outbox: MaybeAsync<Outbox>;
+}
+
 /** Everything the gateway stores on SQLite: the core, and the money, billing and outbox around it. */
-export interface Storage extends CoreStorage, BillingStorage {
+export interface Storage extends CoreStorage, BillingStorage, NotifyStorage {
   ledger: Ledger;
   billing: BillingStore;
   events: EventLog;
