@@ -15,7 +15,7 @@ import { LocalOperations, type Operations } from '../src/admin/operations.ts';
 import { createPool } from '../src/pg/pool.ts';
 import type { UsageDoc } from '../src/admin/shapes.ts';
 import type { Admin } from '../src/db/admin.ts';
-import { createLogger } from '../src/log.ts';
+import { createLogger, type Logger } from '../src/log.ts';
 import type { EventLog } from '../src/storage/ports.ts';
 import type { MaybeAsync } from '../src/storage/steps.ts';
 import { ledgerCheck, openAdmin, seedAccount, startGateway, tempDir, type TestGateway } from './helpers.ts';
@@ -115,6 +115,8 @@ export interface BackendGatewayOptions {
   /** An existing database (BackendGateway.database): a restart. Default: a new one. */
   database?: string;
   notify?: AppOverrides['notify'];
+  /** The gateway's logger (default: one for LOG_LEVEL, silent unless `env` says otherwise). */
+  log?: Logger;
 }
 
 export async function startBackendGateway(backend: Backend, o: BackendGatewayOptions): Promise<BackendGateway> {
@@ -190,7 +192,7 @@ async function onPostgres(o: BackendGatewayOptions): Promise<BackendGateway> {
   const url = o.database ?? await freshDatabase(inject('postgresUrl'));
   const config = join(tempDir(), 'tollgate.config.json');
   writeFileSync(config, JSON.stringify(o.file));
-  const app = await createApp(loadConfig({ LOG_LEVEL: 'silent', ...o.env, DATABASE_URL: url, TOLLGATE_CONFIG: config }), { now: o.now, notify: o.notify });
+  const app = await createApp(loadConfig({ LOG_LEVEL: 'silent', ...o.env, DATABASE_URL: url, TOLLGATE_CONFIG: config }), { now: o.now, notify: o.notify, log: o.log });
   const port = await app.listen(0, '127.0.0.1');
   const storage = app.storage as PgStorage;
   const { pool } = storage;
