@@ -46,6 +46,11 @@ export interface Remote {
   debit(id: string, micros: number, kind: string, reference: string): Promise<boolean>;
   /** The rows of a query both databases read alike (no parameters). */
   select<T>(sql: string): Promise<T[]>;
+  /**
+   * Writes `count` rows of a request to /api/ by the account's key, at `from`, `from` + 1 … ms,
+   * counted in the account's daily rollup of that day (which its own requests made), in one statement.
+   */
+  addUsage(accountId: string, keyId: string, from: number, count: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -137,6 +142,12 @@ export function sqliteBackend(gw: TestGateway, now: () => number = Date.now): Ba
         ops: operations(cli.admin),
         debit: async (id, micros, kind, reference) => cli.storage.ledger.money.debit(id, micros, kind, reference),
         select: async <T>(sql: string) => cli.storage.db.prepare(sql).all() as T[],
+        // With the counters as the gateway leaves them: every row counted (counters.through_id).
+        addUsage: async (accountId, keyId, from, count) => void cli.storage.db.exec(`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ${count - 1})
+          INSERT INTO usage (id, ts, request_id, account_id, key_id, route, method, path, status, request_bytes, response_bytes, latency_us, price_micros, billable)
+          SELECT (SELECT max(id) FROM usage) + i + 1, ${from} + i, 'added' || i, '${accountId}', '${keyId}', '/api/', 'GET', '/api/old', 200, 0, 11, 100, 0, 1 FROM n;
+          UPDATE counters SET value = (SELECT max(id) FROM usage);
+          UPDATE usage_daily SET requests = requests + ${count}, through_id = (SELECT max(id) FROM usage) WHERE account_id = '${accountId}';`),
         close: async () => cli.close(),
       };
     },
@@ -209,6 +220,13 @@ async function onPostgres(o: BackendGatewayOptions): Promise<BackendGateway> {
         ops: pgOperations(other, { config: () => app.config, now, actor: 'cli' }),
         debit: async (id, micros, kind, reference) => (await other.query(DEBIT, [id, micros, kind, reference])).rowCount === 1,
         select: async <T>(sql: string) => (await other.query(sql)).rows as T[],
+        // As another node's rows (under a node id of their own), counted as a group commit counts them.
+        addUsage: async (accountId, keyId, from, count) => void await other.query(`WITH added AS (
+            INSERT INTO usage (node, id, ts, request_id, account_id, key_id, route, method, path, status, request_bytes, response_bytes,
+              latency_us, price_micros, billable)
+            SELECT 'added', i + 1, $3::bigint + i, 'added' || i, $1, $2, '/api/', 'GET', '/api/old', 200, 0, 11, 100, 0, true
+            FROM generate_series(0, $4::bigint - 1) AS i RETURNING 1)
+          UPDATE usage_daily SET requests = requests + (SELECT count(*) FROM added) WHERE account_id = $1`, [accountId, keyId, from, count]),
         close: () => other.end(),
       };
     },
