@@ -90,10 +90,15 @@ export async function seedCustomer(ops: Operations, plan = 'free', email = `c${+
   return { id: account.id, key, keyId };
 }
 
-/** The rows of a query both databases read alike, with `?` parameters. */
+/** The rows of a statement both databases read alike, with `?` parameters (none for a write). */
 export async function rows<T>(gw: BackendGateway, sql: string, ...params: unknown[]): Promise<T[]> {
   const storage = gw.app.storage;
-  if (gw.backend === 'sqlite') return (storage as Storage & { db: Db }).db.prepare(sql).all(...params) as T[];
+  if (gw.backend === 'sqlite') {
+    const statement = (storage as Storage & { db: Db }).db.prepare(sql);
+    if (statement.reader) return statement.all(...params) as T[];
+    statement.run(...params);
+    return [];
+  }
   let n = 0;
   return (await (storage as PgStorage).pool.query(sql.replace(/\?/g, () => `$${++n}`), params)).rows as T[];
 }
