@@ -83,8 +83,8 @@ export interface Customer { id: string; key: string; keyId: string }
 
 let customers = 0;
 
-/** An account (on `plan`, with `email`) and one key. */
-export async function seedCustomer(ops: Operations, plan = 'free', email = `c${++customers}-${Date.now().toString(36)}@example.com`): Promise<Customer> {
+/** An account (on `plan`, else the default plan; with `email`) and one key. */
+export async function seedCustomer(ops: Operations, plan?: string, email = `c${++customers}-${Date.now().toString(36)}@example.com`): Promise<Customer> {
   const account = await ops.createAccount({ email, plan });
   const { id: keyId, key } = await ops.createKey({ accountId: account.id });
   return { id: account.id, key, keyId };
