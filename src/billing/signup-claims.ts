@@ -1,8 +1,9 @@
 // SIGNUP=checkout (src/ui/signup.ts): an account waits, suspended with the reason 'signup', for
 // its Checkout session to be paid. When checkout.session.completed credits that session, the
 // account is made active and its first key issued, in the webhook's transaction, once; the key
-// is kept sealed (AES-256-GCM, under a key derived from the file's UI secret and the session id)
-// until the success page shows it, once, and then forgotten.
+// is kept sealed (AES-256-GCM, under a key derived from the database's UI secret and the session
+// id) until the success page shows it, once, and then forgotten. The SQLite file's claims are
+// here; PostgreSQL's, sealed alike, in pg/pg-ui.ts.
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import { recordAudit } from '../db/audit.ts';
 import type { Db } from '../db/open.ts';
