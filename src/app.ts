@@ -5,11 +5,9 @@
 import type Stripe from 'stripe';
 import type { ExtraRoute } from './admin/http.ts';
 import { metricsRoute } from './admin/metrics.ts';
-import { sqliteAdminBackend } from './admin/backend.ts';
 import { createAdminServer, type AdminListener } from './admin/server.ts';
 import { createBilling, type Billing } from './billing/billing.ts';
 import type { Config } from './config.ts';
-import { Admin } from './db/admin.ts';
 import { startCheckpointer } from './db/checkpointer.ts';
 import { openDb, type Db } from './db/open.ts';
 import { createSqliteStorage } from './db/sqlite-storage.ts';
@@ -18,10 +16,9 @@ import { Metrics } from './metrics.ts';
 import { Deliverer, type Timers } from './notify/deliverer.ts';
 import { createGateway, type Gateway } from './server.ts';
 import { GatewayState } from './state/state.ts';
-import { pgAdminBackend } from './pg/pg-admin.ts';
-import { createPgStorage, type PgStorage } from './pg/pg-storage.ts';
+import { createPgStorage } from './pg/pg-storage.ts';
 import type { BillingStorage, CoreStorage, NotifyStorage, Storage } from './storage/ports.ts';
-import { liveView } from './state/live.ts';
+import { pagesBackend } from './ui/backends.ts';
 import { Console } from './ui/console/console.ts';
 
 export interface AppOverrides {
@@ -76,18 +73,12 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   if (config.admin) {
     const adminConfig = { ...config, admin: config.admin };
     const extra = [metricsRoute(metrics), ...(overrides.adminRoutes ?? [])];
-    if (onSqlite(storage)) {
-      const operator = new Admin(storage, now, liveView(state));
-      admin = createAdminServer({
-        config: adminConfig, backend: sqliteAdminBackend(operator, storage.db, { config, now, log }), log, extra,
-        // The operator console's pages (src/ui/console/) share the listener: they sign in with a token.
-        console: new Console({ config: adminConfig, admin: operator, db: storage.db, log, now }),
-      });
-    } else if (onPostgres(storage)) {
-      admin = createAdminServer({ config: adminConfig, backend: pgAdminBackend(storage.pool, {
-        config, now, log, changes: storage.changes, node: { id: storage.node, holder: state.holder, keyLastUsed: (hash) => state.accounts.keyLastUsed(hash) },
-      }), log, extra });
-    }
+    const pages = pagesBackend(state, { config, now, log });
+    // The operator console's pages (src/ui/console/) share the listener: they sign in with a token.
+    admin = pages && createAdminServer({
+      config: adminConfig, backend: pages.admin, log, extra,
+      console: new Console({ config: adminConfig, operations: pages.admin.operations, store: pages.store, log, now }),
+    });
   }
   // Last, once nothing can fail: a worker started earlier would outlive a failed start.
   const checkpointer = onSqlite(storage) && !storage.db.memory
@@ -110,10 +101,6 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
 
 function onSqlite(storage: CoreStorage): storage is Storage & { db: Db } {
   return 'db' in storage;
-}
-
-function onPostgres(storage: CoreStorage): storage is PgStorage {
-  return 'pool' in storage;
 }
 
 function hasOutbox(storage: CoreStorage): storage is CoreStorage & NotifyStorage {

@@ -6,6 +6,13 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { expect } from 'vitest';
+import type { Operations } from '../src/admin/operations.ts';
+import type { Db } from '../src/db/open.ts';
+import { createLogger } from '../src/log.ts';
+import type { PgStorage } from '../src/pg/pg-storage.ts';
+import type { Storage } from '../src/storage/ports.ts';
+import { pagesBackend } from '../src/ui/backends.ts';
+import type { BackendGateway } from './backend-gateway.ts';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const RESULTS = join(import.meta.dirname, '..', 'test-results');
@@ -61,3 +68,49 @@ export async function chartPoints(page: Page, id: string): Promise<{ day: string
 }
 
 export const today = (now = Date.now()) => new Date(now).toISOString().slice(0, 10);
+
+// ---- The page suites on both backends (test/backend-gateway.ts) ---------------------------
+
+/**
+ * The operations the gateway's own pages use (ui/backends.ts), acting as 'test' in the audit log:
+ * what a test seeds and changes, on either backend.
+ */
+export function operator(gw: BackendGateway, now: () => number = Date.now): Operations {
+  return pagesBackend(gw.app.state, { config: gw.config, now, log: createLogger('silent') })!.admin.operations({ by: 'test', requestId: null });
+}
+
+export interface Customer { id: string; key: string; keyId: string }
+
+let customers = 0;
+
+/** An account (on `plan`, else the default plan; with `email`) and one key. */
+export async function seedCustomer(ops: Operations, plan?: string, email = `c${++customers}-${Date.now().toString(36)}@example.com`): Promise<Customer> {
+  const account = await ops.createAccount({ email, plan });
+  const { id: keyId, key } = await ops.createKey({ accountId: account.id });
+  return { id: account.id, key, keyId };
+}
+
+/** The rows of a statement both databases read alike, with `?` parameters (none for a write). */
+export async function rows<T>(gw: BackendGateway, sql: string, ...params: unknown[]): Promise<T[]> {
+  const storage = gw.app.storage;
+  if (gw.backend === 'sqlite') {
+    const statement = (storage as Storage & { db: Db }).db.prepare(sql);
+    if (statement.reader) return statement.all(...params) as T[];
+    statement.run(...params);
+    return [];
+  }
+  let n = 0;
+  return (await (storage as PgStorage).pool.query(sql.replace(/\?/g, () => `$${++n}`), params)).rows as T[];
+}
+
+/** The first column of the first row. */
+export async function value<T>(gw: BackendGateway, sql: string, ...params: unknown[]): Promise<T> {
+  const [row] = await rows<Record<string, T>>(gw, sql, ...params);
+  return row && Object.values(row)[0];
+}
+
+/** Every usage row and counter queued in the gateway's memory, written. */
+export async function written(gw: BackendGateway): Promise<void> {
+  if (gw.backend === 'sqlite') expect(gw.app.state.recorder.flush()).toBe(true);
+  else expect(await gw.app.state.recorder.drain()).toBe(true);
+}

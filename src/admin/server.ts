@@ -25,8 +25,8 @@ export interface AdminServerDeps {
   config: Config & { admin: AdminConfig };
   /** The backend's operations (on SQLite: Admin on the gateway's own storage, with its live view). */
   backend: AdminBackend;
-  /** The operator console's pages (SQLite only). */
-  console?: Console;
+  /** The operator console's pages, on the same backend. */
+  console: Console;
   log: Logger;
   /** More endpoints on this listener (GET /metrics), each with its OpenAPI operation. */
   extra?: readonly ExtraRoute[];
@@ -104,11 +104,7 @@ export function createAdminServer({ config, backend, console: ui, log, extra = [
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const requestId = randomUUID();
     const headers = ['x-request-id', requestId];
-    if (Console.serves((req.url ?? '/').split('?', 1)[0])) {
-      if (ui) return ui.serve(req, res, requestId);
-      writeError(res, new GatewayError('NOT_FOUND', { detail: 'The operator console needs the SQLite file; on PostgreSQL use the admin API or the CLI.' }), requestId, headers);
-      return discardRest(req, req.socket);
-    }
+    if (Console.serves((req.url ?? '/').split('?', 1)[0])) return ui.serve(req, res, requestId);
     try {
       const caller = authorize(req.headers.authorization);
       if (!caller) throw new GatewayError('ADMIN_UNAUTHORIZED');

@@ -8,6 +8,7 @@ import type { Change, EventLog, EventTx, LeaseHolder } from '../storage/ports.ts
 import { runAsync, type MaybeAsync } from '../storage/steps.ts';
 import { recordChange, type PgChangeFeed } from './pg-changes.ts';
 import { addEvent } from './pg-outbox.ts';
+import { pgCompleteSignup } from './pg-ui.ts';
 import { transaction, type Client, type Pool } from './pool.ts';
 
 type Queryable = Client | Pool;
@@ -67,8 +68,7 @@ export function pgBillingStore(c: Queryable, now: () => number, changed: Changed
 
     recordCheckout: (x) => run(`INSERT INTO checkout_sessions (session_id, account_id, amount_micros, created_at) VALUES ($1, $2, $3, $4)
       ON CONFLICT DO NOTHING`, [x.sessionId, x.accountId, x.amountMicros, now()]),
-    // Signup (SIGNUP=checkout) needs the SQLite file's pages: no session here is a signup's.
-    completeSignup: () => undefined,
+    completeSignup: (sessionId) => pgCompleteSignup(c, changed, sessionId, now()),
     creditCheckout: (sessionId) => one<CreditCheckout>(c, `SELECT session_id AS "sessionId", account_id AS "accountId", amount_micros AS "amountMicros"
       FROM checkout_sessions WHERE session_id = $1`, [sessionId]),
 

@@ -1,12 +1,12 @@
 // The pages on the public port: the customer portal, signup and their stylesheet, under
-// /_tollgate/. Built once per gateway on its SQLite storage (the pages read the daily rollups and
-// keys by SQL); the answer goes out through the gateway's own respond rule (beforeResponse).
+// /_tollgate/. Built once per gateway on its backend (the SQLite file or PostgreSQL, backends.ts);
+// the answer goes out through the gateway's own respond rule (beforeResponse).
 import type { Billing } from '../billing/billing.ts';
 import type { Config } from '../config.ts';
-import type { Db } from '../db/open.ts';
+import { createLogger } from '../log.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import type { GatewayState } from '../state/state.ts';
-import type { Storage } from '../storage/ports.ts';
+import { pagesBackend } from './backends.ts';
 import { isSecure, notFound, readForm, stylesheet, type UiReply, type UiRequest } from './http.ts';
 import { PORTAL, STYLESHEET } from './portal/context.ts';
 import { Portal } from './portal/portal.ts';
@@ -33,15 +33,18 @@ const built = new WeakMap<GatewayState, Pages | null>();
 function pagesOf({ config, state, billing, now }: PublicDeps): Pages | null {
   let pages = built.get(state);
   if (pages === undefined) {
-    const storage = state.storage;
-    pages = 'db' in storage ? {
-      portal: new Portal({ config, state, storage: storage as Storage & { db: Db }, billing, now }),
-      signup: new Signup({ config, storage: storage as Storage & { db: Db }, billing, now }),
+    // The customer's operations never log (only a webhook replay does, which they cannot do).
+    const backend = pagesBackend(state, { config, now, log: silent });
+    pages = backend ? {
+      portal: new Portal({ config, state, operations: backend.admin.operations, store: backend.store, billing, now }),
+      signup: new Signup({ config, operations: backend.admin.operations, store: backend.store, billing, now }),
     } : null;
     built.set(state, pages);
   }
   return pages;
 }
+
+const silent = createLogger('silent');
 
 export async function publicPage(ctx: RequestContext, path: string, query: string, deps: PublicDeps): Promise<void> {
   const { req } = ctx;
@@ -56,7 +59,7 @@ export async function publicPage(ctx: RequestContext, path: string, query: strin
     if (css) reply = css;
     else {
       const pages = pagesOf(deps);
-      if (!pages) throw notFound('These pages need the SQLite storage.');
+      if (!pages) throw notFound('These pages need the gateway\u2019s own storage (the SQLite file or PostgreSQL).');
       reply = path.startsWith(SIGNUP) ? await pages.signup.handle(ui) : await pages.portal.handle(ui, ctx.requestId);
     }
   } catch (err) {

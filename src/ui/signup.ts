@@ -4,18 +4,17 @@
 // the customer goes to Stripe Checkout; checkout.session.completed activates it and issues its
 // key (billing/signup-claims.ts), which the success page shows once. Both: at most 5 signups
 // per client address an hour (429 with Retry-After), an email already used refused whatever its case.
-import { LocalOperations } from '../admin/operations.ts';
+import type { AdminBackend } from '../admin/backend.ts';
+import type { Operations } from '../admin/operations.ts';
 import type { Billing } from '../billing/billing.ts';
-import { claimSignupKey, recordSignupClaim, SIGNUP_REASON } from '../billing/signup-claims.ts';
+import { SIGNUP_REASON } from '../billing/signup-claims.ts';
 import type { Config } from '../config.ts';
-import { Admin, EmailTakenError } from '../db/admin.ts';
-import type { Db } from '../db/open.ts';
-import { createLogger } from '../log.ts';
-import type { Storage } from '../storage/ports.ts';
+import { EmailTakenError } from '../db/admin.ts';
 import { dollars, html, page, type Html } from './html.ts';
 import { crossSite, notFound, pageReply, redirect, sameOrigin, tooMany, UiRefusal, type UiReply, type UiRequest } from './http.ts';
 import { STYLESHEET } from './portal/context.ts';
 import { Throttle } from './throttle.ts';
+import type { UiStore } from './ui-store.ts';
 
 export const SIGNUP = '/_tollgate/signup';
 export const SIGNUPS_PER_HOUR = 5;
@@ -25,7 +24,9 @@ const SESSION_ID = /^cs_[A-Za-z0-9_]{1,200}$/;
 
 export interface SignupDeps {
   config: Config;
-  storage: Storage & { db: Db };
+  /** The operations of the gateway's backend, bound to who acts (the admin API's). */
+  operations: AdminBackend['operations'];
+  store: UiStore;
   billing: Billing | undefined;
   now: () => number;
 }
@@ -34,10 +35,11 @@ const frame = (title: string, body: Html, status = 200, error?: string) => pageR
 
 export class Signup {
   private readonly throttle = new Throttle(SIGNUPS_PER_HOUR, 3600_000);
-  private readonly admin: Admin;
+  /** The audit log names the signup as who created the account and its key. */
+  private readonly ops: Operations;
 
   constructor(private readonly deps: SignupDeps) {
-    this.admin = new Admin(deps.storage, deps.now, undefined, { by: 'signup', requestId: null });
+    this.ops = deps.operations({ by: 'signup', requestId: null });
   }
 
   async handle(req: UiRequest): Promise<UiReply> {
@@ -56,51 +58,47 @@ export class Signup {
     return mode === 'open' ? this.open(email) : this.checkout(req, email, form.get('amount') ?? '');
   }
 
-  private ops(): LocalOperations {
-    return new LocalOperations({ admin: this.admin, config: () => this.deps.config, now: this.deps.now, log: silent });
-  }
-
-  private open(email: string): UiReply {
-    const ops = this.ops();
+  private async open(email: string): Promise<UiReply> {
+    const { ops } = this;
     let accountId: string;
     try {
-      accountId = ops.createAccount({ email }).id;
+      accountId = (await ops.createAccount({ email })).id;
     } catch (err) {
       if (err instanceof EmailTakenError) return this.form(409, 'An account with this email exists already.', email);
       throw err;
     }
-    const key = ops.createKey({ accountId, name: 'signup' });
+    const key = await ops.createKey({ accountId, name: 'signup' });
     return frame('Your API key', shownOnce(key.key, key.id));
   }
 
   private async checkout(req: UiRequest, email: string, amount: string): Promise<UiReply> {
-    const { billing, storage } = this.deps;
+    const { billing, store } = this.deps;
     if (!billing) throw new UiRefusal(503, 'Billing is not configured on this gateway.');
     // An earlier signup that never paid keeps its email: it may start its checkout again.
-    const held = this.admin.accountsPage({ limit: 1, email }).data[0];
+    const held = (await this.ops.listAccounts({ limit: 1, email })).data[0];
     if (held && !(held.status === 'suspended' && held.statusReason === SIGNUP_REASON)) return this.form(409, 'An account with this email exists already.', email);
     let accountId = held?.id;
     if (!accountId) {
       try {
-        accountId = this.ops().createAccount({ email }).id;
+        accountId = (await this.ops.createAccount({ email })).id;
       } catch (err) {
         if (err instanceof EmailTakenError) return this.form(409, 'An account with this email exists already.', email);
         throw err;
       }
-      storage.billing.setStanding(accountId, 'suspended', SIGNUP_REASON);
+      await store.holdForSignup(accountId);
     }
     const origin = `${req.secure ? 'https' : 'http'}://${req.headers.host}`;
     const session = await billing.checkout(accountId, { type: 'credits', amount }, {
       success: `${origin}${SIGNUP}/done?session_id={CHECKOUT_SESSION_ID}`, cancel: `${origin}${SIGNUP}`,
     });
-    recordSignupClaim(storage.db, session.id, accountId, this.deps.now());
+    await store.recordSignupClaim(session.id, accountId, this.deps.now());
     return redirect(session.url);
   }
 
-  private done(req: UiRequest): UiReply {
+  private async done(req: UiRequest): Promise<UiReply> {
     const sessionId = req.query.get('session_id') ?? '';
     if (!SESSION_ID.test(sessionId)) throw notFound('No such signup.');
-    const claim = claimSignupKey(this.deps.storage.db, sessionId, this.deps.now());
+    const claim = await this.deps.store.claimSignupKey(sessionId, this.deps.now());
     switch (claim.state) {
       case 'unknown': throw notFound('No such signup.');
       case 'waiting': return frame('Confirming your payment', html`<p id="waiting">Stripe has not confirmed the payment yet. Reload this page in a few seconds.</p>`, 202);
@@ -124,5 +122,3 @@ function shownOnce(key: string, keyId: string): Html {
   return html`<p>Copy the key now: it is shown this once and cannot be read again.</p><p class="secret" id="new-key">${key}</p>
 <p>Key id <code>${keyId}</code>. Send it as <code>Authorization: Bearer &lt;key&gt;</code>; see your usage at <a href="/_tollgate/portal">your account page</a>.</p>`;
 }
-
-const silent = createLogger('silent');

@@ -14,21 +14,21 @@ const ROTATE_GRACE_S = 24 * 3600;
 
 const back = (id: string, done: string) => redirect(`/accounts/${seg(id)}?done=${done}`);
 
-export function changePlan(ctx: ConsoleCtx, form: URLSearchParams): UiReply {
+export async function changePlan(ctx: ConsoleCtx, form: URLSearchParams): Promise<UiReply> {
   const id = ctx.params.id;
-  ctx.ops.updateAccount(id, { plan: form.get('plan') ?? '' });
+  await ctx.ops.updateAccount(id, { plan: form.get('plan') ?? '' });
   return back(id, 'plan');
 }
 
-export function changeStatus(ctx: ConsoleCtx, form: URLSearchParams): UiReply {
+export async function changeStatus(ctx: ConsoleCtx, form: URLSearchParams): Promise<UiReply> {
   const id = ctx.params.id;
   const status = form.get('status');
   if (status !== 'active' && status !== 'suspended') throw new UiRefusal(400, 'The status is "active" or "suspended".');
-  ctx.ops.updateAccount(id, { status });
+  await ctx.ops.updateAccount(id, { status });
   return back(id, status);
 }
 
-export function moveCredits(ctx: ConsoleCtx, form: URLSearchParams): UiReply {
+export async function moveCredits(ctx: ConsoleCtx, form: URLSearchParams): Promise<UiReply> {
   const id = ctx.params.id;
   const reason = (form.get('reason') ?? '').trim();
   if (!reason) throw new InvalidInputError('a reason is required');
@@ -38,8 +38,8 @@ export function moveCredits(ctx: ConsoleCtx, form: URLSearchParams): UiReply {
   } catch (err) {
     throw new InvalidInputError(`amount: ${(err as Error).message}`);
   }
-  if (form.get('direction') === 'deduct') ctx.ops.deductCredits(id, { amountMicros, reason });
-  else ctx.ops.grantCredits(id, { amountMicros, reason });
+  if (form.get('direction') === 'deduct') await ctx.ops.deductCredits(id, { amountMicros, reason });
+  else await ctx.ops.grantCredits(id, { amountMicros, reason });
   return back(id, 'credits');
 }
 
@@ -49,17 +49,17 @@ function shownOnce(ctx: ConsoleCtx, title: string, key: NewKeyDoc, extra = ''): 
 <p><a href="/accounts/${seg(key.accountId)}">Back to the account</a></p>`);
 }
 
-export function createKey(ctx: ConsoleCtx, form: URLSearchParams): UiReply {
+export async function createKey(ctx: ConsoleCtx, form: URLSearchParams): Promise<UiReply> {
   const name = (form.get('name') ?? '').trim();
-  return shownOnce(ctx, 'New key', ctx.ops.createKey({ accountId: ctx.params.id, name: name || null }));
+  return shownOnce(ctx, 'New key', await ctx.ops.createKey({ accountId: ctx.params.id, name: name || null }));
 }
 
-export function revokeKey(ctx: ConsoleCtx): UiReply {
-  const key = ctx.ops.revokeKey(ctx.params.id);
+export async function revokeKey(ctx: ConsoleCtx): Promise<UiReply> {
+  const key = await ctx.ops.revokeKey(ctx.params.id);
   return back(key.accountId, 'revoked');
 }
 
-export function rotateKey(ctx: ConsoleCtx): UiReply {
-  const rotated = ctx.ops.rotateKey(ctx.params.id, ROTATE_GRACE_S);
+export async function rotateKey(ctx: ConsoleCtx): Promise<UiReply> {
+  const rotated = await ctx.ops.rotateKey(ctx.params.id, ROTATE_GRACE_S);
   return shownOnce(ctx, 'Key rotated', rotated.new, ` The old key ${rotated.old.id} keeps working until ${rotated.old.expiresAt}.`);
 }

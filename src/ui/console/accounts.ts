@@ -12,14 +12,14 @@ const LEDGER_PAGE = 20;
 const ID = /^acct_[A-Za-z0-9_-]+$/;
 const STATUSES: readonly AccountStatus[] = ['active', 'suspended'];
 
-export function accountsPage(ctx: ConsoleCtx): UiReply {
+export async function accountsPage(ctx: ConsoleCtx): Promise<UiReply> {
   const { query } = ctx.req;
   const q = (query.get('q') ?? '').trim();
   if (ID.test(q)) return redirect(`/accounts/${seg(q)}`);
   const plan = query.get('plan') || undefined;
   const status = STATUSES.find((s) => s === query.get('status'));
   const after = query.get('after') || undefined;
-  const { data, next } = ctx.ops.listAccounts({ limit: PAGE, after, plan, status, email: q || undefined });
+  const { data, next } = await ctx.ops.listAccounts({ limit: PAGE, after, plan, status, email: q || undefined });
   const more = new URLSearchParams(query);
   if (next) more.set('after', next);
   const option = (value: string, selected: string | undefined, label = value) => html`<option value="${value}"${value === selected ? html` selected` : ''}>${label}</option>`;
@@ -38,16 +38,15 @@ const NOTICES: Record<string, string> = {
   active: 'The account is active again.', revoked: 'The key was revoked.',
 };
 
-export function accountPage(ctx: ConsoleCtx): UiReply {
+export async function accountPage(ctx: ConsoleCtx): Promise<UiReply> {
   const id = ctx.params.id;
-  const account = ctx.ops.account(id);
+  const account = await ctx.ops.account(id);
   const beforeText = ctx.req.query.get('before');
   const before = beforeText && /^\d+$/.test(beforeText) ? Number(beforeText) : undefined;
-  const usage = ctx.ops.usage(id, {});
-  const days = ctx.ops.usageByDay(id, {}).days;
-  const ledger = ctx.ops.ledger(id, { limit: LEDGER_PAGE, before });
-  const keys = ctx.ops.listKeys({ account: id, limit: 200 }).data;
-  const recent = ctx.ops.recentRequests(id, 20).requests;
+  const [usage, { days }, ledger, { data: keys }, { requests: recent }] = await Promise.all([
+    ctx.ops.usage(id, {}), ctx.ops.usageByDay(id, {}), ctx.ops.ledger(id, { limit: LEDGER_PAGE, before }),
+    ctx.ops.listKeys({ account: id, limit: 200 }), ctx.ops.recentRequests(id, 20),
+  ]);
   const path = `/accounts/${seg(id)}`;
   const csrf = ctx.csrf;
   const planOptions = Object.keys(ctx.config.plans).map((p) => html`<option value="${p}"${p === account.plan ? html` selected` : ''}>${p}</option>`);

@@ -7,8 +7,8 @@ import { consolePage, type ConsoleCtx } from './context.ts';
 const limits = (l: Record<string, number | undefined>) => Object.entries(l).filter(([, v]) => v !== undefined).map(([k, v]) => `${v}/${k.replace(/^per/, '').toLowerCase()}`).join(', ');
 const perMillion = (micros: number | undefined) => (micros === undefined ? '' : `${dollars(micros)}`);
 
-export function configPage(ctx: ConsoleCtx): UiReply {
-  const c = ctx.ops.config();
+export async function configPage(ctx: ConsoleCtx): Promise<UiReply> {
+  const c = await ctx.ops.config();
   const body = html`<p class="muted">From ${c.source}; default plan <strong>${c.defaultPlan}</strong>. Change these in the configuration and restart.</p>
 <h2>Routes</h2>
 ${table(['Path', 'Upstreams', 'Price', 'Counted', 'Auth', 'Priced by'], c.routes.map((r) => html`<tr><td><code>${r.path}</code></td><td>${r.upstreams.join(', ')}</td><td class="num">${dollars(r.priceMicros)}</td><td>${r.metered ? 'yes' : 'no'}</td><td>${r.auth ? 'key' : 'open'}</td><td>${r.meter ?? 'request'}</td></tr>`), 'No routes.', 'routes')}

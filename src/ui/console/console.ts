@@ -5,10 +5,8 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { adminAuth } from '../../admin/auth.ts';
-import { LocalOperations } from '../../admin/operations.ts';
+import type { AdminBackend } from '../../admin/backend.ts';
 import type { AdminConfig, Config } from '../../config.ts';
-import type { Admin } from '../../db/admin.ts';
-import type { Db } from '../../db/open.ts';
 import type { Logger } from '../../log.ts';
 import { TrustedProxies } from '../../pipeline/trusted-proxies.ts';
 import { html, page } from '../html.ts';
@@ -19,6 +17,7 @@ import {
 import { refusalReply, type Handler, Routes } from '../routes.ts';
 import { deriveKey, SessionSigner } from '../session.ts';
 import { Throttle } from '../throttle.ts';
+import type { UiStore } from '../ui-store.ts';
 import { changePlan, changeStatus, createKey, moveCredits, revokeKey, rotateKey } from './account-actions.ts';
 import { accountPage, accountsPage } from './accounts.ts';
 import { configPage } from './config-page.ts';
@@ -33,8 +32,9 @@ const SIGN_IN_LIMIT = 10;
 
 export interface ConsoleDeps {
   config: Config & { admin: AdminConfig };
-  admin: Admin;
-  db: Db;
+  /** The operator's operations, as the admin API's (the same backend). */
+  operations: AdminBackend['operations'];
+  store: UiStore;
   log: Logger;
   now: () => number;
 }
@@ -122,9 +122,8 @@ export class Console {
     }
     if (req.path === '/sign-out') throw new UiRefusal(405, 'Sign out with the button on any page.');
     const found = ROUTES.match(req.method, req.path);
-    const { config, admin, db, log } = this.deps;
-    const ops = new LocalOperations({ admin: admin.as({ by: actor, requestId }), config: () => config, now: this.deps.now, log });
-    const ctx: ConsoleCtx = { req, params: found.params, ops, db, config, now, csrf: this.signer.csrf(session) };
+    const { config, operations, store } = this.deps;
+    const ctx: ConsoleCtx = { req, params: found.params, ops: operations({ by: actor, requestId }), store, config, now, csrf: this.signer.csrf(session) };
     return found.handler(ctx, req.method === 'POST' ? await req.form() : new URLSearchParams());
   }
 

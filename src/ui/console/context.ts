@@ -1,8 +1,9 @@
 // What a console page handler gets: the request, the operator's operations (bound to the
-// signed-in token, so the audit log names it), the session's CSRF token, and the page frame.
+// signed-in token, so the audit log names it; on either backend), the pages' store, the session's
+// CSRF token, and the page frame.
 import type { Config } from '../../config.ts';
-import type { LocalOperations } from '../../admin/operations.ts';
-import type { Db } from '../../db/open.ts';
+import type { Operations } from '../../admin/operations.ts';
+import type { UiStore } from '../ui-store.ts';
 import { CSS_FILE } from '../css.ts';
 import { page, type Html } from '../html.ts';
 import { pageReply, type UiReply, type UiRequest } from '../http.ts';
@@ -10,8 +11,8 @@ import { pageReply, type UiReply, type UiRequest } from '../http.ts';
 export interface ConsoleCtx {
   req: UiRequest;
   params: Record<string, string>;
-  ops: LocalOperations;
-  db: Db;
+  ops: Operations;
+  store: UiStore;
   config: Config;
   now: number;
   csrf: string;

@@ -1,17 +1,15 @@
 // The console's front page: the whole gateway per day (requests, billable requests, credits
 // charged, Stripe revenue, error rate) over the last 30 days, the top accounts and the failed
-// webhooks. Everything comes from the daily rollups (usage_daily) and the small billing tables,
-// so its cost does not grow with the usage table.
-import type { Db } from '../../db/open.ts';
+// webhooks. Everything comes from the daily rollups (usage_daily) and the small billing tables
+// (UiStore.overview, on either backend), so its cost does not grow with the usage table.
 import { barChart, type Point } from '../chart.ts';
 import { dollars, html, table, when } from '../html.ts';
 import type { UiReply } from '../http.ts';
+import type { GatewayDay, UiStore } from '../ui-store.ts';
 import { consolePage, seg, type ConsoleCtx } from './context.ts';
 
 const DAY_MS = 86_400_000;
 export const OVERVIEW_DAYS = 30;
-
-interface DayTotals { day: number; requests: number; billable: number; chargedMicros: number; errors: number }
 
 const dayText = (d: number) => new Date(d).toISOString().slice(0, 10);
 
@@ -21,23 +19,10 @@ function fill<T extends { day: number }>(rows: T[], from: number, days: number, 
   return Array.from({ length: days }, (_, i) => byDay.get(from + i * DAY_MS) ?? empty(from + i * DAY_MS));
 }
 
-export function overviewData(db: Db, now: number) {
+export async function overviewData(store: UiStore, now: number) {
   const today = now - (now % DAY_MS);
   const from = today - (OVERVIEW_DAYS - 1) * DAY_MS;
-  const to = today + DAY_MS;
-  const daily = db.prepare(`SELECT day, sum(requests) AS requests, sum(billable) AS billable, sum(charged_micros) AS chargedMicros,
-    sum(CASE WHEN status >= 500 THEN requests ELSE 0 END) AS errors FROM usage_daily WHERE day >= ? AND day < ? GROUP BY day`)
-    .all(from, to) as DayTotals[];
-  // Revenue: paid credit checkouts (checkout.session.completed) and paid subscription invoices (invoice.paid).
-  const revenue = db.prepare(`SELECT at - at % ${DAY_MS} AS day, sum(micros) AS micros FROM (
-      SELECT created_at AS at, amount_micros AS micros FROM credit_purchases WHERE created_at >= @from AND created_at < @to
-      UNION ALL SELECT paid_at, amount_micros FROM subscription_payments WHERE paid_at >= @from AND paid_at < @to)
-    GROUP BY 1`).all({ from, to }) as { day: number; micros: number }[];
-  const top = db.prepare(`SELECT t.account_id AS id, a.email, t.requests, t.chargedMicros FROM (
-      SELECT account_id, sum(requests) AS requests, sum(charged_micros) AS chargedMicros FROM usage_daily
-      WHERE day >= ? AND day < ? AND account_id <> '' GROUP BY account_id ORDER BY chargedMicros DESC, requests DESC LIMIT 10) t
-    LEFT JOIN accounts a ON a.id = t.account_id ORDER BY t.chargedMicros DESC, t.requests DESC`).all(from, to) as
-    { id: string; email: string | null; requests: number; chargedMicros: number }[];
+  const { daily, revenue, top } = await store.overview(from, today + DAY_MS);
   return {
     days: fill(daily, from, OVERVIEW_DAYS, (day) => ({ day, requests: 0, billable: 0, chargedMicros: 0, errors: 0 })),
     revenue: fill(revenue, from, OVERVIEW_DAYS, (day) => ({ day, micros: 0 })),
@@ -47,13 +32,12 @@ export function overviewData(db: Db, now: number) {
 
 const pct = (n: number, of: number) => (of === 0 ? '0%' : `${((n / of) * 100).toFixed(1)}%`);
 
-export function overviewPage(ctx: ConsoleCtx): UiReply {
-  const { days, revenue, top } = overviewData(ctx.db, ctx.now);
-  const failed = ctx.ops.webhookEvents({ failed: true, limit: 10 }).data;
-  const sum = (f: (d: DayTotals) => number) => days.reduce((s, d) => s + f(d), 0);
+export async function overviewPage(ctx: ConsoleCtx): Promise<UiReply> {
+  const [{ days, revenue, top }, { data: failed }] = await Promise.all([overviewData(ctx.store, ctx.now), ctx.ops.webhookEvents({ failed: true, limit: 10 })]);
+  const sum = (f: (d: GatewayDay) => number) => days.reduce((s, d) => s + f(d), 0);
   const requests = sum((d) => d.requests);
   const errors = sum((d) => d.errors);
-  const series = (f: (d: DayTotals) => number): Point[] => days.map((d) => ({ day: dayText(d.day), value: f(d) }));
+  const series = (f: (d: GatewayDay) => number): Point[] => days.map((d) => ({ day: dayText(d.day), value: f(d) }));
   const body = html`<div class="cards">
 <div class="card"><div class="k">Requests (30 days)</div><div class="v" id="total-requests">${requests}</div></div>
 <div class="card"><div class="k">Billable</div><div class="v">${sum((d) => d.billable)}</div></div>

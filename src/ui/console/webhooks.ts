@@ -7,10 +7,10 @@ import { consolePage, seg, type ConsoleCtx } from './context.ts';
 const PAGE = 50;
 const OUTCOMES = new Set(['applied', 'ignored', 'duplicate', 'failed']);
 
-export function webhooksPage(ctx: ConsoleCtx): UiReply {
+export async function webhooksPage(ctx: ConsoleCtx): Promise<UiReply> {
   const failed = ctx.req.query.get('failed') === '1';
   const after = ctx.req.query.get('after') || undefined;
-  const { data, next } = ctx.ops.webhookEvents({ failed, limit: PAGE, after });
+  const { data, next } = await ctx.ops.webhookEvents({ failed, limit: PAGE, after });
   const rows = data.map((e) => html`<tr data-event="${e.id}"><td><code>${e.id}</code></td><td>${e.type}</td><td class="status-${e.status}">${e.status}</td><td class="num">${e.attempts}</td><td>${when(e.receivedAt)}</td><td>${e.note ?? ''}</td><td>${
     e.status === 'failed' ? form(`/webhooks/${seg(e.id)}/replay`, ctx.csrf, html`<button type="submit" class="replay">Replay</button>`) : ''}</td></tr>`);
   const replayed = ctx.req.query.get('replayed');

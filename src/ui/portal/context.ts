@@ -1,10 +1,10 @@
 // What a portal page handler gets: the signed-in key's account, operations bound to that key
-// (the audit log names it), the session's CSRF token and the page frame.
-import type { LocalOperations } from '../../admin/operations.ts';
+// (the audit log names it; on either backend), the pages' store, the session's CSRF token and
+// the page frame.
+import type { Operations } from '../../admin/operations.ts';
 import type { Billing } from '../../billing/billing.ts';
 import type { Config } from '../../config.ts';
-import type { Db } from '../../db/open.ts';
-import type { GatewayState } from '../../state/state.ts';
+import type { UiStore } from '../ui-store.ts';
 import { CSS_FILE } from '../css.ts';
 import { page, type Html } from '../html.ts';
 import { pageReply, type UiReply, type UiRequest } from '../http.ts';
@@ -15,15 +15,14 @@ export const STYLESHEET = `/_tollgate/assets/${CSS_FILE}`;
 export interface PortalCtx {
   req: UiRequest;
   params: Record<string, string>;
-  ops: LocalOperations;
+  ops: Operations;
   accountId: string;
   /** The key the session was opened with. */
   keyId: string;
   csrf: string;
   now: number;
   config: Config;
-  state: GatewayState;
-  db: Db;
+  store: UiStore;
   billing: Billing | undefined;
 }
 

@@ -4,42 +4,28 @@
 import { dollars, form, html, table, when } from '../html.ts';
 import type { UiReply } from '../http.ts';
 import { barChart } from '../chart.ts';
+import type { ModelTokens } from '../ui-store.ts';
 import { PORTAL, portalPage, type PortalCtx } from './context.ts';
 
 const DAY_MS = 86_400_000;
 const DAYS = 30;
 
-interface ModelTokens { model: string; requests: number; inputTokens: number; cachedTokens: number; outputTokens: number }
-
-/** Tokens by model over the last 30 days: the rollups and what this gateway has not written yet. */
-function tokensByModel(ctx: PortalCtx): ModelTokens[] {
+/** Tokens by model over the last 30 days, the most first. */
+async function tokensByModel(ctx: PortalCtx): Promise<ModelTokens[]> {
   const today = ctx.now - (ctx.now % DAY_MS);
-  const from = today - (DAYS - 1) * DAY_MS;
-  const rows = ctx.db.prepare(`SELECT model, sum(requests) AS requests, sum(input_tokens) AS inputTokens, sum(cached_tokens) AS cachedTokens,
-    sum(output_tokens) AS outputTokens FROM usage_daily WHERE account_id = ? AND day >= ? AND model <> '' GROUP BY model`).all(ctx.accountId, from) as ModelTokens[];
-  const byModel = new Map(rows.map((r) => [r.model, r]));
-  for (const d of ctx.state.live.pendingDays(ctx.accountId)) {
-    if (d.model === '' || d.day < from) continue;
-    let r = byModel.get(d.model);
-    if (!r) byModel.set(d.model, (r = { model: d.model, requests: 0, inputTokens: 0, cachedTokens: 0, outputTokens: 0 }));
-    r.requests += d.requests;
-    r.inputTokens += d.inputTokens;
-    r.cachedTokens += d.cachedTokens;
-    r.outputTokens += d.outputTokens;
-  }
-  return [...byModel.values()].sort((a, b) => b.inputTokens + b.outputTokens - (a.inputTokens + a.outputTokens));
+  const rows = await ctx.store.tokensByModel(ctx.accountId, today - (DAYS - 1) * DAY_MS);
+  // Ties by name: the backends group in different orders.
+  return rows.sort((a, b) => b.inputTokens + b.outputTokens - (a.inputTokens + a.outputTokens) || (a.model < b.model ? -1 : 1));
 }
 
 const NOTICES: Record<string, string> = { revoked: 'The key was revoked.' };
 
-export function dashboard(ctx: PortalCtx): UiReply {
+export async function dashboard(ctx: PortalCtx): Promise<UiReply> {
   const { ops, accountId, csrf } = ctx;
-  const account = ops.account(accountId);
-  const usage = ops.usage(accountId, {});
-  const days = ops.usageByDay(accountId, {}).days;
-  const models = tokensByModel(ctx);
-  const recent = ops.recentRequests(accountId, 20).requests;
-  const keys = ops.listKeys({ account: accountId, limit: 200 }).data;
+  const [account, usage, { days }, models, { requests: recent }, { data: keys }] = await Promise.all([
+    ops.account(accountId), ops.usage(accountId, {}), ops.usageByDay(accountId, {}), tokensByModel(ctx),
+    ops.recentRequests(accountId, 20), ops.listKeys({ account: accountId, limit: 200 }),
+  ]);
   const stripe = ctx.billing && ctx.config.stripe;
   const billing = stripe ? html`<h2>Billing</h2><div class="cards">
 ${form(`${PORTAL}/buy`, csrf, html`<label>Credits<select name="amount">${stripe.creditPacks.map((m) => html`<option value="${(m / 1e6).toFixed(2)}">${dollars(m)}</option>`)}</select></label><button type="submit" id="buy-credits">Buy credits</button>`, 'stack')}
