@@ -75,8 +75,17 @@ describe.each(BACKENDS)('balance alerts, signed, on $backend', ({ backend }) => 
     await gw.app.state.recorder.drain();
     await gw.app.deliverer!.tick();
   };
-  /** As the admin API grants: the gateway has heard of it when it returns. */
-  const grant = (id: string, micros: number) => gw.operations().grantCredits(id, { amountMicros: micros, reason: 'top-up' });
+  /**
+   * As the admin API grants: the gateway has heard of it when it returns, and balance.low is armed
+   * again once it has read the balance (on PostgreSQL a query later) and written so.
+   */
+  const grant = async (id: string, micros: number) => {
+    await gw.operations().grantCredits(id, { amountMicros: micros, reason: 'top-up' });
+    await until(async () => {
+      await gw.app.state.recorder.drain();
+      return Boolean((await gw.select<{ armed: unknown }>(`SELECT low_armed AS armed FROM account_alerts WHERE account_id = '${id}'`))[0]?.armed);
+    }, 2_000, 'balance.low armed again');
+  };
 
   it('spending down fires balance.low once and balance.depleted once; a top-up re-arms both', async () => {
     const { id, key } = await gw.seed('prepaid', 5 * PRICE);
@@ -120,9 +129,8 @@ describe.each(BACKENDS)('balance alerts, signed, on $backend', ({ backend }) => 
 
   it('emails the operator and the account, in plain text that says what to do', async () => {
     const email = `mailme-${Date.now()}-${backend}@example.com`;
-    const { id, key } = await gw.seed('prepaid');
+    const { id, key } = await gw.seed('prepaid', 3 * PRICE);
     await gw.operations().updateAccount(id, { email });
-    await grant(id, 3 * PRICE);
     for (let i = 0; i < 4; i++) await get(key);
     await send();
     const mails = smtp.mails.filter((m) => m.text.includes(id) || m.to.includes(email));

@@ -32,8 +32,9 @@ export interface AlertsOptions {
   onError(msg: string, err: Error): void;
 }
 
-/** How often an account spending here, with balance.low armed, reads what the other nodes hold. */
+/** How often an account spending here, with balance.low armed, reads what the other nodes hold; at most REFRESH_MAX a time (one query each). */
 const REFRESH_MS = 1_000;
+const REFRESH_MAX = 100;
 
 /** What every account's alerts share: where their notices go, the balances and the clock. */
 export class Alerts {
@@ -61,11 +62,18 @@ export class Alerts {
   spent(a: AccountAlerts): void {
     if (!this.options.shared) return;
     this.spending.add(a);
-    this.refresh ??= setTimeout(() => {
-      this.refresh = undefined;
-      for (const x of this.spending) x.balanceChanged();
-      this.spending.clear();
-    }, REFRESH_MS).unref();
+    this.refresh ??= setTimeout(() => this.refreshSome(), REFRESH_MS).unref();
+  }
+
+  private refreshSome(): void {
+    this.refresh = undefined;
+    let n = 0;
+    for (const x of this.spending) {
+      if (n++ === REFRESH_MAX) break;
+      this.spending.delete(x);
+      x.balanceChanged();
+    }
+    if (this.spending.size > 0) this.refresh = setTimeout(() => this.refreshSome(), REFRESH_MS).unref();
   }
 
   stop(): void {
@@ -151,10 +159,17 @@ export class AccountAlerts {
   }
 
   /** Money moved outside this gateway's requests: the balance is read again (off the request path). */
-  balanceChanged(): void {
+  balanceChanged(tries = 3): void {
+    const w = this.account.wallet;
+    const moved = w && w.moving === 0 ? w.moved : -1;
     const held = this.shared.options.held(this.account.accountId);
-    if (held instanceof Promise) held.then((h) => this.heldNow(h), (err: Error) => this.shared.options.onError('reading a balance for its alerts failed', err));
-    else this.heldNow(held);
+    if (!(held instanceof Promise)) return this.heldNow(held);
+    held.then((h) => {
+      // The lease moved money while the balance was read: the reading may count it twice or not at all.
+      const now = this.account.wallet;
+      if ((now !== w || (w && (w.moving > 0 || w.moved !== moved))) && tries > 1) return this.balanceChanged(tries - 1);
+      this.heldNow(h);
+    }, (err: Error) => this.shared.options.onError('reading a balance for its alerts failed', err));
   }
 
   private heldNow(held: number): void {

@@ -53,7 +53,7 @@ export function pgAdminBackend(pool: Pool, { config, now, log, changes, node }: 
 }
 
 /** The operations that change something a node holds a copy of. */
-const CHANGES = new Set<keyof Operations>(['createAccount', 'updateAccount', 'createKey', 'revokeKey', 'rotateKey', 'grantCredits', 'deductCredits', 'replayWebhook']);
+const CHANGES = new Set<keyof Operations>(['createAccount', 'updateAccount', 'createKey', 'revokeKey', 'rotateKey', 'grantCredits', 'deductCredits', 'replayWebhook', 'setAlerts']);
 
 /** Each change's answer once this node has heard of what it changed (reads answer as they are). */
 function heard(ops: Operations, changes: PgChangeFeed): Operations {

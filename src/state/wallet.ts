@@ -9,7 +9,7 @@
 // they give back what they hold unreserved, and for a while every node leases only what each
 // request needs, so a small balance is spent by whichever node its requests reach.
 import { GatewayError } from '../errors.ts';
-import { StorageBusy, type LeaseGrant, type Leases } from '../storage/ports.ts';
+import { StorageBusy, type LeaseGrant, type Leases, type MaybePromise } from '../storage/ports.ts';
 
 export class Wallet {
   leaseId: number | undefined = undefined;
@@ -31,6 +31,12 @@ export class Wallet {
   lastTakeAt = -Infinity;
   /** Until then (performance.now()) other nodes want this balance too: lease only what is needed. */
   contendedUntil = 0;
+  /**
+   * Lease calls that move money between the balance and this wallet: in flight, and ended. A
+   * reading of the balance taken across one may count that money twice or not at all (notify/alerts.ts).
+   */
+  moving = 0;
+  moved = 0;
 
   constructor(readonly accountId: string) {}
 
@@ -120,13 +126,23 @@ export class Wallets {
       if (need <= 0) return true;
       const max = performance.now() < w.contendedUntil ? need
         : Math.max(need, Math.min(this.options.leaseMaxMicros, (perRequest || need) * this.options.leaseRequests * w.leaseScale));
+      const ended = () => {
+        w.moving--;
+        w.moved++;
+      };
+      w.moving++;
+      let grant: MaybePromise<LeaseGrant>;
       try {
-        const grant = this.ledger.lease(w.accountId, w.leaseId, need, max);
-        if (grant instanceof Promise) return grant.then((g) => this.granted(w, g, need, max) || elsewhere(g, need), retry);
-        return this.granted(w, grant, need, max);
+        grant = this.ledger.lease(w.accountId, w.leaseId, need, max);
       } catch (err) {
+        ended();
         return retry(err);
       }
+      if (grant instanceof Promise) {
+        return grant.then((g) => (ended(), this.granted(w, g, need, max) || elsewhere(g, need)), (err: unknown) => (ended(), retry(err)));
+      }
+      ended();
+      return this.granted(w, grant, need, max);
     };
     // The balance is short here but other nodes' leases hold enough: ask them, and try again
     // (a poll with a deadline: the give-backs arrive as ledger moves, not as messages to us).
@@ -194,10 +210,15 @@ export class Wallets {
     if (give <= 0 || w.leaseId === undefined) return;
     const r = this.ledger.giveBack(w.leaseId, give);
     w.available -= give;
+    if (!(r instanceof Promise)) return;
+    w.moving++;
     // Not given back after all: the lease still holds it.
-    if (r instanceof Promise) return r.catch((err: Error) => {
+    return r.catch((err: Error) => {
       w.available += give;
       this.log('giving back part of a lease failed', err);
+    }).finally(() => {
+      w.moving--;
+      w.moved++;
     });
   }
 
