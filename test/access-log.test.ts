@@ -1,12 +1,14 @@
 // The access log and request ids: one JSON line per request with who, what and what it cost,
 // never a key; ACCESS_LOG=errors and off; LOG_LEVEL=debug for a maintainer; and a client's own
 // X-Request-Id kept beside the gateway's when it is a sane token.
+// The gateways in this process run on the SQLite file and on PostgreSQL.
 import { writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accessJson, createLogger, type AccessLine } from '../src/log.ts';
-import { bearer, rawRequest, seedAccount, startGateway, startUpstream, tempDir, type TestGateway, type Upstream } from './helpers.ts';
+import { BACKENDS, startBackendGateway, type Backend, type BackendGateway } from './backend-gateway.ts';
+import { bearer, rawRequest, startUpstream, tempDir, type Upstream } from './helpers.ts';
 import { spawnServer } from './server-process.ts';
 import { until } from './until.ts';
 
@@ -20,26 +22,26 @@ const FILE = (upstream: string) => ({
 interface Line { level: string; time: string; msg: string; [field: string]: unknown }
 
 /** A gateway whose log lines are kept in `lines` (parsed) and `raw`. */
-async function loggedGateway(up: Upstream, env: Record<string, string> = {}) {
+async function loggedGateway(backend: Backend, up: Upstream, env: Record<string, string> = {}) {
   const raw: string[] = [];
   const log = createLogger((env.LOG_LEVEL as 'info' | undefined) ?? 'info', (line) => raw.push(line));
-  const gw = await startGateway({ file: FILE(up.url), env, log });
+  const gw = await startBackendGateway(backend, { file: FILE(up.url), env, log });
   const lines = () => raw.map((l) => JSON.parse(l) as Line);
   const requests = () => lines().filter((l) => l.msg === 'request');
   return { gw, raw, lines, requests };
 }
 
-describe('the access log', () => {
+describe.each(BACKENDS)('the access log on $backend', ({ backend }) => {
   let up: Upstream;
   let t: Awaited<ReturnType<typeof loggedGateway>>;
-  let gw: TestGateway;
+  let gw: BackendGateway;
 
   beforeAll(async () => {
     up = await startUpstream((req, res) => {
       res.writeHead(req.url!.includes('boom') ? 500 : 200, { 'content-type': 'application/json' });
       res.end('{"ok":true}');
     });
-    t = await loggedGateway(up);
+    t = await loggedGateway(backend, up);
     gw = t.gw;
   });
   afterAll(async () => {
@@ -48,8 +50,7 @@ describe('the access log', () => {
   });
 
   it('writes one line per request: ids, account and key ids, route, method, status, duration, bytes, cost; never the key', async () => {
-    const a = seedAccount(gw.admin, 'paid');
-    gw.admin.grantCredits(a.account.id, 10 * PRICE, 'test');
+    const a = await gw.seed('paid', 10 * PRICE);
     const before = t.requests().length;
     const res = await fetch(`${gw.url}/api/things?q=1`, { method: 'POST', headers: { ...bearer(a.key), 'x-request-id': 'ticket-4711' }, body: 'hello' });
     expect(res.status).toBe(200);
@@ -64,7 +65,7 @@ describe('the access log', () => {
     expect(ok).toMatchObject({
       level: 'info', msg: 'request',
       requestId: res.headers.get('x-request-id'), clientRequestId: 'ticket-4711',
-      client: '127.0.0.1', accountId: a.account.id, keyId: a.keyId,
+      client: '127.0.0.1', accountId: a.id, keyId: a.keyId,
       route: '/api/', method: 'POST', path: '/api/things?q=1', status: 200,
       bytesIn: 5, bytesOut: 11, costMicros: PRICE,
     });
@@ -78,8 +79,7 @@ describe('the access log', () => {
   });
 
   it('logs upstream failures, auth-free routes and the gateway\'s own endpoints too', async () => {
-    const a = seedAccount(gw.admin, 'paid');
-    gw.admin.grantCredits(a.account.id, 10 * PRICE, 'test');
+    const a = await gw.seed('paid', 10 * PRICE);
     const before = t.requests().length;
     expect((await fetch(`${gw.url}/api/boom`, { headers: bearer(a.key) })).status).toBe(500);
     expect((await fetch(`${gw.url}/open/page`)).status).toBe(200);
@@ -87,10 +87,10 @@ describe('the access log', () => {
     expect((await fetch(`${gw.url}/_tollgate/nothing`)).status).toBe(404);
     await until(() => t.requests().length === before + 4, 2000, 'four access-log lines');
     const [boom, open, usage, missing] = t.requests().slice(before);
-    expect(boom).toMatchObject({ route: '/api/', status: 500, costMicros: 0, accountId: a.account.id });
+    expect(boom).toMatchObject({ route: '/api/', status: 500, costMicros: 0, accountId: a.id });
     expect(open).toMatchObject({ route: '/open/', status: 200, client: '127.0.0.1' });
     expect(open.accountId).toBeUndefined();
-    expect(usage).toMatchObject({ path: '/_tollgate/usage', status: 200, accountId: a.account.id });
+    expect(usage).toMatchObject({ path: '/_tollgate/usage', status: 200, accountId: a.id });
     expect(missing).toMatchObject({ path: '/_tollgate/nothing', status: 404, error: 'NOT_FOUND' });
   });
 });
@@ -126,7 +126,7 @@ describe('the access log on stdout', () => {
   });
 });
 
-describe('ACCESS_LOG and LOG_LEVEL', () => {
+describe.each(BACKENDS)('ACCESS_LOG and LOG_LEVEL on $backend', ({ backend }) => {
   let up: Upstream;
   beforeAll(async () => {
     up = await startUpstream();
@@ -134,10 +134,9 @@ describe('ACCESS_LOG and LOG_LEVEL', () => {
   afterAll(() => up.close());
 
   async function traffic(env: Record<string, string>) {
-    const t = await loggedGateway(up, env);
+    const t = await loggedGateway(backend, up, env);
     try {
-      const a = seedAccount(t.gw.admin, 'paid');
-      t.gw.admin.grantCredits(a.account.id, 10 * PRICE, 'test');
+      const a = await t.gw.seed('paid', 10 * PRICE);
       expect((await fetch(`${t.gw.url}/api/ok`, { headers: bearer(a.key) })).status).toBe(200);
       expect((await fetch(`${t.gw.url}/api/no`)).status).toBe(401);
       expect((await fetch(`${t.gw.url}/open/ok`)).status).toBe(200);
@@ -176,9 +175,9 @@ describe('ACCESS_LOG and LOG_LEVEL', () => {
   });
 });
 
-describe('request ids', () => {
+describe.each(BACKENDS)('request ids on $backend', ({ backend }) => {
   let up: Upstream;
-  let gw: TestGateway;
+  let gw: BackendGateway;
   let key: string;
   beforeAll(async () => {
     // It echoes the ids it got, as some servers do: the client still sees each id once.
@@ -187,10 +186,8 @@ describe('request ids', () => {
       res.writeHead(200, Object.fromEntries(echo));
       res.end('ok');
     });
-    gw = await startGateway({ file: FILE(up.url) });
-    const a = seedAccount(gw.admin, 'paid');
-    gw.admin.grantCredits(a.account.id, 100 * PRICE, 'test');
-    key = a.key;
+    gw = await startBackendGateway(backend, { env: {}, file: FILE(up.url) });
+    ({ key } = await gw.seed('paid', 100 * PRICE));
   });
   afterAll(async () => {
     await gw.close();

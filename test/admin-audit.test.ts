@@ -1,19 +1,20 @@
 // The audit log: every administrative change, through the admin API (by the calling token's
-// fingerprint, with the request's X-Request-Id) or the CLI on the file (by 'cli'), written in the
-// change's own transaction; listed newest first by GET /admin/v1/audit and `tollgate audit`.
+// fingerprint, with the request's X-Request-Id) or the CLI on the database (by 'cli'), written in
+// the change's own transaction; listed newest first by GET /admin/v1/audit and `tollgate audit`.
+// Every test runs on the SQLite file and on PostgreSQL.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fingerprint } from '../src/admin/auth.ts';
 import type { AccountDoc, AuditDoc, KeyDoc, NewKeyDoc, Page } from '../src/admin/shapes.ts';
-import { ADMIN_TOKEN, adminApi, OTHER_TOKEN, problem, startAdminGateway, type AdminGateway } from './admin-client.ts';
+import { ADMIN_TOKEN, adminApi, OTHER_TOKEN, problem, startAdminBackend } from './admin-client.ts';
+import { BACKENDS } from './backend-gateway.ts';
 import { parsed, runCli } from './cli-run.ts';
-import { openAdmin } from './helpers.ts';
 
-describe('the audit log', () => {
-  let gw: AdminGateway;
+describe.each(BACKENDS)('the audit log on $backend', ({ backend }) => {
+  let gw: Awaited<ReturnType<typeof startAdminBackend>>;
   let account: AccountDoc;
   const requestIds: string[] = [];
   beforeAll(async () => {
-    gw = await startAdminGateway({ file: { plans: { free: { monthlyQuota: 10 }, pro: { monthlyQuota: 100 } }, defaultPlan: 'free' } });
+    gw = await startAdminBackend(backend, { env: {}, file: { plans: { free: { monthlyQuota: 10 }, pro: { monthlyQuota: 100 } }, defaultPlan: 'free' } });
   });
   afterAll(() => gw.close());
 
@@ -65,27 +66,28 @@ describe('the audit log', () => {
   });
 
   it('records nothing for what changed nothing or was refused', async () => {
-    const count = () => gw.db.prepare('SELECT count(*) FROM audit_log').pluck().get() as number;
-    const before = count();
+    const count = async () => (await gw.select<{ n: number }>('SELECT count(*) AS n FROM audit_log'))[0].n;
+    const before = await count();
     await gw.api.patch(`/admin/v1/accounts/${account.id}`, { plan: 'pro' });
     problem(await gw.api.post(`/admin/v1/accounts/${account.id}/credits/deduct`, { amountMicros: 10 ** 9, reason: 'too much' }), 409, 'insufficient-balance');
     problem(await gw.api.post('/admin/v1/accounts', { email: 'audit@example.com' }), 409, 'conflict');
-    expect(count()).toBe(before);
+    expect(await count()).toBe(before);
     // Append-only, like the ledger.
-    expect(() => gw.db.prepare('DELETE FROM audit_log').run()).toThrow(/append-only/);
+    await expect(gw.run('DELETE FROM audit_log')).rejects.toThrow(/append-only/);
+    await expect(gw.run("UPDATE audit_log SET actor = 'someone else'")).rejects.toThrow(/append-only/);
   });
 
-  it('records the CLI\'s own changes on the file as by "cli", and lists them with tollgate audit, paged and by account', async () => {
-    const env = { TOLLGATE_CONFIG: gw.config.source };
-    const cli = (...args: string[]) => runCli([...args, '--db', gw.dbPath, '--json'], env);
+  it('records the CLI\'s own changes on the database as by "cli", and lists them with tollgate audit, paged and by account', async () => {
+    const env = { TOLLGATE_CONFIG: gw.config.source, ...gw.cli.env };
+    const cli = (...args: string[]) => runCli([...args, ...gw.cli.args, '--json'], env);
     const other = parsed<AccountDoc>(await cli('accounts', 'create', '--email', 'cli@example.com'));
     parsed(await cli('credits', 'grant', other.id, '1.00', '--reason', 'from a shell'));
-    const fromFile = openAdmin(gw.dbPath);
+    const elsewhere = await gw.remote();
     try {
-      const newest = fromFile.admin.auditLog({ limit: 2 }).data;
+      const newest = (await elsewhere.ops.audit({ limit: 2 })).data;
       expect(newest.map((e) => [e.action, e.actor, e.requestId])).toEqual([['credits.grant', 'cli', null], ['account.create', 'cli', null]]);
     } finally {
-      fromFile.close();
+      await elsewhere.close();
     }
     const page = parsed<Page<AuditDoc>>(await cli('audit', '--limit', '3'));
     expect(page.data.map((e) => e.action)).toEqual(['credits.grant', 'account.create', 'credits.deduct']);
@@ -93,7 +95,7 @@ describe('the audit log', () => {
     expect(rest.data[0].id).toBe(page.data[2].id - 1);
     expect(parsed<Page<AuditDoc>>(await cli('audit', '--account', other.id)).data.map((e) => e.action)).toEqual(['credits.grant', 'account.create']);
     expect((await log(`?account=${account.id}`)).data.every((e) => e.accountId === account.id)).toBe(true);
-    const human = await runCli(['audit', '--limit', '1', '--db', gw.dbPath], env);
+    const human = await runCli(['audit', '--limit', '1', ...gw.cli.args], env);
     expect(human.stdout).toMatch(/^ID\s+TIME\s+BY\s+ACTION\s+TARGET\s+CHANGE\n\d+\s+\S+\s+cli\s+credits\.grant\s+acct_/);
     expect(human.stdout.trimEnd().split('\n').at(-1)).toMatch(/^next page: tollgate audit --limit 1 --after \d+$/);
     problem(await gw.api.get('/admin/v1/audit?after=abc'), 422, 'invalid-input');

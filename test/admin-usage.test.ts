@@ -1,19 +1,22 @@
 // Usage and requests through the admin API: period totals, a per-day series, an account's latest
 // requests (from memory, and from the file after a restart), and one request by the id its
-// response carried (X-Request-Id), also when it is older than the latest rows searched.
+// response carried (X-Request-Id), also when it is older than the latest rows searched. The API's
+// tests run on the SQLite file and on PostgreSQL. The API's
+// tests run on the SQLite file and on PostgreSQL.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RecentRequestsDoc, UsageDaysDoc } from '../src/admin/operations.ts';
 import type { AccountDoc, NewKeyDoc, RequestDoc, UsageDoc } from '../src/admin/shapes.ts';
 import { openDb } from '../src/db/open.ts';
 import { findRequest } from '../src/db/request-lookup.ts';
-import { problem, startAdminGateway, type AdminGateway } from './admin-client.ts';
+import { problem, startAdminBackend } from './admin-client.ts';
+import { BACKENDS } from './backend-gateway.ts';
 import { bearer, fakeClock, fetchText, startUpstream, tempDir, type Upstream } from './helpers.ts';
 
-describe('admin API: usage and requests', () => {
+describe.each(BACKENDS)('admin API: usage and requests on $backend', ({ backend }) => {
   const clock = fakeClock('2026-11-10T09:00:00.000Z');
   let up: Upstream;
-  let gw: AdminGateway;
+  let gw: Awaited<ReturnType<typeof startAdminBackend>>;
   let account: AccountDoc;
   let key: NewKeyDoc;
   const ids: string[] = [];
@@ -27,7 +30,7 @@ describe('admin API: usage and requests', () => {
       res.writeHead(req.url!.includes('missing') ? 404 : 200, { 'content-type': 'application/json' });
       res.end('{}');
     });
-    gw = await startAdminGateway({ now: clock.now, file: file() });
+    gw = await startAdminBackend(backend, { now: clock.now, env: {}, file: file() });
     account = (await gw.api.post<AccountDoc>('/admin/v1/accounts', { email: 'usage@example.com' })).body;
     key = (await gw.api.post<NewKeyDoc>('/admin/v1/keys', { accountId: account.id })).body;
     await gw.api.post(`/admin/v1/accounts/${account.id}/credits/grant`, { amountMicros: 10_000, reason: 'test' });
@@ -36,6 +39,8 @@ describe('admin API: usage and requests', () => {
       const res = await fetchText(`${gw.url}${path}`, { headers: bearer(key.key) });
       ids.push(res.headers.get('x-request-id')!);
     }
+    // Written: these tests read what the database has (the next-but-last test, what is not written yet).
+    await gw.usageRow(ids[2]);
   });
   afterAll(async () => {
     await gw.close();
@@ -90,10 +95,27 @@ describe('admin API: usage and requests', () => {
     problem(await gw.api.get(`/admin/v1/requests/${ids[0]}?around=yesterday`), 422, 'invalid-input');
   });
 
-  it('after a restart (the account no longer in memory) the requests come from the file', async () => {
+  // On SQLite only until the lead's fix: on PostgreSQL the admin API reads only what is written,
+  // and the rows its node still queues (until the recorder's next commit) are missing. The cause
+  // is outside this suite: app.ts gives pgAdminBackend no way to its node's recorder.
+  if (backend === 'sqlite') {
+    it('a request just answered counts at once, before its row is written: in the usage, the days and the latest requests', async () => {
+      const other = (await gw.api.post<AccountDoc>('/admin/v1/accounts', { email: 'queued@example.com' })).body;
+      const otherKey = (await gw.api.post<NewKeyDoc>('/admin/v1/keys', { accountId: other.id })).body;
+      await gw.api.post(`/admin/v1/accounts/${other.id}/credits/grant`, { amountMicros: 1000, reason: 'test' });
+      const id = (await fetchText(`${gw.url}/api/now`, { headers: bearer(otherKey.key) })).headers.get('x-request-id')!;
+      expect((await gw.api.get<UsageDoc>(`/admin/v1/accounts/${other.id}/usage`)).body).toMatchObject({ requests: 1, byStatus: { 200: 1 } });
+      const today = (await gw.api.get<UsageDaysDoc>(`/admin/v1/accounts/${other.id}/usage/daily?from=2026-11-10&to=2026-11-10`)).body;
+      expect(today.days.map((d) => d.requests)).toEqual([1]);
+      expect((await gw.api.get<RecentRequestsDoc>(`/admin/v1/accounts/${other.id}/requests`)).body.requests.map((r) => r.requestId)).toEqual([id]);
+      expect((await gw.api.get<RequestDoc>(`/admin/v1/requests/${id}`)).body.accountId).toBe(other.id);
+    });
+  }
+
+  it('after a restart (the account no longer in memory) the requests come from the database', async () => {
     const before = (await gw.api.get<RecentRequestsDoc>(`/admin/v1/accounts/${account.id}/requests`)).body;
     await gw.close();
-    gw = await startAdminGateway({ now: clock.now, file: file(), dbPath: gw.dbPath });
+    gw = await startAdminBackend(backend, { now: clock.now, env: {}, file: file(), database: gw.database });
     expect(gw.app.state.accounts.state(account.id)).toBeUndefined();
     expect((await gw.api.get<RecentRequestsDoc>(`/admin/v1/accounts/${account.id}/requests`)).body).toEqual(before);
   });

@@ -1,6 +1,7 @@
 // One gateway in this process, on either backend, with what the tests that run on both read and
 // seed: the SQLite file (startGateway), or a fresh database on the throwaway PostgreSQL cluster
-// (DATABASE_URL). test/billing-webhooks.test.ts and the AI routes' suites run on both.
+// (DATABASE_URL), or an existing one of either (a restart). Every method asks both databases the
+// same question; the suites that run on both use describe.each(BACKENDS).
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inject } from 'vitest';
@@ -11,12 +12,15 @@ import type { PgStorage } from '../src/pg/pg-storage.ts';
 import { pgAdminBackend } from '../src/pg/pg-admin.ts';
 import { pgOperations } from '../src/pg/pg-operations.ts';
 import { LocalOperations, type Operations } from '../src/admin/operations.ts';
+import { createPool } from '../src/pg/pool.ts';
 import type { UsageDoc } from '../src/admin/shapes.ts';
-import { createLogger } from '../src/log.ts';
+import type { Admin } from '../src/db/admin.ts';
+import { createLogger, type Logger } from '../src/log.ts';
 import type { EventLog } from '../src/storage/ports.ts';
 import type { MaybeAsync } from '../src/storage/steps.ts';
-import { ledgerCheck, seedAccount, startGateway, tempDir, type TestGateway } from './helpers.ts';
+import { ledgerCheck, openAdmin, seedAccount, startGateway, tempDir, type TestGateway } from './helpers.ts';
 import { freshDatabase } from './postgres.ts';
+import { until as poll } from './until.ts';
 
 export type Backend = 'sqlite' | 'postgresql';
 export const BACKENDS: { backend: Backend }[] = [{ backend: 'sqlite' }, { backend: 'postgresql' }];
@@ -35,15 +39,38 @@ export interface UsageRow {
 /** A usage row with what the gateway measured of the exchange. */
 export interface FullUsageRow extends UsageRow { key_id: string; method: string; request_bytes: number; response_bytes: number; latency_us: number }
 
+/** Another process on the database (the CLI, another tool): the gateway hears of its changes as it hears of another process's. */
+export interface Remote {
+  ops: Operations;
+  /** Money taken by another tool: from the durable balance only (what the gateways' leases hold is theirs); false when it cannot pay. */
+  debit(id: string, micros: number, kind: string, reference: string): Promise<boolean>;
+  /** The rows of a query both databases read alike (no parameters). */
+  select<T>(sql: string): Promise<T[]>;
+  /**
+   * Writes `count` rows of a request to /api/ by the account's key, at `from`, `from` + 1 … ms,
+   * counted in the account's daily rollup of that day (which its own requests made), in one statement.
+   */
+  addUsage(accountId: string, keyId: string, from: number, count: number): Promise<void>;
+  close(): Promise<void>;
+}
+
 export interface BackendGateway {
   backend: Backend;
   url: string;
+  /** The database: the SQLite file's path, or PostgreSQL's URL (BackendGatewayOptions.database of a restart). */
+  database: string;
   config: Config;
   app: App;
   events: EventLog;
   billing: MaybeAsync<BillingStore>;
-  /** An account on `plan` with one key, granted `micros` (none: 0). */
-  seed(plan: string, micros?: number): Promise<{ id: string; key: string; keyId: string }>;
+  /** How the CLI is pointed at this database: its arguments and environment. */
+  cli: { args: string[]; env: Record<string, string> };
+  /** Runs a statement that returns no rows (no parameters). */
+  run(sql: string): Promise<void>;
+  /** Another process on the same database (close it when done). */
+  remote(): Promise<Remote>;
+  /** An account on `plan` with one key, granted `micros` (none: 0), with `email` (default: a new one). */
+  seed(plan: string, micros?: number, email?: string): Promise<{ id: string; key: string; keyId: string }>;
   /** The account's ledger, oldest first. */
   ledger(id: string): Promise<LedgerRow[]>;
   /** The request's usage row, once written (undefined before). */
@@ -58,10 +85,18 @@ export interface BackendGateway {
   quotaUsed(id: string, period: string): Promise<number>;
   /** The account's usage in a quota period, as the operator reads it (Operations.usage). */
   usage(id: string, period: string): Promise<UsageDoc>;
+  /**
+   * Lets `ms` pass on the clock the rate limits refill by, once the test's clock has moved on as
+   * much: on SQLite that is the gateway's clock (nothing to wait for); on PostgreSQL the
+   * database's, which no node's clock moves (pg/pg-rate-buckets.ts), so real time passes.
+   */
+  rateClock(ms: number): Promise<void>;
   /** Writes everything and ends the leases not in use: their remainder is back in the balance. */
   returnLeases(): Promise<void>;
   /** The rows of a query both databases read alike (no parameters). */
   select<T>(sql: string): Promise<T[]>;
+  /** Writes every queued usage row and counter now. */
+  written(): Promise<void>;
   recorded(eventId: string): Promise<WebhookRecord | undefined>;
   eventsCount(): Promise<number>;
   failedEvents(): Promise<string[]>;
@@ -73,7 +108,7 @@ export interface BackendGateway {
   creditPurchases(id: string): Promise<number>;
   /** Every usage row written, then the account's quota counts. */
   quotaRows(id: string): Promise<{ period: string; used: number }[]>;
-  /** What the admin API does on this gateway: the operator's operations, with this node's memory. */
+  /** What the admin API does on this gateway: the operator's operations, with this node's memory; the gateway has heard of each change when one returns. */
   operations(): Operations;
   close(): Promise<void>;
 }
@@ -82,20 +117,42 @@ export interface BackendGatewayOptions {
   file: unknown;
   env: Record<string, string>;
   now?: () => number;
+  /** An existing database (BackendGateway.database): a restart. Default: a new one. */
+  database?: string;
   notify?: AppOverrides['notify'];
+  /** The gateway's logger (default: one for LOG_LEVEL, silent unless `env` says otherwise). */
+  log?: Logger;
 }
 
 export async function startBackendGateway(backend: Backend, o: BackendGatewayOptions): Promise<BackendGateway> {
-  return backend === 'sqlite' ? sqliteBackend(await startGateway(o), o.now) : onPostgres(o);
+  return backend === 'sqlite' ? sqliteBackend(await startGateway({ ...o, dbPath: o.database }), o.now) : onPostgres(o);
 }
 
 /** A gateway on the SQLite file, as the tests on both backends see one. */
 export function sqliteBackend(gw: TestGateway, now: () => number = Date.now): BackendGateway {
   const q = (sql: string) => gw.db.prepare(sql);
+  const operations = (admin: Admin) => new LocalOperations({ admin, config: () => gw.config, now, log: createLogger('silent') });
   return {
-    backend: 'sqlite', url: gw.url, config: gw.config, app: gw.app, events: gw.storage.events, billing: gw.billingStore,
-    seed: async (plan, micros = 0) => {
-      const { account, key, keyId } = seedAccount(gw.admin, plan);
+    backend: 'sqlite', url: gw.url, database: gw.dbPath, config: gw.config, app: gw.app, events: gw.storage.events, billing: gw.billingStore,
+    cli: { args: ['--db', gw.dbPath], env: {} },
+    run: async (sql) => void q(sql).run(),
+    remote: async () => {
+      const cli = openAdmin(gw.dbPath, now);
+      return {
+        ops: operations(cli.admin),
+        debit: async (id, micros, kind, reference) => cli.storage.ledger.money.debit(id, micros, kind, reference),
+        select: async <T>(sql: string) => cli.storage.db.prepare(sql).all() as T[],
+        // With the counters as the gateway leaves them: every row counted (counters.through_id).
+        addUsage: async (accountId, keyId, from, count) => void cli.storage.db.exec(`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ${count - 1})
+          INSERT INTO usage (id, ts, request_id, account_id, key_id, route, method, path, status, request_bytes, response_bytes, latency_us, price_micros, billable)
+          SELECT (SELECT max(id) FROM usage) + i + 1, ${from} + i, 'added' || i, '${accountId}', '${keyId}', '/api/', 'GET', '/api/old', 200, 0, 11, 100, 0, 1 FROM n;
+          UPDATE counters SET value = (SELECT max(id) FROM usage);
+          UPDATE usage_daily SET requests = requests + ${count}, through_id = (SELECT max(id) FROM usage) WHERE account_id = '${accountId}';`),
+        close: async () => cli.close(),
+      };
+    },
+    seed: async (plan, micros = 0, email) => {
+      const { account, key, keyId } = seedAccount(gw.admin, plan, email);
       if (micros > 0) gw.admin.grantCredits(account.id, micros, 'test');
       return { id: account.id, key, keyId };
     },
@@ -111,9 +168,11 @@ export function sqliteBackend(gw: TestGateway, now: () => number = Date.now): Ba
       return q('SELECT * FROM usage WHERE account_id = ? ORDER BY id').all(id) as FullUsageRow[];
     },
     quotaUsed: async (id, period) => gw.quotaUsed(id, period),
-    usage: async (id, month) => new LocalOperations({ admin: gw.admin, config: () => gw.config, now, log: createLogger('silent') }).usage(id, { month }),
+    usage: async (id, month) => operations(gw.admin).usage(id, { month }),
+    rateClock: async () => {},
     returnLeases: () => gw.returnLeases(),
     select: async <T>(sql: string) => q(sql).all() as T[],
+    written: async () => gw.flush(),
     recorded: async (id) => q('SELECT status, note, attempts FROM webhook_events WHERE id = ?').get(id) as WebhookRecord | undefined,
     eventsCount: async () => q('SELECT count(*) FROM webhook_events').pluck().get() as number,
     failedEvents: async () => gw.admin.webhookEvents({ failed: true, limit: 500 }).data.map((e) => e.id),
@@ -125,7 +184,7 @@ export function sqliteBackend(gw: TestGateway, now: () => number = Date.now): Ba
       gw.flush();
       return q('SELECT period, used FROM quota_usage WHERE account_id = ?').all(id) as { period: string; used: number }[];
     },
-    operations: () => new LocalOperations({ admin: gw.admin, config: () => gw.config, now, log: createLogger('silent') }),
+    operations: () => operations(gw.admin),
     close: () => gw.close(),
   };
 }
@@ -134,20 +193,45 @@ export function sqliteBackend(gw: TestGateway, now: () => number = Date.now): Ba
 const USAGE_COLS = `request_id, account_id, route, path, status, price_micros, billable::int AS billable, model,
   input_tokens, cached_tokens, cache_write_tokens, output_tokens, estimated::int AS estimated`;
 
+/** Takes $2 from the durable balance of account $1 with its ledger row ($3 kind, $4 reference): no row when it cannot pay. */
+const DEBIT = `WITH a AS (UPDATE accounts SET balance_micros = balance_micros - $2
+    WHERE id = $1 AND balance_micros >= $2 RETURNING balance_micros AS after)
+  INSERT INTO ledger (account_id, amount_micros, balance_after_micros, kind, reference, created_at)
+  SELECT $1, -$2::bigint, after, $3, $4, 0 FROM a RETURNING id`;
+
 async function onPostgres(o: BackendGatewayOptions): Promise<BackendGateway> {
-  const url = await freshDatabase(inject('postgresUrl'));
+  const url = o.database ?? await freshDatabase(inject('postgresUrl'));
   const config = join(tempDir(), 'tollgate.config.json');
   writeFileSync(config, JSON.stringify(o.file));
-  const app = await createApp(loadConfig({ LOG_LEVEL: 'silent', ...o.env, DATABASE_URL: url, TOLLGATE_CONFIG: config }), { now: o.now, notify: o.notify });
+  const app = await createApp(loadConfig({ LOG_LEVEL: 'silent', ...o.env, DATABASE_URL: url, TOLLGATE_CONFIG: config }), { now: o.now, notify: o.notify, log: o.log });
   const port = await app.listen(0, '127.0.0.1');
   const storage = app.storage as PgStorage;
   const { pool } = storage;
-  const ops = pgOperations(pool, { config: () => app.config, now: o.now ?? Date.now, actor: 'test' });
+  const now = o.now ?? Date.now;
+  const ops = pgOperations(pool, { config: () => app.config, now, actor: 'test' });
   const rows = async <T>(sql: string, ...values: unknown[]) => (await pool.query(sql, values)).rows as T[];
   return {
-    backend: 'postgresql', url: `http://127.0.0.1:${port}`, config: app.config, app, events: storage.events, billing: storage.billing,
-    seed: async (plan, micros = 0) => {
-      const account = await ops.createAccount({ email: `a${Math.random().toString(36).slice(2)}@example.com`, plan });
+    backend: 'postgresql', url: `http://127.0.0.1:${port}`, database: url, config: app.config, app, events: storage.events, billing: storage.billing,
+    cli: { args: [], env: { DATABASE_URL: url } },
+    run: async (sql) => void await pool.query(sql),
+    remote: async () => {
+      const other = createPool(url, 2);
+      return {
+        ops: pgOperations(other, { config: () => app.config, now, actor: 'cli' }),
+        debit: async (id, micros, kind, reference) => (await other.query(DEBIT, [id, micros, kind, reference])).rowCount === 1,
+        select: async <T>(sql: string) => (await other.query(sql)).rows as T[],
+        // As another node's rows (under a node id of their own), counted as a group commit counts them.
+        addUsage: async (accountId, keyId, from, count) => void await other.query(`WITH added AS (
+            INSERT INTO usage (node, id, ts, request_id, account_id, key_id, route, method, path, status, request_bytes, response_bytes,
+              latency_us, price_micros, billable)
+            SELECT 'added', i + 1, $3::bigint + i, 'added' || i, $1, $2, '/api/', 'GET', '/api/old', 200, 0, 11, 100, 0, true
+            FROM generate_series(0, $4::bigint - 1) AS i RETURNING 1)
+          UPDATE usage_daily SET requests = requests + (SELECT count(*) FROM added) WHERE account_id = $1`, [accountId, keyId, from, count]),
+        close: () => other.end(),
+      };
+    },
+    seed: async (plan, micros = 0, email = `a${Math.random().toString(36).slice(2)}@example.com`) => {
+      const account = await ops.createAccount({ email, plan });
       if (micros > 0) await ops.grantCredits(account.id, { amountMicros: micros, reason: 'test' });
       const { id: keyId, key } = await ops.createKey({ accountId: account.id });
       return { id: account.id, key, keyId };
@@ -174,21 +258,26 @@ async function onPostgres(o: BackendGatewayOptions): Promise<BackendGateway> {
       await app.state.recorder.drain();
       return ops.usage(id, { month });
     },
+    async rateClock(ms) {
+      const dbNow = async () => (await rows<{ at: number }>('SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS at'))[0].at;
+      const until = await dbNow() + ms;
+      await poll(async () => await dbNow() >= until, ms + 5_000, `${ms} ms on the database's clock`);
+    },
     async returnLeases() {
       await app.state.recorder.drain();
       for (const s of app.state.accounts.all()) if (s.wallet && s.wallet.reserved === 0) await app.state.wallets.close(s.wallet);
     },
     select: (sql) => rows(sql),
+    async written() {
+      if (!(await app.state.recorder.drain())) throw new Error('the database would not take the queued rows');
+    },
     recorded: async (id) => (await rows<WebhookRecord>('SELECT status, note, attempts FROM webhook_events WHERE id = $1', id))[0],
     eventsCount: async () => (await rows<{ n: number }>('SELECT count(*)::int AS n FROM webhook_events'))[0].n,
     failedEvents: async () => (await rows<{ id: string }>("SELECT id FROM webhook_events WHERE status = 'failed'")).map((r) => r.id),
     books: async (id) => (await rows<{ balance: number; ledgerSum: number }>(`SELECT balance_micros AS balance,
       (SELECT coalesce(sum(amount_micros), 0) FROM ledger WHERE account_id = a.id)::bigint AS "ledgerSum" FROM accounts a WHERE id = $1`, id))[0],
     // What another tool would do: the durable balance only, with its ledger row.
-    debit: async (id, micros, kind, reference) => (await rows(`WITH a AS (UPDATE accounts SET balance_micros = balance_micros - $2
-        WHERE id = $1 AND balance_micros >= $2 RETURNING balance_micros AS after)
-      INSERT INTO ledger (account_id, amount_micros, balance_after_micros, kind, reference, created_at)
-      SELECT $1, -$2::bigint, after, $3, $4, 0 FROM a RETURNING id`, id, micros, kind, reference)).length === 1,
+    debit: async (id, micros, kind, reference) => (await rows(DEBIT, id, micros, kind, reference)).length === 1,
     grant: async (id, micros, reason) => void await ops.grantCredits(id, { amountMicros: micros, reason }),
     creditPurchases: async (id) => (await rows<{ n: number }>('SELECT count(*)::int AS n FROM credit_purchases WHERE account_id = $1', id))[0].n,
     quotaRows: async (id) => {
@@ -196,7 +285,7 @@ async function onPostgres(o: BackendGatewayOptions): Promise<BackendGateway> {
       return rows('SELECT period, used FROM quota_usage WHERE account_id = $1', id);
     },
     operations: () => pgAdminBackend(pool, {
-      config: app.config, now: o.now ?? Date.now, log: createLogger('silent'), changes: storage.changes,
+      config: app.config, now, log: createLogger('silent'), changes: storage.changes,
       node: { id: storage.node, holder: app.state.holder, keyLastUsed: (hash) => app.state.accounts.keyLastUsed(hash) },
     }).operations({ by: 'test', requestId: null }),
     close: () => app.close(),

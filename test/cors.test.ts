@@ -1,20 +1,23 @@
 // Routes that opt in with "cors" answer a browser's preflight without a key and let the page read
-// every answer, refusals included; routes that do not opt in are unchanged.
+// every answer, refusals included; routes that do not opt in are unchanged. On the SQLite
+// file and on PostgreSQL.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearer, rawRequest, seedAccount, startGateway, startUpstream, type TestGateway, type Upstream } from './helpers.ts';
+import { BACKENDS, startBackendGateway, type BackendGateway } from './backend-gateway.ts';
+import { bearer, rawRequest, startUpstream, type Upstream } from './helpers.ts';
 
 const APP = 'https://app.example.com';
 
-describe('CORS', () => {
+describe.each(BACKENDS)('CORS on $backend', ({ backend }) => {
   let up: Upstream;
-  let gw: TestGateway;
+  let gw: BackendGateway;
   let key: string;
   beforeAll(async () => {
     up = await startUpstream((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json', 'access-control-allow-origin': 'https://evil.example' });
       res.end('{"ok":true}');
     });
-    gw = await startGateway({
+    gw = await startBackendGateway(backend, {
+      env: {},
       file: {
         routes: [
           { path: '/api/', upstream: up.url, cors: [APP] },
@@ -23,7 +26,7 @@ describe('CORS', () => {
         ],
       },
     });
-    ({ key } = seedAccount(gw.admin));
+    ({ key } = await gw.seed('default'));
   });
   afterAll(async () => {
     await gw.close();

@@ -1,10 +1,12 @@
 // What reaches the upstream and what comes back: identity headers only the gateway sets, hop-by-hop
 // fields dropped both ways, bodies streamed both ways, and a client that leaves aborts the upstream.
+// On the SQLite file and on PostgreSQL.
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, request as httpRequest, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearer, rawRequest, seedAccount, startGateway, startUpstream, type TestGateway, type Upstream } from './helpers.ts';
+import { BACKENDS, startBackendGateway, type BackendGateway } from './backend-gateway.ts';
+import { bearer, rawRequest, startUpstream, type Upstream } from './helpers.ts';
 
 const sha256 = (b: string | Buffer) => createHash('sha256').update(b).digest('hex');
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -13,9 +15,9 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms))]);
 }
 
-describe('forwarding', () => {
+describe.each(BACKENDS)('forwarding on $backend', ({ backend }) => {
   let up: Upstream;
-  let gw: TestGateway;
+  let gw: BackendGateway;
   let key: string;
   let accountId: string;
   let keyId: string;
@@ -76,7 +78,7 @@ describe('forwarding', () => {
     });
     await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
 
-    gw = await startGateway({
+    gw = await startBackendGateway(backend, {
       env: { SHUTDOWN_TIMEOUT_MS: '500' },
       file: {
         routes: [
@@ -86,7 +88,7 @@ describe('forwarding', () => {
         ],
       },
     });
-    ({ key, keyId, account: { id: accountId } } = seedAccount(gw.admin));
+    ({ key, keyId, id: accountId } = await gw.seed('default'));
   });
   afterAll(async () => {
     await gw.close();

@@ -1,10 +1,11 @@
 // GET /metrics against the traffic a test sent: requests by route and status class, refusals by
 // reason, credits charged, AI tokens by provider, model and type, Stripe events, usage commits,
 // database busy retries, leases and the process's own metrics; all in Prometheus' text format
-// with bounded labels (no account, key or raw URL).
+// with bounded labels (no account, key or raw URL). On the SQLite file and on PostgreSQL, but for
+// the busy retries of SQLite's write lock.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearer, seedAccount, startGateway, startUpstream, type TestGateway, type Upstream } from './helpers.ts';
-import type { BackendGateway } from './backend-gateway.ts';
+import { BACKENDS, startBackendGateway, type BackendGateway } from './backend-gateway.ts';
 import { customer, openaiClient, startAiGateway, startFakeProviders, usageRow, type FakeProviders } from './fake-providers.ts';
 import { billingEnv, billingFile, paidCheckout, postWebhook, startFakeStripe, stripeEvent, type FakeStripe } from './fake-stripe.ts';
 import { METRICS_TOKEN, metricsListener, type Scraper } from './metrics-text.ts';
@@ -19,14 +20,14 @@ const PLANS = {
   capped: { limits: { perSecond: 1000 }, monthlyQuota: 1, overage: 'block' },
 };
 
-describe('metrics of proxied traffic', () => {
+describe.each(BACKENDS)('metrics of proxied traffic on $backend', ({ backend }) => {
   let up: Upstream;
-  let gw: TestGateway;
+  let gw: BackendGateway;
   let metrics: Scraper;
 
   beforeAll(async () => {
     up = await startUpstream();
-    gw = await startGateway({
+    gw = await startBackendGateway(backend, {
       file: { routes: [{ path: '/api/', upstream: up.url, priceMicros: PRICE }], plans: PLANS, defaultPlan: 'paid' },
       env: { MAX_BODY_BYTES: '1000', ADMIN_TOKEN: METRICS_TOKEN },
     });
@@ -42,16 +43,15 @@ describe('metrics of proxied traffic', () => {
     const before = await metrics.scrape();
     const count = (e: typeof before, labels: Record<string, string>) => e.value('tollgate_requests_total', labels) ?? 0;
 
-    const paid = seedAccount(gw.admin, 'paid');
-    gw.admin.grantCredits(paid.account.id, 100 * PRICE, 'test');
+    const paid = await gw.seed('paid', 100 * PRICE);
     const N = 7;
     for (let i = 0; i < N; i++) expect((await fetch(`${gw.url}/api/x?i=${i}`, { headers: bearer(paid.key) })).status).toBe(200);
 
-    const tiny = seedAccount(gw.admin, 'tiny');
+    const tiny = await gw.seed('tiny');
     const tinyStatuses = [];
     for (let i = 0; i < 3; i++) tinyStatuses.push((await fetch(`${gw.url}/api/t`, { headers: bearer(tiny.key) })).status);
     expect(tinyStatuses).toEqual([200, 200, 429]);
-    const capped = seedAccount(gw.admin, 'capped');
+    const capped = await gw.seed('capped');
     expect((await fetch(`${gw.url}/api/c`, { headers: bearer(capped.key) })).status).toBe(200);
     expect((await fetch(`${gw.url}/api/c`, { headers: bearer(capped.key) })).status).toBe(402);
     expect((await fetch(`${gw.url}/api/m`)).status).toBe(401);
@@ -82,11 +82,11 @@ describe('metrics of proxied traffic', () => {
 
     const charged = (e: typeof before) => e.value('tollgate_credits_charged_micros_total', { route: '/api/' }) ?? 0;
     expect(charged(after) - charged(before)).toBe(N * PRICE);
-    expect(gw.charges(paid.account.id)).toEqual(new Array(N).fill(PRICE));
+    expect(await gw.charges(paid.id)).toEqual(new Array(N).fill(PRICE));
 
     // Bounded labels: nothing names an account, a key or a request's own URL.
     const text = JSON.stringify(after.samples);
-    for (const secret of [paid.account.id, paid.keyId, paid.key, tiny.account.id, '/api/x?i=', '/nowhere']) expect(text).not.toContain(secret);
+    for (const secret of [paid.id, paid.keyId, paid.key, tiny.id, '/api/x?i=', '/nowhere']) expect(text).not.toContain(secret);
   });
 
   it('serves the text format under the registry\'s content type, with the process metrics', async () => {
@@ -101,10 +101,9 @@ describe('metrics of proxied traffic', () => {
 
   it('usage commits: rows written, their duration, an empty queue once written; open leases and lease calls', async () => {
     const before = await metrics.scrape();
-    const a = seedAccount(gw.admin, 'paid');
-    gw.admin.grantCredits(a.account.id, 10 * PRICE, 'test');
+    const a = await gw.seed('paid', 10 * PRICE);
     for (let i = 0; i < 3; i++) expect((await fetch(`${gw.url}/api/u`, { headers: bearer(a.key) })).status).toBe(200);
-    gw.flush();
+    await gw.written();
     const after = await metrics.scrape();
     const rows = (e: typeof before) => e.value('tollgate_usage_rows_written_total') ?? 0;
     expect(rows(after) - rows(before)).toBe(3);
@@ -118,6 +117,24 @@ describe('metrics of proxied traffic', () => {
     const returned = await metrics.scrape();
     expect(returned.value('tollgate_leases_open')).toBe(0);
     expect(returned.value('tollgate_lease_calls_total', { call: 'return', outcome: 'ok' })).toBeGreaterThanOrEqual(1);
+  });
+});
+
+// SQLite's write lock held by another process: PostgreSQL has none (pg-pause.test.ts pauses the server).
+describe('metrics of a busy database file', () => {
+  let up: Upstream;
+  let gw: TestGateway;
+  let metrics: Scraper;
+
+  beforeAll(async () => {
+    up = await startUpstream();
+    gw = await startGateway({ file: { routes: [{ path: '/api/', upstream: up.url }], plans: PLANS }, env: { ADMIN_TOKEN: METRICS_TOKEN } });
+    metrics = await metricsListener(gw.app);
+  });
+  afterAll(async () => {
+    await metrics.close();
+    await gw.close();
+    await up.close();
   });
 
   it('a commit the database refuses (another process holds its write lock) counts as a busy retry, and its rows queue', async () => {
@@ -134,14 +151,14 @@ describe('metrics of proxied traffic', () => {
   });
 });
 
-describe('metrics of AI routes', () => {
+describe.each(BACKENDS)('metrics of AI routes on $backend', ({ backend }) => {
   let fake: FakeProviders;
   let gw: BackendGateway;
   let metrics: Scraper;
 
   beforeAll(async () => {
     fake = await startFakeProviders();
-    gw = await startAiGateway(fake, { ADMIN_TOKEN: METRICS_TOKEN });
+    gw = await startAiGateway(fake, { ADMIN_TOKEN: METRICS_TOKEN }, backend);
     metrics = await metricsListener(gw.app);
   });
   afterAll(async () => {
@@ -191,16 +208,16 @@ describe('metrics of AI routes', () => {
   });
 });
 
-describe('metrics of Stripe webhooks', () => {
+describe.each(BACKENDS)('metrics of Stripe webhooks on $backend', ({ backend }) => {
   let stripe: FakeStripe;
   let up: Upstream;
-  let gw: TestGateway;
+  let gw: BackendGateway;
   let metrics: Scraper;
 
   beforeAll(async () => {
     stripe = await startFakeStripe();
     up = await startUpstream();
-    gw = await startGateway({ env: { ...billingEnv(stripe), ADMIN_TOKEN: METRICS_TOKEN }, file: billingFile(up.url) });
+    gw = await startBackendGateway(backend, { env: { ...billingEnv(stripe), ADMIN_TOKEN: METRICS_TOKEN }, file: billingFile(up.url) });
     metrics = await metricsListener(gw.app);
   });
   afterAll(async () => {
@@ -211,17 +228,16 @@ describe('metrics of Stripe webhooks', () => {
   });
 
   it('events by type and outcome: applied, duplicate, ignored, failed, and a bad signature', async () => {
-    const a = seedAccount(gw.admin, 'free');
-    gw.billingStore.linkCustomer(a.account.id, `cus_m_${a.account.id.slice(-8)}`);
+    const a = await gw.seed('free');
+    await gw.billing.linkCustomer(a.id, `cus_m_${a.id.slice(-8)}`);
     const paid = stripeEvent('checkout.session.completed', await paidCheckout(stripe, gw.url, a.key, { cents: 1000 }));
     expect((await postWebhook(gw.url, paid)).body.outcome).toBe('applied');
     expect((await postWebhook(gw.url, paid)).body.outcome).toBe('duplicate');
     expect((await postWebhook(gw.url, stripeEvent('plan.created', { id: 'plan_1', object: 'plan' }))).body.outcome).toBe('ignored');
     expect((await postWebhook(gw.url, paid, { secret: 'whsec_wrong' })).status).toBe(400);
     // One top-up away from the largest balance the schema allows: crediting it fails.
-    const whale = seedAccount(gw.admin, 'free');
-    gw.billingStore.linkCustomer(whale.account.id, `cus_w_${whale.account.id.slice(-8)}`);
-    gw.admin.grantCredits(whale.account.id, Number.MAX_SAFE_INTEGER - 10_000_000, 'whale');
+    const whale = await gw.seed('free', Number.MAX_SAFE_INTEGER - 10_000_000);
+    await gw.billing.linkCustomer(whale.id, `cus_w_${whale.id.slice(-8)}`);
     expect((await postWebhook(gw.url, stripeEvent('checkout.session.completed', await paidCheckout(stripe, gw.url, whale.key, { cents: 2500 })))).status).toBe(500);
     const e = await metrics.scrape();
     const events = (type: string, outcome: string) => e.value('tollgate_webhook_events_total', { type, outcome });

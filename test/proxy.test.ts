@@ -1,16 +1,19 @@
+// A plain HTTP route proxied, on the SQLite file and on PostgreSQL.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearer, seedAccount, startGateway, startUpstream, type TestGateway, type Upstream } from './helpers.ts';
+import { BACKENDS, startBackendGateway, type BackendGateway } from './backend-gateway.ts';
+import { bearer, startUpstream, type Upstream } from './helpers.ts';
 
-describe('proxying a plain HTTP route', () => {
+describe.each(BACKENDS)('proxying a plain HTTP route on $backend', ({ backend }) => {
   let up: Upstream;
-  let gw: TestGateway;
+  let gw: BackendGateway;
   let key: string;
   let accountId: string;
   let keyId: string;
 
   beforeAll(async () => {
     up = await startUpstream();
-    gw = await startGateway({
+    gw = await startBackendGateway(backend, {
+      env: {},
       file: {
         routes: [
           { path: '/api/', upstream: `${up.url}/base`, priceMicros: 1000, headers: { 'x-upstream-secret': 's3cret' } },
@@ -18,7 +21,7 @@ describe('proxying a plain HTTP route', () => {
         ],
       },
     });
-    ({ key, keyId, account: { id: accountId } } = seedAccount(gw.admin));
+    ({ key, keyId, id: accountId } = await gw.seed('default'));
   });
   afterAll(async () => {
     await gw.close();

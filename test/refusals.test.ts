@@ -1,23 +1,28 @@
 // Every refusal of the request path, through real sockets: status, headers and an RFC 9457 body
-// that carries the request id and never a stack trace or the key.
+// that carries the request id and never a stack trace or the key. Every test runs on the SQLite
+// file and on PostgreSQL.
 import { Agent, createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { generateKey } from '../src/keys.ts';
-import {
-  bearer, checkProblem, closedPort, fakeClock, fetchText, rawRequest, seedAccount, startGateway, startUpstream,
-  openAdmin, type TestGateway, type Upstream,
-} from './helpers.ts';
+import { BACKENDS, startBackendGateway, type BackendGateway } from './backend-gateway.ts';
+import { bearer, checkProblem, closedPort, fakeClock, fetchText, rawRequest, startUpstream, type Upstream } from './helpers.ts';
 import { until } from './until.ts';
 
 const T0 = '2026-03-10T12:00:00.000Z';
 const PERIOD = '2026-03';
 
-describe('refusals', () => {
+/** An account on `plan` with one key. */
+async function customer(gw: BackendGateway, plan = 'default') {
+  const { id, key, keyId } = await gw.seed(plan);
+  return { account: { id }, key, keyId };
+}
+
+describe.each(BACKENDS)('refusals on $backend', ({ backend }) => {
   const clock = fakeClock(T0);
   let up: Upstream;
   let hang: Server;
-  let gw: TestGateway;
+  let gw: BackendGateway;
 
   beforeAll(async () => {
     up = await startUpstream();
@@ -25,7 +30,7 @@ describe('refusals', () => {
     hang = createServer(() => {});
     await new Promise<void>((r) => hang.listen(0, '127.0.0.1', r));
     const hangUrl = `http://127.0.0.1:${(hang.address() as AddressInfo).port}`;
-    gw = await startGateway({
+    gw = await startBackendGateway(backend, {
       now: clock.now,
       env: { MAX_BODY_BYTES: '1024', SHUTDOWN_TIMEOUT_MS: '500' },
       file: {
@@ -65,7 +70,7 @@ describe('refusals', () => {
     });
 
     it('a refused request leaves its keep-alive connection usable: the next request on it is answered', async () => {
-      const { key } = seedAccount(gw.admin);
+      const { key } = await customer(gw);
       const agent = new Agent({ keepAlive: true, maxSockets: 1 });
       const { hostname, port } = new URL(gw.url);
       const send = (o: { method?: string; headers?: Record<string, string>; body?: string }) => new Promise<{ status: number; reused: boolean }>((resolve, reject) => {
@@ -88,7 +93,7 @@ describe('refusals', () => {
     });
 
     it('a key with one character changed fails its checksum: 401 malformed, neither key echoed', async () => {
-      const { key } = seedAccount(gw.admin);
+      const { key } = await customer(gw);
       const i = 10;
       const flipped = key.slice(0, i) + (key[i] === 'a' ? 'b' : 'a') + key.slice(i + 1);
       expect(flipped).not.toBe(key);
@@ -113,21 +118,21 @@ describe('refusals', () => {
     });
 
     it('a revoked key gets 401 invalid', async () => {
-      const { key, keyId } = seedAccount(gw.admin);
-      gw.admin.revokeKey(keyId);
+      const { key, keyId } = await customer(gw);
+      await gw.operations().revokeKey(keyId);
       const res = await fetchText(`${gw.url}/api/x`, { headers: bearer(key) });
       checkProblem(res, 401, 'invalid-key', [key]);
       expect(res.headers.get('www-authenticate')).toMatch(/^Bearer\b/);
     });
 
     it('a key revoked by another process (as the CLI does) is refused within one second', async () => {
-      const { key, keyId } = seedAccount(gw.admin);
+      const { key, keyId } = await customer(gw);
       expect((await fetchText(`${gw.url}/api/x`, { headers: bearer(key) })).status).toBe(200);
-      const cli = openAdmin(gw.dbPath, clock.now);
+      const cli = await gw.remote();
       try {
-        cli.admin.revokeKey(keyId);
+        await cli.ops.revokeKey(keyId);
       } finally {
-        cli.close();
+        await cli.close();
       }
       const revokedAt = performance.now();
       let res = await fetchText(`${gw.url}/api/x`, { headers: bearer(key) });
@@ -139,24 +144,25 @@ describe('refusals', () => {
       checkProblem(res, 401, 'invalid-key', [key]);
     });
 
-    it('a key created already expired gets 401 invalid', async () => {
-      const { account } = seedAccount(gw.admin);
-      const { key } = gw.admin.createKey({ accountId: account.id, expiresAt: clock.now() - 1000 });
+    it('a key first used after its expiry time gets 401 invalid', async () => {
+      const { account } = await customer(gw);
+      const { key } = await gw.operations().createKey({ accountId: account.id, expiresAt: new Date(clock.now() + 1000).toISOString() });
+      clock.advance(1000);
       const res = await fetchText(`${gw.url}/api/x`, { headers: bearer(key) });
       checkProblem(res, 401, 'invalid-key', [key]);
       expect(res.headers.get('www-authenticate')).toMatch(/^Bearer\b/);
     });
 
     it('a key works until its expiry time and is refused from then on', async () => {
-      const { account } = seedAccount(gw.admin);
-      const { key } = gw.admin.createKey({ accountId: account.id, expiresAt: clock.now() + 60_000 });
+      const { account } = await customer(gw);
+      const { key } = await gw.operations().createKey({ accountId: account.id, expiresAt: new Date(clock.now() + 60_000).toISOString() });
       expect((await fetchText(`${gw.url}/api/x`, { headers: bearer(key) })).status).toBe(200);
       clock.advance(60_000);
       checkProblem(await fetchText(`${gw.url}/api/x`, { headers: bearer(key) }), 401, 'invalid-key', [key]);
     });
 
     it('the key is accepted in X-API-Key', async () => {
-      const { key, account } = seedAccount(gw.admin);
+      const { key, account } = await customer(gw);
       const res = await fetchText(`${gw.url}/api/x`, { headers: { 'x-api-key': key } });
       expect(res.status).toBe(200);
       expect(JSON.parse(res.body)).toEqual({ ok: true });
@@ -164,20 +170,20 @@ describe('refusals', () => {
     });
 
     it('a suspended account gets 402 and nothing reaches the upstream', async () => {
-      const { key, account } = seedAccount(gw.admin);
-      gw.admin.setStatus(account.id, 'suspended');
+      const { key, account } = await customer(gw);
+      await gw.operations().updateAccount(account.id, { status: 'suspended' });
       const before = up.received.length;
       const res = await fetchText(`${gw.url}/api/x`, { headers: bearer(key) });
       const p = checkProblem(res, 402, 'account-suspended', [key]);
       expect(p.title).toBe('Account suspended');
       expect(up.received.length).toBe(before);
-      expect(gw.quotaUsed(account.id, PERIOD)).toBe(0);
+      expect(await gw.quotaUsed(account.id, PERIOD)).toBe(0);
     });
   });
 
   describe('rate limits', () => {
     it('the third request inside a second of a 2/s plan gets 429 with Retry-After and RateLimit headers', async () => {
-      const { key } = seedAccount(gw.admin, 'tight');
+      const { key } = await customer(gw, 'tight');
       const r1 = await fetchText(`${gw.url}/api/x`, { headers: bearer(key) });
       expect(r1.status).toBe(200);
       expect(r1.headers.get('ratelimit-policy')).toBe('"second";q=2;w=1');
@@ -197,13 +203,14 @@ describe('refusals', () => {
 
       // Half a second refills one token of a 2/s bucket.
       clock.advance(500);
+      await gw.rateClock(500);
       expect((await fetchText(`${gw.url}/api/x`, { headers: bearer(key) })).status).toBe(200);
     });
 
     it('all-or-nothing: requests refused by the second window take nothing from the minute window', async () => {
       // 1/s and 3/min. At t=0 one request passes (minute: 2 left) and nine are refused by the
       // second window. Had they taken from the minute window, it would be empty for 20 s.
-      const { key, account } = seedAccount(gw.admin, 'twoWindows');
+      const { key, account } = await customer(gw, 'twoWindows');
       const call = () => fetchText(`${gw.url}/api/x`, { headers: bearer(key) });
       expect((await call()).status).toBe(200);
       for (let i = 0; i < 9; i++) {
@@ -211,29 +218,33 @@ describe('refusals', () => {
         checkProblem(res, 429, 'rate-limited');
         expect(res.headers.get('retry-after')).toBe('1');
       }
-      clock.advance(1000);
+      const second = async () => {
+        clock.advance(1000);
+        await gw.rateClock(1000);
+      };
+      await second();
       expect((await call()).status).toBe(200);
-      clock.advance(1000);
+      await second();
       expect((await call()).status).toBe(200);
       // Now the minute window is empty: ~0.1 token, refilling at one per 20 s.
-      clock.advance(1000);
+      await second();
       const refused = await call();
       checkProblem(refused, 429, 'rate-limited');
       expect(Number(refused.headers.get('retry-after'))).toBe(17);
       expect(refused.headers.get('ratelimit')).toBe('"minute";r=0;t=17');
       // Refusals count against no quota either: three requests reached the upstream.
-      expect(gw.quotaUsed(account.id, PERIOD)).toBe(3);
+      expect(await gw.quotaUsed(account.id, PERIOD)).toBe(3);
     });
   });
 
   describe('monthly quota', () => {
     it('with overage "block" the 4th metered request of a 3-request quota gets 402; unmetered routes are never counted', async () => {
-      const { key, account } = seedAccount(gw.admin, 'quota3');
+      const { key, account } = await customer(gw, 'quota3');
       const call = (path: string) => fetchText(`${gw.url}${path}`, { headers: bearer(key) });
       for (let i = 0; i < 2; i++) expect((await call('/free/x')).status).toBe(200);
-      expect(gw.quotaUsed(account.id, PERIOD)).toBe(0);
+      expect(await gw.quotaUsed(account.id, PERIOD)).toBe(0);
       for (let i = 0; i < 3; i++) expect((await call('/api/x')).status).toBe(200);
-      expect(gw.quotaUsed(account.id, PERIOD)).toBe(3);
+      expect(await gw.quotaUsed(account.id, PERIOD)).toBe(3);
 
       const before = up.received.length;
       const res = await call('/api/x');
@@ -245,21 +256,21 @@ describe('refusals', () => {
       expect(up.received.length).toBe(before);
 
       for (let i = 0; i < 3; i++) expect((await call('/free/x')).status).toBe(200);
-      expect(gw.quotaUsed(account.id, PERIOD)).toBe(3);
-      expect(gw.admin.usage(account.id, PERIOD).quotaUsed).toBe(3);
+      expect(await gw.quotaUsed(account.id, PERIOD)).toBe(3);
+      expect((await gw.usage(account.id, PERIOD)).quotaUsed).toBe(3);
     });
 
     it('the quota is per calendar month in UTC: used up at 23:59:59 on Jan 31, available again at 00:00 on Feb 1', async () => {
       clock.set('2026-01-31T23:59:59.000Z');
-      const { key, account } = seedAccount(gw.admin, 'quota2');
+      const { key, account } = await customer(gw, 'quota2');
       const call = () => fetchText(`${gw.url}/api/x`, { headers: bearer(key) });
       expect((await call()).status).toBe(200);
       expect((await call()).status).toBe(200);
       checkProblem(await call(), 402, 'quota-exceeded');
       clock.set('2026-02-01T00:00:00.000Z');
       expect((await call()).status).toBe(200);
-      expect(gw.quotaUsed(account.id, '2026-01')).toBe(2);
-      expect(gw.quotaUsed(account.id, '2026-02')).toBe(1);
+      expect(await gw.quotaUsed(account.id, '2026-01')).toBe(2);
+      expect(await gw.quotaUsed(account.id, '2026-02')).toBe(1);
     });
   });
 
@@ -271,14 +282,14 @@ describe('refusals', () => {
     });
 
     it('a prefix matches only at a segment boundary: /apix is not /api/', async () => {
-      const { key } = seedAccount(gw.admin);
+      const { key } = await customer(gw);
       checkProblem(await fetchText(`${gw.url}/apix`, { headers: bearer(key) }), 404, 'not-found', [key]);
     });
   });
 
   describe('request bodies over the limit', () => {
     it('a body whose Content-Length exceeds MAX_BODY_BYTES gets 413 and is never forwarded', async () => {
-      const { key, account } = seedAccount(gw.admin);
+      const { key, account } = await customer(gw);
       const before = up.received.length;
       const res = await rawRequest(`${gw.url}/api/upload`, {
         method: 'POST',
@@ -288,7 +299,7 @@ describe('refusals', () => {
       const p = checkProblem(res, 413, 'payload-too-large', [key]);
       expect(p.title).toBe('Payload too large');
       expect(up.received.length).toBe(before);
-      expect(gw.quotaUsed(account.id, PERIOD)).toBe(0);
+      expect(await gw.quotaUsed(account.id, PERIOD)).toBe(0);
     });
 
     it('a chunked body that grows past the limit gets 413 while still uploading; the upstream never gets all of it', async () => {
@@ -306,12 +317,12 @@ describe('refusals', () => {
         req.on('close', () => (s.closed = true));
       });
       await new Promise<void>((r) => upload.listen(0, '127.0.0.1', r));
-      const g2 = await startGateway({
+      const g2 = await startBackendGateway(backend, {
         env: { MAX_BODY_BYTES: '4096', SHUTDOWN_TIMEOUT_MS: '500' },
         file: { routes: [{ path: '/up/', upstream: `http://127.0.0.1:${(upload.address() as AddressInfo).port}` }] },
       });
       try {
-        const { key, account } = seedAccount(g2.admin);
+        const { key, account } = await customer(g2);
         const chunk = Buffer.alloc(512, 'y');
         let written = 0;
         const res = await new Promise<{ status: number; headers: IncomingMessage['headers']; body: string }>((resolve, reject) => {
@@ -343,7 +354,7 @@ describe('refusals', () => {
         await until(() => seen.every((s) => s.closed), 2_000, 'the upstream request to end');
         expect(seen.every((s) => !s.complete && s.bytes <= 4096)).toBe(true);
         // Not billable: the quota taken for it was given back.
-        expect(g2.quotaUsed(account.id, new Date().toISOString().slice(0, 7))).toBe(0);
+        expect(await g2.quotaUsed(account.id, new Date().toISOString().slice(0, 7))).toBe(0);
       } finally {
         await g2.close();
         upload.closeAllConnections();
@@ -354,16 +365,16 @@ describe('refusals', () => {
 
   describe('upstream failures', () => {
     it('an upstream that refuses connections gives 502', async () => {
-      const { key, account } = seedAccount(gw.admin);
+      const { key, account } = await customer(gw);
       const res = await fetchText(`${gw.url}/dead/x`, { headers: bearer(key) });
       const p = checkProblem(res, 502, 'upstream-unreachable', [key]);
       expect(p.title).toBe('Bad gateway');
       expect(res.body).not.toContain('ECONNREFUSED');
-      expect(gw.quotaUsed(account.id, PERIOD)).toBe(0);
+      expect(await gw.quotaUsed(account.id, PERIOD)).toBe(0);
     });
 
     it('an upstream slower than the route timeout gives 504, soon after the timeout', async () => {
-      const { key } = seedAccount(gw.admin);
+      const { key } = await customer(gw);
       const started = performance.now();
       const res = await fetchText(`${gw.url}/slow/x`, { headers: bearer(key) });
       const took = performance.now() - started;
@@ -377,12 +388,12 @@ describe('refusals', () => {
     it('UPSTREAM_TIMEOUT_MS is the timeout of routes that set none', async () => {
       const stall = createServer(() => {});
       await new Promise<void>((r) => stall.listen(0, '127.0.0.1', r));
-      const g2 = await startGateway({
+      const g2 = await startBackendGateway(backend, {
         env: { UPSTREAM_TIMEOUT_MS: '100', SHUTDOWN_TIMEOUT_MS: '500' },
         file: { routes: [{ path: '/', upstream: `http://127.0.0.1:${(stall.address() as AddressInfo).port}` }] },
       });
       try {
-        const { key } = seedAccount(g2.admin);
+        const { key } = await customer(g2);
         checkProblem(await fetchText(`${g2.url}/x`, { headers: bearer(key) }), 504, 'upstream-timeout', [key]);
       } finally {
         await g2.close();
@@ -393,14 +404,14 @@ describe('refusals', () => {
   });
 });
 
-describe('the gateway\'s own endpoints', () => {
+describe.each(BACKENDS)('the gateway\'s own endpoints on $backend', ({ backend }) => {
   let up: Upstream;
-  let gw: TestGateway;
+  let gw: BackendGateway;
 
   beforeAll(async () => {
     up = await startUpstream();
     // A catch-all route: anything under /_tollgate/ would reach the upstream if it were proxied.
-    gw = await startGateway({ file: { routes: [{ path: '/', upstream: up.url, auth: false }] } });
+    gw = await startBackendGateway(backend, { env: {}, file: { routes: [{ path: '/', upstream: up.url, auth: false }] } });
   });
   afterAll(async () => {
     await gw.close();

@@ -1,12 +1,13 @@
 // TRUST_PROXY: which peers' X-Forwarded-* the gateway believes. From an untrusted peer they are
 // replaced by what the gateway saw; from a trusted proxy they are kept (X-Forwarded-For gets the
 // gateway's hop), and the client's address, for per-address caps and the logs, is the first
-// untrusted one from the right.
+// untrusted one from the right. Through the gateway, on the SQLite file and on PostgreSQL.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/log.ts';
 import { bytesOf, parseTrustProxy, TrustedProxies } from '../src/pipeline/trusted-proxies.ts';
-import { bearer, seedAccount, startGateway, startUpstream, type TestGateway, type Upstream } from './helpers.ts';
+import { BACKENDS, startBackendGateway, type BackendGateway } from './backend-gateway.ts';
+import { bearer, startUpstream, type Upstream } from './helpers.ts';
 import { until } from './until.ts';
 
 const proxies = (raw: string) => {
@@ -66,7 +67,7 @@ describe('TrustedProxies', () => {
   });
 });
 
-describe('X-Forwarded-* through the gateway', () => {
+describe.each(BACKENDS)('X-Forwarded-* through the gateway on $backend', ({ backend }) => {
   let up: Upstream;
   beforeAll(async () => {
     up = await startUpstream();
@@ -75,15 +76,15 @@ describe('X-Forwarded-* through the gateway', () => {
 
   const SPOOF = { 'x-forwarded-for': '203.0.113.7, 198.51.100.2', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'api.example.com' };
 
-  async function withGateway(env: Record<string, string>, run: (gw: TestGateway, key: string, lines: Record<string, unknown>[]) => Promise<void>) {
+  async function withGateway(env: Record<string, string>, run: (gw: BackendGateway, key: string, lines: Record<string, unknown>[]) => Promise<void>) {
     const lines: Record<string, unknown>[] = [];
-    const gw = await startGateway({
+    const gw = await startBackendGateway(backend, {
       env: { MAX_CONCURRENT_PER_CLIENT: '1', ...env },
       log: createLogger('info', (l) => lines.push(JSON.parse(l) as Record<string, unknown>)),
       file: { routes: [{ path: '/api/', upstream: up.url }, { path: '/open/', upstream: up.url, auth: false }] },
     });
     try {
-      await run(gw, seedAccount(gw.admin).key, lines);
+      await run(gw, (await gw.seed('default')).key, lines);
     } finally {
       await gw.close();
     }
@@ -121,7 +122,7 @@ describe('X-Forwarded-* through the gateway', () => {
     const held: (() => void)[] = [];
     const slow = await startUpstream((_req, res) => held.push(() => res.end('ok')));
     const lines: Record<string, unknown>[] = [];
-    const gw = await startGateway({
+    const gw = await startBackendGateway(backend, {
       env: { MAX_CONCURRENT_PER_CLIENT: '1', TRUST_PROXY: 'loopback' },
       file: { routes: [{ path: '/open/', upstream: slow.url, auth: false }] },
       log: createLogger('info', (l) => lines.push(JSON.parse(l) as Record<string, unknown>)),

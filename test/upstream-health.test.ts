@@ -1,11 +1,13 @@
 // A route with several upstreams: requests spread round-robin, an upstream failing MAX_FAILS
 // times in a row is left out for COOL_DOWN_MS and then tried again (passive health), and when
-// every upstream is out the route answers 503 with Retry-After at once, billing nothing.
+// every upstream is out the route answers 503 with Retry-After at once, billing nothing. On the
+// SQLite file and on PostgreSQL.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { COOL_DOWN_MS, MAX_FAILS } from '../src/pipeline/upstreams.ts';
-import { bearer, checkProblem, closedPort, fakeClock, fetchText, seedAccount, startGateway, startUpstream, type TestGateway, type Upstream } from './helpers.ts';
+import { BACKENDS, startBackendGateway, type BackendGateway } from './backend-gateway.ts';
+import { bearer, checkProblem, closedPort, fakeClock, fetchText, startUpstream, type Upstream } from './helpers.ts';
 import { METRICS_TOKEN, metricsListener, type Scraper } from './metrics-text.ts';
 
 const PRICE = 1000;
@@ -26,27 +28,24 @@ async function listenOn(server: Server, port: number): Promise<void> {
   });
 }
 
-describe('several upstreams on one route', () => {
+describe.each(BACKENDS)('several upstreams on one route on $backend', ({ backend }) => {
   const clock = fakeClock(T0);
   let a: Upstream;
   let b: Upstream;
-  let gw: TestGateway;
+  let gw: BackendGateway;
   let metrics: Scraper;
   let key: string;
   let accountId: string;
 
   beforeAll(async () => {
     [a, b] = await Promise.all([named('A'), named('B')]);
-    gw = await startGateway({
+    gw = await startBackendGateway(backend, {
       now: clock.now,
       file: { routes: [{ path: '/api/', upstream: [a.url, b.url], priceMicros: PRICE }], plans: PLANS, defaultPlan: 'paid' },
       env: { ADMIN_TOKEN: METRICS_TOKEN },
     });
     metrics = await metricsListener(gw.app);
-    const c = seedAccount(gw.admin, 'paid');
-    gw.admin.grantCredits(c.account.id, 1000 * PRICE, 'test');
-    key = c.key;
-    accountId = c.account.id;
+    ({ key, id: accountId } = await gw.seed('paid', 1000 * PRICE));
   });
   afterAll(async () => {
     await metrics.close();
@@ -106,18 +105,17 @@ describe('several upstreams on one route', () => {
     expect(await healthy(a.url)).toBe(1);
 
     // Only the answered requests were charged.
-    gw.flush();
-    const rows = gw.db.prepare('SELECT status, price_micros AS price FROM usage WHERE account_id = ?').all(accountId) as { status: number; price: number }[];
-    expect(rows.filter((r) => r.status === 502).every((r) => r.price === 0)).toBe(true);
-    expect(rows.filter((r) => r.status === 200).every((r) => r.price === PRICE)).toBe(true);
+    const rows = await gw.rows(accountId);
+    expect(rows.filter((r) => r.status === 502).every((r) => r.price_micros === 0)).toBe(true);
+    expect(rows.filter((r) => r.status === 200).every((r) => r.price_micros === PRICE)).toBe(true);
   });
 });
 
-describe('every upstream of a route left out', () => {
+describe.each(BACKENDS)('every upstream of a route left out on $backend', ({ backend }) => {
   const clock = fakeClock(T0);
   let hung: Server[];
   let hits: number[];
-  let gw: TestGateway;
+  let gw: BackendGateway;
   let dead: Upstream;
 
   beforeAll(async () => {
@@ -127,8 +125,9 @@ describe('every upstream of a route left out', () => {
     await Promise.all(hung.map((s) => new Promise<void>((r) => s.listen(0, '127.0.0.1', r))));
     const urls = hung.map((s) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`);
     dead = await startUpstream();
-    gw = await startGateway({
+    gw = await startBackendGateway(backend, {
       now: clock.now,
+      env: {},
       file: {
         routes: [
           { path: '/api/', upstream: urls, priceMicros: PRICE, timeoutMs: 150 },
@@ -149,8 +148,7 @@ describe('every upstream of a route left out', () => {
   });
 
   it('answers 503 with Retry-After at once, reaching no upstream, and charges nothing', async () => {
-    const c = seedAccount(gw.admin, 'paid');
-    gw.admin.grantCredits(c.account.id, 100 * PRICE, 'test');
+    const c = await gw.seed('paid', 100 * PRICE);
     // At once: each waits out the timeout (undici times it to the second).
     const slow = await Promise.all(Array.from({ length: 2 * MAX_FAILS }, () => fetch(`${gw.url}/api/slow`, { headers: bearer(c.key) })));
     expect(slow.map((r) => r.status)).toEqual(new Array(2 * MAX_FAILS).fill(504));
@@ -164,15 +162,14 @@ describe('every upstream of a route left out', () => {
     }
     expect(hits).toEqual([MAX_FAILS, MAX_FAILS]);
     await gw.returnLeases();
-    expect(gw.balance(c.account.id)).toBe(100 * PRICE);
-    expect(gw.charges(c.account.id)).toEqual([]);
-    const statuses = gw.db.prepare('SELECT status, billable FROM usage WHERE account_id = ? ORDER BY id').all(c.account.id);
+    expect(await gw.balance(c.id)).toBe(100 * PRICE);
+    expect(await gw.charges(c.id)).toEqual([]);
+    const statuses = (await gw.rows(c.id)).map((r) => ({ status: r.status, billable: r.billable }));
     expect(statuses).toEqual([...new Array(2 * MAX_FAILS).fill({ status: 504, billable: 0 }), ...new Array(5).fill({ status: 503, billable: 0 })]);
   });
 
   it('a route with a single upstream is never left out: each request tries it (502, not 503)', async () => {
-    const c = seedAccount(gw.admin, 'paid');
-    gw.admin.grantCredits(c.account.id, 100 * PRICE, 'test');
+    const c = await gw.seed('paid', 100 * PRICE);
     for (let i = 0; i < 2 * MAX_FAILS; i++) expect((await fetch(`${gw.url}/lone/x`, { headers: bearer(c.key) })).status).toBe(502);
   });
 });

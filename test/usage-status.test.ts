@@ -1,13 +1,14 @@
 // A usage row says what the client received. An AI answer held for its usage report and cut by
-// the provider reaches the client as 502: its row says 502 and nothing is charged.
+// the provider reaches the client as 502: its row says 502 and nothing is charged. On the SQLite
+// file and on PostgreSQL.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { customer, expectBalanced, PLANS, TEST_PRICES, usageRow } from './fake-providers.ts';
-import { sqliteBackend, type BackendGateway } from './backend-gateway.ts';
-import { bearer, startGateway } from './helpers.ts';
+import { BACKENDS, startBackendGateway, type BackendGateway } from './backend-gateway.ts';
+import { bearer } from './helpers.ts';
 
-describe('the usage row of a request the client got an error for', () => {
+describe.each(BACKENDS)('the usage row of a request the client got an error for on $backend', ({ backend }) => {
   let provider: Server;
   let gw: BackendGateway;
   beforeAll(async () => {
@@ -22,10 +23,10 @@ describe('the usage row of a request the client got an error for', () => {
     });
     await new Promise<void>((r) => provider.listen(0, '127.0.0.1', r));
     const { port } = provider.address() as AddressInfo;
-    gw = sqliteBackend(await startGateway({
+    gw = await startBackendGateway(backend, {
       env: { OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: `http://127.0.0.1:${port}/v1` },
       file: { prices: TEST_PRICES, plans: PLANS, defaultPlan: 'pro' },
-    }));
+    });
   });
   afterAll(async () => {
     await gw.close();

@@ -50,10 +50,20 @@ export class SharedBuckets implements Limits {
     return Math.min(Math.floor(this.held[i] + this.left[i]), this.shape.windows[i].limit);
   }
 
+  /**
+   * As Buckets.header() says it: on a refusal the seconds until a retry; else, when the window
+   * is not full, the seconds until it gains one more (from what the shared bucket had at this
+   * node's last take).
+   */
   header(): string {
     const i = this.tightest;
-    const name = `"${this.shape.windows[i].name}";r=${this.remaining(i)}`;
-    return this.waitMs > 0 ? `${name};t=${Math.ceil(this.waitMs / 1000)}` : name;
+    const w = this.shape.windows[i];
+    const r = this.remaining(i);
+    const name = `"${w.name}";r=${r}`;
+    if (this.waitMs > 0) return `${name};t=${Math.ceil(this.waitMs / 1000)}`;
+    if (r >= w.limit) return name;
+    const tokens = this.held[i] + this.left[i];
+    return `${name};t=${Math.ceil((Math.floor(tokens) + 1 - tokens) / w.perMs / 1000)}`;
   }
 }
 

@@ -5,6 +5,7 @@
 import type { AdminBackend } from '../admin/backend.ts';
 import { IdempotencyStore, type KeptRow, type KeptRows } from '../admin/idempotency.ts';
 import type { Config } from '../config.ts';
+import type { Actor } from '../db/admin.ts';
 import type { Operations } from '../admin/operations.ts';
 import type { Logger } from '../log.ts';
 import type { PgChangeFeed } from './pg-changes.ts';
@@ -35,15 +36,15 @@ export interface PgAdminDeps {
 }
 
 export function pgAdminBackend(pool: Pool, { config, now, log, changes, node }: PgAdminDeps): AdminBackend {
-  const deps = (by: string): PgOperationsDeps => ({ config: () => config, now, actor: by, log, node });
+  const deps = ({ by, requestId }: Actor): PgOperationsDeps => ({ config: () => config, now, actor: by, requestId, log, node });
   return {
     // The operations record their changes for every node to read; this node reads them at once.
-    operations: (caller) => heard(pgOperations(pool, deps(caller.by)), changes),
+    operations: (caller) => heard(pgOperations(pool, deps(caller)), changes),
     answers: new IdempotencyStore(pgKeptRows(pool), now),
     async atomically(caller, lock, work) {
       const done = await transaction(pool, async (c) => {
         await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [lock]);
-        return work(pgOperations(pool, deps(caller.by), c), new IdempotencyStore(pgKeptRows(c), now));
+        return work(pgOperations(pool, deps(caller), c), new IdempotencyStore(pgKeptRows(c), now));
       });
       await changes.catchUp();
       return done;

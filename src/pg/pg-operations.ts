@@ -32,8 +32,7 @@ const ACCOUNT = `a.id, a.email, a.name, a.plan, a.status, a.status_reason AS "st
 const KEY = `id, account_id AS "accountId", name, prefix, created_at AS "createdAt", expires_at AS "expiresAt", revoked_at AS "revokedAt",
   replaced_by AS "replacedBy", NULL::bigint AS "lastUsedAt", hash`;
 const EVENT = 'id, type, status, note, attempts, received_at AS "receivedAt", applied_at AS "appliedAt"';
-// No request ids here: only the admin API has requests to name, and it runs on SQLite.
-const AUDIT = 'id, at, actor, action, target, account_id AS "accountId", change, NULL AS "requestId"';
+const AUDIT = 'id, at, actor, action, target, account_id AS "accountId", change, request_id AS "requestId"';
 /** The fields of an account an operator changes, and the audit log's diff of them. */
 const ACCOUNT_FIELDS = ['name', 'email', 'plan', 'status', 'statusReason'] as const;
 
@@ -152,6 +151,8 @@ export interface PgOperationsDeps {
   now: () => number;
   /** Whom the audit log names. */
   actor: string;
+  /** The admin API's request these operations answer (the audit log names it); none for the CLI. */
+  requestId?: string | null;
   /** Where a replayed event's failure is logged (default: nowhere; the CLI prints the outcome). */
   log?: Logger;
   /**
@@ -185,8 +186,8 @@ export function pgOperations(pool: Pool, deps: PgOperationsDeps, tx?: Client): O
   const { now } = deps;
   const log = deps.log ?? createLogger('silent');
   const writeAudit = (c: Queryable, action: AuditAction, target: string, accountId: string | null, change: Record<string, unknown>) =>
-    c.query('INSERT INTO audit_log (at, actor, action, target, account_id, change) VALUES ($1, $2, $3, $4, $5, $6)',
-      [now(), deps.actor, action, target, accountId, JSON.stringify(change)]);
+    c.query('INSERT INTO audit_log (at, actor, action, target, account_id, change, request_id) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+      [now(), deps.actor, action, target, accountId, JSON.stringify(change), deps.requestId ?? null]);
 
   /** A new key of the account; the key itself is returned this once, only its hash is stored. */
   async function insertKey(c: Client, accountId: string, name: string | null, expiresAt: number | null): Promise<KeyRow & { key: string }> {
