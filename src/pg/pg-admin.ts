@@ -8,6 +8,7 @@ import type { Config } from '../config.ts';
 import type { Actor } from '../db/admin.ts';
 import type { Operations } from '../admin/operations.ts';
 import type { Logger } from '../log.ts';
+import type { MaybePromise } from '../storage/ports.ts';
 import type { PgChangeFeed } from './pg-changes.ts';
 import { pgOperations, type PgOperationsDeps } from './pg-operations.ts';
 import { transaction, type Client, type Pool } from './pool.ts';
@@ -33,13 +34,15 @@ export interface PgAdminDeps {
   changes: PgChangeFeed;
   /** This node's leases and keys in memory (PgOperationsDeps.node). */
   node: PgOperationsDeps['node'];
+  /** Resolves once the usage rows this node has queued are written: the usage reads count them then. */
+  written?: () => MaybePromise<unknown>;
 }
 
-export function pgAdminBackend(pool: Pool, { config, now, log, changes, node }: PgAdminDeps): AdminBackend {
+export function pgAdminBackend(pool: Pool, { config, now, log, changes, node, written }: PgAdminDeps): AdminBackend {
   const deps = ({ by, requestId }: Actor): PgOperationsDeps => ({ config: () => config, now, actor: by, requestId, log, node });
   return {
     // The operations record their changes for every node to read; this node reads them at once.
-    operations: (caller) => heard(pgOperations(pool, deps(caller)), changes),
+    operations: (caller) => afterWrites(heard(pgOperations(pool, deps(caller)), changes), written),
     answers: new IdempotencyStore(pgKeptRows(pool), now),
     async atomically(caller, lock, work) {
       const done = await transaction(pool, async (c) => {
@@ -52,15 +55,26 @@ export function pgAdminBackend(pool: Pool, { config, now, log, changes, node }: 
   };
 }
 
-/** The operations that change something a node holds a copy of. */
+/** The operations that change something a node holds a copy of: answered once this node has heard of the change. */
 const CHANGES = new Set<keyof Operations>(['createAccount', 'updateAccount', 'createKey', 'revokeKey', 'rotateKey', 'grantCredits', 'deductCredits', 'replayWebhook', 'setAlerts']);
+/** The reads of usage and requests: answered once this node's queued rows are written (SQLite's Admin reads them from memory). */
+const READS_USAGE = new Set<keyof Operations>(['usage', 'usageByDay', 'recentRequests', 'findRequest']);
 
-/** Each change's answer once this node has heard of what it changed (reads answer as they are). */
 function heard(ops: Operations, changes: PgChangeFeed): Operations {
-  const wrapped = Object.entries(ops).map(([name, op]) => [name, !CHANGES.has(name as keyof Operations) ? op : async (...args: unknown[]) => {
-    const answer: unknown = await (op as (...a: unknown[]) => unknown)(...args);
+  return around(ops, CHANGES, async (op) => {
+    const answer = await op();
     await changes.catchUp();
     return answer;
-  }]);
+  });
+}
+
+function afterWrites(ops: Operations, written: PgAdminDeps['written']): Operations {
+  return written ? around(ops, READS_USAGE, async (op) => (await written(), op())) : ops;
+}
+
+/** `ops` with each of `names` run through `run`. */
+function around(ops: Operations, names: ReadonlySet<keyof Operations>, run: (op: () => unknown) => Promise<unknown>): Operations {
+  const wrapped = Object.entries(ops).map(([name, op]) => [name, !names.has(name as keyof Operations) ? op
+    : (...args: unknown[]) => run(() => (op as (...a: unknown[]) => unknown)(...args))]);
   return Object.fromEntries(wrapped) as unknown as Operations;
 }

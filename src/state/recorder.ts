@@ -164,6 +164,18 @@ export class Recorder {
     return new Promise((resolve) => this.waiters.push({ batch, resolve }));
   }
 
+  /**
+   * True once every row queued so far is written (or while the database is busy: then nothing
+   * waits); else a promise of it. Unlike drain(), rows queued after the call are not waited for.
+   */
+  settled(): true | Promise<void> {
+    const batch = this.rows.length > 0 || this.notices.length > 0 ? this.batch : this.writing ? this.batch - 1 : this.durableBatch;
+    if (batch <= this.durableBatch || this.busy) return true;
+    if (!this.writing && !this.scheduled) this.commit();
+    if (batch <= this.durableBatch || this.busy) return true;
+    return new Promise((resolve) => this.waiters.push({ batch, resolve }));
+  }
+
   /** Resolves once nothing is queued or being written: true, or false when a commit failed. */
   async drain(): Promise<boolean> {
     while (this.writing || this.rows.length > 0 || this.notices.length > 0) {

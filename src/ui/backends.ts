@@ -31,7 +31,8 @@ export function pagesBackend(state: GatewayState, { config, now, log }: { config
   }
   if (onPostgres(storage)) {
     const node = { id: storage.node, holder: state.holder, keyLastUsed: (hash: string) => state.accounts.keyLastUsed(hash) };
-    return { admin: pgAdminBackend(storage.pool, { config, now, log, changes: storage.changes, node }), store: pgUiStore(storage.pool, storage.billing) };
+    const written = () => state.recorder.settled();
+    return { admin: pgAdminBackend(storage.pool, { config, now, log, changes: storage.changes, node, written }), store: pgUiStore(storage.pool, storage.billing) };
   }
   return undefined;
 }
