@@ -51,6 +51,8 @@ export interface Remote {
    * counted in the account's daily rollup of that day (which its own requests made), in one statement.
    */
   addUsage(accountId: string, keyId: string, from: number, count: number): Promise<void>;
+  /** Writes `count` usage rows of 1 000 other accounts (acct_other0 …), in one statement, as a busy week would leave. */
+  fillUsage(count: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -148,6 +150,9 @@ export function sqliteBackend(gw: TestGateway, now: () => number = Date.now): Ba
           SELECT (SELECT max(id) FROM usage) + i + 1, ${from} + i, 'added' || i, '${accountId}', '${keyId}', '/api/', 'GET', '/api/old', 200, 0, 11, 100, 0, 1 FROM n;
           UPDATE counters SET value = (SELECT max(id) FROM usage);
           UPDATE usage_daily SET requests = requests + ${count}, through_id = (SELECT max(id) FROM usage) WHERE account_id = '${accountId}';`),
+        fillUsage: async (count) => void cli.storage.db.prepare(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+          INSERT INTO usage (id, ts, request_id, account_id, route, method, path, status, request_bytes, response_bytes, latency_us, price_micros, billable)
+          SELECT (SELECT coalesce(max(id), 0) FROM usage) + i, 0, 'r' || i, 'acct_other' || (i % 1000), '/api/', 'GET', '/api/x', 200, 0, 11, 100, 0, 1 FROM n`).run(count),
         close: async () => cli.close(),
       };
     },
@@ -227,6 +232,10 @@ async function onPostgres(o: BackendGatewayOptions): Promise<BackendGateway> {
             SELECT 'added', i + 1, $3::bigint + i, 'added' || i, $1, $2, '/api/', 'GET', '/api/old', 200, 0, 11, 100, 0, true
             FROM generate_series(0, $4::bigint - 1) AS i RETURNING 1)
           UPDATE usage_daily SET requests = requests + (SELECT count(*) FROM added) WHERE account_id = $1`, [accountId, keyId, from, count]),
+        fillUsage: async (count) => void await other.query(`INSERT INTO usage (node, id, ts, request_id, account_id, route, method, path, status,
+            request_bytes, response_bytes, latency_us, price_micros, billable)
+          SELECT 'filler', i, 0, 'r' || i, 'acct_other' || (i % 1000), '/api/', 'GET', '/api/x', 200, 0, 11, 100, 0, true
+          FROM generate_series(1, $1::bigint) AS i`, [count]),
         close: () => other.end(),
       };
     },

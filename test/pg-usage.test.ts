@@ -86,8 +86,11 @@ describe('usage rows on PostgreSQL', () => {
       { event_id: 'evt_1', type: 'quota.threshold', account_id: 'acct_1', data: '{"period":"2026-12","percent":80}' },
       { event_id: 'evt_2', type: 'balance.low', account_id: 'acct_1', data: '{"balanceMicros":9800}' },
     ]);
-    expect((await usage.chain(3, 10)).map((r) => r.requestId)).toEqual(['req_3', 'req_2', 'req_1']);
-    expect((await usage.chain(3, 2)).map((r) => r.requestId)).toEqual(['req_3', 'req_2']);
+    expect((await usage.recent('acct_1', 3, 10)).map((r) => r.requestId)).toEqual(['req_3', 'req_2', 'req_1']);
+    expect((await usage.recent('acct_1', 3, 2)).map((r) => r.requestId)).toEqual(['req_3', 'req_2']);
+    // Another node's rows of the account are among its latest too, in time order.
+    await createPgUsage(pool, 'node-z').write([usageRow({ id: 1, requestId: 'req_z', ts: T0 + 1 })], [], 0, []);
+    expect((await usage.recent('acct_1', 3, 2)).map((r) => r.requestId)).toEqual(['req_z', 'req_3']);
 
     // A second commit adds to the same counters.
     await usage.write([usageRow({ id: 6, prevId: 3, priceMicros: 100, leaseId, quotaPeriod: '2026-12' })], [], 0, []);

@@ -329,7 +329,7 @@ export class Admin {
     if (live) return live;
     // The head of the account's chain of rows, as the key directory reads it (sqlite-keys.ts).
     const head = this.db.prepare('SELECT coalesce(max(through_id), 0) FROM usage_daily WHERE account_id = ?').pluck().get(accountId) as number;
-    return this.storage.usage.chain(head, limit) as RecentUsage[];
+    return this.storage.usage.recent(accountId, head, limit) as RecentUsage[];
   }
 
   /** One request by its id (see findRequest: the latest rows, or those around a time). */

@@ -136,7 +136,8 @@ export function createSqliteUsage(db: Db): UsageLog & { recount(): number } {
   return {
     nextId: () => (q.last.get() as number) + 1,
     write: (rows, tallies, throughId, notices) => writing(() => writeTx.immediate(rows, tallies, throughId, notices)),
-    chain(head, limit) {
+    // One writer: the account's rows are a chain through prev_id, found without an index of their own.
+    recent(_accountId, head, limit) {
       const out: RecentUsage[] = [];
       for (let id = head; id > 0 && out.length < limit;) {
         const r = q.row.get(id) as (Omit<RecentUsage, 'estimated'> & { id: number; prevId: number | null; estimated: number }) | undefined;

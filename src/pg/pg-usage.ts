@@ -119,13 +119,11 @@ export function createPgUsage(pool: Pool, node: string): UsageLog {
       });
     },
 
-    async chain(head, limit) {
-      const { rows } = await pool.query<RecentUsage>(`WITH RECURSIVE c AS (
-          SELECT *, 1 AS depth FROM usage WHERE node = $1 AND id = $2
-          UNION ALL
-          SELECT u.*, c.depth + 1 FROM usage u JOIN c ON u.node = $1 AND u.id = c.prev_id WHERE c.prev_id > 0 AND c.depth < $3)
-        SELECT ts, request_id AS "requestId", method, path, status, price_micros AS "priceMicros", model,
-          input_tokens AS "inputTokens", output_tokens AS "outputTokens", estimated FROM c ORDER BY depth`, [node, head, limit]);
+    // Every node's rows of the account, by its index (usage_account): not this node's chain alone.
+    async recent(accountId, _head, limit) {
+      const { rows } = await pool.query<RecentUsage>(`SELECT ts, request_id AS "requestId", method, path, status, price_micros AS "priceMicros",
+          model, input_tokens AS "inputTokens", output_tokens AS "outputTokens", estimated
+        FROM usage WHERE account_id = $1 ORDER BY ts DESC, node DESC, id DESC LIMIT $2`, [accountId, limit]);
       return rows;
     },
 

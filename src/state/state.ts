@@ -170,8 +170,11 @@ export class GatewayState {
     if (recent.length >= limit) return recent;
     // Every queued row of the account is in `queued`: the oldest one's previous row is written.
     const head = queued.length > 0 ? queued[queued.length - 1].prevId : state.lastUsageId;
-    const written = this.storage.usage.chain(head, limit - recent.length);
-    return written instanceof Promise ? written.then((w) => [...recent, ...w]) : [...recent, ...written];
+    const written = this.storage.usage.recent(state.accountId, head, limit - recent.length);
+    if (!(written instanceof Promise)) return [...recent, ...written];
+    // A commit may land while the database is read: its rows are then both queued and written.
+    const shown = new Set(recent.map((r) => r.requestId));
+    return written.then((w) => [...recent, ...w.filter((r) => !shown.has(r.requestId))]);
   }
 
   /** Shutdown: every row written and counted, every lease of this node returned. */

@@ -238,8 +238,11 @@ export interface UsageLog {
    * `throughId` is counted in the counter rows. Throws StorageBusy when it cannot write now.
    */
   write(rows: readonly UsageRecord[], tallies: readonly Tally[], throughId: number, notices: readonly Notice[]): MaybePromise<void>;
-  /** The rows of a chain, newest first, starting at row `head` (0: none). */
-  chain(head: number, limit: number): MaybePromise<RecentUsage[]>;
+  /**
+   * The account's latest written rows, newest first: on SQLite the chain from row `head` back (0:
+   * none), on PostgreSQL every node's by the account's index (`head` is this node's alone).
+   */
+  recent(accountId: string, head: number, limit: number): MaybePromise<RecentUsage[]>;
   /**
    * Deletes up to `limit` of the oldest rows written before `before` (ms), never one not yet
    * counted; returns how many it deleted (0: nothing is that old). Rollups and the ledger stay.
