@@ -9,7 +9,7 @@ import { createApp, type App, type AppOverrides } from '../src/app.ts';
 import type { BillingStore } from '../src/billing/billing-store.ts';
 import { loadConfig, type Config } from '../src/config.ts';
 import type { PgStorage } from '../src/pg/pg-storage.ts';
-import { pgAdminBackend } from '../src/pg/pg-admin.ts';
+import { pagesBackend } from '../src/ui/backends.ts';
 import { pgOperations } from '../src/pg/pg-operations.ts';
 import { LocalOperations, type Operations } from '../src/admin/operations.ts';
 import { createPool } from '../src/pg/pool.ts';
@@ -293,10 +293,8 @@ async function onPostgres(o: BackendGatewayOptions): Promise<BackendGateway> {
       await app.state.recorder.drain();
       return rows('SELECT period, used FROM quota_usage WHERE account_id = $1', id);
     },
-    operations: () => pgAdminBackend(pool, {
-      config: app.config, now, log: createLogger('silent'), changes: storage.changes,
-      node: { id: storage.node, holder: app.state.holder, keyLastUsed: (hash) => app.state.accounts.keyLastUsed(hash) },
-    }).operations({ by: 'test', requestId: null }),
+    // As the admin API builds them (ui/backends.ts): this node's memory, heard and written first.
+    operations: () => pagesBackend(app.state, { config: app.config, now, log: createLogger('silent') })!.admin.operations({ by: 'test', requestId: null }),
     close: () => app.close(),
   };
 }

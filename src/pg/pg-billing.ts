@@ -7,7 +7,7 @@ import type { BillingAccount, BillingStore, CreditCheckout, CreditPurchase, Disp
 import type { Change, EventLog, EventTx, LeaseHolder } from '../storage/ports.ts';
 import { runAsync, type MaybeAsync } from '../storage/steps.ts';
 import { recordChange, type PgChangeFeed } from './pg-changes.ts';
-import { addEvent } from './pg-outbox.ts';
+import { addEvents } from './pg-outbox.ts';
 import { pgCompleteSignup } from './pg-ui.ts';
 import { transaction, type Client, type Pool } from './pool.ts';
 
@@ -166,7 +166,7 @@ export function createPgBilling(pool: Pool, { changes, node = '', now = Date.now
       const tx: EventTx = {
         money: pgMoney(c, () => holder, now, changed),
         billing: pgBillingStore(c, now, changed),
-        outbox: { add: (e) => addEvent(c, e) },
+        outbox: { add: (e) => addEvents(c, [e]) },
       };
       const note = await runAsync(effect(tx));
       await c.query(`UPDATE webhook_events SET status = $2, note = $3, applied_at = $4,

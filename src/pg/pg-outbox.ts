@@ -24,10 +24,12 @@ const RECORD_COLS = `d.id, n.event_id AS "eventId", n.type, n.account_id AS "acc
   d.delivered_at AS "deliveredAt"`;
 const FROM = 'FROM notification_deliveries d JOIN notifications n ON n.id = d.notification_id';
 
-/** Inserts one event on `c` (a webhook effect's transaction, or the pool). */
-export function addEvent(c: Client | Pool, e: OutboxEvent): Promise<void> {
-  return c.query(`INSERT INTO notifications (event_id, type, account_id, data, created_at) VALUES ($1, $2, $3, $4, $5)
-    ON CONFLICT (event_id) DO NOTHING`, [e.id, e.type, e.accountId, JSON.stringify(e.data), e.createdAt]).then(() => undefined);
+/** Inserts events on `c` (a webhook effect's transaction, or the pool), in one statement. */
+export function addEvents(c: Client | Pool, es: readonly OutboxEvent[]): Promise<void> {
+  return c.query(`INSERT INTO notifications (event_id, type, account_id, data, created_at)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) ON CONFLICT (event_id) DO NOTHING`,
+  [es.map((e) => e.id), es.map((e) => e.type), es.map((e) => e.accountId), es.map((e) => JSON.stringify(e.data)), es.map((e) => e.createdAt)])
+    .then(() => undefined);
 }
 
 type DueRow = EventRow & { id: number; channel: Delivery['channel']; target: string; attempts: number; failingSince: number | null; nextAttemptAt: number };
@@ -35,23 +37,29 @@ type DueRow = EventRow & { id: number; channel: Delivery['channel']; target: str
 /** `pool`: or a connection in a transaction, which the calls join. */
 export function createPgOutbox(pool: Pool | Client, node: string): MaybeAsync<Outbox> {
   return {
-    add: (e) => addEvent(pool, e),
+    add: (e) => addEvents(pool, [e]),
 
     fanOut: (destinations: (e: OutboxEvent, email: string | null) => Destination[], limit: number) => transaction(pool, async (c) => {
       const { rows } = await c.query<EventRow & { id: number; email: string | null }>(`SELECT n.id, ${EVENT_COLS}, a.email
         FROM notifications n LEFT JOIN accounts a ON a.id = n.account_id WHERE NOT n.fanned_out ORDER BY n.id LIMIT $1
         FOR UPDATE OF n SKIP LOCKED`, [limit]);
+      if (rows.length === 0) return 0;
+      // Every delivery of the batch in one statement. Due at once: the event's time is when it happened, the first attempt is now.
+      const d = { ids: [] as number[], channels: [] as string[], targets: [] as string[], due: [] as number[] };
       for (const r of rows) {
         const event = toEvent(r);
-        const to = destinations(event, r.email);
-        // Due at once: the event's time is when it happened, the first attempt is now.
-        if (to.length > 0) {
-          await c.query(`INSERT INTO notification_deliveries (notification_id, channel, target, next_attempt_at)
-            SELECT $1::bigint, channel, target, $4::bigint FROM unnest($2::text[], $3::text[]) AS x(channel, target) ON CONFLICT DO NOTHING`,
-          [r.id, to.map((d) => d.channel), to.map((d) => d.target), event.createdAt]);
+        for (const to of destinations(event, r.email)) {
+          d.ids.push(r.id);
+          d.channels.push(to.channel);
+          d.targets.push(to.target);
+          d.due.push(event.createdAt);
         }
       }
-      if (rows.length > 0) await c.query('UPDATE notifications SET fanned_out = true WHERE id = ANY ($1)', [rows.map((r) => r.id)]);
+      if (d.ids.length > 0) {
+        await c.query(`INSERT INTO notification_deliveries (notification_id, channel, target, next_attempt_at)
+          SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[]) ON CONFLICT DO NOTHING`, [d.ids, d.channels, d.targets, d.due]);
+      }
+      await c.query('UPDATE notifications SET fanned_out = true WHERE id = ANY ($1)', [rows.map((r) => r.id)]);
       return rows.length;
     }),
 
@@ -85,13 +93,12 @@ export function createPgOutbox(pool: Pool | Client, node: string): MaybeAsync<Ou
         WHERE expires_at > $1 AND expires_at <= $2 AND revoked_at IS NULL AND replaced_by IS NULL
           AND expiry_notified_at IS DISTINCT FROM expires_at
         ORDER BY expires_at LIMIT $3 FOR UPDATE SKIP LOCKED`, [now, now + withinMs, limit]);
-      for (const k of rows) {
-        await addEvent(c, {
-          id: eventId(), type: 'key.expiring', accountId: k.accountId, createdAt: now,
-          data: { accountId: k.accountId, keyId: k.id, keyName: k.name, keyPrefix: k.prefix, expiresAt: new Date(k.expiresAt).toISOString() },
-        });
-      }
-      if (rows.length > 0) await c.query('UPDATE api_keys SET expiry_notified_at = expires_at WHERE id = ANY ($1)', [rows.map((k) => k.id)]);
+      if (rows.length === 0) return 0;
+      await addEvents(c, rows.map((k) => ({
+        id: eventId(), type: 'key.expiring' as const, accountId: k.accountId, createdAt: now,
+        data: { accountId: k.accountId, keyId: k.id, keyName: k.name, keyPrefix: k.prefix, expiresAt: new Date(k.expiresAt).toISOString() },
+      })));
+      await c.query('UPDATE api_keys SET expiry_notified_at = expires_at WHERE id = ANY ($1)', [rows.map((k) => k.id)]);
       return rows.length;
     }),
 
