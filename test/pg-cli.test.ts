@@ -3,7 +3,7 @@
 // file, and notifications; a gateway on the same database hears of each change within a second.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished, vi } from 'vitest';
 import { configDoc } from '../src/admin/config.ts';
 import type { AccountDoc, AuditDoc, DayDoc, EventDoc, KeyDoc, LedgerEntryDoc, NewKeyDoc, Page, RecentDoc, UsageDoc } from '../src/admin/shapes.ts';
 import { loadConfig } from '../src/config.ts';
@@ -462,7 +462,11 @@ describe('the CLI on PostgreSQL', { timeout: 30_000 }, () => {
   it('usage --daily: the last 30 UTC days, today last, zeros where nothing was served; other days through the operations, at most 367', async () => {
     const { id } = await traffic('daily@example.com', 'paid', ['/api/a', '/api/status/503']);
     await until(async () => parsed<UsageDoc>(await run('usage', id)).requests === 2, 5_000, 'the rows to be written');
-    const today = Date.now() - (Date.now() % DAY_MS);
+    // The day the gateway wrote the rows on, and the CLI's clock held there: a run across midnight (UTC) is the same run.
+    const ts = Number((await pool.query<{ ts: string }>('SELECT max(ts) AS ts FROM usage WHERE account_id = $1', [id])).rows[0].ts);
+    vi.useFakeTimers({ toFake: ['Date'], now: ts });
+    onTestFinished(() => void vi.useRealTimers());
+    const today = ts - (ts % DAY_MS);
     await rollups(id, today - 3 * DAY_MS, [[200, 4, 4, 40_000, 100, 10, 5, 50], [429, 1, 0, 0, 0, 0, 0, 0]]);
     const { daily: days, ...usage } = parsed<UsageDoc & { daily: DayDoc[] }>(await run('usage', id, '--daily'));
     expect(usage).toEqual(parsed<UsageDoc>(await run('usage', id)));
