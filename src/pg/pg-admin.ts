@@ -34,7 +34,7 @@ export interface PgAdminDeps {
   changes: PgChangeFeed;
   /** This node's leases and keys in memory (PgOperationsDeps.node). */
   node: PgOperationsDeps['node'];
-  /** Resolves once the usage rows this node has queued are written: the usage reads count them then. */
+  /** Resolves once the usage rows this node has queued are written, with their charges: the reads of AFTER_WRITES count them then. */
   written?: () => MaybePromise<unknown>;
 }
 
@@ -57,8 +57,12 @@ export function pgAdminBackend(pool: Pool, { config, now, log, changes, node, wr
 
 /** The operations that change something a node holds a copy of: answered once this node has heard of the change. */
 const CHANGES = new Set<keyof Operations>(['createAccount', 'updateAccount', 'createKey', 'revokeKey', 'rotateKey', 'grantCredits', 'deductCredits', 'replayWebhook', 'setAlerts']);
-/** The reads of usage and requests: answered once this node's queued rows are written (SQLite's Admin reads them from memory). */
-const READS_USAGE = new Set<keyof Operations>(['usage', 'usageByDay', 'recentRequests', 'findRequest']);
+/**
+ * The operations whose answers show balances, usage or requests: answered once this node's queued
+ * rows are written, with the charges of the requests it has answered (SQLite's Admin reads those from memory).
+ */
+const AFTER_WRITES = new Set<keyof Operations>(['account', 'listAccounts', 'updateAccount', 'grantCredits', 'deductCredits', 'ledger', 'alerts',
+  'usage', 'usageByDay', 'recentRequests', 'findRequest']);
 
 function heard(ops: Operations, changes: PgChangeFeed): Operations {
   return around(ops, CHANGES, async (op) => {
@@ -69,7 +73,7 @@ function heard(ops: Operations, changes: PgChangeFeed): Operations {
 }
 
 function afterWrites(ops: Operations, written: PgAdminDeps['written']): Operations {
-  return written ? around(ops, READS_USAGE, async (op) => (await written(), op())) : ops;
+  return written ? around(ops, AFTER_WRITES, async (op) => (await written(), op())) : ops;
 }
 
 /** `ops` with each of `names` run through `run`. */
