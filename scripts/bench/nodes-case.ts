@@ -3,7 +3,9 @@
 // node, every request paid from the balance the nodes share through their leases. Per node count:
 // requests/s, the gateways' CPU per request, and PostgreSQL round trips per request
 // (pg_stat_statements' calls: heartbeats and change polls count too), under steady load (EDGE_MS). Issue 12's targets: CPU per
-// request flat within 20% from 1 to 4 nodes, round trips per request below 0.05.
+// request flat within 20% from 1 to 4 nodes, round trips per request below 0.05. Between the gateways' rounds as
+// many bare proxies take the same load, so the run also prints what the machine alone does to CPU per
+// request when 4 processes (and 4 wrks, and the upstream) share its cores.
 import { writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
@@ -12,7 +14,7 @@ import { migratePg } from '../../src/pg/migrate.ts';
 import { freshDatabase, seedPgAccount, seedPgKey, startPostgres } from '../../test/postgres.ts';
 import { profileFlags, type BenchContext } from './context.ts';
 import { CREDITS_MICROS, PAID_PLAN, PLAN, untilReady } from './gateway.ts';
-import { cpuTimeMs, freePort, spawnTracked, stop, withTimeout } from './processes.ts';
+import { cpuTimeMs, forkServer, freePort, spawnTracked, stop, withTimeout } from './processes.ts';
 import { verdict } from './rounds.ts';
 import { wrk, type WrkResult } from './wrk.ts';
 
@@ -30,7 +32,7 @@ const MAX_ROUND_TRIPS = 0.05;
  */
 const EDGE_MS = 1_000;
 
-interface Run { nodes: number; rps: number; cpuUs: number; roundTrips: number }
+interface Run { nodes: number; rps: number; cpuUs: number; roundTrips: number; bareRps: number; bareCpuUs: number }
 
 export async function nodesCase(ctx: BenchContext): Promise<string[]> {
   console.log(`\nnodes: GET / at ${PRICE_MICROS} µ$ a request, one key, ${CONNECTIONS} connections to each of 1, 2 and 4 gateways on one PostgreSQL`);
@@ -45,10 +47,12 @@ export async function nodesCase(ctx: BenchContext): Promise<string[]> {
   const one = runs[0];
   for (const r of runs) {
     console.log(`  ${r.nodes} node${r.nodes === 1 ? ' ' : 's'}: ${Math.round(r.rps)} req/s, CPU ${r.cpuUs.toFixed(1)} µs a request (all gateways), ` +
-      `${r.roundTrips.toFixed(4)} PostgreSQL round trips a request`);
+      `${r.roundTrips.toFixed(4)} PostgreSQL round trips a request; bare proxies ${Math.round(r.bareRps)} req/s, CPU ${r.bareCpuUs.toFixed(1)} µs a request`);
   }
   const growth = Math.max(...runs.map((r) => r.cpuUs)) / one.cpuUs;
   verdict('CPU per request, most / 1 node', growth.toFixed(3), `≤ ${MAX_CPU_GROWTH}`, growth <= MAX_CPU_GROWTH);
+  const bareGrowth = Math.max(...runs.map((r) => r.bareCpuUs)) / one.bareCpuUs;
+  console.log(`  bare proxies' CPU per request, most / 1 process: ${bareGrowth.toFixed(3)}; the gateways' growth over theirs: ${(growth / bareGrowth).toFixed(3)}`);
   const trips = Math.max(...runs.map((r) => r.roundTrips));
   verdict('round trips per request, most', trips.toFixed(4), `< ${MAX_ROUND_TRIPS}`, trips < MAX_ROUND_TRIPS);
   return problems;
@@ -79,6 +83,10 @@ async function measure(ctx: BenchContext, clusterUrl: string, nodes: number, pro
     }));
     const load = (seconds: number) => Promise.all(gateways.map((g) => wrk({ url: g.url, keysFile }, { connections: CONNECTIONS, seconds })));
     const answered: WrkResult[][] = [await load(ctx.warmupSeconds)];
+    const bares = await Promise.all(gateways.map((_, i) => forkServer(`bare proxy ${i + 1}`, new URL('./bare-proxy.ts', import.meta.url), { UPSTREAM_URL: ctx.upstreamUrl })));
+    const bareLoad = (seconds: number) => Promise.all(bares.map((b) => wrk({ url: `${b.url}/` }, { connections: CONNECTIONS, seconds })));
+    await bareLoad(ctx.warmupSeconds);
+    const bareCpuMs = () => bares.reduce((sum, b) => sum + (cpuTimeMs(b.child.pid) ?? NaN), 0);
     // One statement, so exactly one of ours falls between two samples.
     const sample = async () => {
       const { rows: [r] } = await pool.query<{ calls: string; rows: string }>(
@@ -101,11 +109,26 @@ async function measure(ctx: BenchContext, clusterUrl: string, nodes: number, pro
       const seconds = Math.max(...results.map((r) => r.seconds));
       const per = (a: typeof from, b: typeof from, n: number) => ({ cpuUs: ((b.cpuMs - a.cpuMs) * 1000) / n, roundTrips: (b.calls - a.calls - 1) / n });
       // Usage rows counted in the window are the requests answered in it (each writes one, within a commit).
-      rounds.push({ nodes, rps: requests / seconds, ...per(from, to, to.rows - from.rows) });
-      whole.push({ nodes, rps: requests / seconds, ...per(start, end, requests) });
+      // A bare proxy writes no rows: the requests of its window are its round's share of them (the load is steady).
+      const bareFrom = bareCpuMs();
+      const bareRunning = bareLoad(ctx.seconds);
+      await sleep(EDGE_MS);
+      const bareWindowFrom = bareCpuMs();
+      await sleep(ctx.seconds * 1000 - 2 * EDGE_MS);
+      const bareWindowTo = bareCpuMs();
+      const bareResults = await bareRunning;
+      const bareRequests = bareResults.reduce((s, r) => s + r.requests, 0);
+      const bareSeconds = Math.max(...bareResults.map((r) => r.seconds));
+      const bare = {
+        bareRps: bareRequests / bareSeconds,
+        bareCpuUs: ((bareWindowTo - bareWindowFrom) * 1000) / (bareRequests * ((ctx.seconds * 1000 - 2 * EDGE_MS) / (ctx.seconds * 1000))),
+      };
+      rounds.push({ nodes, rps: requests / seconds, ...per(from, to, to.rows - from.rows), ...bare });
+      whole.push({ nodes, rps: requests / seconds, ...per(start, end, requests), bareRps: bare.bareRps, bareCpuUs: ((bareCpuMs() - bareFrom) * 1000) / bareRequests });
     }
-    console.log(`  ${nodes} node${nodes === 1 ? '' : 's'}, whole rounds (wrk's connects and closes included): ${whole.map((r) => `${r.cpuUs.toFixed(1)} µs ${r.roundTrips.toFixed(4)}`).join('; ')}`);
-    console.log(`  ${nodes} node${nodes === 1 ? '' : 's'}, rounds: ${rounds.map((r) => `${Math.round(r.rps)} req/s ${r.cpuUs.toFixed(1)} µs ${r.roundTrips.toFixed(4)}`).join('; ')}`);
+    for (const b of bares) await stop(b.child);
+    console.log(`  ${nodes} node${nodes === 1 ? '' : 's'}, whole rounds (wrk's connects and closes included): ${whole.map((r) => `${r.cpuUs.toFixed(1)} µs ${r.roundTrips.toFixed(4)}, bare ${r.bareCpuUs.toFixed(1)} µs`).join('; ')}`);
+    console.log(`  ${nodes} node${nodes === 1 ? '' : 's'}, rounds: ${rounds.map((r) => `${Math.round(r.rps)} req/s ${r.cpuUs.toFixed(1)} µs ${r.roundTrips.toFixed(4)}, bare ${Math.round(r.bareRps)} req/s ${r.bareCpuUs.toFixed(1)} µs`).join('; ')}`);
     for (const g of gateways) {
       const code = await stop(g.child);
       // Its warnings and errors (the access log is off), the last ones.
@@ -124,7 +147,7 @@ async function measure(ctx: BenchContext, clusterUrl: string, nodes: number, pro
     if (balance + charged !== CREDITS_MICROS) problems.push(`${nodes} nodes: balance ${balance} + charged ${charged} is not the ${CREDITS_MICROS} granted`);
     if (rows < total) problems.push(`${nodes} nodes: ${rows} usage rows for ${total} responses`);
     const median = (k: keyof Run) => [...rounds].sort((x, y) => x[k] - y[k])[Math.floor(rounds.length / 2)][k];
-    return { nodes, rps: median('rps'), cpuUs: median('cpuUs'), roundTrips: median('roundTrips') };
+    return { nodes, rps: median('rps'), cpuUs: median('cpuUs'), roundTrips: median('roundTrips'), bareRps: median('bareRps'), bareCpuUs: median('bareCpuUs') };
   } finally {
     await pool.end();
   }
