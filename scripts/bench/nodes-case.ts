@@ -34,6 +34,19 @@ const EDGE_MS = 1_000;
 
 interface Run { nodes: number; rps: number; cpuUs: number; roundTrips: number; bareRps: number; bareCpuUs: number }
 
+/** One round of `load`, sampled as it starts, EDGE_MS into it, EDGE_MS before its end, and once it is over. */
+async function sampledRound<S>(load: (seconds: number) => Promise<WrkResult[]>, seconds: number, sample: () => S | Promise<S>) {
+  const start = await sample();
+  const running = load(seconds);
+  await sleep(EDGE_MS);
+  const from = await sample();
+  await sleep(seconds * 1000 - 2 * EDGE_MS);
+  const to = await sample();
+  const results = await running;
+  const end = await sample();
+  return { start, from, to, end, results, requests: results.reduce((n, r) => n + r.requests, 0), seconds: Math.max(...results.map((r) => r.seconds)) };
+}
+
 export async function nodesCase(ctx: BenchContext): Promise<string[]> {
   console.log(`\nnodes: GET / at ${PRICE_MICROS} µ$ a request, one key, ${CONNECTIONS} connections to each of 1, 2 and 4 gateways on one PostgreSQL`);
   const cluster = await startPostgres(['shared_preload_libraries=pg_stat_statements', 'pg_stat_statements.track=all']);
@@ -95,36 +108,17 @@ async function measure(ctx: BenchContext, clusterUrl: string, nodes: number, pro
     };
     const rounds: Run[] = [];
     const whole: Run[] = [];
+    // A bare proxy writes no rows: the requests of its window are its round's share of them (the load is steady).
+    const windowShare = 1 - (2 * EDGE_MS) / (ctx.seconds * 1000);
     for (let round = 0; round < ctx.rounds; round++) {
-      const start = await sample();
-      const running = load(ctx.seconds);
-      await sleep(EDGE_MS);
-      const from = await sample();
-      await sleep(ctx.seconds * 1000 - 2 * EDGE_MS);
-      const to = await sample();
-      const results = await running;
-      const end = await sample();
-      answered.push(results);
-      const requests = results.reduce((s, r) => s + r.requests, 0);
-      const seconds = Math.max(...results.map((r) => r.seconds));
-      const per = (a: typeof from, b: typeof from, n: number) => ({ cpuUs: ((b.cpuMs - a.cpuMs) * 1000) / n, roundTrips: (b.calls - a.calls - 1) / n });
+      const g = await sampledRound(load, ctx.seconds, sample);
+      answered.push(g.results);
+      const per = (a: typeof g.from, b: typeof g.from, n: number) => ({ cpuUs: ((b.cpuMs - a.cpuMs) * 1000) / n, roundTrips: (b.calls - a.calls - 1) / n });
+      const b = await sampledRound(bareLoad, ctx.seconds, bareCpuMs);
+      const bareRps = b.requests / b.seconds;
       // Usage rows counted in the window are the requests answered in it (each writes one, within a commit).
-      // A bare proxy writes no rows: the requests of its window are its round's share of them (the load is steady).
-      const bareFrom = bareCpuMs();
-      const bareRunning = bareLoad(ctx.seconds);
-      await sleep(EDGE_MS);
-      const bareWindowFrom = bareCpuMs();
-      await sleep(ctx.seconds * 1000 - 2 * EDGE_MS);
-      const bareWindowTo = bareCpuMs();
-      const bareResults = await bareRunning;
-      const bareRequests = bareResults.reduce((s, r) => s + r.requests, 0);
-      const bareSeconds = Math.max(...bareResults.map((r) => r.seconds));
-      const bare = {
-        bareRps: bareRequests / bareSeconds,
-        bareCpuUs: ((bareWindowTo - bareWindowFrom) * 1000) / (bareRequests * ((ctx.seconds * 1000 - 2 * EDGE_MS) / (ctx.seconds * 1000))),
-      };
-      rounds.push({ nodes, rps: requests / seconds, ...per(from, to, to.rows - from.rows), ...bare });
-      whole.push({ nodes, rps: requests / seconds, ...per(start, end, requests), bareRps: bare.bareRps, bareCpuUs: ((bareCpuMs() - bareFrom) * 1000) / bareRequests });
+      rounds.push({ nodes, rps: g.requests / g.seconds, ...per(g.from, g.to, g.to.rows - g.from.rows), bareRps, bareCpuUs: ((b.to - b.from) * 1000) / (b.requests * windowShare) });
+      whole.push({ nodes, rps: g.requests / g.seconds, ...per(g.start, g.end, g.requests), bareRps, bareCpuUs: ((b.end - b.start) * 1000) / b.requests });
     }
     for (const b of bares) await stop(b.child);
     console.log(`  ${nodes} node${nodes === 1 ? '' : 's'}, whole rounds (wrk's connects and closes included): ${whole.map((r) => `${r.cpuUs.toFixed(1)} µs ${r.roundTrips.toFixed(4)}, bare ${r.bareCpuUs.toFixed(1)} µs`).join('; ')}`);
