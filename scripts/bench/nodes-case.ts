@@ -6,6 +6,7 @@
 // request flat within 20% from 1 to 4 nodes, round trips per request below 0.05. Between the gateways' rounds as
 // many bare proxies take the same load, so the run also prints what the machine alone does to CPU per
 // request when 4 processes (and 4 wrks, and the upstream) share its cores.
+import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
@@ -33,6 +34,9 @@ const MAX_ROUND_TRIPS = 0.05;
 const EDGE_MS = 1_000;
 
 interface Run { nodes: number; rps: number; cpuUs: number; roundTrips: number; bareRps: number; bareCpuUs: number }
+
+/** The CPU time the processes have used so far, together. */
+const cpuMsOf = (processes: { child: ChildProcess }[]) => processes.reduce((sum, p) => sum + (cpuTimeMs(p.child.pid) ?? NaN), 0);
 
 /** One round of `load`, sampled as it starts, EDGE_MS into it, EDGE_MS before its end, and once it is over. */
 async function sampledRound<S>(load: (seconds: number) => Promise<WrkResult[]>, seconds: number, sample: () => S | Promise<S>) {
@@ -99,12 +103,12 @@ async function measure(ctx: BenchContext, clusterUrl: string, nodes: number, pro
     const bares = await Promise.all(gateways.map((_, i) => forkServer(`bare proxy ${i + 1}`, new URL('./bare-proxy.ts', import.meta.url), { UPSTREAM_URL: ctx.upstreamUrl })));
     const bareLoad = (seconds: number) => Promise.all(bares.map((b) => wrk({ url: `${b.url}/` }, { connections: CONNECTIONS, seconds })));
     await bareLoad(ctx.warmupSeconds);
-    const bareCpuMs = () => bares.reduce((sum, b) => sum + (cpuTimeMs(b.child.pid) ?? NaN), 0);
+    const bareCpuMs = () => cpuMsOf(bares);
     // One statement, so exactly one of ours falls between two samples.
     const sample = async () => {
       const { rows: [r] } = await pool.query<{ calls: string; rows: string }>(
         'SELECT (SELECT coalesce(sum(calls), 0) FROM pg_stat_statements) AS calls, (SELECT count(*) FROM usage) AS rows');
-      return { cpuMs: gateways.reduce((sum, g) => sum + (cpuTimeMs(g.child.pid) ?? NaN), 0), calls: Number(r.calls), rows: Number(r.rows) };
+      return { cpuMs: cpuMsOf(gateways), calls: Number(r.calls), rows: Number(r.rows) };
     };
     const rounds: Run[] = [];
     const whole: Run[] = [];
