@@ -7,7 +7,7 @@ import type { Route } from '../config.ts';
 import { GatewayError } from '../errors.ts';
 import { PROVIDERS } from '../meters/providers.ts';
 import type { RequestContext } from './context.ts';
-import type { Upstream, Upstreams } from './upstreams.ts';
+import type { Queued, Upstream, Upstreams } from './upstreams.ts';
 
 // RFC 9110 §7.6.1 hop-by-hop fields, plus Host (it belongs to the upstream's URL) and Expect
 // (node:http already answered 100-continue; undici refuses the field). Fields named in
@@ -193,8 +193,12 @@ function privateToOperator(name: string): boolean {
   return AI_PRIVATE_RESPONSE.has(name) || AI_PRIVATE_PREFIXES.some((p) => name.startsWith(p));
 }
 
-class ForwardHandler implements Dispatcher.DispatchHandler {
+class ForwardHandler implements Dispatcher.DispatchHandler, Queued {
   controller: Dispatcher.DispatchController | undefined = undefined;
+  // Its place among the requests waiting for a connection (Upstreams.queued).
+  waitDeadline = 0;
+  waitPrev: Queued | undefined = undefined;
+  waitNext: Queued | undefined = undefined;
   private finished = false;
   private stalled = false;
   /** Whether the upstream's health heard of this request yet (once: at its response, or its failure). */

@@ -53,19 +53,33 @@ export interface Upstream { origin: Origin; basePath: string; owner: Upstreams }
 
 interface RouteUpstreams { list: Upstream[]; next: number }
 
-/** A request waiting for a connection; failed when it waits too long. */
-interface Queued { fail(err: Error): void }
+/**
+ * A request waiting for a connection; failed when it waits too long. While it waits it is linked
+ * into Upstreams' list through its own fields, and unlinked (its links cleared) when it starts.
+ */
+export interface Queued {
+  fail(err: Error): void;
+  waitDeadline: number;
+  waitPrev: Queued | undefined;
+  waitNext: Queued | undefined;
+}
 
 export class Upstreams {
   private readonly byRoute = new Map<Route, RouteUpstreams>();
   private readonly origins = new Map<string, Origin>();
   /**
-   * Requests queued for a connection, and when they time out. undici's headersTimeout starts
-   * only once a request is written to a connection (and an upload may rightly take long): one
-   * queued behind a full pool would wait for ever. A sweep every 250 ms ends them (a timer per
-   * request would cost more); once a connection takes a request, undici's timeouts run.
+   * Requests queued for a connection, oldest first. undici's headersTimeout starts only once a
+   * request is written to a connection (and an upload may rightly take long): one queued behind a
+   * full pool would wait for ever. A sweep every 250 ms ends them (a timer per request would cost
+   * more); once a connection takes a request, undici's timeouts run.
+   *
+   * A list through the requests' own fields, not a Map: every request is added and removed, and a
+   * Map that churns leaves its old hash tables pointing to the new ones. Once one such table had
+   * been promoted, each later request's objects were kept through two scavenges and promoted too:
+   * 2.9 MB per scavenge instead of 90 KB, and a fifth fewer requests/s, in one run out of two.
    */
-  private readonly waiting = new Map<Queued, number>();
+  private first: Queued | undefined = undefined;
+  private last: Queued | undefined = undefined;
   private readonly sweep: NodeJS.Timeout;
 
   constructor(routes: readonly Route[], readonly options: UpstreamOptions, private readonly metrics?: Metrics, private readonly log?: Logger) {
@@ -84,10 +98,13 @@ export class Upstreams {
     }
     this.sweep = setInterval(() => {
       const now = performance.now();
-      for (const [handler, deadline] of this.waiting) {
-        if (deadline > now) continue;
-        this.waiting.delete(handler);
-        handler.fail(UPSTREAM_TIMEOUT);
+      for (let h = this.first; h !== undefined;) {
+        const next = h.waitNext;
+        if (h.waitDeadline <= now) {
+          this.started(h);
+          h.fail(UPSTREAM_TIMEOUT);
+        }
+        h = next;
       }
     }, 250).unref();
     metrics?.watch({ upstreams: () => this.health() });
@@ -142,11 +159,23 @@ export class Upstreams {
   }
 
   queued(handler: Queued, timeoutMs: number): void {
-    this.waiting.set(handler, performance.now() + timeoutMs);
+    handler.waitDeadline = performance.now() + timeoutMs;
+    handler.waitPrev = this.last;
+    if (this.last) this.last.waitNext = handler;
+    else this.first = handler;
+    this.last = handler;
   }
 
+  /** The request left the queue (a connection took it, or it ended); called again, it does nothing. */
   started(handler: Queued): void {
-    this.waiting.delete(handler);
+    if (handler.waitDeadline === 0) return;
+    handler.waitDeadline = 0;
+    const { waitPrev: prev, waitNext: next } = handler;
+    if (prev) prev.waitNext = next;
+    else this.first = next;
+    if (next) next.waitPrev = prev;
+    else this.last = prev;
+    handler.waitPrev = handler.waitNext = undefined;
   }
 
   async close(): Promise<void> {
