@@ -5,11 +5,9 @@ import { createApp } from './app.ts';
 import { ConfigError, demoRoute, loadConfig, type Config } from './config.ts';
 import { lockDatabase } from './db/gateway-lock.ts';
 import { startEchoUpstream } from './demo-echo.ts';
-import { boundHeapGrowth } from './heap.ts';
 import { createLogger } from './log.ts';
 
 export async function main(): Promise<void> {
-  boundHeapGrowth();
   let config: Config;
   try {
     config = loadConfig();
