@@ -26,7 +26,7 @@ describe('the queue of requests waiting for a connection', () => {
     upstreams.queued(middle, 100);
     upstreams.queued(late, 5_000);
     upstreams.queued(last, 100);
-    upstreams.started(middle);
+    upstreams.dequeue(middle);
     expect([middle.waitPrev, middle.waitNext]).toEqual([undefined, undefined]);
 
     vi.advanceTimersByTime(250);
@@ -37,8 +37,8 @@ describe('the queue of requests waiting for a connection', () => {
     // The one left is the whole queue now: nothing links to the ones that went.
     expect([late.waitPrev, late.waitNext]).toEqual([undefined, undefined]);
 
-    upstreams.started(first); // ended already: nothing happens
-    upstreams.started(late);
+    upstreams.dequeue(first); // ended already: nothing happens
+    upstreams.dequeue(late);
     vi.advanceTimersByTime(10_000);
     expect([first.failures.length, middle.failures.length, last.failures.length, late.failures.length]).toEqual([1, 0, 1, 0]);
   });
@@ -46,7 +46,7 @@ describe('the queue of requests waiting for a connection', () => {
   it('takes requests again after it was emptied', () => {
     const a = waiter();
     upstreams.queued(a, 100);
-    upstreams.started(a);
+    upstreams.dequeue(a);
     const b = waiter();
     upstreams.queued(b, 100);
     vi.advanceTimersByTime(250);

@@ -231,7 +231,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Queued {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    this.upstreams.started(this);
+    this.upstreams.dequeue(this);
     if (this.ctx.clientGone) controller.abort(CLIENT_GONE);
     else if (this.finished) controller.abort(UPSTREAM_TIMEOUT);
   }
@@ -360,7 +360,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Queued {
   private finish(err: Error | null): void {
     if (this.finished) return;
     this.finished = true;
-    this.upstreams.started(this);
+    this.upstreams.dequeue(this);
     // The upstream failed to answer: not the gateway's own doing (a stalled body, a full queue),
     // nor the client's (gone, or its body broke off).
     if (err !== null && !this.told && !(err instanceof GatewayError) && err !== CLIENT_GONE && !this.ctx.clientGone && !this.ctx.req.errored) {

@@ -59,6 +59,7 @@ interface RouteUpstreams { list: Upstream[]; next: number }
  */
 export interface Queued {
   fail(err: Error): void;
+  /** When it is failed (performance.now()); 0 while it is not queued. */
   waitDeadline: number;
   waitPrev: Queued | undefined;
   waitNext: Queued | undefined;
@@ -101,7 +102,7 @@ export class Upstreams {
       for (let h = this.first; h !== undefined;) {
         const next = h.waitNext;
         if (h.waitDeadline <= now) {
-          this.started(h);
+          this.dequeue(h);
           h.fail(UPSTREAM_TIMEOUT);
         }
         h = next;
@@ -166,8 +167,8 @@ export class Upstreams {
     this.last = handler;
   }
 
-  /** The request left the queue (a connection took it, or it ended); called again, it does nothing. */
-  started(handler: Queued): void {
+  /** Takes the request out of the queue (a connection took it, it ended, or it timed out); again, it does nothing. */
+  dequeue(handler: Queued): void {
     if (handler.waitDeadline === 0) return;
     handler.waitDeadline = 0;
     const { waitPrev: prev, waitNext: next } = handler;
