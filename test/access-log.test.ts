@@ -124,6 +124,24 @@ describe('the access log on stdout', () => {
       await up.close();
     }
   });
+
+  it('lines wait for a 16 KB write only so long: one request\'s line is on stdout within a second, the gateway still running', async () => {
+    const up = await startUpstream();
+    const dir = tempDir();
+    const config = join(dir, 'tollgate.config.json');
+    writeFileSync(config, JSON.stringify(FILE(up.url)));
+    const server = await spawnServer({ TOLLGATE_CONFIG: config, DATABASE_PATH: join(dir, 'tollgate.db'), ACCESS_LOG: 'all' });
+    try {
+      const res = await fetch(`${server.url}/open/one`);
+      await res.arrayBuffer();
+      const id = res.headers.get('x-request-id')!;
+      await until(() => server.output().includes(`"requestId":"${id}"`), 1_000, 'the line of the request on stdout');
+    } finally {
+      server.child.kill('SIGKILL');
+      await server.exited;
+      await up.close();
+    }
+  });
 });
 
 describe.each(BACKENDS)('ACCESS_LOG and LOG_LEVEL on $backend', ({ backend }) => {
