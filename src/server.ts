@@ -13,7 +13,7 @@ import { admit } from './pipeline/admit.ts';
 import { admitProvider, admitTokens } from './pipeline/admit-tokens.ts';
 import { Concurrency } from './pipeline/concurrency.ts';
 import { cors } from './pipeline/cors.ts';
-import { discardRest, readBody } from './pipeline/read-body.ts';
+import { discardRest, readBody, readSmallBody } from './pipeline/read-body.ts';
 import { authenticate } from './pipeline/authenticate.ts';
 import { RequestContext } from './pipeline/context.ts';
 import { forward, upstreamFailure, type ForwardEvents } from './pipeline/forward.ts';
@@ -106,8 +106,10 @@ export function createGateway({ config, state, log, metrics, billing, now = Date
     (ctx) => rateLimit(ctx, limiter, now()),
     (ctx) => concurrency.takeAccount(ctx.state!, ctx.res),
   ];
-  const counted: Stage[] = [...identify, (ctx) => admit(ctx, accounts, wallets, now(), meterIntervalMs)];
-  const uncounted = identify;
+  // Before the money: a body that never arrives costs nothing.
+  const smallBody: Stage = (ctx) => readSmallBody(ctx, config.clients.bodyTimeoutMs);
+  const counted: Stage[] = [...identify, smallBody, (ctx) => admit(ctx, accounts, wallets, now(), meterIntervalMs)];
+  const uncounted = [...identify, smallBody];
   const ai: Stage[] = [
     ...identify,
     (ctx) => {
@@ -119,7 +121,7 @@ export function createGateway({ config, state, log, metrics, billing, now = Date
       return readBody(ctx.req, config.maxBodyBytes, config.clients.bodyTimeoutMs).then((body) => admitTokens(ctx, body, ctx.aiKind!.byok, config, wallets));
     },
   ];
-  const open: Stage[] = [...durable, (ctx) => concurrency.takeAddress(ctx.client!, ctx.res)];
+  const open: Stage[] = [...durable, (ctx) => concurrency.takeAddress(ctx.client!, ctx.res), smallBody];
   const stagesOf = (route: Route): Stage[] => (!route.auth ? open : route.meter ? ai : route.metered ? counted : uncounted);
 
   function handle(req: IncomingMessage, res: ServerResponse): void {

@@ -42,6 +42,8 @@ describe('slow and greedy clients', () => {
   // The upstream's view of its open requests: a slow upload holds one until it ends or is cut.
   let openUpstream = 0;
   let firehoseClosed = 0;
+  // Requests for /up/small… the upstream was sent.
+  let smallSent = 0;
 
   beforeAll(async () => {
     up = await startUpstream((req, res) => {
@@ -63,6 +65,7 @@ describe('slow and greedy clients', () => {
         pump();
         return;
       }
+      if (req.url!.includes('/small')) smallSent++;
       openUpstream++;
       req.on('close', () => openUpstream--);
       req.resume();
@@ -142,6 +145,27 @@ describe('slow and greedy clients', () => {
       await until(() => c.received().startsWith('HTTP/1.1 408'), 5_000, 'a 408');
       expect(c.received()).toContain('urn:tollgate:error:request-timeout');
       await until(() => openUpstream <= before, 5_000, 'the upstream request to be cut');
+    } finally {
+      await quick.close();
+    }
+  });
+
+  it('a small body (16 KB at most) is read whole before the upstream is asked: one that stops gets 408 and never reaches it', async () => {
+    const quick = await startGateway({
+      env: { CLIENT_BODY_TIMEOUT_MS: '300' },
+      file: { routes: [{ path: '/up/', upstream: up.url, auth: false }] },
+    });
+    try {
+      const c = await open(quick.url, 'POST /up/small-stalls HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nten bytes.');
+      sockets.push(c.socket);
+      await until(() => c.received().startsWith('HTTP/1.1 408'), 5_000, 'a 408');
+      expect(c.received()).toContain('urn:tollgate:error:request-timeout');
+      expect(smallSent).toBe(0);
+      // Whole, it goes through as it came.
+      const res = await fetch(`${quick.url}/up/small-whole`, { method: 'POST', body: 'x'.repeat(16 * 1024) });
+      expect(res.status).toBe(200);
+      expect(await res.text()).toBe('ok');
+      expect(smallSent).toBe(1);
     } finally {
       await quick.close();
     }

@@ -32,6 +32,8 @@ export class RequestContext {
   overageInterval: number | undefined = undefined;
   status = 0;
   requestBytes = 0;
+  /** A small request body, read whole before it is forwarded (see readSmallBody). */
+  body: Buffer | undefined = undefined;
   responseBytes = 0;
   /** Billable: the upstream answered below 500 (see meter()). */
   billable = false;

@@ -76,6 +76,9 @@ export function forward(ctx: RequestContext, upstream: Upstream, events: Forward
   if (ctx.ai) {
     body = ctx.ai.body; // already read, possibly rewritten
     ctx.requestBytes = body.length;
+  } else if (ctx.body) {
+    body = ctx.body; // small: read whole (readSmallBody)
+    ctx.requestBytes = body.length;
   } else if (length !== undefined && length !== '0') {
     ctx.requestBytes = Number(length);
     body = req;

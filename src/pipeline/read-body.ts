@@ -1,8 +1,9 @@
-// Request bodies the gateway reads whole (AI requests, billing calls, webhooks), and the rest of
-// one it answered before reading it all.
+// Request bodies the gateway reads whole (AI requests, small proxied bodies, billing calls,
+// webhooks), and the rest of one it answered before reading it all.
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { GatewayError } from '../errors.ts';
+import type { RequestContext } from './context.ts';
 
 /** Reads a whole request body, refusing it past `limit` bytes (413) or after a pause of `timeoutMs` (408). */
 export function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<Buffer> {
@@ -26,6 +27,26 @@ export function readBody(req: IncomingMessage, limit: number, timeoutMs: number)
       resolve(Buffer.concat(chunks, size));
     });
     req.on('error', reject);
+  });
+}
+
+/** Request bodies of up to this many bytes are read whole before they are forwarded. */
+const SMALL_BODY_BYTES = 16 * 1024;
+
+/**
+ * A body with a Content-Length of at most SMALL_BODY_BYTES, read into ctx.body (the forward
+ * sends it as a Buffer); nothing for a larger one or none (GET: no promise). Streamed into
+ * undici, a body kept every POST's objects alive into the old generation (README, Performance):
+ * a 400-byte POST promoted 3.3 MB per scavenge and took 75–89 µs of CPU, read first 70 KB and
+ * 60–62 µs. Read first, a slow client's body also holds no upstream connection.
+ */
+export function readSmallBody(ctx: RequestContext, timeoutMs: number): Promise<void> | undefined {
+  const length = ctx.req.headers['content-length'];
+  if (length === undefined) return undefined;
+  const n = Number(length);
+  if (!(n > 0 && n <= SMALL_BODY_BYTES)) return undefined;
+  return readBody(ctx.req, n, timeoutMs).then((body) => {
+    ctx.body = body;
   });
 }
 
