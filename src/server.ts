@@ -115,9 +115,10 @@ export function createGateway({ config, state, log, metrics, billing, now = Date
     (ctx) => {
       ctx.aiKind = admitProvider(ctx, config);
     },
-    // Priced by tokens: the body names the model and the output limit, so it is read first.
+    // Priced by tokens: the body names the model and the output limit, so it is read first (a
+    // free endpoint's like any other's).
     (ctx) => {
-      if (ctx.aiKind!.kind !== 'priced') return;
+      if (ctx.aiKind!.kind !== 'priced') return smallBody(ctx);
       return readBody(ctx.req, config.maxBodyBytes, config.clients.bodyTimeoutMs).then((body) => admitTokens(ctx, body, ctx.aiKind!.byok, config, wallets));
     },
   ];
