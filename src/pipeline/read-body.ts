@@ -36,9 +36,8 @@ const SMALL_BODY_BYTES = 16 * 1024;
 /**
  * A body with a Content-Length of at most SMALL_BODY_BYTES, read into ctx.body (the forward
  * sends it as a Buffer); nothing for a larger one or none (GET: no promise). Streamed into
- * undici, a body kept every POST's objects alive into the old generation (README, Performance):
- * a 400-byte POST promoted 3.3 MB per scavenge and took 75–89 µs of CPU, read first 70 KB and
- * 60–62 µs. Read first, a slow client's body also holds no upstream connection.
+ * undici, a body kept every POST's objects alive into the old generation (figures in README,
+ * Performance). Read first, a slow client's body also holds no upstream connection.
  */
 export function readSmallBody(ctx: RequestContext, timeoutMs: number): Promise<void> | undefined {
   const length = ctx.req.headers['content-length'];
