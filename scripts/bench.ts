@@ -6,6 +6,7 @@
 //   sse       token-metered OpenAI streams against a bare proxy
 //   webhook   the reply time of signed Stripe checkout.session.completed events
 //   features  what the access log and notifications cost the plain path
+//   floor     the most the plain ratio can be with a usage row and a log line written on the event loop
 //   nodes     the plain path over 1, 2 and 4 gateways on one PostgreSQL
 //
 //   npm run bench                       build, then every case
@@ -26,6 +27,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { accountsCase } from './bench/accounts-case.ts';
 import { featuresCase } from './bench/features-case.ts';
+import { floorCase } from './bench/floor-case.ts';
 import type { BenchContext } from './bench/context.ts';
 import { nodesCase } from './bench/nodes-case.ts';
 import { plainCase } from './bench/plain-case.ts';
@@ -34,7 +36,7 @@ import { sseCase, SSE_EVENTS } from './bench/sse-case.ts';
 import { webhookCase } from './bench/webhook-case.ts';
 import { requireWrk } from './bench/wrk.ts';
 
-const CASES = { plain: plainCase, accounts: accountsCase, sse: sseCase, webhook: webhookCase, features: featuresCase, nodes: nodesCase };
+const CASES = { plain: plainCase, accounts: accountsCase, sse: sseCase, webhook: webhookCase, features: featuresCase, floor: floorCase, nodes: nodesCase };
 type CaseName = keyof typeof CASES;
 
 const WARMUP_SECONDS = 2;
