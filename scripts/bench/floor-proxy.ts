@@ -1,64 +1,68 @@
 // The floor: the bare proxy (relay.ts) plus only what every request through the gateway must leave
 // behind, each done the plain way: the key's hash looked up in a Map (cached per connection), an
-// integer debit, an X-Request-Id both ways, a usage row of the gateway's 25 columns in group
-// commits to SQLite under the gateway's rule (a connection's previous row is written before its
-// next response; multi-row INSERTs; no checkpoint on the event loop), and an access-log line
-// (JSON.stringify, written 16 KB at a time). No design that does these on its event loop costs less.
-// Usage (from bench.ts, over fork): UPSTREAM_URL=… FLOOR_DIR=<a directory for floor.db and floor.log>
+// integer debit, an X-Request-Id both ways, a usage row and an access-log line (floor-writes.ts)
+// in group commits under the gateway's rule: a connection's previous row is written before it
+// gets its next response. FLOOR_WRITER says where the writes run:
+//   loop    on the event loop, as the gateway's; a commit is written before such a response starts
+//   thread  in a worker thread of its own (floor-thread.ts); a connection's next request waits for
+//           its previous row's commit before it is forwarded, as the gateway's on PostgreSQL
+// Usage (from bench.ts, over fork): UPSTREAM_URL=… FLOOR_DIR=<a directory> FLOOR_WRITER=loop|thread
 import { createHash, randomUUID } from 'node:crypto';
-import { openSync, writeSync } from 'node:fs';
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { Worker } from 'node:worker_threads';
 import type { Dispatcher } from 'undici';
-import { USAGE_COLUMNS } from '../../src/storage/usage-columns.ts';
 import { serveForParent } from './child.ts';
+import { floorWriter, type Row } from './floor-writes.ts';
 import { endToEnd, proxyServer, Relay } from './relay.ts';
 
 const PRICE_MICROS = 100;
 const MAX_DELAY_MS = 10;
-const LOG_BYTES = 16 * 1024;
-const SIZES = [32, 16, 8, 4, 2, 1];
 
 const dir = process.env.FLOOR_DIR;
 if (!dir) throw new Error('floor-proxy: FLOOR_DIR is required');
-const db = new Database(join(dir, 'floor.db'));
-db.pragma('journal_mode = WAL');
-db.pragma('synchronous = NORMAL');
-db.pragma('wal_autocheckpoint = 0'); // the gateway checkpoints off the event loop
-db.exec(`CREATE TABLE usage (${USAGE_COLUMNS.map((c, i) => (i === 0 ? `${c} INTEGER PRIMARY KEY` : c)).join(', ')})`);
-const width = USAGE_COLUMNS.length;
-const inserts = SIZES.map((n) => ({
-  n,
-  statement: db.prepare(`INSERT INTO usage VALUES ${Array(n).fill(`(${Array(width).fill('?').join(', ')})`).join(', ')}`),
-  args: new Array<unknown>(n * width),
-}));
-const write = db.transaction((rows: unknown[][]) => {
-  let i = 0;
-  for (const { n, statement, args } of inserts) {
-    for (; i + n <= rows.length; i += n) {
-      for (let j = 0; j < n; j++) for (let c = 0; c < width; c++) args[j * width + c] = rows[i + j][c];
-      statement.run(args);
-    }
-  }
-});
+const inThread = process.env.FLOOR_WRITER === 'thread';
+if (!inThread && process.env.FLOOR_WRITER !== 'loop') throw new Error('floor-proxy: FLOOR_WRITER is loop or thread');
 
-let queued: unknown[][] = [];
+let queued: Row[] = [];
+/** Rows queued now join commit `batch`; every commit up to `durableBatch` is written. */
 let batch = 1;
 let durableBatch = 0;
 let scheduled = false;
 let nextId = 1;
+/** Requests waiting for their connection's previous row (thread), by the commit that holds it. */
+let waiters: { batch: number; go: () => void }[] = [];
+
+// A worker does not inherit the parent's --import tsx: it loads the TypeScript through tsx's API.
+const THREAD = `import('tsx/esm/api').then(({ tsImport }) => tsImport(${JSON.stringify(new URL('./floor-thread.ts', import.meta.url).href)}, ${JSON.stringify(import.meta.url)}))`;
+const writer = inThread ? new Worker(THREAD, { eval: true, workerData: { dir } }) : undefined;
+const writeHere = inThread ? undefined : floorWriter(dir);
+writer?.on('message', (written: number) => {
+  durableBatch = written;
+  const still = [];
+  for (const w of waiters) {
+    if (w.batch <= written) w.go();
+    else still.push(w);
+  }
+  waiters = still;
+});
+writer?.on('error', (err) => {
+  console.error(`floor-proxy: the writer thread failed: ${err.message}`);
+  process.exit(1);
+});
+
 function commit(): void {
   scheduled = false;
   if (queued.length === 0) return;
-  write(queued);
+  if (writer) writer.postMessage({ batch, rows: queued });
+  else {
+    writeHere!(queued);
+    durableBatch = batch;
+  }
   queued = [];
-  durableBatch = batch++;
+  batch++;
 }
 
-const log = openSync(join(dir, 'floor.log'), 'w');
-let lines = '';
 let balanceMicros = Number.MAX_SAFE_INTEGER;
 const keys = new Map<string, { keyId: string; accountId: string }>();
 
@@ -87,6 +91,13 @@ class FloorRelay extends Relay {
     balanceMicros -= PRICE_MICROS;
   }
 
+  override ready(): Promise<void> | undefined {
+    const last = this.socket.floorBatch ?? 0;
+    if (!writer || last <= durableBatch) return undefined;
+    if (last === batch) commit(); // only queued: it goes now
+    return new Promise((go) => waiters.push({ batch: last, go }));
+  }
+
   override requestHeaders(req: IncomingMessage): OutgoingHttpHeaders {
     const out = endToEnd(req.headers);
     delete out.authorization;
@@ -96,7 +107,7 @@ class FloorRelay extends Relay {
 
   override onResponseStart(c: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
     this.status = statusCode;
-    if ((this.socket.floorBatch ?? 0) > durableBatch) commit();
+    if (!writer && (this.socket.floorBatch ?? 0) > durableBatch) commit();
     super.onResponseStart(c, statusCode, { ...headers, 'x-request-id': this.requestId });
   }
 
@@ -110,20 +121,11 @@ class FloorRelay extends Relay {
     const ms = performance.now() - this.startedAt;
     const { req, key } = this;
     queued.push([nextId++, 0, Date.now(), this.requestId, key.accountId, key.keyId, '/', req.method, req.url, this.status,
-      0, this.bytes, Math.round(ms * 1000), PRICE_MICROS, 1, 1, null, null, null, null, null, null, null, null, 0]);
+      0, this.bytes, Math.round(ms * 1000), PRICE_MICROS, 1, 1, null, null, null, null, null, null, null, null, 0, this.socket.remoteAddress]);
     this.socket.floorBatch = batch;
     if (!scheduled) {
       scheduled = true;
       setTimeout(commit, MAX_DELAY_MS);
-    }
-    lines += `${JSON.stringify({
-      level: 30, time: Date.now(), requestId: this.requestId, client: this.socket.remoteAddress, accountId: key.accountId,
-      keyId: key.keyId, route: '/', method: req.method, path: req.url, status: this.status, durationMs: Math.round(ms * 1000) / 1000,
-      bytesIn: 0, bytesOut: this.bytes, costMicros: PRICE_MICROS,
-    })}\n`;
-    if (lines.length >= LOG_BYTES) {
-      writeSync(log, lines);
-      lines = '';
     }
   }
 }

@@ -41,6 +41,11 @@ export class Relay implements Dispatcher.DispatchHandler {
     });
   }
 
+  /** Undefined, or what the request waits for before it is forwarded. */
+  ready(): Promise<void> | undefined {
+    return undefined;
+  }
+
   /** What goes upstream: the client's end-to-end headers. */
   requestHeaders(req: IncomingMessage): OutgoingHttpHeaders {
     return endToEnd(req.headers);
@@ -85,6 +90,12 @@ export function proxyServer(relayOf: (req: IncomingMessage, res: ServerResponse)
 }
 
 function proxy(req: IncomingMessage, body: IncomingMessage | Buffer | null, relay: Relay): void {
+  const waiting = relay.ready();
+  if (waiting) return void waiting.then(() => dispatch(req, body, relay));
+  dispatch(req, body, relay);
+}
+
+function dispatch(req: IncomingMessage, body: IncomingMessage | Buffer | null, relay: Relay): void {
   pool.dispatch({
     path: req.url!,
     method: req.method as Dispatcher.HttpMethod,
