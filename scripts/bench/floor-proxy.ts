@@ -63,6 +63,7 @@ function commit(): void {
   batch++;
 }
 
+// The debit: never read, as its cost is all the floor needs of it.
 let balanceMicros = Number.MAX_SAFE_INTEGER;
 const keys = new Map<string, { keyId: string; accountId: string }>();
 
