@@ -6,7 +6,7 @@
 //   sse       token-metered OpenAI streams against a bare proxy
 //   webhook   the reply time of signed Stripe checkout.session.completed events
 //   features  what the access log and notifications cost the plain path
-//   floor     the most the plain ratio can be with a usage row and a log line written on the event loop, and in a thread
+//   floor     what a usage row and a log line a request cost the plain ratio, written on the event loop or in a thread
 //   nodes     the plain path over 1, 2 and 4 gateways on one PostgreSQL
 //
 //   npm run bench                       build, then every case

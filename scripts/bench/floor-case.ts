@@ -1,4 +1,4 @@
-// floor: what the plain case's ratio can be at most, given what every paid request leaves behind.
+// floor: what the plain case's ratio is left with, given what every paid request leaves behind.
 // The floor proxy (floor-proxy.ts) is the bare proxy plus exactly that (a key lookup, a debit, an
 // X-Request-Id, a usage row and an access-log line), each done the plain way, under the plain
 // case's load, against the bare proxy: once with the row and the line written on the event loop,
