@@ -3,9 +3,10 @@
 // exactly K yeses. Credits another process grants are usable within a second; a debit that finds
 // the balance short takes back what the lease holds. Leases and the graceful stop run on the
 // SQLite file and on PostgreSQL (where leases are rows of the node that holds them).
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKENDS, startBackendGateway, type BackendGateway } from './backend-gateway.ts';
-import { bearer, fetchText, ledgerCheck, openAdmin, seedAccount, startGateway, startUpstream, type TestGateway, type Upstream } from './helpers.ts';
+import { bearer, fetchText, ledgerCheck, openAdmin, seedAccount, startGateway, startUpstream, tempDir, type TestGateway, type Upstream } from './helpers.ts';
 import { until } from './until.ts';
 import { holdWriteLock } from './write-lock.ts';
 
@@ -195,6 +196,27 @@ describe('a graceful stop on the SQLite file', () => {
       expect(balance).toBe(ledgerSum);
     } finally {
       f.close();
+    }
+  });
+});
+
+describe('a lease ended meanwhile on the SQLite file', () => {
+  // Heard after shutdown's recover() closed the lease, a balance change once topped it up: the
+  // money left the balance into a closed lease, and nothing would ever give it back.
+  it('takes nothing from the balance when it is topped up', () => {
+    const { admin, storage, close } = openAdmin(join(tempDir(), 'tollgate.db'));
+    try {
+      const { account } = seedAccount(admin, 'default');
+      admin.grantCredits(account.id, 10_000, 'test');
+      const { leaseId } = storage.ledger.lease(account.id, undefined, 1, 4_000) as { leaseId: number };
+      storage.ledger.close(leaseId);
+      expect(storage.ledger.lease(account.id, leaseId, 1, 4_000)).toEqual({ leaseId, micros: 0 });
+      expect(storage.ledger.balance(account.id)).toBe(10_000);
+      const { balance, ledgerSum } = ledgerCheck(storage.db, account.id);
+      expect(balance).toBe(10_000);
+      expect(ledgerSum).toBe(10_000);
+    } finally {
+      close();
     }
   });
 });

@@ -59,6 +59,9 @@ export function createSqliteLedger(db: Db, { now, node, changes }: { now: () => 
   const leaseTx = db.transaction((accountId: string, leaseId: number | undefined, min: number, max: number): LeaseGrant => {
     const durable = (q.balance.get(accountId) as number | undefined) ?? 0;
     if (durable < min || durable === 0) return { leaseId: leaseId ?? 0, micros: 0 };
+    // A lease ended meanwhile (at shutdown, a change heard after recover() closed it) takes nothing:
+    // money moved into it would be out of the balance with no open lease to give it back.
+    if (leaseId !== undefined && q.lease.get(leaseId) === undefined) return { leaseId, micros: 0 };
     const micros = Math.min(durable, max);
     const id = leaseId ?? (q.open.get(accountId, node, now()) as number);
     move(accountId, -micros, 'lease', `lease:${id}`);
