@@ -13,5 +13,5 @@ const common = {
   logLevel: 'warning',
 };
 
-await build({ ...common, entryPoints: { server: 'src/server-entry.ts', cli: 'src/cli/index.ts' }, outdir: 'dist' });
+await build({ ...common, entryPoints: { server: 'src/server-entry.ts', cli: 'src/cli/index.ts', 'usage-worker': 'src/db/usage-worker.ts' }, outdir: 'dist' });
 chmodSync('dist/cli.js', 0o755);

@@ -11,6 +11,7 @@ import type { Config } from './config.ts';
 import { startCheckpointer } from './db/checkpointer.ts';
 import { openDb, type Db } from './db/open.ts';
 import { createSqliteStorage } from './db/sqlite-storage.ts';
+import { startUsageThread } from './db/usage-thread.ts';
 import { createLogger, type Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { Deliverer, type Timers } from './notify/deliverer.ts';
@@ -56,7 +57,10 @@ export interface App {
 export async function createApp(config: Config, overrides: AppOverrides = {}): Promise<App> {
   const now = overrides.now ?? Date.now;
   const log = overrides.log ?? createLogger(config.logLevel);
-  const storage = overrides.storage ?? await openStorage(config, log, now);
+  const opened = overrides.storage ?? await openStorage(config, log, now);
+  // SQLite's group commits in a thread of their own, where one can load the writer.
+  const thread = onSqlite(opened) && !opened.db.memory ? startUsageThread(opened.db, opened.usage, log) : undefined;
+  const storage = thread ? { ...opened, usage: thread.usage } : opened;
   const metrics = new Metrics(config.routes.map((r) => r.path), Object.keys(config.prices));
   const state = new GatewayState(storage, config, log, now, metrics);
   await state.start();
@@ -92,6 +96,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
       billing?.reporter.stop();
       await gateway.close();
       await state.stop();
+      await thread?.stop();
       await deliverer?.stop();
       await checkpointer?.stop();
       await storage.close();

@@ -39,6 +39,11 @@ export interface Logger {
   isLevelEnabled(level: Level): boolean;
   /** One access-log line. Written at any LOG_LEVEL but silent: ACCESS_LOG decides which requests. */
   access(line: AccessLine): void;
+  /**
+   * Sends access-log lines bound for stdout to `write` instead (a writer thread's), or back
+   * (undefined). False when lines go elsewhere (LOG_LEVEL=silent, a test's writer): they stay.
+   */
+  moveAccess(write: ((json: string) => void) | undefined): boolean;
 }
 
 const noop = () => {};
@@ -121,6 +126,8 @@ export function createLogger(level: LogLevel, write?: (line: string) => void): L
     timestamp: isoTime,
     formatters: { level: (label) => ({ level: label }) },
   }, destination);
+  const toDestination = (json: string) => destination.write(json);
+  let access = toDestination;
   const at = (name: Level): LogFn => {
     if (!root.isLevelEnabled(name)) return noop;
     const fn = root[name].bind(root);
@@ -130,6 +137,11 @@ export function createLogger(level: LogLevel, write?: (line: string) => void): L
     debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'),
     isLevelEnabled: (name) => root.isLevelEnabled(name),
     // The same destination as pino's: lines of both stay in order.
-    access: level === 'silent' ? noop : (line) => destination.write(accessJson(line)),
+    access: level === 'silent' ? noop : (line) => access(accessJson(line)),
+    moveAccess(to) {
+      if (write || level === 'silent') return false;
+      access = to ?? toDestination;
+      return true;
+    },
   };
 }

@@ -22,6 +22,7 @@ import { rateLimit } from './pipeline/rate-limit.ts';
 import { Router } from './pipeline/route.ts';
 import { TrustedProxies } from './pipeline/trusted-proxies.ts';
 import { Upstreams } from './pipeline/upstreams.ts';
+import type { Wait } from './state/recorder.ts';
 import type { GatewayState } from './state/state.ts';
 
 export interface GatewayDeps {
@@ -44,8 +45,8 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-/** One step of a request's way; a promise when it must wait (a key read, a lease refill, a body). */
-type Stage = (ctx: RequestContext) => void | Promise<void>;
+/** One step of a request's way; a promise (or a Wait) when it must wait (a key read, a lease refill, a body, a commit). */
+type Stage = (ctx: RequestContext) => void | Promise<void> | Wait;
 
 const OWN_PREFIX = '/_tollgate/';
 // Responses a connection has not finished writing to the kernel: a draining gateway ends only
@@ -93,9 +94,10 @@ export function createGateway({ config, state, log, metrics, billing, now = Date
   let draining = false;
   const endpointDeps: EndpointDeps = { config, state, billing, now, draining: () => draining };
 
-  // Cheap checks first, money last: each route kind's stages, built once. A usage log over the
-  // network answers later: a connection's previous row is written before its next request runs
-  // (on SQLite the commit happens before the next response, at once).
+  // Cheap checks first, money last: each route kind's stages, built once. A usage log that answers
+  // later (over the network, or SQLite's writer thread): a connection's previous row is written
+  // before its next request runs (written on the gateway's connection, it is committed before the
+  // next response, at once).
   const durable: Stage[] = recorder.remote ? [(ctx) => {
     const d = recorder.durable(ctx.socket);
     return d === true ? undefined : d;

@@ -55,7 +55,7 @@ describe('the recorder on PostgreSQL, three nodes', () => {
       const accounts: (Counted & { leaseId: number })[] = [];
       for (const id of ['acct_a', 'acct_b', 'acct_c']) {
         const { leaseId } = await leases.lease(id, undefined, 1, 100_000);
-        accounts.push({ accountId: id, lastUsageId: 0, tally: undefined, dirtySince: 0, leaseId });
+        accounts.push({ accountId: id, lastUsageId: 0, tally: undefined, writing: undefined, dirtySince: 0, leaseId });
       }
       return { node, pool, recorder, accounts };
     }));
@@ -75,7 +75,7 @@ describe('the recorder on PostgreSQL, three nodes', () => {
         if (i === REQUESTS - 1) {
           // The last row: once durable() lets the connection go, the row is in the database.
           const w = recorder.durable(socket);
-          checks.push((w === true ? Promise.resolve() : w).then(async () => {
+          checks.push((w === true ? Promise.resolve() : new Promise<void>((r) => w.then(r))).then(async () => {
             const { rowCount } = await pool.query('SELECT 1 FROM usage WHERE request_id = $1', [requestId]);
             expect(rowCount, requestId).toBe(1);
           }));
@@ -106,7 +106,7 @@ describe('the recorder on PostgreSQL, three nodes', () => {
     const usage = createPgUsage(pool, 'node-locked');
     const recorder = new Recorder(usage, { maxQueuedRows: 10_000, counterDelayMs: 120_000, onError: (_m, e) => errors.push(e) });
     recorder.start(await usage.nextId());
-    const account: Counted = { accountId: 'acct_a', lastUsageId: 0, tally: undefined, dirtySince: 0 };
+    const account: Counted = { accountId: 'acct_a', lastUsageId: 0, tally: undefined, writing: undefined, dirtySince: 0 };
     const socket = new Socket();
     const row = (i: number) => ({
       id: 0, prevId: 0, ts: Date.now(), requestId: `locked-${i}`, accountId: 'acct_a', keyId: 'key', route: '/api/', method: 'GET',
@@ -142,7 +142,7 @@ describe('the recorder on PostgreSQL, three nodes', () => {
     const usage = createPgUsage(pool, 'node-inflight');
     const recorder = new Recorder(usage, { maxQueuedRows: 10_000, counterDelayMs: 120_000, onError: () => undefined });
     recorder.start(await usage.nextId());
-    const account: Counted = { accountId: 'acct_b', lastUsageId: 0, tally: undefined, dirtySince: 0 };
+    const account: Counted = { accountId: 'acct_b', lastUsageId: 0, tally: undefined, writing: undefined, dirtySince: 0 };
     const holder = await pools[0].connect();
     await holder.query('BEGIN');
     await holder.query('LOCK TABLE usage IN ACCESS EXCLUSIVE MODE');

@@ -2,8 +2,12 @@
 // another process (the CLI) changes is found by polling PRAGMA data_version, which moves when
 // another connection commits, and reading the `changes` rows that process wrote in the same
 // transaction as its change. A commit with no such row (a hand edit with sqlite3) reloads all.
+// This process's usage writer thread (db/usage-thread.ts) moves data_version too, with no row:
+// while it writes, a hand edit is told by the thread, which sees data_version move on its own
+// connection with neither the gateway's connection nor a `changes` row to account for it.
 import type { Change, ChangeFeed } from '../storage/ports.ts';
 import type { Db } from './open.ts';
+import { outsideEdits, partnerWrites } from './sqlite-busy.ts';
 
 /** 200 ms keeps a revocation by the CLI well inside a second. */
 const POLL_MS = 200;
@@ -22,6 +26,8 @@ export function createSqliteChanges(db: Db, now: () => number): ChangeFeed & { s
   let timer: NodeJS.Timeout | undefined;
   let version = q.version.get() as number;
   let seen = q.last.get() as number;
+  let threadSeen = partnerWrites();
+  let outsideSeen = outsideEdits();
 
   const tell = (change: Change) => {
     for (const l of listeners) l(change);
@@ -29,10 +35,16 @@ export function createSqliteChanges(db: Db, now: () => number): ChangeFeed & { s
 
   function poll(): void {
     const v = q.version.get() as number;
-    if (v === version) return;
+    const thread = partnerWrites();
+    const outside = outsideEdits();
+    if (v === version && outside === outsideSeen) return;
     version = v;
     const rows = q.since.all(seen) as { id: number; kind: 'key' | 'account' | 'balance'; subject: string }[];
-    if (rows.length === 0) return tell({ kind: 'all' });
+    // Moved by the thread alone, unless it saw an edit no one accounts for.
+    const edited = outside !== outsideSeen || thread === threadSeen;
+    threadSeen = thread;
+    outsideSeen = outside;
+    if (rows.length === 0) return edited ? tell({ kind: 'all' }) : undefined;
     seen = rows[rows.length - 1].id;
     for (const r of rows) tell(r.kind === 'key' ? { kind: 'key', hash: r.subject } : { kind: r.kind, id: r.subject });
   }

@@ -6,6 +6,7 @@ import { claimSignupKey, recordSignupClaim, SIGNUP_REASON, uiSecret } from '../b
 import type { DayTotals } from '../storage/ports.ts';
 import type { GatewayDay, ModelTokens, RevenueDay, TopAccount, UiStore } from '../ui/ui-store.ts';
 import type { Db } from './open.ts';
+import { writing } from './sqlite-busy.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -27,7 +28,7 @@ export function sqliteUiStore(db: Db, billing: BillingStore, pendingDays: (accou
       sum(output_tokens) AS outputTokens FROM usage_daily WHERE account_id = ? AND day >= ? AND model <> '' GROUP BY model`),
   };
   return {
-    secret: () => uiSecret(db),
+    secret: () => writing(() => uiSecret(db)),
     overview: (from, to) => ({
       daily: q.daily.all(from, to) as GatewayDay[],
       revenue: q.revenue.all({ from, to }) as RevenueDay[],
@@ -47,7 +48,7 @@ export function sqliteUiStore(db: Db, billing: BillingStore, pendingDays: (accou
       return [...byModel.values()];
     },
     holdForSignup: (accountId) => billing.setStanding(accountId, 'suspended', SIGNUP_REASON),
-    recordSignupClaim: (sessionId, accountId, now) => recordSignupClaim(db, sessionId, accountId, now),
-    claimSignupKey: (sessionId, now) => claimSignupKey(db, sessionId, now),
+    recordSignupClaim: (sessionId, accountId, now) => writing(() => recordSignupClaim(db, sessionId, accountId, now)),
+    claimSignupKey: (sessionId, now) => writing(() => claimSignupKey(db, sessionId, now)),
   };
 }

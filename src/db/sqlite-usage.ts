@@ -10,7 +10,7 @@ import type { Db } from './open.ts';
 import { eventInsert } from './sqlite-outbox.ts';
 import { writing } from './sqlite-busy.ts';
 import { usageIdRange } from './usage-range.ts';
-import { USAGE_COLUMNS as COLUMNS, usageValues as values } from '../storage/usage-columns.ts';
+import { USAGE_COLUMNS as COLUMNS, usageCells } from '../storage/usage-columns.ts';
 
 /**
  * Rows per INSERT statement, largest first: one statement for many rows costs less per row than
@@ -28,7 +28,13 @@ export function overageIdentifier(accountId: string, meter: string, intervalStar
   return `tg_${createHash('sha256').update(`${accountId}\u0000${meter}\u0000${intervalStart}`).digest('base64url').slice(0, 40)}`;
 }
 
-export function createSqliteUsage(db: Db): UsageLog & { recount(): number } {
+export type SqliteUsage = UsageLog & {
+  recount(): number;
+  /** write() with the rows as usageCells() lays them out. */
+  writeCells(cells: readonly unknown[], tallies: readonly Tally[], throughId: number, notices: readonly Notice[]): void;
+};
+
+export function createSqliteUsage(db: Db): SqliteUsage {
   const firstAtOrAfter = usageIdRange(db);
   const inserts = SIZES.map((n) => ({ n, statement: insert(db, n), args: new Array<unknown>(n * COLUMNS.length) }));
   const q = {
@@ -61,11 +67,14 @@ export function createSqliteUsage(db: Db): UsageLog & { recount(): number } {
   };
   const addEvent = eventInsert(db);
 
-  const writeTx = db.transaction((rows: readonly UsageRecord[], tallies: readonly Tally[], throughId: number, notices: readonly Notice[]) => {
+  const width = COLUMNS.length;
+  // `cells`: the rows' values one after the other, USAGE_COLUMNS.length a row (as a writer thread gets them).
+  const writeTx = db.transaction((cells: readonly unknown[], tallies: readonly Tally[], throughId: number, notices: readonly Notice[]) => {
+    const rows = cells.length / width;
     let i = 0;
     for (const { n, statement, args } of inserts) {
-      for (; i + n <= rows.length; i += n) {
-        for (let j = 0; j < n; j++) values(rows[i + j], args, j * COLUMNS.length);
+      for (; i + n <= rows; i += n) {
+        for (let k = 0, from = i * width; k < n * width; k++) args[k] = cells[from + k];
         statement.run(args);
       }
     }
@@ -135,7 +144,8 @@ export function createSqliteUsage(db: Db): UsageLog & { recount(): number } {
 
   return {
     nextId: () => (q.last.get() as number) + 1,
-    write: (rows, tallies, throughId, notices) => writing(() => writeTx.immediate(rows, tallies, throughId, notices)),
+    write: (rows, tallies, throughId, notices) => writing(() => writeTx.immediate(usageCells(rows), tallies, throughId, notices)),
+    writeCells: (cells, tallies, throughId, notices) => writing(() => writeTx.immediate(cells, tallies, throughId, notices)),
     // One writer: the account's rows are a chain through prev_id, found without an index of their own.
     recent(_accountId, head, limit) {
       const out: RecentUsage[] = [];

@@ -22,6 +22,7 @@ export class AccountState implements Counted {
   used = 0;
   wallet: Wallet | undefined = undefined;
   tally: Pending | undefined = undefined;
+  writing: Pending | undefined = undefined;
   dirtySince = 0;
   /** Requests admitted and not yet metered. */
   inFlight = 0;

@@ -13,6 +13,6 @@ export function liveView(state: GatewayState): LiveView {
       // Admin runs on SQLite only, where recent() answers at once.
       return s && (state.recent(s, limit) as RecentUsage[]);
     },
-    commitRows: () => void state.recorder.commit(),
+    commitRows: () => void state.recorder.commitRows(),
   };
 }

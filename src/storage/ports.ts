@@ -222,6 +222,11 @@ export interface DayTotals {
   outputTokens: number;
 }
 
+/** A write that answers later: a promise, or a writer thread's answer (db/usage-thread.ts). */
+export interface Later {
+  then(ok: () => void, fail: (err: unknown) => void): unknown;
+}
+
 /** Usage rows and the counters derived from them. */
 export interface UsageLog {
   /**
@@ -231,13 +236,17 @@ export interface UsageLog {
   readonly countsRows?: boolean;
   /** Writes cross a network and answer later: a connection's next request waits for its last row (Recorder.durable). */
   readonly remote?: boolean;
+  /** With remote: a commit costs no round trip (a writer thread), so one starts as soon as a connection waits for it. */
+  readonly commitsAtOnce?: boolean;
   /** The id the next row gets: the gateway numbers its rows (one writer per SQLite file; each node its own on PostgreSQL). */
   nextId(): MaybePromise<number>;
   /**
    * Writes rows, tallies and alert notices in one transaction, and records that every row up to
    * `throughId` is counted in the counter rows. Throws StorageBusy when it cannot write now.
    */
-  write(rows: readonly UsageRecord[], tallies: readonly Tally[], throughId: number, notices: readonly Notice[]): MaybePromise<void>;
+  write(rows: readonly UsageRecord[], tallies: readonly Tally[], throughId: number, notices: readonly Notice[]): void | Later;
+  /** Blocks until every write() started has answered (a writer thread's log: it answers in µs). */
+  waitNow?(): void;
   /**
    * The account's latest written rows, newest first: on SQLite the chain from row `head` back (0:
    * none), on PostgreSQL every node's by the account's index (`head` is this node's alone).

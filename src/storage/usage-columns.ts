@@ -36,3 +36,11 @@ export function usageValues(r: UsageRecord, out: unknown[], at: number): void {
   out[at + 23] = ai?.outputTokens ?? null;
   out[at + 24] = ai?.estimated ? 1 : 0;
 }
+
+/** Every row's values in USAGE_COLUMNS order, one row after the other. */
+export function usageCells(rows: readonly UsageRecord[]): unknown[] {
+  const width = USAGE_COLUMNS.length;
+  const out = new Array<unknown>(rows.length * width);
+  for (let i = 0; i < rows.length; i++) usageValues(rows[i], out, i * width);
+  return out;
+}
