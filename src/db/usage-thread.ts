@@ -40,6 +40,11 @@ export const LOOP = 1;
 export const THREAD = 2;
 
 const LINES_MS = 250;
+/**
+ * The thread's young generation, at most: its garbage is each commit's message, and V8's default
+ * (16 MB semi-spaces under load) made the gateway's RSS 15 MB larger for the same CPU.
+ */
+const YOUNG_MB = 4;
 /** waitNow() gives up after this long (the commit then counts as busy when it answers). */
 const WAIT_NOW_MS = 5_000;
 
@@ -158,7 +163,7 @@ export function startUsageThread(db: Db, usage: UsageLog, log: Logger): UsageThr
 }
 
 function spawn(workerData: WorkerData): Worker | undefined {
-  const options = { workerData, transferList: [workerData.answers] };
+  const options = { workerData, transferList: [workerData.answers], resourceLimits: { maxYoungGenerationSizeMb: YOUNG_MB } };
   const here = import.meta.url as string | undefined; // undefined in the single executable's CommonJS bundle
   if (here === undefined) return undefined;
   if (here.endsWith('.js')) {
