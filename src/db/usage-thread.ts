@@ -45,8 +45,10 @@ const LINES_MS = 250;
  * (16 MB semi-spaces under load) made the gateway's RSS 15 MB larger for the same CPU.
  */
 const YOUNG_MB = 4;
-/** waitNow() gives up after this long (the commit then counts as busy when it answers). */
+/** waitNow() gives up after this long (the recorder then counts the database as busy). */
 const WAIT_NOW_MS = 5_000;
+/** stop() ends a thread that has not closed its connection in this long. */
+const STOP_MS = 10_000;
 
 /** A commit sent to the worker: then() hears its answer. Not a promise: no microtask a commit. */
 class Sent implements Later {
@@ -155,7 +157,9 @@ export function startUsageThread(db: Db, usage: UsageLog, log: Logger): UsageThr
       if (lines.length > 0) sendLines();
       alive = false;
       worker.postMessage('stop');
+      const stuck = setTimeout(() => void worker.terminate(), STOP_MS);
       await exited;
+      clearTimeout(stuck);
       shareWrites(undefined);
       answers.close();
     },

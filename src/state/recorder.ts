@@ -370,16 +370,17 @@ export class Recorder {
    * or one that can be waited for here (a writer thread's, UsageLog.waitNow).
    */
   private commitNow(all = false): boolean {
-    if (this.writing) this.waitNow();
+    if (this.writing && !this.waitNow()) return false;
     const ok = this.commit(all);
-    if (this.writing) this.waitNow();
+    if (this.writing && !this.waitNow()) return false;
     return ok && !this.busy;
   }
 
-  private waitNow(): void {
+  /** Waits here for the commit being written; false when it did not answer (as if the database were busy). */
+  private waitNow(): boolean {
     if (!this.usage.waitNow) throw new Error('this usage log answers later: wait for it with drain()');
     this.usage.waitNow();
-    if (this.writing) throw new Error('the usage writer did not answer');
+    return !this.writing;
   }
 
   private dueTallies(): number {
