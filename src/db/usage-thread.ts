@@ -8,7 +8,8 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import type { Logger } from '../log.ts';
-import { StorageBusy, type Later, type Notice, type Tally, type UsageLog } from '../storage/ports.ts';
+import { Deferred } from '../storage/deferred.ts';
+import { StorageBusy, type Notice, type Tally, type UsageLog } from '../storage/ports.ts';
 import { usageCells } from '../storage/usage-columns.ts';
 import type { Db } from './open.ts';
 import { sharedWrites, shareWrites } from './sqlite-busy.ts';
@@ -50,20 +51,6 @@ const WAIT_NOW_MS = 5_000;
 /** stop() ends a thread that has not closed its connection in this long. */
 const STOP_MS = 10_000;
 
-/** A commit sent to the worker: then() hears its answer. Not a promise: no microtask a commit. */
-class Sent implements Later {
-  private ok: (() => void) | undefined;
-  private fail: ((err: unknown) => void) | undefined;
-  then(ok: () => void, fail: (err: unknown) => void): void {
-    this.ok = ok;
-    this.fail = fail;
-  }
-  answer(err: Error | undefined): void {
-    if (err === undefined) this.ok?.();
-    else this.fail?.(err);
-  }
-}
-
 export interface UsageThread {
   usage: UsageLog;
   /** Should it stop ('exit'), writes come back to the gateway's connection. */
@@ -88,7 +75,8 @@ export function startUsageThread(db: Db, usage: UsageLog, log: Logger): UsageThr
   let alive = true;
   let batch = 0;
   let lines = '';
-  const waiting = new Map<number, Sent>();
+  // Commits sent, by number: each answered through its Deferred (no promise, no microtask).
+  const waiting = new Map<number, Deferred>();
   const send = (m: Omit<Commit, 'lines'>) => {
     worker.postMessage({ ...m, lines } satisfies Commit);
     lines = '';
@@ -103,7 +91,8 @@ export function startUsageThread(db: Db, usage: UsageLog, log: Logger): UsageThr
     const sent = waiting.get(a.batch);
     if (!sent) return;
     waiting.delete(a.batch);
-    sent.answer(a.error === undefined ? undefined : a.busy ? new StorageBusy(new Error(a.error)) : new Error(a.error));
+    if (a.error === undefined) sent.resolve();
+    else sent.reject(a.busy ? new StorageBusy(new Error(a.error)) : new Error(a.error));
   };
   answers.on('message', answered);
   const lost = (err: Error) => {
@@ -113,7 +102,7 @@ export function startUsageThread(db: Db, usage: UsageLog, log: Logger): UsageThr
     shareWrites(undefined);
     log.moveAccess(undefined);
     log.error('the usage writer thread stopped; the gateway writes usage itself', { error: err.message });
-    for (const sent of waiting.values()) sent.answer(new StorageBusy(err));
+    for (const sent of waiting.values()) sent.reject(new StorageBusy(err));
     waiting.clear();
   };
   worker.on('error', lost);
@@ -130,7 +119,7 @@ export function startUsageThread(db: Db, usage: UsageLog, log: Logger): UsageThr
       write(rows, tallies, throughId, notices) {
         if (!alive) return usage.write(rows, tallies, throughId, notices);
         const b = ++batch;
-        const sent = new Sent();
+        const sent = new Deferred();
         waiting.set(b, sent);
         send({ batch: b, cells: usageCells(rows), tallies, throughId, notices });
         return sent;
