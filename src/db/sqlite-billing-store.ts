@@ -6,6 +6,7 @@ import type {
 import { completeSignup } from '../billing/signup-claims.ts';
 import type { ChangeFeed } from '../storage/ports.ts';
 import type { Db } from './open.ts';
+import { writing } from './sqlite-busy.ts';
 
 const ACCOUNT = `SELECT id, email, name, plan, status, status_reason AS statusReason,
   standing_event_at AS standingEventAt, standing_invoice_id AS standingInvoiceId, balance_micros AS balanceMicros,
@@ -59,41 +60,43 @@ export function createSqliteBillingStore(db: Db, changes: ChangeFeed, now: () =>
   };
 
   const changed = (accountId: string, _result: unknown): void => changes.publish({ kind: 'account', id: accountId });
+  // Writes take their turn with the usage writer thread (db/sqlite-busy.ts): most run inside an
+  // event's transaction, which has it already; a checkout's record and the meter reports do not.
 
   return {
     account: (id) => q.account.get(id) as BillingAccount | undefined,
     accountByCustomer: (customerId) => q.byCustomer.get(customerId) as BillingAccount | undefined,
-    linkCustomer: (accountId, customerId) => void q.link.run(customerId, accountId),
+    linkCustomer: (accountId, customerId) => void writing(() => q.link.run(customerId, accountId)),
     // What the request path reads of an account (plan, standing, quota period) is a change it must hear of.
-    setSubscription: (accountId, s) => changed(accountId, q.subscription.run({ accountId, ...s })),
-    setStanding: (accountId, status, reason) => changed(accountId, q.standing.run(status, reason, accountId)),
-    setStandingEvent: (accountId, at, invoiceId) => void q.standingEvent.run(at, invoiceId, accountId),
-    setPeriod: (accountId, start, end) => changed(accountId, q.period.run(start, end, accountId)),
-    clearPastDue: (accountId) => changed(accountId, q.clearPastDue.run(accountId)),
-    addDebt: (accountId, micros) => void q.addDebt.run(micros, accountId),
-    reduceDebt: (accountId, micros) => void q.reduceDebt.run(micros, accountId),
+    setSubscription: (accountId, s) => changed(accountId, writing(() => q.subscription.run({ accountId, ...s }))),
+    setStanding: (accountId, status, reason) => changed(accountId, writing(() => q.standing.run(status, reason, accountId))),
+    setStandingEvent: (accountId, at, invoiceId) => void writing(() => q.standingEvent.run(at, invoiceId, accountId)),
+    setPeriod: (accountId, start, end) => changed(accountId, writing(() => q.period.run(start, end, accountId))),
+    clearPastDue: (accountId) => changed(accountId, writing(() => q.clearPastDue.run(accountId))),
+    addDebt: (accountId, micros) => void writing(() => q.addDebt.run(micros, accountId)),
+    reduceDebt: (accountId, micros) => void writing(() => q.reduceDebt.run(micros, accountId)),
 
-    recordFinal: (objectId, accountId, state, at) => void q.recordFinal.run(objectId, accountId, state, at),
-    recordSubscriptionPayment: (invoiceId, accountId, micros, currency, paidAt) => void q.subscriptionPayment.run(invoiceId, accountId, micros, currency, paidAt),
+    recordFinal: (objectId, accountId, state, at) => void writing(() => q.recordFinal.run(objectId, accountId, state, at)),
+    recordSubscriptionPayment: (invoiceId, accountId, micros, currency, paidAt) => void writing(() => q.subscriptionPayment.run(invoiceId, accountId, micros, currency, paidAt)),
     finalAt: (objectId) => q.finalAt.get(objectId) as number | undefined,
-    recordCheckout: (c) => void q.checkout.run({ ...c, now: now() }),
+    recordCheckout: (c) => void writing(() => q.checkout.run({ ...c, now: now() })),
     creditCheckout: (sessionId) => q.creditCheckout.get(sessionId) as CreditCheckout | undefined,
 
-    completeSignup: (sessionId) => completeSignup(db, changes, sessionId, now()),
-    recordPurchase: (p) => q.purchase.run({ ...p, now: now() }).changes === 1,
+    completeSignup: (sessionId) => writing(() => completeSignup(db, changes, sessionId, now())),
+    recordPurchase: (p) => writing(() => q.purchase.run({ ...p, now: now() })).changes === 1,
     purchaseByPaymentIntent: (pi) => q.purchaseByPi.get(pi) as CreditPurchase | undefined,
-    setRefunded: (sessionId, micros) => void q.refunded.run(micros, sessionId),
+    setRefunded: (sessionId, micros) => void writing(() => q.refunded.run(micros, sessionId)),
 
-    openDispute: (d) => void q.openDispute.run({ ...d, now: now() }),
+    openDispute: (d) => void writing(() => q.openDispute.run({ ...d, now: now() })),
     dispute: (id) => q.dispute.get(id) as Dispute | undefined,
-    closeDispute: (id, status) => void q.closeDispute.run(status, now(), id),
+    closeDispute: (id, status) => void writing(() => q.closeDispute.run(status, now(), id)),
     openDisputes: (accountId) => q.openDisputes.get(accountId) as number,
     disputeClosed: (id) => q.isClosed.get(id) === 1,
 
     dueMeterEvents: (before, at) => q.due.all(before, at) as OutboxRow[],
     pendingMeterEvents: () => q.pending.all() as OutboxRow[],
-    markReported: (id) => void q.reported.run(now(), id),
-    markReportFailed: (id, error, retryAt) => void q.reportFailed.run(error, retryAt, id),
+    markReported: (id) => void writing(() => q.reported.run(now(), id)),
+    markReportFailed: (id, error, retryAt) => void writing(() => q.reportFailed.run(error, retryAt, id)),
 
   };
 }

@@ -7,7 +7,7 @@
 // connection with neither the gateway's connection nor a `changes` row to account for it.
 import type { Change, ChangeFeed } from '../storage/ports.ts';
 import type { Db } from './open.ts';
-import { outsideEdits, partnerWrites } from './sqlite-busy.ts';
+import { outsideEdits, partnerWrites, writing } from './sqlite-busy.ts';
 
 /** 200 ms keeps a revocation by the CLI well inside a second. */
 const POLL_MS = 200;
@@ -52,7 +52,8 @@ export function createSqliteChanges(db: Db, now: () => number): ChangeFeed & { s
   return {
     publish(change) {
       if (change.kind !== 'all') {
-        q.add.run(change.kind, change.kind === 'key' ? change.hash : change.id, now());
+        // Mostly inside the caller's transaction, which has the turn already (db/sqlite-busy.ts).
+        writing(() => q.add.run(change.kind, change.kind === 'key' ? change.hash : change.id, now()));
         seen = Math.max(seen, q.last.get() as number); // our own row: told below
       }
       // After the caller's transaction: a listener (a lease taking new credits) must not write
@@ -66,7 +67,7 @@ export function createSqliteChanges(db: Db, now: () => number): ChangeFeed & { s
         try {
           poll();
           // Once an hour is plenty; a prune that finds the file busy waits for the next hour.
-          if (++polls % (KEEP_MS / POLL_MS) === 0) q.prune.run(now() - KEEP_MS);
+          if (++polls % (KEEP_MS / POLL_MS) === 0) writing(() => q.prune.run(now() - KEEP_MS));
         } catch {
           // a busy or vanished file: readiness reports it; try again next time
         }
