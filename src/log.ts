@@ -41,9 +41,9 @@ export interface Logger {
   access(line: AccessLine): void;
   /**
    * Sends access-log lines bound for stdout to `write` instead (a writer thread's), or back
-   * (undefined). False when lines go elsewhere (LOG_LEVEL=silent, a test's writer): they stay.
+   * (undefined). Lines that go elsewhere (LOG_LEVEL=silent, a test's writer) stay there.
    */
-  moveAccess(write: ((json: string) => void) | undefined): boolean;
+  moveAccess(write: ((json: string) => void) | undefined): void;
 }
 
 const noop = () => {};
@@ -139,9 +139,7 @@ export function createLogger(level: LogLevel, write?: (line: string) => void): L
     // The same destination as pino's: lines of both stay in order.
     access: level === 'silent' ? noop : (line) => access(accessJson(line)),
     moveAccess(to) {
-      if (write || level === 'silent') return false;
-      access = to ?? toDestination;
-      return true;
+      if (!write && level !== 'silent') access = to ?? toDestination;
     },
   };
 }

@@ -22,8 +22,8 @@ import { rateLimit } from './pipeline/rate-limit.ts';
 import { Router } from './pipeline/route.ts';
 import { TrustedProxies } from './pipeline/trusted-proxies.ts';
 import { Upstreams } from './pipeline/upstreams.ts';
-import type { Wait } from './state/recorder.ts';
 import type { GatewayState } from './state/state.ts';
+import type { Later } from './storage/ports.ts';
 
 export interface GatewayDeps {
   config: Config;
@@ -45,8 +45,8 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-/** One step of a request's way; a promise (or a Wait) when it must wait (a key read, a lease refill, a body, a commit). */
-type Stage = (ctx: RequestContext) => void | Promise<void> | Wait;
+/** One step of a request's way; something to wait for when it must (a key read, a lease refill, a body, a commit). */
+type Stage = (ctx: RequestContext) => void | Later;
 
 const OWN_PREFIX = '/_tollgate/';
 // Responses a connection has not finished writing to the kernel: a draining gateway ends only

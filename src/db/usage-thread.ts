@@ -85,8 +85,9 @@ export function startUsageThread(db: Db, usage: UsageLog, log: Logger): UsageThr
   // Lines of requests with no row to carry them (refusals, own endpoints) go on a timer.
   const timer = setInterval(() => lines.length > 0 && sendLines(), LINES_MS);
   timer.unref();
-  // False when the lines go elsewhere (a test's writer): they stay there.
-  log.moveAccess((json) => (lines += json));
+  log.moveAccess((json) => {
+    lines += json;
+  });
   const answered = (a: Answer) => {
     const sent = waiting.get(a.batch);
     if (!sent) return;
