@@ -65,7 +65,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   const state = new GatewayState(storage, config, log, now, metrics);
   await state.start();
   const billing = hasBilling(storage)
-    ? createBilling({ config, storage, log, now, stripe: overrides.stripe, onWebhookEvent: (type, outcome) => metrics.webhookEvent(type, outcome) })
+    ? await createBilling({ config, storage, log, now, stripe: overrides.stripe, onWebhookEvent: (type, outcome) => metrics.webhookEvent(type, outcome) })
     : undefined;
   const gateway = createGateway({ config, state, log, metrics, billing, now });
   const notifications = config.notifications;

@@ -220,7 +220,7 @@ async function onPostgres(o: BackendGatewayOptions): Promise<BackendGateway> {
     cli: { args: [], env: { DATABASE_URL: url } },
     run: async (sql) => void await pool.query(sql),
     remote: async () => {
-      const other = createPool(url, 2);
+      const other = await createPool(url, 2);
       return {
         ops: pgOperations(other, { config: () => app.config, now, actor: 'cli' }),
         debit: async (id, micros, kind, reference) => (await other.query(DEBIT, [id, micros, kind, reference])).rowCount === 1,

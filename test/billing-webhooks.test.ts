@@ -2,6 +2,7 @@
 // test/fixtures/stripe, each effect checked on the account, the ledger and the requests
 // the account can then make; exactly-once, out of order, API versions, and every refusal.
 // The whole file runs twice: on the SQLite file, and on PostgreSQL (test/backend-gateway.ts).
+import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { receiveStripeWebhook } from '../src/billing/webhooks.ts';
 import { createLogger } from '../src/log.ts';
@@ -694,7 +695,7 @@ describe.each(BACKENDS)('on $backend', ({ backend }) => {
     it('an event needing no change is logged once per type and reason, not once per event', async () => {
       const lines: string[] = [];
       const log = createLogger('info', (line) => lines.push(line));
-      const deps = { config: gw.config, events: gw.events, log };
+      const deps = { config: gw.config, stripeWebhooks: Stripe.webhooks, events: gw.events, log };
       for (let i = 0; i < 3; i++) {
         const raw = Buffer.from(JSON.stringify(stripeEvent('invoice_payment.paid', fixture('openapi-fixtures3.invoice_payment.json'))));
         expect(await receiveStripeWebhook(raw, signature(raw), deps)).toMatchObject({ status: 200, body: { outcome: 'ignored' } });
@@ -725,7 +726,7 @@ describe.each(BACKENDS)('on $backend', ({ backend }) => {
 
       // The operator sets pro's stripePrice to the new price and restarts; Stripe's resend arrives.
       const fixed = { ...gw.config, plans: { ...gw.config.plans, pro: { ...gw.config.plans.pro, stripePrice: 'price_pro_2027' } } };
-      const deps = { config: fixed, events: gw.events, log: createLogger('silent') };
+      const deps = { config: fixed, stripeWebhooks: Stripe.webhooks, events: gw.events, log: createLogger('silent') };
       const raw = Buffer.from(text);
       expect(await receiveStripeWebhook(raw, signature(raw), deps)).toMatchObject({ status: 200, body: { outcome: 'applied' } });
       expect((await account(a.id)).plan).toBe('pro');

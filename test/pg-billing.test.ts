@@ -27,7 +27,7 @@ describe('Stripe billing with three gateways on one PostgreSQL', () => {
 
   beforeAll(async () => {
     url = await freshDatabase(inject('postgresUrl'));
-    pool = createPool(url, 4);
+    pool = await createPool(url, 4);
     await migratePg(pool);
     up = await startUpstream();
     stripe = await startFakeStripe();

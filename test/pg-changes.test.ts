@@ -16,15 +16,15 @@ describe('keys and changes on PostgreSQL', () => {
   let url: string;
   const pools: Pool[] = [];
   const stops: (() => Promise<void>)[] = [];
-  const pool = (max = 3) => {
-    const p = createPool(url, max);
+  const pool = async (max = 3) => {
+    const p = await createPool(url, max);
     pools.push(p);
     return p;
   };
 
   beforeAll(async () => {
     url = await freshDatabase(inject('postgresUrl'));
-    await migratePg(pool(4));
+    await migratePg(await pool(4));
   });
   afterAll(async () => {
     for (const stop of stops) await stop();
@@ -65,8 +65,8 @@ describe('keys and changes on PostgreSQL', () => {
 
   it('another node\'s changes are heard within a second, once each; a node\'s own are heard at once, once', async () => {
     const errors: Error[] = [];
-    const a = createPgChanges(pool(), url, 'node-a', (e) => errors.push(e));
-    const b = createPgChanges(pool(), url, 'node-b', (e) => errors.push(e));
+    const a = createPgChanges(await pool(), url, 'node-a', (e) => errors.push(e));
+    const b = createPgChanges(await pool(), url, 'node-b', (e) => errors.push(e));
     stops.push(() => a.stop(), () => b.stop());
     const heardA: Change[] = [];
     const heardB: Change[] = [];

@@ -37,7 +37,7 @@ describe('the CLI on PostgreSQL', { timeout: 30_000 }, () => {
 
   beforeAll(async () => {
     const url = await freshDatabase(inject('postgresUrl'));
-    pool = createPool(url, 2);
+    pool = await createPool(url, 2);
     // /api/status/503 answers 503, and so on; anything else 200.
     up = await startUpstream((req, res) => {
       res.writeHead(Number(/^\/api\/status\/(\d{3})$/.exec(req.url!)?.[1] ?? 200), { 'content-type': 'application/json' });

@@ -31,7 +31,7 @@ describe.each([{ redis: false }, { redis: true }])('three gateways on one Postgr
   beforeAll(async () => {
     if (withRedis) redis = await startRedis();
     url = await freshDatabase(inject('postgresUrl'));
-    pool = createPool(url, 4);
+    pool = await createPool(url, 4);
     await migratePg(pool);
     up = await startUpstream();
     const config = paidConfig(up.url, PRICE, {

@@ -18,8 +18,8 @@ describe('leases on PostgreSQL, three nodes', () => {
   let accounts = 0;
 
   /** A pool of its own: a node's connections, as a separate gateway process would have. */
-  const node = (max = 10) => {
-    const p = createPool(url, max);
+  const node = async (max = 10) => {
+    const p = await createPool(url, max);
     pools.push(p);
     return p;
   };
@@ -50,15 +50,15 @@ describe('leases on PostgreSQL, three nodes', () => {
   it('three nodes migrating at once apply each migration once', async () => {
     const onDisk = available('pg/');
     expect(onDisk.length).toBeGreaterThan(0);
-    const results = await Promise.all([node(2), node(2), node(2)].map((p) => migratePg(p)));
+    const results = await Promise.all([node(2), node(2), node(2)].map(async (p) => migratePg(await p)));
     expect(results.flat()).toEqual(onDisk.map(migrationName));
-    expect(await migratePg(node(1))).toEqual([]);
+    expect(await migratePg(await node(1))).toEqual([]);
     const { rows } = await pools[0].query('SELECT version, name FROM schema_migrations ORDER BY version');
     expect(rows).toEqual(onDisk.map(({ version, name }) => ({ version, name })));
   });
 
   it('150 takes from three nodes at once against a balance for 7 get exactly 7; the ledger equals the balance', async () => {
-    const nodes = ['a', 'b', 'c'].map((name) => createPgLeases(node(10), `node-${name}`));
+    const nodes = await Promise.all(['a', 'b', 'c'].map(async (name) => createPgLeases(await node(10), `node-${name}`)));
     const id = await account(pools[0], 7 * UNIT);
     const grants = await Promise.all(Array.from({ length: 150 }, (_, i) => nodes[i % 3].lease(id, undefined, UNIT, UNIT)));
     expect(grants.filter((g) => g.micros === UNIT)).toHaveLength(7);
@@ -69,7 +69,7 @@ describe('leases on PostgreSQL, three nodes', () => {
   });
 
   it('a balance smaller than a lease is taken whole; one smaller than the minimum is left untouched', async () => {
-    const leases = createPgLeases(node(2), 'node-a');
+    const leases = createPgLeases(await node(2), 'node-a');
     const id = await account(pools[0], 2_500);
     expect(await leases.lease(id, undefined, 3_000, 10_000)).toEqual({ leaseId: 0, micros: 0, heldElsewhere: 2_500 });
     expect(await books(pools[0], id)).toEqual({ balance: 2_500, ledger: 2_500, leased: 0, returns: 0 });
@@ -77,12 +77,12 @@ describe('leases on PostgreSQL, three nodes', () => {
     expect(g.micros).toBe(2_500);
     // Its own lease is not "elsewhere"; another node's call is told where the money is.
     expect(await leases.lease(id, g.leaseId, 1, 10_000)).toEqual({ leaseId: g.leaseId, micros: 0, heldElsewhere: 0 });
-    expect(await createPgLeases(node(1), 'node-b').lease(id, undefined, 1, 10_000)).toEqual({ leaseId: 0, micros: 0, heldElsewhere: 2_500 });
+    expect(await createPgLeases(await node(1), 'node-b').lease(id, undefined, 1, 10_000)).toEqual({ leaseId: 0, micros: 0, heldElsewhere: 2_500 });
     expect(await books(pools[0], id)).toEqual({ balance: 0, ledger: 0, leased: 2_500, returns: 0 });
   });
 
   it('giving back and ending a lease return what it holds, each with its ledger row', async () => {
-    const leases = createPgLeases(node(2), 'node-a');
+    const leases = createPgLeases(await node(2), 'node-a');
     const id = await account(pools[0], 10 * UNIT);
     const g = await leases.lease(id, undefined, UNIT, 4 * UNIT);
     const more = await leases.lease(id, g.leaseId, UNIT, 2 * UNIT);
@@ -96,7 +96,7 @@ describe('leases on PostgreSQL, three nodes', () => {
   });
 
   it('a node silent past the TTL loses its leases to the survivors, once; it learns so at its next heartbeat', async () => {
-    const [pa, pb, pc] = [node(2), node(2), node(2)];
+    const [pa, pb, pc] = await Promise.all([node(2), node(2), node(2)]);
     const [a, b, c] = [createPgNodes(pa, 'alive-a'), createPgNodes(pb, 'dead-b'), createPgNodes(pc, 'alive-c')];
     await Promise.all([a.join(), b.join(), c.join()]);
     const bLeases = createPgLeases(pb, 'dead-b');

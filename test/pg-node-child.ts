@@ -7,7 +7,7 @@ import { createPool } from '../src/pg/pool.ts';
 
 const env = (name: string) => process.env[name] ?? (() => { throw new Error(`${name} is required`); })();
 const say = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
-const pool = createPool(env('DATABASE_URL'), 2);
+const pool = await createPool(env('DATABASE_URL'), 2);
 const id = env('NODE_ID');
 await startNode(pool, id, {
   ttlMs: Number(env('TTL_MS')),

@@ -21,7 +21,7 @@ describe('node lives on PostgreSQL', () => {
 
   beforeAll(async () => {
     url = await freshDatabase(inject('postgresUrl'));
-    pool = createPool(url, 4);
+    pool = await createPool(url, 4);
     await migratePg(pool);
     survivor = await startNode(pool, 'survivor', { ttlMs: TTL_MS, onFenced: () => undefined, onError: () => undefined });
   });

@@ -27,7 +27,7 @@ describe('notifications with three gateways on one PostgreSQL', { timeout: 30_00
 
   beforeAll(async () => {
     const url = await freshDatabase(inject('postgresUrl'));
-    pool = createPool(url, 4);
+    pool = await createPool(url, 4);
     await migratePg(pool);
     up = await startUpstream();
     // Slower than the deliverers' polls (500 ms): another node would see each delivery still due.

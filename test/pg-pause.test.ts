@@ -26,7 +26,7 @@ describe('PostgreSQL paused for 10 s under load', () => {
   beforeAll(async () => {
     cluster = await startPostgres();
     const url = await freshDatabase(cluster.url);
-    pool = createPool(url, 2);
+    pool = await createPool(url, 2);
     await migratePg(pool);
     up = await startUpstream();
     const config = paidConfig(up.url, PRICE);

@@ -11,7 +11,7 @@ describe('rate buckets on PostgreSQL', () => {
 
   beforeAll(async () => {
     const url = await freshDatabase(inject('postgresUrl'));
-    pools = [1, 2, 3].map(() => createPool(url, 4));
+    pools = await Promise.all([1, 2, 3].map(() => createPool(url, 4)));
     await migratePg(pools[0]);
   });
   afterAll(async () => {

@@ -24,7 +24,7 @@ describe('the recorder on PostgreSQL, three nodes', () => {
 
   beforeAll(async () => {
     url = await freshDatabase(inject('postgresUrl'));
-    const p = createPool(url, 2);
+    const p = await createPool(url, 2);
     pools.push(p);
     await migratePg(p);
     for (const id of ['acct_a', 'acct_b', 'acct_c']) {
@@ -40,7 +40,7 @@ describe('the recorder on PostgreSQL, three nodes', () => {
     const errors: Error[] = [];
     const checks: Promise<void>[] = [];
     const nodes = await Promise.all(Array.from({ length: NODES }, async (_, n) => {
-      const pool = createPool(url, 4);
+      const pool = await createPool(url, 4);
       pools.push(pool);
       const node = `node-${n}`;
       const usage = createPgUsage(pool, node);
@@ -98,7 +98,7 @@ describe('the recorder on PostgreSQL, three nodes', () => {
   });
 
   it('a commit the database refuses is written later, in order, once: connections do not wait meanwhile', async () => {
-    const pool = createPool(url, 2);
+    const pool = await createPool(url, 2);
     pools.push(pool);
     // A commit that waits for a lock gives up after 100 ms, as one that finds the database busy.
     pool.on('connect', (c) => void c.query('SET lock_timeout = 100'));
@@ -137,7 +137,7 @@ describe('the recorder on PostgreSQL, three nodes', () => {
   });
 
   it('a row whose commit is being written is still the gateway\'s to show (the account\'s latest requests)', async () => {
-    const pool = createPool(url, 2);
+    const pool = await createPool(url, 2);
     pools.push(pool);
     const usage = createPgUsage(pool, 'node-inflight');
     const recorder = new Recorder(usage, { maxQueuedRows: 10_000, counterDelayMs: 120_000, onError: () => undefined });

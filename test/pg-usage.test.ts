@@ -23,7 +23,7 @@ describe('usage rows on PostgreSQL', () => {
   let pool: Pool;
 
   beforeAll(async () => {
-    pool = createPool(await freshDatabase(inject('postgresUrl')), 4);
+    pool = await createPool(await freshDatabase(inject('postgresUrl')), 4);
     await migratePg(pool);
     for (const id of ['acct_1', 'acct_2']) {
       await seedPgAccount(pool, id, 1_000_000);

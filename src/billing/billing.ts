@@ -1,6 +1,6 @@
 // Stripe billing as the server and the CLI use it: webhooks, checkout, the portal and the
 // overage reporter, over one Stripe client and the billing store.
-import Stripe from 'stripe';
+import type Stripe from 'stripe';
 import type { Config, StripeConfig } from '../config.ts';
 import type { BillingStorage } from '../storage/ports.ts';
 import type { Logger } from '../log.ts';
@@ -15,9 +15,13 @@ export interface Billing {
   reporter: MeterReporter;
 }
 
-/** STRIPE_API_BASE points the client elsewhere (tests: a local fake of Stripe's API). */
-export function createStripeClient(sc: StripeConfig): Stripe {
+/**
+ * STRIPE_API_BASE points the client elsewhere (tests: a local fake of Stripe's API). The package
+ * is loaded here, not at startup: it holds about 4 MB of heap a gateway without Stripe never uses.
+ */
+export async function createStripeClient(sc: StripeConfig): Promise<Stripe> {
   const base = sc.apiBase;
+  const { default: Stripe } = await import('stripe');
   return new Stripe(sc.secretKey, {
     maxNetworkRetries: 2,
     timeout: 20_000,
@@ -41,13 +45,13 @@ export interface BillingDeps {
 }
 
 /** Undefined without Stripe settings: the billing endpoints then answer 503. */
-export function createBilling(deps: BillingDeps): Billing | undefined {
+export async function createBilling(deps: BillingDeps): Promise<Billing | undefined> {
   const stripeConfig = deps.config.stripe;
   if (!stripeConfig) return undefined;
-  const stripe = deps.stripe ?? createStripeClient(stripeConfig);
+  const stripe = deps.stripe ?? await createStripeClient(stripeConfig);
   const { billing, events } = deps.storage;
   const checkoutDeps = { config: deps.config, stripeConfig, billing, stripe, log: deps.log };
-  const webhookDeps = { config: deps.config, events, log: deps.log, onEvent: deps.onWebhookEvent };
+  const webhookDeps = { config: deps.config, stripeWebhooks: stripe.webhooks, events, log: deps.log, onEvent: deps.onWebhookEvent };
   return {
     webhook: (raw, signature) => receiveStripeWebhook(raw, signature, webhookDeps),
     checkout: (accountId, body, urls) => createCheckout(accountId, body, checkoutDeps, urls),

@@ -1,7 +1,7 @@
 // POST /_tollgate/webhooks/stripe: verify the signature on the raw bytes, then apply the event
 // exactly once in the same SQLite transaction that records its id. No network call happens
 // before the reply, so it comes back in well under Stripe's timeout.
-import Stripe from 'stripe';
+import type Stripe from 'stripe';
 import type { Config } from '../config.ts';
 import type { EventLog, InboundEvent } from '../storage/ports.ts';
 import type { Logger } from '../log.ts';
@@ -14,7 +14,8 @@ export interface WebhookReply {
   body: Record<string, unknown>;
 }
 
-export interface WebhookDeps {
+/** What applying an event needs (a replay too, which checks no signature). */
+export interface ApplyDeps {
   config: Config;
   events: EventLog;
   log: Logger;
@@ -22,11 +23,16 @@ export interface WebhookDeps {
   onEvent?: (type: string, outcome: string) => void;
 }
 
+export interface WebhookDeps extends ApplyDeps {
+  /** Stripe's signature check (a client's `webhooks`: the package is loaded only with Stripe configured). */
+  stripeWebhooks: Stripe['webhooks'];
+}
+
 /** Checks the Stripe-Signature header against every configured secret (several during a rotation). */
-function verify(raw: Buffer, signature: string, secrets: readonly string[]): boolean {
+function verify(webhooks: Stripe['webhooks'], raw: Buffer, signature: string, secrets: readonly string[]): boolean {
   for (const secret of secrets) {
     try {
-      Stripe.webhooks.signature!.verifyHeader(raw, signature, secret, Stripe.webhooks.DEFAULT_TOLERANCE);
+      webhooks.signature!.verifyHeader(raw, signature, secret, webhooks.DEFAULT_TOLERANCE);
       return true;
     } catch {
       // try the next secret
@@ -39,7 +45,7 @@ export function receiveStripeWebhook(raw: Buffer, signature: string | undefined,
   const secrets = deps.config.stripe?.webhookSecrets ?? [];
   if (secrets.length === 0) return problem(503, 'Webhooks are not configured: set STRIPE_WEBHOOK_SECRET.');
   if (!signature) return problem(400, 'Missing Stripe-Signature header.');
-  if (!verify(raw, signature, secrets)) {
+  if (!verify(deps.stripeWebhooks, raw, signature, secrets)) {
     deps.onEvent?.('unknown', 'bad_signature'); // often a STRIPE_WEBHOOK_SECRET that does not match the endpoint's
     return problem(400, 'The Stripe-Signature does not match the body with any configured secret, or its timestamp is outside the tolerance.');
   }
@@ -56,7 +62,7 @@ export function receiveStripeWebhook(raw: Buffer, signature: string | undefined,
 }
 
 /** Applies an event once; also what `tollgate webhooks replay` calls with a stored payload. */
-export async function apply(inbound: InboundEvent, event: StripeEvent, deps: WebhookDeps): Promise<WebhookReply> {
+export async function apply(inbound: InboundEvent, event: StripeEvent, deps: ApplyDeps): Promise<WebhookReply> {
   try {
     const outcome = await deps.events.applyOnce(inbound, (tx) => applyStripeEvent(event, { config: deps.config, ...tx }));
     if (outcome.status === 'ignored') logOnce(deps.log, event.type, outcome.note);

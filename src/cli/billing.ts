@@ -66,7 +66,7 @@ export function billingCommand(group: Command, cli: Cli): void {
 
   group.command('sync').description('report pending metered overage to Stripe now and print what was sent')
     .action((opts: CommonOptions) => withBilling(cli, opts, 'billing sync', async ({ storage }) => {
-      const billing = createBilling({ config: cli.config(), storage, log: createLogger('silent') });
+      const billing = await createBilling({ config: cli.config(), storage, log: createLogger('silent') });
       if (!billing) throw new FailedError('Stripe is not configured: set STRIPE_SECRET_KEY');
       // On PostgreSQL one node at a time reports (an advisory lock): while a gateway does, this reports nothing.
       const results = await billing.reporter.runOnce();

@@ -87,7 +87,7 @@ export class Cli {
 
   /** Connects to PostgreSQL (applying pending migrations), runs `fn`, and disconnects whatever happens. */
   async withPostgres<T>(url: string, fn: (pool: Pool) => T | Promise<T>): Promise<T> {
-    const pool = createPool(url, 2);
+    const pool = await createPool(url, 2);
     try {
       await migratePg(pool);
       return await fn(pool);

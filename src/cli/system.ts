@@ -14,7 +14,7 @@ export function systemCommands(program: Command, cli: Cli): void {
       const url = opts.db === undefined ? cli.config().databaseUrl : undefined;
       if (url) {
         const where = `postgres://${new URL(url).host}${new URL(url).pathname}`; // no password in the output
-        const pool = createPool(url, 1);
+        const pool = await createPool(url, 1);
         const applied = await migratePg(pool).finally(() => pool.end());
         return cli.emit(opts, { database: where, applied }, () =>
           applied.length === 0 ? [`${where}: the schema is up to date`] : applied.map((m) => `${where}: applied ${m}`));

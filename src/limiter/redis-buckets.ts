@@ -2,7 +2,6 @@
 // (shared-buckets.ts), taken with one script call each. The bucket is refilled on Redis's clock
 // for the time since its last take, and expires once it would be full again: losing Redis (a
 // restart without persistence) only refills the buckets.
-import { createClient } from 'redis';
 import type { TokenStore } from './shared-buckets.ts';
 
 // KEYS[1] the bucket; ARGV capacity, tokens per ms, want. Returns what it took and what is left
@@ -26,6 +25,8 @@ const CONNECT_MS = 10_000;
 export type RedisTokenStore = TokenStore & { close(): Promise<void> };
 
 export async function createRedisBuckets(url: string, onError: (err: Error) => void): Promise<RedisTokenStore> {
+  // Loaded here, not at startup: a gateway without REDIS_URL never holds its 5 MB of heap.
+  const { createClient } = await import('redis');
   const client = createClient({ url });
   // A dropped connection is reconnected by the client; takes meanwhile fail, and their requests with them.
   client.on('error', onError);

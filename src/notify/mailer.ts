@@ -1,6 +1,6 @@
 // Email through nodemailer over SMTP: plain text (email-text.ts), one message per recipient, its
 // Message-ID made from the event's id so a mail client shows a resend as the same message.
-import { createTransport } from 'nodemailer';
+import type { createTransport } from 'nodemailer';
 import type { Config, EmailSettings } from '../config.ts';
 import type { OutboxEvent } from '../storage/ports.ts';
 import { emailFor } from './email-text.ts';
@@ -10,13 +10,11 @@ const CONNECT_TIMEOUT_MS = 5_000;
 const ANSWER_TIMEOUT_MS = 10_000;
 
 export class Mailer {
-  private readonly transport: ReturnType<typeof createTransport>;
+  /** Made on the first message: nodemailer (3 MB of heap) is loaded only when there is mail to send. */
+  private transport: Promise<ReturnType<typeof createTransport>> | undefined;
   private readonly domain: string;
 
   constructor(private readonly settings: EmailSettings, private readonly config: Pick<Config, 'stripe' | 'notifications'>) {
-    this.transport = createTransport({
-      url: settings.smtp.href, connectionTimeout: CONNECT_TIMEOUT_MS, greetingTimeout: ANSWER_TIMEOUT_MS, socketTimeout: ANSWER_TIMEOUT_MS,
-    }, { from: settings.from });
     this.domain = /@([^\s>]+)>?$/.exec(settings.from)?.[1] ?? 'tollgate.invalid';
   }
 
@@ -24,7 +22,7 @@ export class Mailer {
     // The operator's addresses get the operator's text; any other is the account's own.
     const { subject, text } = emailFor(event, this.settings.to.includes(to) ? 'operator' : 'customer', this.config);
     try {
-      const info = await this.transport.sendMail({
+      const info = await (await this.connect()).sendMail({
         to, subject, text, messageId: `<${event.id}@${this.domain}>`, headers: { 'X-Tollgate-Event': `${event.type} ${event.id}` },
       });
       return info.accepted.length > 0 ? { ok: true, status: 250 } : { ok: false, status: null, error: `rejected: ${info.response}` };
@@ -35,6 +33,12 @@ export class Mailer {
   }
 
   close(): void {
-    this.transport.close();
+    this.transport?.then((t) => t.close(), () => undefined);
+  }
+
+  private connect(): Promise<ReturnType<typeof createTransport>> {
+    return (this.transport ??= import('nodemailer').then(({ createTransport }) => createTransport({
+      url: this.settings.smtp.href, connectionTimeout: CONNECT_TIMEOUT_MS, greetingTimeout: ANSWER_TIMEOUT_MS, socketTimeout: ANSWER_TIMEOUT_MS,
+    }, { from: this.settings.from })));
   }
 }

@@ -5,9 +5,9 @@
 // transactions commit in any order, so a node reads by time with a look-back and remembers what it
 // told: a change is told once, even when its row commits after a newer one, and a node's own
 // changes are told to its listeners at once, never again from their rows.
-import pg from 'pg';
+import type pg from 'pg';
 import type { Change, ChangeFeed } from '../storage/ports.ts';
-import { NOW_MS, type Client, type Pool } from './pool.ts';
+import { NOW_MS, pgDriver, type Client, type Pool } from './pool.ts';
 
 const CHANNEL = 'tollgate_changes';
 const POLL_MS = 1_000;
@@ -83,7 +83,7 @@ export function createPgChanges(pool: Pool, url: string, node: string, onError: 
   }
 
   async function listen(): Promise<void> {
-    const c = new pg.Client({ connectionString: url });
+    const c = new (await pgDriver()).Client({ connectionString: url });
     c.on('notification', read);
     // A dropped connection: polling carries on, and the next poll that finds it gone listens again.
     c.on('error', () => undefined);

@@ -38,7 +38,7 @@ const newNodeId = () => `${hostname()}-${process.pid}-${randomBytes(3).toString(
 /** Connects, applies the migrations, and joins the database as a node. */
 export async function createPgStorage(url: string, o: PgStorageOptions): Promise<PgStorage> {
   const node = o.node ?? newNodeId();
-  const pool = createPool(url);
+  const pool = await createPool(url);
   let life: NodeLife | undefined;
   let redis: RedisTokenStore | undefined;
   try {

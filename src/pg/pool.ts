@@ -1,13 +1,19 @@
 // The connection pool of a PostgreSQL backend. bigint columns (money, times, ids) come back as
 // numbers, not strings: the schema keeps them under 2^53, where a JavaScript number is exact.
-import pg from 'pg';
+import type pg from 'pg';
 
 const INT8 = 20;
 
 export type Pool = pg.Pool;
 export type Client = pg.PoolClient;
 
-export function createPool(url: string, max = 10): Pool {
+/** The driver, loaded on first use: a gateway on SQLite never holds its 3 MB of heap. */
+export async function pgDriver(): Promise<typeof pg> {
+  return (await import('pg')).default;
+}
+
+export async function createPool(url: string, max = 10): Promise<Pool> {
+  const pg = await pgDriver();
   return new pg.Pool({
     connectionString: url,
     max,
