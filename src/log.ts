@@ -40,10 +40,12 @@ export interface Logger {
   /** One access-log line. Written at any LOG_LEVEL but silent: ACCESS_LOG decides which requests. */
   access(line: AccessLine): void;
   /**
-   * Sends access-log lines bound for stdout to `write` instead (a writer thread's), or back
-   * (undefined). Lines that go elsewhere (LOG_LEVEL=silent, a test's writer) stay there.
+   * Sends the lines bound for stdout, pino's and the access log's, to `write` instead (a writer
+   * thread's), or back (undefined): one writer at a time, so that a partial write to a full pipe
+   * is never followed by another writer's line. Returns what writes to stdout itself. Lines that
+   * go elsewhere (LOG_LEVEL=silent, a test's writer) stay there.
    */
-  moveAccess(write: ((json: string) => void) | undefined): void;
+  moveStdout(write: ((json: string) => void) | undefined): (json: string) => void;
 }
 
 const noop = () => {};
@@ -120,14 +122,15 @@ function stdout(): DestinationStream {
 /** `write` receives each line (tests); without it lines go to stdout. */
 export function createLogger(level: LogLevel, write?: (line: string) => void): Logger {
   const destination: DestinationStream = write ? { write } : level === 'silent' ? { write: noop } : stdout();
+  const toDestination = (json: string) => destination.write(json);
+  // Where pino's lines and the access lines go: the destination, or a writer thread (moveStdout).
+  let out = toDestination;
   const root = pino({
     level,
     base: null, // no pid and hostname on every line: the process manager knows them
     timestamp: isoTime,
     formatters: { level: (label) => ({ level: label }) },
-  }, destination);
-  const toDestination = (json: string) => destination.write(json);
-  let access = toDestination;
+  }, { write: (json: string) => out(json) });
   const at = (name: Level): LogFn => {
     if (!root.isLevelEnabled(name)) return noop;
     const fn = root[name].bind(root);
@@ -136,10 +139,11 @@ export function createLogger(level: LogLevel, write?: (line: string) => void): L
   return {
     debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'),
     isLevelEnabled: (name) => root.isLevelEnabled(name),
-    // The same destination as pino's: lines of both stay in order.
-    access: level === 'silent' ? noop : (line) => access(accessJson(line)),
-    moveAccess(to) {
-      if (!write && level !== 'silent') access = to ?? toDestination;
+    // The same way out as pino's: lines of both stay in order.
+    access: level === 'silent' ? noop : (line) => out(accessJson(line)),
+    moveStdout(to) {
+      if (!write && level !== 'silent') out = to ?? toDestination;
+      return toDestination;
     },
   };
 }

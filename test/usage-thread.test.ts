@@ -1,7 +1,7 @@
 // Group commits in the usage writer thread (db/usage-thread.ts): the gateway's connection and the
 // thread's take turns at the file, so neither sees the other's write lock; a thread that stops
-// hands the writes back; its commits do not look like a hand edit to the change feed; access-log
-// lines reach a stdout that stops reading for a while, every one of them.
+// hands the writes back; its commits do not look like a hand edit to the change feed; log lines
+// reach a stdout that stops reading for a while, every one of them and each one whole.
 import Database from 'better-sqlite3';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -130,7 +130,7 @@ describe('the usage writer thread', () => {
     }
   });
 
-  it('writes every access-log line to a stdout that stops reading for a while', async () => {
+  it('writes every line, pino\'s and the access log\'s, whole to a stdout that stops reading for a while', async () => {
     up ??= await startUpstream();
     const dir = tempDir();
     const dbPath = join(dir, 'tollgate.db');
@@ -139,7 +139,8 @@ describe('the usage writer thread', () => {
     seed.close();
     const configPath = join(dir, 'tollgate.config.json');
     writeFileSync(configPath, JSON.stringify({ routes: [{ path: '/api/', upstream: up.url, priceMicros: 0 }], plans: PLANS }));
-    const server = await spawnServer({ DATABASE_PATH: dbPath, TOLLGATE_CONFIG: configPath, ACCESS_LOG: 'all' });
+    // At debug pino writes a line per request too ("forwarding"), between the access lines.
+    const server = await spawnServer({ DATABASE_PATH: dbPath, TOLLGATE_CONFIG: configPath, ACCESS_LOG: 'all', LOG_LEVEL: 'debug' });
     try {
       // Nothing reads the pipe: it fills after a few hundred lines, and the writer holds the rest.
       server.child.stdout!.pause();
@@ -150,9 +151,16 @@ describe('the usage writer thread', () => {
       server.child.stdout!.resume();
       server.child.kill('SIGTERM');
       expect((await server.exited).code).toBe(0);
-      const lines = server.output().split('\n').filter((l) => l.includes('"path":"/api/x"'));
-      expect(lines.length).toBe(sent);
-      for (const l of lines) expect(JSON.parse(l)).toMatchObject({ status: 200, path: '/api/x' });
+      // Two writers of one pipe would split a line when one's write is partial and the other's comes next.
+      const lines = server.output().split('\n').filter(Boolean).map((l) => {
+        try {
+          return JSON.parse(l) as { msg: string; path?: string };
+        } catch {
+          throw new Error(`not a whole line: ${l}`);
+        }
+      });
+      expect(lines.filter((l) => l.msg === 'request' && l.path === '/api/x')).toHaveLength(sent);
+      expect(lines.filter((l) => l.msg === 'forwarding')).toHaveLength(sent);
     } finally {
       if (server.child.exitCode === null) server.child.kill('SIGKILL');
     }

@@ -1,9 +1,10 @@
 // Group commits in a worker thread (db/usage-worker.ts) with a connection of its own, so the
-// event loop neither binds a row's values nor runs SQLite's write; the access-log lines go with
-// them and are written there too. The usage log then answers later (UsageLog.remote): a
-// connection's next request waits for its previous row's commit, as over the network, and the
-// two connections take turns at the file (db/sqlite-busy.ts). Where no worker can load the writer
-// (the single executable), or should the worker stop, the gateway writes on its own connection.
+// event loop neither binds a row's values nor runs SQLite's write; the lines bound for stdout
+// (the access log's, and pino's) go with them and are written there too. The usage log then
+// answers later (UsageLog.remote): a connection's next request waits for its previous row's
+// commit, as over the network, and the two connections take turns at the file
+// (db/sqlite-busy.ts). Where no worker can load the writer (the single executable), or should the
+// worker stop, the gateway writes on its own connection.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
@@ -60,7 +61,7 @@ export interface UsageThread {
 }
 
 /**
- * `usage`'s writes, and `log`'s access lines bound for stdout, in a worker on `db`'s file;
+ * `usage`'s writes, and `log`'s lines bound for stdout, in a worker on `db`'s file;
  * undefined where no worker can load the writer.
  */
 export function startUsageThread(db: Db, usage: UsageLog, log: Logger): UsageThread | undefined {
@@ -82,10 +83,11 @@ export function startUsageThread(db: Db, usage: UsageLog, log: Logger): UsageThr
     lines = '';
   };
   const sendLines = () => send({ batch: 0, cells: undefined, tallies: [], throughId: 0, notices: [] });
-  // Lines of requests with no row to carry them (refusals, own endpoints) go on a timer.
+  // Lines with no row to carry them (refusals, own endpoints, pino's) go on a timer.
   const timer = setInterval(() => lines.length > 0 && sendLines(), LINES_MS);
   timer.unref();
-  log.moveAccess((json) => {
+  // Every line bound for stdout, pino's too: the thread is then its only writer.
+  const stdout = log.moveStdout((json) => {
     lines += json;
   });
   const answered = (a: Answer) => {
@@ -101,7 +103,10 @@ export function startUsageThread(db: Db, usage: UsageLog, log: Logger): UsageThr
     alive = false;
     clearInterval(timer);
     shareWrites(undefined);
-    log.moveAccess(undefined);
+    log.moveStdout(undefined);
+    // The lines it was not sent, and every later one, go to stdout from here.
+    if (lines.length > 0) stdout(lines);
+    lines = '';
     log.error('the usage writer thread stopped; the gateway writes usage itself', { error: err.message });
     for (const sent of waiting.values()) sent.reject(new StorageBusy(err));
     waiting.clear();
@@ -143,13 +148,16 @@ export function startUsageThread(db: Db, usage: UsageLog, log: Logger): UsageThr
     async stop() {
       if (!alive) return;
       clearInterval(timer);
-      log.moveAccess(undefined);
       if (lines.length > 0) sendLines();
       alive = false;
       worker.postMessage('stop');
       const stuck = setTimeout(() => void worker.terminate(), STOP_MS);
       await exited;
       clearTimeout(stuck);
+      // Lines logged while it wrote its last ones waited: written now, after them.
+      log.moveStdout(undefined);
+      if (lines.length > 0) stdout(lines);
+      lines = '';
       shareWrites(undefined);
       answers.close();
     },

@@ -1,5 +1,5 @@
 // The usage writer thread (db/usage-thread.ts starts it): group commits on a connection of its
-// own, then the access-log lines that came with them, written to stdout 16 KB at a time.
+// own, then the log lines that came with them, written to stdout 16 KB at a time.
 import { writevSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { StorageBusy } from '../storage/ports.ts';
@@ -66,7 +66,7 @@ function flush(): void {
       }
     }
     if (held.length === 0 && dropped > 0) {
-      hold(`{"level":"warn","msg":"access-log lines dropped: stdout did not take them","lines":${dropped}}\n`);
+      hold(`{"level":"warn","msg":"log lines dropped: stdout did not take them","lines":${dropped}}\n`);
       dropped = 0;
     }
   }
