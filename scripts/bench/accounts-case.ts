@@ -37,8 +37,9 @@ export async function accountsCase(ctx: BenchContext): Promise<string[]> {
   );
   verdict(`${n} keys / one key req/s (median of the rounds' ratios)`, ratio.toFixed(3), `≥ ${MIN_RATIO}`, ratio >= MIN_RATIO);
   console.log(`  CPU per request: ${b.median.cpuUs.toFixed(1)} µs with ${n} keys, ${a.median.cpuUs.toFixed(1)} µs with one`);
+  const mb = (pid: number | undefined, field?: 'VmHWM') => (rssMb(pid, field) ?? NaN).toFixed(0);
   const rss = rssMb(many.pid) ?? NaN;
-  verdict(`RSS of the gateway with ${n} accounts active`, `${rss.toFixed(0)} MB (one key: ${(rssMb(one.pid) ?? NaN).toFixed(0)} MB)`,
+  verdict(`RSS of the gateway with ${n} accounts active`, `${rss.toFixed(0)} MB, peak ${mb(many.pid, 'VmHWM')} (one key: ${mb(one.pid)}, peak ${mb(one.pid, 'VmHWM')})`,
     `< ${MAX_RSS_MB} MB`, rss < MAX_RSS_MB, 'ABOVE TARGET');
 
   const problems = [...a.failures, ...b.failures];

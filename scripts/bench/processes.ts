@@ -76,11 +76,15 @@ export function cpuTimeMs(pid: number | undefined): number | undefined {
   }
 }
 
-/** Resident memory of the process (VmRSS in /proc/<pid>/status), in MB; undefined without /proc. */
-export function rssMb(pid: number | undefined): number | undefined {
+/**
+ * Resident memory of the process in MB: now (VmRSS in /proc/<pid>/status), or its peak so far
+ * (VmHWM); undefined without /proc. Now moves by tens of MB with when the last full collection
+ * of the heap ran; the peak does not.
+ */
+export function rssMb(pid: number | undefined, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number | undefined {
   if (pid === undefined) return undefined;
   try {
-    const kb = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const kb = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return kb ? Number(kb[1]) / 1024 : undefined;
   } catch {
     return undefined;
