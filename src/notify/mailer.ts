@@ -22,7 +22,7 @@ export class Mailer {
     // The operator's addresses get the operator's text; any other is the account's own.
     const { subject, text } = emailFor(event, this.settings.to.includes(to) ? 'operator' : 'customer', this.config);
     try {
-      const info = await (await this.connect()).sendMail({
+      const info = await (await this.transporter()).sendMail({
         to, subject, text, messageId: `<${event.id}@${this.domain}>`, headers: { 'X-Tollgate-Event': `${event.type} ${event.id}` },
       });
       return info.accepted.length > 0 ? { ok: true, status: 250 } : { ok: false, status: null, error: `rejected: ${info.response}` };
@@ -36,7 +36,7 @@ export class Mailer {
     this.transport?.then((t) => t.close(), () => undefined);
   }
 
-  private connect(): Promise<ReturnType<typeof createTransport>> {
+  private transporter(): Promise<ReturnType<typeof createTransport>> {
     return (this.transport ??= import('nodemailer').then(({ createTransport }) => createTransport({
       url: this.settings.smtp.href, connectionTimeout: CONNECT_TIMEOUT_MS, greetingTimeout: ANSWER_TIMEOUT_MS, socketTimeout: ANSWER_TIMEOUT_MS,
     }, { from: this.settings.from })));
