@@ -72,8 +72,11 @@ describe('keys and changes on PostgreSQL', () => {
     const heardB: Change[] = [];
     a.subscribe((c) => heardA.push(c));
     b.subscribe((c) => heardB.push(c));
+    // Other test files share the cluster, each in a database of its own: count and cut only this one's listeners.
+    const listeners = `FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'`;
+    const listening = async () => (await pools[0].query(`SELECT count(*)::int AS n ${listeners}`)).rows[0].n >= 2;
     // Let b's first read fix where it starts from.
-    await until(async () => (await pools[0].query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'LISTEN%'`)).rows[0].n >= 2, 5_000, 'both nodes listening');
+    await until(listening, 5_000, 'both nodes listening');
 
     a.publish({ kind: 'key', hash: 'h1' });
     await until(() => heardB.length === 1, 1_000, 'node b to hear of the key');
@@ -86,7 +89,8 @@ describe('keys and changes on PostgreSQL', () => {
       await slow.query('BEGIN');
       await recordChange(slow, { kind: 'account', id: 'acct_slow' }, 'cli');
       await recordChange(pools[0], { kind: 'balance', id: 'acct_fast' }, 'cli');
-      await until(() => heardB.length === 2, 1_500, 'the newer change');
+      // Both nodes must have read the newer change before the older commits, or one read finds both, in id order.
+      await until(() => heardB.length === 2 && heardA.length === 2, 1_500, 'the newer change');
       await slow.query('COMMIT');
     } finally {
       slow.release();
@@ -94,12 +98,12 @@ describe('keys and changes on PostgreSQL', () => {
     await until(() => heardB.length === 3, 1_500, 'the change committed later');
 
     // b's listening connection cut: polling still hears within a second, and b listens again.
-    await pools[0].query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'`);
+    await pools[0].query(`SELECT pg_terminate_backend(pid) ${listeners}`);
     await transaction(pools[0], (c) => recordChange(c, { kind: 'all' }, 'cli'));
-    await until(() => heardB.length === 4, 1_500, 'a change while not listening');
+    await until(() => heardB.length === 4 && heardA.length === 4, 1_500, 'a change while not listening');
     expect(heardB.slice(1)).toEqual([{ kind: 'balance', id: 'acct_fast' }, { kind: 'account', id: 'acct_slow' }, { kind: 'all' }]);
     expect(heardA.slice(1)).toEqual(heardB.slice(1));
-    await until(async () => (await pools[0].query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'LISTEN%'`)).rows[0].n >= 2, 5_000, 'both nodes listening again');
+    await until(listening, 5_000, 'both nodes listening again');
     expect(errors).toEqual([]);
   });
 });

@@ -142,10 +142,12 @@ export function createSqliteUsage(db: Db): SqliteUsage {
     return last - from;
   });
 
+  const writeCells: SqliteUsage['writeCells'] = (cells, tallies, throughId, notices) => writing(() => writeTx.immediate(cells, tallies, throughId, notices));
+
   return {
     nextId: () => (q.last.get() as number) + 1,
-    write: (rows, tallies, throughId, notices) => writing(() => writeTx.immediate(usageCells(rows), tallies, throughId, notices)),
-    writeCells: (cells, tallies, throughId, notices) => writing(() => writeTx.immediate(cells, tallies, throughId, notices)),
+    write: (rows, tallies, throughId, notices) => writeCells(usageCells(rows), tallies, throughId, notices),
+    writeCells,
     // One writer: the account's rows are a chain through prev_id, found without an index of their own.
     recent(_accountId, head, limit) {
       const out: RecentUsage[] = [];
