@@ -97,7 +97,7 @@ describe('keys and changes on PostgreSQL', () => {
     }
     await until(() => heardB.length === 3, 1_500, 'the change committed later');
 
-    // b's listening connection cut: polling still hears within a second, and b listens again.
+    // Both nodes' listening connections cut: polling still hears within a second, and both listen again.
     await pools[0].query(`SELECT pg_terminate_backend(pid) ${listeners}`);
     await transaction(pools[0], (c) => recordChange(c, { kind: 'all' }, 'cli'));
     await until(() => heardB.length === 4 && heardA.length === 4, 1_500, 'a change while not listening');
